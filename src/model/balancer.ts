@@ -1,0 +1,64 @@
+/**
+ * Smooth weighted round-robin (nginx's algorithm): each pick adds every weight to its running
+ * score, takes the highest score and subtracts the total from it. Over any window of `total`
+ * consecutive picks each item is chosen exactly `weight` times, interleaved as evenly as possible.
+ *
+ * The running scores are the only mutable state. They are keyed by stable ids so they survive a
+ * table swap: a pool whose ids and weights are unchanged keeps its scores (the cycle continues);
+ * a pool whose weights changed starts a fresh cycle, so the new split is exact from the swap on.
+ */
+export interface Weighted {
+  readonly id: string;
+  readonly weight: number;
+}
+
+export class SmoothWeightedRoundRobin<T extends Weighted> {
+  readonly items: readonly T[];
+  readonly total: number;
+  /** `id=weight,…`: two balancers with the same signature cycle identically. */
+  readonly signature: string;
+  private readonly weights: Float64Array;
+  private readonly scores: Float64Array;
+
+  constructor(items: readonly T[], previous?: SmoothWeightedRoundRobin<T>) {
+    const usable = items.filter((item) => item.weight > 0);
+    this.items = usable;
+    this.weights = Float64Array.from(usable, (item) => item.weight);
+    this.total = usable.reduce((sum, item) => sum + item.weight, 0);
+    this.signature = usable.map((item) => `${item.id}=${item.weight}`).join(',');
+    this.scores = previous !== undefined && previous.signature === this.signature
+      ? previous.scores
+      : new Float64Array(usable.length);
+  }
+
+  /** The next item, or undefined when no item has a positive weight. */
+  pick(): T | undefined {
+    const n = this.weights.length;
+    if (n === 0) return undefined;
+    if (n === 1) return this.items[0];
+    const { weights, scores } = this;
+    let best = 0;
+    let bestScore = -Infinity;
+    for (let i = 0; i < n; i++) {
+      const score = scores[i]! + weights[i]!;
+      scores[i] = score;
+      if (score > bestScore) {
+        bestScore = score;
+        best = i;
+      }
+    }
+    scores[best] = bestScore - this.total;
+    return this.items[best];
+  }
+
+  /** Like pick, but skips items for which `exclude` returns true (used by retries); no state change when all are excluded. */
+  pickExcluding(exclude: (item: T) => boolean): T | undefined {
+    const n = this.items.length;
+    for (let attempt = 0; attempt < n; attempt++) {
+      const item = this.pick();
+      if (item === undefined) return undefined;
+      if (!exclude(item)) return item;
+    }
+    return undefined;
+  }
+}
