@@ -51,7 +51,7 @@ export class SmoothWeightedRoundRobin<T extends Weighted> {
     return this.items[best];
   }
 
-  /** Like pick, but skips items for which `exclude` returns true (used by retries); no state change when all are excluded. */
+  /** Like pick, but skips items for which `exclude` returns true (retries go to another endpoint). Skipped picks still advance the cycle. */
   pickExcluding(exclude: (item: T) => boolean): T | undefined {
     const n = this.items.length;
     for (let attempt = 0; attempt < n; attempt++) {

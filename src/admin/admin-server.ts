@@ -1,0 +1,91 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { TableStore } from '../control/table-store.js';
+import { routesView } from './routes-view.js';
+
+export interface AdminSources {
+  readonly store: TableStore;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** True once the first table is live and every provider has synced. */
+  ready(): boolean;
+  /** The effective configuration and provider states, already free of secrets. */
+  config(): unknown;
+}
+
+/**
+ * The admin server: /healthz, /readyz, /metrics, /api/routes, /api/config. A separate listener
+ * (loopback by default) so that nothing here is reachable through the proxy port.
+ */
+export class AdminServer {
+  readonly server: Server;
+
+  constructor(private readonly sources: AdminSources) {
+    this.server = createServer((req, res) => {
+      this.handle(req, res).catch((err: unknown) => {
+        sources.logger.error({ err }, 'admin request failed');
+        if (!res.headersSent) send(res, 500, { error: 'SY_INTERNAL', message: 'admin request failed' });
+        else res.destroy();
+      });
+    });
+  }
+
+  async listen(host: string, port: number): Promise<AddressInfo> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    return this.server.address() as AddressInfo;
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      send(res, 405, { error: 'SY_METHOD', message: 'admin endpoints are read-only' });
+      return;
+    }
+    const { store, metrics } = this.sources;
+    switch (path) {
+      case '/healthz':
+        send(res, 200, { status: 'ok' });
+        return;
+      case '/readyz': {
+        const ready = this.sources.ready();
+        send(res, ready ? 200 : 503, { ready, version: store.version, config: this.sources.config() });
+        return;
+      }
+      case '/metrics': {
+        const body = await metrics.registry.metrics();
+        res.writeHead(200, { 'content-type': metrics.registry.contentType });
+        res.end(body);
+        return;
+      }
+      case '/api/routes':
+        send(res, 200, routesView(store.current, store.version, store.swappedAt));
+        return;
+      case '/api/config':
+        send(res, 200, this.sources.config());
+        return;
+      default:
+        send(res, 404, { error: 'SY_NOT_FOUND', message: `no admin endpoint ${path}` });
+    }
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body, null, 2);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}

@@ -1,0 +1,99 @@
+import { parseArgs } from 'node:util';
+import { UsageError } from '../errors.js';
+import { parseHostPort, type HostPort } from './host-port.js';
+
+/** The frozen configuration every component reads. Built once from flags and environment. */
+export interface Config {
+  readonly listen: HostPort;
+  readonly admin: HostPort;
+  readonly templatesDir: string;
+  /** The services file (file provider); undefined with no Consul means the embedded demo default. */
+  readonly servicesFile: string | undefined;
+  /** Time in-flight requests get to finish on SIGTERM, and pools of removed endpoints to drain. */
+  readonly drainTimeoutMs: number;
+  readonly logLevel: string;
+}
+
+export type CliAction = { kind: 'run'; config: Config } | { kind: 'help' } | { kind: 'version' };
+
+interface FlagSpec {
+  readonly env?: string;
+  readonly value: string;
+  readonly help: string;
+  readonly default?: string;
+}
+
+/** Every value flag: its environment variable, its help line and default. The README mirrors it. */
+export const FLAGS = {
+  listen: { env: 'SWITCHYARD_LISTEN', value: 'HOST:PORT', default: '0.0.0.0:8080', help: 'proxy listener' },
+  admin: { env: 'SWITCHYARD_ADMIN', value: 'HOST:PORT', default: '127.0.0.1:8081', help: 'admin endpoints (/healthz /readyz /metrics /api/*)' },
+  templates: { env: 'SWITCHYARD_TEMPLATES', value: 'DIR', default: './templates', help: 'route templates: every *.yaml in DIR, watched' },
+  services: { env: 'SWITCHYARD_SERVICES', value: 'FILE', help: 'services file (same data as Consul catalog, health and KV), watched' },
+  'drain-timeout': { env: 'SWITCHYARD_DRAIN_TIMEOUT', value: 'DURATION', default: '10s', help: 'bound on in-flight requests at shutdown and on draining removed pools' },
+  'log-level': { env: 'SWITCHYARD_LOG_LEVEL', value: 'LEVEL', default: 'info', help: 'trace, debug, info, warn, error, fatal or silent' },
+} as const satisfies Record<string, FlagSpec>;
+
+type FlagName = keyof typeof FLAGS;
+
+const LOG_LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
+
+/** `250ms`, `10s`, `2m` or a bare number of milliseconds. */
+export function parseDuration(flag: string, value: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value.trim());
+  if (match === null) throw new UsageError(`--${flag}: expected a duration like 500ms, 10s or 2m, got ${JSON.stringify(value)}`);
+  const amount = Number(match[1]);
+  const unit = match[2] ?? 'ms';
+  return Math.round(amount * (unit === 'ms' ? 1 : unit === 's' ? 1000 : 60_000));
+}
+
+export function helpText(): string {
+  const lines = ['Usage: switchyard [flags]', '', 'Flags (each also set by the environment variable in brackets):'];
+  for (const [name, spec] of Object.entries(FLAGS) as [FlagName, FlagSpec][]) {
+    const left = `  --${name} ${spec.value}`;
+    const def = spec.default === undefined ? '' : ` (default ${spec.default})`;
+    lines.push(`${left.padEnd(34)}${spec.help}${def}${spec.env === undefined ? '' : ` [${spec.env}]`}`);
+  }
+  lines.push(`${'  --help'.padEnd(34)}this text`, `${'  --version'.padEnd(34)}print the version`);
+  lines.push('', 'Without --services (and without Consul) Switchyard runs its embedded default:',
+    'demo upstream servers on loopback and the routes in --templates.');
+  return lines.join('\n');
+}
+
+/** Parse argv (without node and script) and the environment. Throws UsageError with a one-line reason. */
+export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv): CliAction {
+  const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' }, version: { type: 'boolean' } };
+  for (const name of Object.keys(FLAGS)) options[name] = { type: 'string' };
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }));
+  } catch (err) {
+    throw new UsageError((err as Error).message.split('\n')[0] ?? 'invalid command line');
+  }
+  if (values['help'] === true) return { kind: 'help' };
+  if (values['version'] === true) return { kind: 'version' };
+
+  const get = (name: FlagName): string | undefined => {
+    const flagValue = values[name];
+    if (typeof flagValue === 'string') {
+      if (flagValue === '') throw new UsageError(`--${name}: empty value`);
+      return flagValue;
+    }
+    const spec: FlagSpec = FLAGS[name];
+    const envValue = spec.env === undefined ? undefined : env[spec.env];
+    if (envValue !== undefined && envValue !== '') return envValue;
+    return spec.default;
+  };
+
+  const logLevel = get('log-level')!;
+  if (!LOG_LEVELS.has(logLevel)) throw new UsageError(`--log-level: expected one of ${[...LOG_LEVELS].join(', ')}, got ${JSON.stringify(logLevel)}`);
+
+  const config: Config = {
+    listen: parseHostPort('--listen', get('listen')!),
+    admin: parseHostPort('--admin', get('admin')!),
+    templatesDir: get('templates')!,
+    servicesFile: get('services'),
+    drainTimeoutMs: parseDuration('drain-timeout', get('drain-timeout')!),
+    logLevel,
+  };
+  return { kind: 'run', config: Object.freeze(config) };
+}

@@ -1,0 +1,123 @@
+/**
+ * Fabio-style routes from service tags, so Fabio users can switch without retagging.
+ *
+ * Supported subset:
+ *   urlprefix-<host>/<path>[ strip=/<prefix>]     route requests for <host> under /<path>
+ *   urlprefix-/<path>[ strip=/<prefix>]           the same for any host
+ * - Options follow the prefix, separated by whitespace, as `name=value`. Only `strip` is supported;
+ *   any other option (Fabio's `proto=`, `tlsskipverify=`, `redirect=`, `host=`, ...) is ignored with
+ *   a BuildProblem of kind 'tag' and the route is still created. A repeated `strip` takes the last.
+ * - <host> is a DNS name or bracketed IPv6 literal, compared case-insensitively; no port, no
+ *   wildcard (`*.example.com`), no TCP routes (`urlprefix-:3000`): such tags are skipped with a
+ *   problem. <path> follows the rules of path.ts (normalised: `/a/` is `/a`).
+ * - Tags not starting with `urlprefix-` are not route tags and are ignored silently.
+ * - The route is named `tag:<service>:<host><path>` (host lower-case, path normalised), weighs 1,
+ *   and sends traffic to the instances of the service that carry that exact tag string, as Fabio
+ *   does: its destination is `{ service, tag: <the whole tag> }`.
+ * - Conflicts are not fatal (any registration can add tags, and one bad registration must not block
+ *   every table): a tag route whose name or host + path is already taken by a template route or an
+ *   earlier tag route is skipped with a problem. Order: services by name, tags by code-unit order,
+ *   so the winner is deterministic. Unlike Fabio, two services with the same prefix are not merged
+ *   into one route; route them together with a template instead.
+ */
+import { compareCodeUnits } from './compare-code-units.js';
+import { hostProblem, normalizeHost } from './host.js';
+import { normalizePrefix, prefixProblem } from './path.js';
+import { describeMatch, matchKey, type RouteSpec } from './route-spec.js';
+import type { BuildProblem, DiscoverySnapshot } from './types.js';
+
+export const TAG_PREFIX = 'urlprefix-';
+
+export interface ParsedTag {
+  readonly host: string | undefined;
+  readonly path: string;
+  readonly strip: string | undefined;
+  /** Options that were ignored, as written (`proto=https`). */
+  readonly ignored: readonly string[];
+}
+
+/** Parse one `urlprefix-` tag: the route it describes, or the reason it cannot be used. */
+export function parseUrlprefixTag(tag: string): ParsedTag | { readonly error: string } {
+  const [head = '', ...options] = tag.split(/[ \t]+/).filter((part) => part !== '');
+  if (!head.startsWith(TAG_PREFIX)) return { error: `not a ${TAG_PREFIX} tag` };
+  const target = head.slice(TAG_PREFIX.length);
+  const slash = target.indexOf('/');
+  if (slash < 0) return { error: `"${head}" has no path (expected ${TAG_PREFIX}[host]/path)` };
+  const rawHost = target.slice(0, slash);
+  if (rawHost !== '') {
+    const problem = hostProblem(rawHost);
+    if (problem !== undefined) return { error: problem };
+  }
+  const rawPath = target.slice(slash);
+  const pathError = prefixProblem(rawPath);
+  if (pathError !== undefined) return { error: pathError };
+
+  let strip: string | undefined;
+  const ignored: string[] = [];
+  for (const option of options) {
+    if (option.startsWith('strip=')) {
+      const value = option.slice('strip='.length);
+      if (!value.startsWith('/')) return { error: `strip "${value}" must start with "/"` };
+      const stripError = prefixProblem(value);
+      if (stripError !== undefined) return { error: `strip: ${stripError}` };
+      strip = normalizePrefix(value);
+    } else {
+      ignored.push(option);
+    }
+  }
+  return {
+    host: rawHost === '' ? undefined : normalizeHost(rawHost),
+    path: normalizePrefix(rawPath),
+    strip,
+    ignored,
+  };
+}
+
+/**
+ * Routes for every `urlprefix-` tag in the catalog that does not conflict with `existing` (the
+ * validated template routes) or with an earlier tag route. Returned routes are normalised.
+ */
+export function tagRoutes(
+  catalog: DiscoverySnapshot['catalog'],
+  existing: readonly RouteSpec[],
+): { routes: RouteSpec[]; problems: BuildProblem[] } {
+  const routes: RouteSpec[] = [];
+  const problems: BuildProblem[] = [];
+  const names = new Map(existing.map((r) => [r.name, r]));
+  const matches = new Map(existing.map((r) => [matchKey(r.host, r.path), r]));
+  const problem = (tag: string, service: string, message: string): void => {
+    problems.push({ kind: 'tag', source: tag, message: `service "${service}": ${message}` });
+  };
+
+  for (const service of Object.keys(catalog).sort(compareCodeUnits)) {
+    const tags = [...new Set(catalog[service] ?? [])].filter((t) => t.startsWith(TAG_PREFIX)).sort(compareCodeUnits);
+    for (const tag of tags) {
+      const parsed = parseUrlprefixTag(tag);
+      if ('error' in parsed) {
+        problem(tag, service, `${parsed.error}; tag ignored`);
+        continue;
+      }
+      for (const option of parsed.ignored) problem(tag, service, `unsupported option "${option}" ignored`);
+      const name = `tag:${service}:${describeMatch(parsed.host, parsed.path)}`;
+      const key = matchKey(parsed.host, parsed.path);
+      const clash = names.get(name) ?? matches.get(key);
+      if (clash !== undefined) {
+        problem(tag, service, `${describeMatch(parsed.host, parsed.path)} is already routed by "${clash.name}" (${clash.source}); tag ignored`);
+        continue;
+      }
+      const route: RouteSpec = {
+        name,
+        host: parsed.host,
+        path: parsed.path,
+        strip: parsed.strip,
+        to: [{ service, tag, weight: 1 }],
+        origin: 'tag',
+        source: tag,
+      };
+      names.set(name, route);
+      matches.set(key, route);
+      routes.push(route);
+    }
+  }
+  return { routes, problems };
+}

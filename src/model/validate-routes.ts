@@ -1,0 +1,75 @@
+import { ConfigError } from '../errors.js';
+import { hostProblem, normalizeHost } from './host.js';
+import { normalizePrefix, prefixProblem } from './path.js';
+import { describeMatch, destinationKey, matchKey, type RouteSpec } from './route-spec.js';
+
+/**
+ * Fatal validation of template routes (after expansion). Every failure throws a ConfigError whose
+ * source is the template file and whose message names the route, so the control layer can log it
+ * and keep the last good table. Errors are fatal because templates are the operator's own config:
+ * serving a table that silently lacks a route is worse than keeping the previous one.
+ *
+ * Rules: non-empty name; valid host (host.ts) and path/strip prefixes (path.ts); at least one
+ * destination; each destination has a non-empty service, a non-empty tag when given, and a finite
+ * weight >= 0; no two destinations of a route with the same key (KV weights could not tell them
+ * apart); route names unique; no two routes with the same host + path (one would shadow the other).
+ *
+ * Returns the routes normalised (host lower-case without trailing dot, prefixes normalised), in
+ * input order. The first error found is thrown; order is deterministic.
+ */
+export function validateRoutes(specs: readonly RouteSpec[]): RouteSpec[] {
+  const out: RouteSpec[] = [];
+  const byName = new Map<string, RouteSpec>();
+  const byMatch = new Map<string, RouteSpec>();
+  for (const raw of specs) {
+    const spec = normalizeSpec(raw);
+    const sameName = byName.get(spec.name);
+    if (sameName !== undefined) {
+      throw new ConfigError(spec.source, `route "${spec.name}": duplicate route name (also defined in ${sameName.source})`);
+    }
+    const key = matchKey(spec.host, spec.path);
+    const sameMatch = byMatch.get(key);
+    if (sameMatch !== undefined) {
+      throw new ConfigError(spec.source, `route "${spec.name}": matches ${describeMatch(spec.host, spec.path)} like route "${sameMatch.name}" (${sameMatch.source})`);
+    }
+    byName.set(spec.name, spec);
+    byMatch.set(key, spec);
+    out.push(spec);
+  }
+  return out;
+}
+
+function normalizeSpec(spec: RouteSpec): RouteSpec {
+  const fail = (message: string): never => {
+    throw new ConfigError(spec.source, `route "${spec.name}": ${message}`);
+  };
+  if (spec.name.trim() === '') fail('route name is empty');
+  if (spec.host !== undefined) {
+    const problem = hostProblem(spec.host);
+    if (problem !== undefined) fail(problem);
+  }
+  const pathProblem = prefixProblem(spec.path);
+  if (pathProblem !== undefined) fail(`match.path: ${pathProblem}`);
+  if (spec.strip !== undefined) {
+    const stripProblem = prefixProblem(spec.strip);
+    if (stripProblem !== undefined) fail(`strip: ${stripProblem}`);
+  }
+  if (spec.to.length === 0) fail('route has no destinations');
+  const keys = new Set<string>();
+  for (const d of spec.to) {
+    if (d.service.trim() === '') fail('a destination has an empty service name');
+    if (d.tag !== undefined && d.tag === '') fail(`destination "${d.service}" has an empty tag`);
+    const key = destinationKey(d.service, d.tag);
+    if (typeof d.weight !== 'number' || !Number.isFinite(d.weight) || d.weight < 0) {
+      fail(`destination "${key}" has weight ${String(d.weight)}; weights must be finite numbers >= 0`);
+    }
+    if (keys.has(key)) fail(`destination "${key}" is listed twice`);
+    keys.add(key);
+  }
+  return {
+    ...spec,
+    host: spec.host === undefined ? undefined : normalizeHost(spec.host),
+    path: normalizePrefix(spec.path),
+    strip: spec.strip === undefined ? undefined : normalizePrefix(spec.strip),
+  };
+}

@@ -1,0 +1,71 @@
+import { basename, dirname, resolve } from 'node:path';
+import { ConfigError } from '../../errors.js';
+import type { Logger } from '../../observability/logger.js';
+import type { Metrics } from '../../observability/metrics.js';
+import { StatusTracker, type DiscoveryProvider, type DiscoveryUpdate, type ProviderStatus } from '../provider.js';
+import { watchDirectory, type DirectoryWatch } from '../watch-dir.js';
+import { readYamlFile } from '../yaml-file.js';
+import { servicesFileSchema } from './services-schema.js';
+import { kvUnderPrefix, servicesToDiscovery } from './to-snapshot.js';
+
+/**
+ * The file provider: a services file (services + KV, Consul's shapes) read whole on every change.
+ * A file that fails to read, parse or validate is rejected with a log line and a metric; the last
+ * good snapshot stays in force because nothing is emitted.
+ */
+export class FileProvider implements DiscoveryProvider {
+  readonly name = 'file';
+  private readonly tracker = new StatusTracker(this.name);
+  private readonly path: string;
+  private watcher: DirectoryWatch | undefined;
+  private emit: ((update: DiscoveryUpdate) => void) | undefined;
+  private reading: Promise<void> = Promise.resolve();
+  private lastError: string | undefined;
+
+  constructor(
+    path: string,
+    private readonly kvPrefix: string,
+    private readonly logger: Logger,
+    private readonly metrics: Metrics,
+  ) {
+    this.path = resolve(path);
+  }
+
+  async start(emit: (update: DiscoveryUpdate) => void): Promise<void> {
+    this.emit = emit;
+    await this.reload();
+    const name = basename(this.path);
+    this.watcher = await watchDirectory(dirname(this.path), (n) => n === name, () => void this.reload(), this.logger);
+  }
+
+  /** Serialised so that a burst of events reads the file in order and the newest read wins. */
+  reload(): Promise<void> {
+    this.reading = this.reading.then(() => this.read());
+    return this.reading;
+  }
+
+  private async read(): Promise<void> {
+    try {
+      const file = await readYamlFile(this.path, servicesFileSchema);
+      this.tracker.succeeded();
+      if (this.lastError !== undefined) this.logger.info({ file: this.path }, 'services file is valid again');
+      this.lastError = undefined;
+      this.emit?.({ discovery: servicesToDiscovery(file), kv: kvUnderPrefix(file.kv, this.kvPrefix) });
+    } catch (err) {
+      const message = err instanceof ConfigError ? err.message : `${this.path}: ${(err as Error).message}`;
+      this.tracker.failed(message);
+      this.metrics.configErrors.inc({ kind: 'services' });
+      this.logger.error({ file: this.path, code: 'SY_CONFIG_INVALID' }, `services file rejected, last good version kept: ${message}`);
+      this.lastError = message;
+    }
+  }
+
+  status(): ProviderStatus {
+    return this.tracker.snapshot({ file: this.path });
+  }
+
+  async stop(): Promise<void> {
+    await this.watcher?.close();
+    this.watcher = undefined;
+  }
+}

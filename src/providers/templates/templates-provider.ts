@@ -1,0 +1,99 @@
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { RouteTemplate } from '../../model/types.js';
+import { ConfigError } from '../../errors.js';
+import type { Logger } from '../../observability/logger.js';
+import type { Metrics } from '../../observability/metrics.js';
+import { StatusTracker, type ProviderStatus, type TemplatesProvider } from '../provider.js';
+import { watchDirectory, type DirectoryWatch } from '../watch-dir.js';
+import { readYamlFile } from '../yaml-file.js';
+import { templatesFileSchema } from './templates-schema.js';
+
+const isTemplateFile = (name: string): boolean => name.endsWith('.yaml') && !name.startsWith('.');
+
+/**
+ * Route templates: every `*.yaml` in a directory, watched with chokidar. Each file keeps its last
+ * good parse: a broken file is logged and counted, and its previous routes stay in force while the
+ * other files' changes still apply. A deleted file's routes go away.
+ */
+export class DirectoryTemplatesProvider implements TemplatesProvider {
+  readonly name = 'templates';
+  private readonly tracker = new StatusTracker(this.name);
+  private readonly lastGood = new Map<string, readonly RouteTemplate[]>();
+  private readonly broken = new Map<string, string>();
+  private watcher: DirectoryWatch | undefined;
+  private emit: ((templates: readonly RouteTemplate[]) => void) | undefined;
+  private reading: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly dir: string,
+    private readonly logger: Logger,
+    private readonly metrics: Metrics,
+  ) {}
+
+  async start(emit: (templates: readonly RouteTemplate[]) => void): Promise<void> {
+    this.emit = emit;
+    await this.reload();
+    this.watcher = await watchDirectory(this.dir, isTemplateFile, () => void this.reload(), this.logger);
+  }
+
+  /** Serialised: a burst of file events reads the directory once per event, in order, newest last. */
+  reload(): Promise<void> {
+    this.reading = this.reading.then(() => this.readAll());
+    return this.reading;
+  }
+
+  private async readAll(): Promise<void> {
+    let names: string[];
+    try {
+      names = (await readdir(this.dir)).filter(isTemplateFile).sort();
+    } catch (err) {
+      const message = `templates directory ${this.dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
+      this.tracker.failed(message);
+      this.metrics.configErrors.inc({ kind: 'template' });
+      this.logger.error({ dir: this.dir }, message);
+      return;
+    }
+    for (const known of [...this.lastGood.keys()]) if (!names.includes(known)) this.lastGood.delete(known);
+    for (const known of [...this.broken.keys()]) if (!names.includes(known)) this.broken.delete(known);
+    for (const name of names) await this.readOne(name);
+    this.tracker.succeeded();
+    this.emit?.(names.flatMap((name) => this.lastGood.get(name) ?? []));
+  }
+
+  private async readOne(name: string): Promise<void> {
+    const path = join(this.dir, name);
+    try {
+      const file = await readYamlFile(path, templatesFileSchema);
+      this.lastGood.set(name, file.routes.map((route) => toTemplate(route, path)));
+      if (this.broken.delete(name)) this.logger.info({ file: path }, 'template file is valid again');
+    } catch (err) {
+      const message = err instanceof ConfigError ? err.message : `${path}: ${(err as Error).message}`;
+      if (this.broken.get(name) !== message) {
+        this.metrics.configErrors.inc({ kind: 'template' });
+        this.logger.error({ file: path, code: 'SY_CONFIG_INVALID', kept: this.lastGood.has(name) }, `template rejected, last good version kept: ${message}`);
+      }
+      this.broken.set(name, message);
+    }
+  }
+
+  status(): ProviderStatus {
+    return this.tracker.snapshot({ dir: this.dir, files: [...this.lastGood.keys()], broken: Object.fromEntries(this.broken) });
+  }
+
+  async stop(): Promise<void> {
+    await this.watcher?.close();
+    this.watcher = undefined;
+  }
+}
+
+function toTemplate(route: import('./templates-schema.js').TemplatesFile['routes'][number], source: string): RouteTemplate {
+  return {
+    name: route.name,
+    ...(route.each === undefined ? {} : { each: route.each }),
+    match: route.match.host === undefined ? { path: route.match.path } : { host: route.match.host, path: route.match.path },
+    ...(route.strip === undefined ? {} : { strip: route.strip }),
+    to: route.to.map((d) => (d.tag === undefined ? { service: d.service, weight: d.weight } : { service: d.service, tag: d.tag, weight: d.weight })),
+    source,
+  };
+}

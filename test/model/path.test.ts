@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { matchesPrefix, normalizePrefix, pathEnd, prefixProblem, stripPrefix } from '../../src/model/path.js';
+
+describe('normalizePrefix', () => {
+  const cases: [string, string][] = [
+    ['', '/'],
+    ['/', '/'],
+    ['///', '/'],
+    ['users', '/users'],
+    ['/users', '/users'],
+    ['/users/', '/users'],
+    ['/users//', '/users'],
+    ['/a/b/c/', '/a/b/c'],
+    ['a/b', '/a/b'],
+  ];
+  for (const [input, expected] of cases) {
+    it(`${JSON.stringify(input)} → ${expected}`, () => assert.equal(normalizePrefix(input), expected));
+  }
+});
+
+describe('prefixProblem', () => {
+  const ok = ['/', '', '/users', '/users/', 'users', '/a/b-c_d/e.f', '/v1.2', '/%20x'];
+  for (const p of ok) it(`accepts ${JSON.stringify(p)}`, () => assert.equal(prefixProblem(p), undefined));
+  const bad: [string, RegExp][] = [
+    ['/a//b', /empty segment/],
+    ['//a', /empty segment/],
+    ['/a?b', /"\?" or "#"/],
+    ['/a#b', /"\?" or "#"/],
+    ['/a b', /whitespace/],
+    ['/a\tb', /whitespace/],
+    ['/a/../b', /"\.\." segment/],
+    ['/./b', /"\." segment/],
+  ];
+  for (const [p, reason] of bad) {
+    it(`rejects ${JSON.stringify(p)}`, () => assert.match(prefixProblem(p) ?? '', reason));
+  }
+});
+
+describe('pathEnd', () => {
+  const cases: [string, number][] = [['/a', 2], ['/a?x', 2], ['/a#f', 2], ['/a?x#f', 2], ['/a#f?x', 2], ['/abc?', 4], ['?', 0]];
+  for (const [p, n] of cases) it(`${p} → ${n}`, () => assert.equal(pathEnd(p), n));
+});
+
+describe('matchesPrefix (segment boundary)', () => {
+  const cases: [string, string, boolean][] = [
+    ['/users', '/users', true],
+    ['/users/', '/users', true],
+    ['/users/1', '/users', true],
+    ['/users?x=1', '/users', true],
+    ['/users#top', '/users', true],
+    ['/usersx', '/users', false],
+    ['/user', '/users', false],
+    ['/Users', '/users', false],
+    ['/a?/users', '/users', false],
+    ['/u?sers', '/users', false],
+    ['/anything', '/', true],
+    ['/', '/', true],
+    ['*', '/', false],
+    ['', '/', false],
+    ['/a/b/c', '/a/b', true],
+    ['/a/bc', '/a/b', false],
+  ];
+  for (const [path, prefix, expected] of cases) {
+    it(`${path} ${expected ? 'matches' : 'does not match'} ${prefix}`, () => assert.equal(matchesPrefix(path, prefix), expected));
+  }
+});
+
+describe('stripPrefix', () => {
+  const cases: [string, string, string][] = [
+    ['/users/1?a=b', '/users', '/1?a=b'],
+    ['/users', '/users', '/'],
+    ['/users/', '/users', '/'],
+    ['/users?x=1', '/users', '/?x=1'],
+    ['/users#f', '/users', '/#f'],
+    ['/users/a/b', '/users', '/a/b'],
+    ['/api/v1/x', '/api/v1', '/x'],
+    ['/usersx', '/users', '/usersx'],
+    ['/other/1', '/users', '/other/1'],
+    ['/users/1', '/', '/users/1'],
+    ['/a?/users', '/users', '/a?/users'],
+  ];
+  for (const [path, strip, expected] of cases) {
+    it(`${path} strip ${strip} → ${expected}`, () => assert.equal(stripPrefix(path, strip), expected));
+  }
+  it('always returns a path starting with "/" for paths under the prefix', () => {
+    for (const tail of ['', '/', '?', '?q', '#', '/x', '/x/y?z']) {
+      assert.equal(stripPrefix(`/p${tail}`, '/p').charCodeAt(0), 47, tail);
+    }
+  });
+});
