@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
 import { parseHostPort, type HostPort } from './host-port.js';
@@ -12,6 +13,29 @@ export interface Config {
   /** Time in-flight requests get to finish on SIGTERM, and pools of removed endpoints to drain. */
   readonly drainTimeoutMs: number;
   readonly logLevel: string;
+  /** KV prefix Switchyard reads (services file and Consul alike), with its trailing `/`. */
+  readonly kvPrefix: string;
+  /** Set when Consul is the discovery source. */
+  readonly consul: ConsulSettings | undefined;
+}
+
+export type ConsulConsistency = 'default' | 'stale' | 'consistent';
+
+/** How to reach Consul, following Consul's own CLI conventions (CONSUL_HTTP_ADDR and friends). */
+export interface ConsulSettings {
+  /** `http://host:port` or `https://host:port`. */
+  readonly url: string;
+  /** ACL token (CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE). Never logged, never shown. */
+  readonly token: string | undefined;
+  readonly caCert: string | undefined;
+  readonly clientCert: string | undefined;
+  readonly clientKey: string | undefined;
+  /** CONSUL_HTTP_SSL_VERIFY=false turns certificate verification off. */
+  readonly tlsVerify: boolean;
+  readonly datacenter: string | undefined;
+  readonly consistency: ConsulConsistency;
+  /** Blocking query `wait`; the client's own timeout is wait + wait/16 + a margin. */
+  readonly waitMs: number;
 }
 
 export type CliAction = { kind: 'run'; config: Config } | { kind: 'help' } | { kind: 'version' };
@@ -31,6 +55,11 @@ export const FLAGS = {
   services: { env: 'SWITCHYARD_SERVICES', value: 'FILE', help: 'services file (same data as Consul catalog, health and KV), watched' },
   'drain-timeout': { env: 'SWITCHYARD_DRAIN_TIMEOUT', value: 'DURATION', default: '10s', help: 'bound on in-flight requests at shutdown and on draining removed pools' },
   'log-level': { env: 'SWITCHYARD_LOG_LEVEL', value: 'LEVEL', default: 'info', help: 'trace, debug, info, warn, error, fatal or silent' },
+  'kv-prefix': { env: 'SWITCHYARD_KV_PREFIX', value: 'PREFIX', default: 'switchyard/', help: 'KV prefix holding weights and policies' },
+  consul: { env: 'CONSUL_HTTP_ADDR', value: 'ADDR', help: 'Consul agent, host:port or http(s)://host:port; makes Consul the discovery source' },
+  'consul-datacenter': { env: 'CONSUL_DATACENTER', value: 'DC', help: 'datacenter to query (default: the agent\'s)' },
+  'consul-consistency': { env: 'SWITCHYARD_CONSUL_CONSISTENCY', value: 'MODE', default: 'default', help: 'default, stale or consistent' },
+  'consul-wait': { env: 'SWITCHYARD_CONSUL_WAIT', value: 'DURATION', default: '60s', help: 'blocking query wait (at most 10m)' },
 } as const satisfies Record<string, FlagSpec>;
 
 type FlagName = keyof typeof FLAGS;
@@ -54,7 +83,9 @@ export function helpText(): string {
     lines.push(`${left.padEnd(34)}${spec.help}${def}${spec.env === undefined ? '' : ` [${spec.env}]`}`);
   }
   lines.push(`${'  --help'.padEnd(34)}this text`, `${'  --version'.padEnd(34)}print the version`);
-  lines.push('', 'Without --services (and without Consul) Switchyard runs its embedded default:',
+  lines.push('', 'Consul connection, as Consul\'s own CLI reads it: CONSUL_HTTP_TOKEN (or CONSUL_HTTP_TOKEN_FILE),',
+    'CONSUL_CACERT, CONSUL_CLIENT_CERT, CONSUL_CLIENT_KEY, CONSUL_HTTP_SSL_VERIFY.');
+  lines.push('', 'Without --services and without --consul Switchyard runs its embedded default:',
     'demo upstream servers on loopback and the routes in --templates.');
   return lines.join('\n');
 }
@@ -87,6 +118,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
   const logLevel = get('log-level')!;
   if (!LOG_LEVELS.has(logLevel)) throw new UsageError(`--log-level: expected one of ${[...LOG_LEVELS].join(', ')}, got ${JSON.stringify(logLevel)}`);
 
+  const kvPrefix = get('kv-prefix')!;
   const config: Config = {
     listen: parseHostPort('--listen', get('listen')!),
     admin: parseHostPort('--admin', get('admin')!),
@@ -94,6 +126,62 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     servicesFile: get('services'),
     drainTimeoutMs: parseDuration('drain-timeout', get('drain-timeout')!),
     logLevel,
+    kvPrefix: kvPrefix.endsWith('/') ? kvPrefix : `${kvPrefix}/`,
+    consul: consulSettings(get('consul'), get, env),
   };
   return { kind: 'run', config: Object.freeze(config) };
+}
+
+/** Consul's address forms: `host:port`, `http://host:port`, `https://host:port` (CONSUL_HTTP_SSL=true means https). */
+export function parseConsulAddress(value: string, env: NodeJS.ProcessEnv = {}): string {
+  const hasScheme = /^[a-z]+:\/\//i.test(value);
+  const scheme = env['CONSUL_HTTP_SSL'] === 'true' ? 'https' : 'http';
+  let url: URL;
+  try {
+    url = new URL(hasScheme ? value : `${scheme}://${value}`);
+  } catch {
+    throw new UsageError(`--consul: expected host:port or http(s)://host:port, got ${JSON.stringify(value)}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--consul: scheme must be http or https, got ${url.protocol}`);
+  if (url.pathname !== '/' || url.search !== '' || url.username !== '') throw new UsageError(`--consul: expected only scheme, host and port, got ${JSON.stringify(value)}`);
+  return `${url.protocol}//${url.host}`;
+}
+
+function consulSettings(
+  address: string | undefined,
+  get: (name: FlagName) => string | undefined,
+  env: NodeJS.ProcessEnv,
+): ConsulSettings | undefined {
+  if (address === undefined) return undefined;
+  const consistency = get('consul-consistency')!;
+  if (consistency !== 'default' && consistency !== 'stale' && consistency !== 'consistent') {
+    throw new UsageError(`--consul-consistency: expected default, stale or consistent, got ${JSON.stringify(consistency)}`);
+  }
+  const waitMs = parseDuration('consul-wait', get('consul-wait')!);
+  if (waitMs < 1000 || waitMs > 600_000) throw new UsageError(`--consul-wait: must be between 1s and 10m, got ${get('consul-wait')}`);
+  const verify = env['CONSUL_HTTP_SSL_VERIFY'];
+  if (verify !== undefined && verify !== '' && !['true', 'false', '1', '0'].includes(verify)) {
+    throw new UsageError(`CONSUL_HTTP_SSL_VERIFY: expected true or false, got ${JSON.stringify(verify)}`);
+  }
+  const nonEmpty = (name: string): string | undefined => (env[name] === undefined || env[name] === '' ? undefined : env[name]);
+  let token = nonEmpty('CONSUL_HTTP_TOKEN');
+  const tokenFile = nonEmpty('CONSUL_HTTP_TOKEN_FILE');
+  if (token === undefined && tokenFile !== undefined) {
+    try {
+      token = readFileSync(tokenFile, 'utf8').trim();
+    } catch (err) {
+      throw new UsageError(`CONSUL_HTTP_TOKEN_FILE: cannot read ${tokenFile}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+    }
+  }
+  return {
+    url: parseConsulAddress(address, env),
+    token,
+    caCert: nonEmpty('CONSUL_CACERT'),
+    clientCert: nonEmpty('CONSUL_CLIENT_CERT'),
+    clientKey: nonEmpty('CONSUL_CLIENT_KEY'),
+    tlsVerify: verify !== 'false' && verify !== '0',
+    datacenter: get('consul-datacenter'),
+    consistency,
+    waitMs,
+  };
 }

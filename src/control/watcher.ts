@@ -44,6 +44,8 @@ export class ConfigWatcher {
   private problemKeys = new Set<string>();
   private watchedKey = '';
   private stopped = false;
+  /** Builds wait until every provider made its first attempt, so start-up swaps one whole table. */
+  private starting = true;
   /** The last rejected build, cleared by the next successful one. */
   lastFailure: BuildFailure | undefined;
   builds = 0;
@@ -63,6 +65,8 @@ export class ConfigWatcher {
   async start(): Promise<void> {
     await this.templatesProvider.start((templates) => this.onTemplates(templates));
     await Promise.all(this.providers.map((state) => state.provider.start((update) => this.onDiscovery(state, update))));
+    this.starting = false;
+    this.schedule();
   }
 
   /** SIGHUP: every provider reads its source afresh; the rebuild follows as for any change. */
@@ -103,7 +107,7 @@ export class ConfigWatcher {
   }
 
   private schedule(): void {
-    if (this.timer !== undefined || this.stopped) return;
+    if (this.timer !== undefined || this.stopped || this.starting) return;
     const delay = Math.max(this.options.coalesceMs, this.lastBuildAt + this.options.minIntervalMs - Date.now());
     this.timer = setTimeout(() => {
       this.timer = undefined;

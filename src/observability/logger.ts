@@ -12,6 +12,9 @@ const REDACT = [
   'adminToken', '*.adminToken',
 ];
 
+/** Longest time a log line waits in the write buffer. */
+const FLUSH_INTERVAL_MS = 100;
+
 export interface LoggerSettings {
   level?: string;
   /** Write synchronously (tests, short-lived commands); default is an async buffered destination. */
@@ -29,5 +32,10 @@ export function createLogger(settings: LoggerSettings = {}): Logger {
     timestamp: pino.stdTimeFunctions.isoTime,
   };
   if (settings.destination !== undefined) return pino(options, settings.destination);
-  return pino(options, pino.destination({ dest: 1, sync: settings.sync ?? false, minLength: settings.sync ? 0 : 4096 }));
+  if (settings.sync === true) return pino(options, pino.destination({ dest: 1, sync: true }));
+  // Buffered asynchronous writes keep logging off the request hot path; a short flush timer
+  // bounds how long a line can wait in the buffer when traffic is light.
+  const logger = pino(options, pino.destination({ dest: 1, sync: false, minLength: 4096 }));
+  setInterval(() => logger.flush(), FLUSH_INTERVAL_MS).unref();
+  return logger;
 }

@@ -1,0 +1,112 @@
+/**
+ * Public types of the Consul test server: what tests pass in (registrations, ACL policies, fault
+ * settings) and what they read back (the request log). Wire shapes (the JSON Consul returns) are
+ * built in state.ts.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+
+export type CheckStatus = 'passing' | 'warning' | 'critical';
+
+/** A check as given in `Check` / `Checks` of an agent service registration (Consul field names). */
+export interface CheckDefinition {
+  CheckID?: string;
+  ID?: string;
+  Name?: string;
+  Notes?: string;
+  /** Initial status; Consul's default is `critical`. */
+  Status?: CheckStatus;
+  TTL?: string;
+  HTTP?: string;
+  TCP?: string;
+  GRPC?: string;
+  Args?: string[];
+  AliasService?: string;
+  Interval?: string;
+  Timeout?: string;
+  DeregisterCriticalServiceAfter?: string;
+}
+
+/** Body of `PUT /v1/agent/service/register` (Consul field names). */
+export interface ServiceRegistration {
+  ID?: string;
+  Name: string;
+  Tags?: string[];
+  Address?: string;
+  Port?: number;
+  Meta?: Record<string, string>;
+  Weights?: { Passing: number; Warning: number };
+  EnableTagOverride?: boolean;
+  TaggedAddresses?: Record<string, { Address: string; Port: number }>;
+  Check?: CheckDefinition;
+  Checks?: CheckDefinition[];
+}
+
+export type Access = 'deny' | 'read' | 'write';
+
+/**
+ * A much reduced ACL policy: one access level per resource kind, optionally limited to names
+ * starting with a prefix (like a `key_prefix "switchyard/" { policy = "read" }` rule).
+ * Anything not granted is denied (Consul's `default_policy = "deny"`).
+ */
+export interface AclPolicy {
+  key?: Access;
+  keyPrefix?: string;
+  service?: Access;
+  servicePrefix?: string;
+  node?: Access;
+}
+
+export interface ConsulTestServerOptions {
+  /** Enables ACLs; this secret is a management token (may do everything). */
+  aclToken?: string;
+  /** Name of the agent's node (default `consul-test`). */
+  nodeName?: string;
+  /** Address of the agent's node (default `127.0.0.1`). */
+  nodeAddress?: string;
+  /** Datacenter (default `dc1`); `?dc=` naming another one gets 500 "No path to datacenter". */
+  datacenter?: string;
+  /** Port to listen on (default: an ephemeral one). */
+  port?: number;
+  /** Add up to wait/16 of random extra time to blocking queries, like Consul (default true). */
+  jitter?: boolean;
+  /**
+   * Behave like the streaming backend for `/v1/health/service` blocking queries: no
+   * `X-Consul-KnownLeader` / `X-Consul-LastContact` headers on those (default false).
+   */
+  streaming?: boolean;
+}
+
+export interface RestartOptions {
+  /**
+   * Lower the indexes, like a snapshot restore: `true` renumbers every stored object from 1 (the
+   * global index becomes the number of objects kept), a number sets the global index to at most
+   * that value (every stored index is clamped to it). Default false.
+   */
+  resetIndex?: boolean | number;
+  /** Keep services, checks, nodes and KV (default true); false starts from an empty catalog. */
+  keepData?: boolean;
+  /** Stay down (connections refused) this long before listening again (default 0). */
+  downMs?: number;
+}
+
+export interface LoggedRequest {
+  /** 1-based sequence number over the server's life. */
+  seq: number;
+  /** `performance.now()` when the request headers arrived. */
+  at: number;
+  method: string;
+  /** Decoded path, e.g. `/v1/kv/switchyard/routes`. */
+  path: string;
+  /** Query parameters; a flag without value (e.g. `?recurse`) maps to "". */
+  query: Record<string, string>;
+  rawQuery: string;
+  headers: IncomingHttpHeaders;
+  /** Set when the response was sent (absent if the connection was dropped first). */
+  status?: number;
+  /** `performance.now()` when the response was sent. */
+  endedAt?: number;
+  /** True if the request was held as a blocking query (index > 0 and nothing newer). */
+  blocked?: boolean;
+  /** Set when a fault was injected into this request: `fail`, `hang`. */
+  fault?: string;
+}
