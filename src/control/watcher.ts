@@ -1,5 +1,5 @@
 import { SwitchyardError } from '../errors.js';
-import { buildTable, neededServices } from '../model/index.js';
+import { buildTable } from '../model/index.js';
 import type { BuildProblem, DiscoverySnapshot, KvSnapshot, RouteTemplate, RoutingTable } from '../model/types.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -111,7 +111,13 @@ export class ConfigWatcher {
     const delay = Math.max(this.options.coalesceMs, this.lastBuildAt + this.options.minIntervalMs - Date.now());
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      this.build();
+      try {
+        this.build();
+      } catch (err) {
+        // A bug, not bad input (bad input is a ConfigError caught in build): never let it kill the process.
+        this.metrics.configErrors.inc({ kind: 'build' });
+        this.logger.error({ err }, 'unexpected error while building the routing table; the live table keeps serving');
+      }
     }, delay);
   }
 
@@ -121,7 +127,6 @@ export class ConfigWatcher {
     this.lastBuildAt = Date.now();
     const discovery = mergeDiscovery(this.providers.flatMap((s) => (s.discovery === undefined ? [] : [s.discovery])));
     const kv = mergeKv(this.providers.flatMap((s) => (s.kv === undefined ? [] : [s.kv])));
-    this.followNeededServices(discovery);
     let table: RoutingTable;
     try {
       table = buildTable(discovery, kv, this.templates);
@@ -134,6 +139,7 @@ export class ConfigWatcher {
       return;
     }
     this.lastFailure = undefined;
+    this.followNeededServices(table.services);
     this.reportProblems(table.problems);
     this.store.swap(table);
     this.builds += 1;
@@ -143,8 +149,8 @@ export class ConfigWatcher {
     this.logger.info({ version: this.store.version, routes: table.routes.length, problems: table.problems.length }, 'routing table swapped');
   }
 
-  private followNeededServices(discovery: DiscoverySnapshot): void {
-    const names = neededServices(discovery.catalog, this.templates ?? []);
+  /** Tell discovery providers which services routes need instances of (Consul starts and stops health watches). */
+  private followNeededServices(names: readonly string[]): void {
     const key = names.join('\n');
     if (key === this.watchedKey) return;
     this.watchedKey = key;

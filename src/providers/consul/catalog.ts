@@ -1,0 +1,22 @@
+import { z } from 'zod';
+import { compareCodeUnits } from '../../model/compare-code-units.js';
+import type { DiscoverySnapshot } from '../../model/types.js';
+
+/** Consul's own service, present in every catalog; never a routing target. */
+export const CONSUL_SERVICE = 'consul';
+
+const catalogSchema = z.record(z.string(), z.array(z.string()).nullable());
+
+/**
+ * `GET /v1/catalog/services` → `{name: [tags]}`, without Consul's own `consul` service, names and
+ * tags sorted and deduplicated so that equal catalogs serialise equally.
+ */
+export function catalogFromServices(body: unknown): DiscoverySnapshot['catalog'] {
+  const parsed = catalogSchema.parse(body ?? {});
+  const out: Record<string, readonly string[]> = {};
+  for (const name of Object.keys(parsed).sort(compareCodeUnits)) {
+    if (name === CONSUL_SERVICE) continue;
+    out[name] = [...new Set(parsed[name] ?? [])].sort(compareCodeUnits);
+  }
+  return out;
+}

@@ -1,0 +1,231 @@
+import { lookup as dnsLookup } from 'node:dns';
+import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { Agent as HttpAgent, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import Consul from 'consul';
+import type { ConsulSettings } from '../../config/config.js';
+import { ConsulError } from '../../errors.js';
+import type { Answer, QueryMeta, QueryRequest } from './blocking-query.js';
+import { ConsulWatchError } from './watch-error.js';
+
+/**
+ * The three reads the provider makes, through the `consul` package: it builds the URLs, sends the
+ * token as `X-Consul-Token`, and with a `ctx` that has `includeResponse` hands back the response so
+ * the `X-Consul-*` headers can be read; `ctx.emit('cancel')` aborts the request. Its typings leave
+ * out `index`, `wait`, `stale`, `consistent`, `ctx` and `timeout`, hence the narrow interface below.
+ *
+ * Every failure becomes a ConsulWatchError whose message says what happened in Consul's words
+ * (status and its short error text) and what to do about it, and never contains the token.
+ */
+
+/** The request context papi (the package's HTTP layer) understands. */
+interface RequestContext extends EventEmitter {
+  includeResponse: boolean;
+}
+
+interface ReadOptions {
+  index?: string;
+  wait?: string;
+  stale?: boolean;
+  consistent?: boolean;
+  dc?: string;
+  ctx: RequestContext;
+  timeout: number;
+}
+
+type WithResponse = [IncomingMessage & { body?: unknown }, unknown?];
+
+interface ConsulApi {
+  catalog: { service: { list(options: ReadOptions): Promise<WithResponse> } };
+  health: { service(options: ReadOptions & { service: string }): Promise<WithResponse> };
+  kv: { get(options: ReadOptions & { key: string; recurse: boolean }): Promise<WithResponse> };
+  destroy(): void;
+}
+
+/** What the provider asks of Consul; tests may substitute it. */
+export interface ConsulReader {
+  catalogServices(request: QueryRequest): Promise<Answer<unknown>>;
+  healthService(name: string, request: QueryRequest): Promise<Answer<unknown>>;
+  /** `undefined` body: 404, no key under the prefix. */
+  kvList(prefix: string, request: QueryRequest): Promise<Answer<unknown>>;
+  close(): void;
+}
+
+export interface ConsulClientOptions {
+  /** Added to wait + wait/16 for the client timeout of a blocking call. */
+  readonly timeoutMarginMs: number;
+  /** Timeout of a non-blocking call (index 0). */
+  readonly readTimeoutMs: number;
+}
+
+/** Client timeout for a blocking call: above the server's wait plus its jitter (wait/16). */
+export function blockingTimeoutMs(waitMs: number, marginMs: number): number {
+  return waitMs + Math.ceil(waitMs / 16) + marginMs;
+}
+
+function readPem(what: string, path: string | undefined): Buffer | undefined {
+  if (path === undefined) return undefined;
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new ConsulError(`${what}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+export function parseMeta(res: IncomingMessage | undefined): QueryMeta {
+  const header = (name: string): string | undefined => {
+    const value = res?.headers[name];
+    return Array.isArray(value) ? value[0] : value;
+  };
+  const index = Number(header('x-consul-index'));
+  const known = header('x-consul-knownleader');
+  const contact = header('x-consul-lastcontact');
+  return {
+    index: Number.isFinite(index) && index > 0 ? index : 0,
+    knownLeader: known === undefined ? undefined : known === 'true',
+    lastContactMs: contact === undefined || !Number.isFinite(Number(contact)) ? undefined : Number(contact),
+    filteredByAcls: header('x-consul-results-filtered-by-acls') === 'true',
+  };
+}
+
+export class ConsulClient implements ConsulReader {
+  private readonly api: ConsulApi;
+  private readonly agent: HttpAgent | HttpsAgent;
+  private readonly consistency: { stale?: boolean; consistent?: boolean };
+
+  constructor(
+    private readonly settings: ConsulSettings,
+    private readonly options: ConsulClientOptions,
+  ) {
+    const url = new URL(settings.url);
+    const secure = url.protocol === 'https:';
+    this.agent = secure
+      ? new HttpsAgent({
+        keepAlive: true,
+        ca: readPem('CONSUL_CACERT', settings.caCert),
+        cert: readPem('CONSUL_CLIENT_CERT', settings.clientCert),
+        key: readPem('CONSUL_CLIENT_KEY', settings.clientKey),
+        rejectUnauthorized: settings.tlsVerify,
+      })
+      : new HttpAgent({ keepAlive: true });
+    const clientOptions = {
+      host: url.hostname,
+      port: url.port === '' ? (secure ? 443 : 80) : Number(url.port),
+      secure,
+      agent: this.agent,
+      // papi hands URL.hostname to http.request: an IPv6 literal keeps its brackets, which DNS
+      // lookup does not resolve. Strip them here.
+      lookup: unbracketLookup,
+      ...(settings.token === undefined ? {} : { defaults: { token: settings.token } }),
+    };
+    this.api = new Consul(clientOptions) as unknown as ConsulApi;
+    this.consistency = settings.consistency === 'stale' ? { stale: true } : settings.consistency === 'consistent' ? { consistent: true } : {};
+  }
+
+  catalogServices(request: QueryRequest): Promise<Answer<unknown>> {
+    return this.read('catalog', request, (options) => this.api.catalog.service.list(options));
+  }
+
+  healthService(name: string, request: QueryRequest): Promise<Answer<unknown>> {
+    return this.read(`health of service "${name}"`, request, (options) => this.api.health.service({ ...options, service: name }));
+  }
+
+  kvList(prefix: string, request: QueryRequest): Promise<Answer<unknown>> {
+    return this.read(`KV under "${prefix}"`, request, (options) => this.api.kv.get({ ...options, key: prefix, recurse: true }));
+  }
+
+  /** Closes the kept-alive connections. */
+  close(): void {
+    this.agent.destroy();
+  }
+
+  private async read(what: string, request: QueryRequest, call: (options: ReadOptions) => Promise<WithResponse>): Promise<Answer<unknown>> {
+    const ctx = new EventEmitter() as RequestContext;
+    ctx.includeResponse = true;
+    const blocking = request.index > 0;
+    const options: ReadOptions = {
+      ...this.consistency,
+      ...(this.settings.datacenter === undefined ? {} : { dc: this.settings.datacenter }),
+      ...(blocking ? { index: String(request.index), wait: `${request.waitMs}ms` } : {}),
+      ctx,
+      timeout: blocking ? blockingTimeoutMs(request.waitMs, this.options.timeoutMarginMs) : this.options.readTimeoutMs,
+    };
+    const cancel = (): void => {
+      ctx.emit('cancel');
+    };
+    if (request.signal.aborted) throw new ConsulWatchError(`${what}: cancelled`, 'reset');
+    request.signal.addEventListener('abort', cancel, { once: true });
+    try {
+      const [res, body] = await call(options);
+      return { body, meta: parseMeta(res) };
+    } catch (err) {
+      throw this.describe(what, err, options.timeout);
+    } finally {
+      request.signal.removeEventListener('abort', cancel);
+    }
+  }
+
+  /** A papi/HTTP error → ConsulWatchError with a message that says what to do, without the token. */
+  private describe(what: string, err: unknown, timeoutMs: number): ConsulWatchError {
+    const e = err as Error & { isTimeout?: boolean; isAbort?: boolean; code?: string; response?: IncomingMessage & { body?: unknown } };
+    const where = this.settings.url;
+    const status = e.response?.statusCode;
+    if (status !== undefined && status >= 200 && status < 300) {
+      // A 2xx whose body papi could not decode (not JSON).
+      return new ConsulWatchError(`${what}: unexpected answer from Consul at ${where}: ${this.redact(e.message ?? 'undecodable body')}`, 'invalid', { cause: err });
+    }
+    if (status !== undefined) {
+      const text = this.redact(bodyText(e.response?.body));
+      const said = text === '' ? '' : ` "${text}"`;
+      if (status === 403) {
+        return new ConsulWatchError(`${what}: Consul answered 403${said}: ${this.aclHint(text, what)}`, '403', { status, cause: err });
+      }
+      return new ConsulWatchError(`${what}: Consul at ${where} answered ${status}${said}`, String(status) as `${number}`, { status, cause: err });
+    }
+    if (e.isTimeout === true) {
+      return new ConsulWatchError(`${what}: no answer from Consul at ${where} within ${timeoutMs} ms`, 'timeout', { cause: err });
+    }
+    const code = e.code ?? '';
+    if (['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EADDRNOTAVAIL'].includes(code)) {
+      return new ConsulWatchError(`${what}: cannot reach Consul at ${where} (${code})`, 'unreachable', { cause: err });
+    }
+    if (code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL') || /certificate|self.signed|SSL/i.test(e.message ?? '') || code === 'DEPTH_ZERO_SELF_SIGNED_CERT' || code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE') {
+      return new ConsulWatchError(`${what}: TLS with Consul at ${where} failed (${code || this.redact(e.message ?? '')}); check CONSUL_CACERT, CONSUL_CLIENT_CERT, CONSUL_CLIENT_KEY`, 'tls', { cause: err });
+    }
+    if (e.isAbort === true) return new ConsulWatchError(`${what}: request cancelled`, 'reset', { cause: err });
+    const detail = code !== '' ? code : this.redact(e.message ?? String(err));
+    return new ConsulWatchError(`${what}: connection to Consul at ${where} failed (${detail})`, 'reset', { cause: err });
+  }
+
+  private aclHint(text: string, what: string): string {
+    const token = this.settings.token === undefined ? 'no ACL token is configured (set CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE)' : 'the ACL token in CONSUL_HTTP_TOKEN';
+    if (/acl not found/i.test(text)) {
+      return this.settings.token === undefined ? `${token}` : `${token} is unknown to Consul (invalid, expired or deleted)`;
+    }
+    if (/permission denied/i.test(text)) {
+      return this.settings.token === undefined ? `${token}, and the anonymous token may not read the ${what}` : `${token} lacks a policy granting read on the ${what}`;
+    }
+    return `${token} was refused`;
+  }
+
+  /** Belt and braces: Consul does not echo tokens, but nothing we log may contain one. */
+  private redact(text: string): string {
+    const token = this.settings.token;
+    return token === undefined || token === '' ? text : text.split(token).join('[redacted]');
+  }
+}
+
+function unbracketLookup(hostname: string, options: object, callback: (...args: never[]) => void): void {
+  const unbracketed = hostname.startsWith('[') && hostname.endsWith(']') ? hostname.slice(1, -1) : hostname;
+  (dnsLookup as unknown as (h: string, o: object, cb: (...args: never[]) => void) => void)(unbracketed, options, callback);
+}
+
+function bodyText(body: unknown): string {
+  let text = '';
+  if (typeof body === 'string') text = body;
+  else if (Buffer.isBuffer(body)) text = body.toString('utf8');
+  else if (body !== undefined && body !== null) text = JSON.stringify(body);
+  text = text.trim().replace(/\s+/g, ' ');
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
+}

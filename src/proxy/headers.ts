@@ -1,0 +1,126 @@
+import { util } from 'undici';
+
+/**
+ * Header rewriting for both directions. Names are lower-cased through undici's table of well-known
+ * header names (no allocation for common names); the outgoing lists are flat `[name, value, ...]`
+ * arrays, the form both undici's dispatch and `res.writeHead` take without further conversion.
+ */
+const lowerName = util.headerNameToString;
+
+/** What the proxy needs from the client's request head, filled in one pass over `rawHeaders`. */
+export interface RequestHead {
+  /** Headers to forward (hop-by-hop and proxy-owned ones removed), names lower-case. */
+  headers: string[];
+  host: string | undefined;
+  forwardedFor: string | undefined;
+  requestId: string | undefined;
+  /** The client's `Connection` header, whose tokens name further hop-by-hop headers. */
+  connection: string | undefined;
+  /** A body follows (Content-Length > 0 or Transfer-Encoding). */
+  hasBody: boolean;
+}
+
+/**
+ * Fill `head` from the client's raw headers. Dropped: hop-by-hop headers (Connection, Keep-Alive,
+ * Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade), Host (re-added by the caller),
+ * X-Forwarded-* and X-Request-Id (set by the proxy), and Expect (node answered `100-continue`).
+ */
+export function scanRequestHeaders(raw: readonly string[], head: RequestHead): void {
+  const out = head.headers;
+  for (let i = 0; i < raw.length; i += 2) {
+    const value = raw[i + 1]!;
+    const name = lowerName(raw[i]!);
+    switch (name) {
+      case 'host':
+        if (head.host === undefined) head.host = value;
+        continue;
+      case 'connection':
+        head.connection = head.connection === undefined ? value : `${head.connection}, ${value}`;
+        continue;
+      case 'transfer-encoding':
+        head.hasBody = true;
+        continue;
+      case 'content-length':
+        if (value !== '0') head.hasBody = true;
+        break;
+      case 'x-forwarded-for':
+        head.forwardedFor = head.forwardedFor === undefined ? value : `${head.forwardedFor}, ${value}`;
+        continue;
+      case 'x-request-id':
+        if (head.requestId === undefined && value.length > 0 && value.length <= 200) head.requestId = value;
+        continue;
+      case 'keep-alive':
+      case 'proxy-connection':
+      case 'te':
+      case 'trailer':
+      case 'upgrade':
+      case 'expect':
+      case 'x-forwarded-proto':
+      case 'x-forwarded-host':
+        continue;
+      default:
+        break;
+    }
+    out.push(name, value);
+  }
+}
+
+/**
+ * Remove the headers a `Connection` value names (RFC 9110 §7.6.1) from a flat, lower-case list.
+ * Returns the list itself when the value names nothing beyond keep-alive/close/upgrade (the common case).
+ */
+export function removeConnectionNominated(headers: string[], connection: string): string[] {
+  // Fast path for the values nearly every peer sends.
+  if (connection.length <= 10) {
+    const value = connection.toLowerCase();
+    if (value === 'keep-alive' || value === 'close' || value === 'upgrade') return headers;
+  }
+  let nominated: Set<string> | undefined;
+  for (const token of connection.split(',')) {
+    const name = token.trim().toLowerCase();
+    if (name === '' || name === 'keep-alive' || name === 'close' || name === 'upgrade') continue;
+    (nominated ??= new Set()).add(name);
+  }
+  if (nominated === undefined) return headers;
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    if (!nominated.has(headers[i]!)) out.push(headers[i]!, headers[i + 1]!);
+  }
+  return out;
+}
+
+/**
+ * Convert undici's raw response headers to the list for `res.writeHead`, without hop-by-hop headers
+ * and without the upstream's X-Request-Id (the proxy sets its own), then append `x-request-id`.
+ */
+export function responseHeaders(raw: readonly Buffer[], requestId: string): string[] {
+  const out: string[] = [];
+  let connection: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = lowerName(raw[i]!);
+    switch (name) {
+      case 'connection':
+        connection = raw[i + 1]!.toString('latin1');
+        continue;
+      case 'keep-alive':
+      case 'proxy-connection':
+      case 'te':
+      case 'trailer':
+      case 'transfer-encoding':
+      case 'upgrade':
+      case 'x-request-id':
+        continue;
+      default:
+        out.push(name, raw[i + 1]!.toString('latin1'));
+    }
+  }
+  const result = connection === undefined ? out : removeConnectionNominated(out, connection);
+  result.push('x-request-id', requestId);
+  return result;
+}
+
+/** `::ffff:10.0.0.1` → `10.0.0.1`: the form X-Forwarded-For consumers expect. */
+export function clientAddress(address: string | undefined): string {
+  if (address === undefined) return 'unknown';
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}

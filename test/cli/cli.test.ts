@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { request } from 'undici';
+import { Workspace } from '../support/switchyard.js';
+import { waitFor } from '../support/wait.js';
+
+/** The built CLI (npm test builds before testing), run as users run it. */
+const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
+
+function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env['PATH'], ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('switchyard command line', () => {
+  it('prints help and version', async () => {
+    const help = await run(['--help']);
+    assert.equal(help.code, 0);
+    for (const flag of ['--listen', '--admin', '--templates', '--services', '--consul', 'SWITCHYARD_LISTEN']) assert.ok(help.stdout.includes(flag), flag);
+    const version = await run(['--version']);
+    assert.equal(version.code, 0);
+    assert.match(version.stdout, /^switchyard \d+\.\d+\.\d+\n$/);
+  });
+
+  const bad: [string[], NodeJS.ProcessEnv, RegExp][] = [
+    [['--frobnicate'], {}, /frobnicate/],
+    [['--listen', 'nowhere'], {}, /--listen/],
+    [[], { SWITCHYARD_ADMIN: 'x:y' }, /--admin/],
+    [['--consul', 'ftp://x:1'], {}, /--consul/],
+  ];
+  for (const [args, env, reason] of bad) {
+    it(`exits 2 with a one-line reason for ${JSON.stringify(args)} ${JSON.stringify(env)}`, async () => {
+      const result = await run(args, env);
+      assert.equal(result.code, 2);
+      assert.match(result.stderr, reason);
+      assert.equal(result.stderr.trim().split('\n').length, 1);
+    });
+  }
+});
+
+describe('switchyard process: SIGHUP reloads, SIGTERM drains and exits 0', () => {
+  let workspace: Workspace;
+  let child: ChildProcess;
+  let slowPort = 0;
+  let release: (() => void) | undefined;
+  const slow = createServer((req, res) => {
+    if (req.url === '/slow') {
+      release = () => res.end('finished');
+      res.writeHead(200);
+      res.write('started ');
+      return;
+    }
+    res.end('quick');
+  });
+  let output = '';
+
+  before(async () => {
+    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+    slowPort = (slow.address() as AddressInfo).port;
+    workspace = await Workspace.create();
+    await workspace.writeTemplate('r.yaml', 'routes:\n  - name: r\n    to: [ { service: s } ]\n');
+    await workspace.writeServices(`services:\n  s:\n    - { id: s-1, address: 127.0.0.1, port: ${slowPort} }\n`);
+  });
+
+  after(async () => {
+    child?.kill('SIGKILL');
+    slow.closeAllConnections();
+    slow.close();
+    await workspace?.remove();
+  });
+
+  it('serves, reloads on SIGHUP, and finishes an in-flight request before exiting 0 on SIGTERM', async () => {
+    child = spawn(process.execPath, [CLI, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--templates', workspace.templatesDir,
+      '--services', workspace.servicesFile, '--drain-timeout', '5s'], { env: { PATH: process.env['PATH'] } });
+    child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    const listening = await waitFor('the listening log line', () => {
+      const line = output.split('\n').find((l) => l.includes('switchyard listening'));
+      return line === undefined ? undefined : JSON.parse(line) as { proxy: AddressInfo; admin: AddressInfo };
+    }, 10_000);
+    const proxy = `http://127.0.0.1:${listening.proxy.port}`;
+    await waitFor('ready', async () => (await request(`http://127.0.0.1:${listening.admin.port}/readyz`)).statusCode === 200);
+    assert.equal(await (await request(`${proxy}/`)).body.text(), 'quick');
+
+    const swapsBefore = output.split('\n').filter((l) => l.includes('routing table swapped')).length;
+    // A change the file watcher cannot see (same content) still rebuilds nothing; SIGHUP re-reads everything.
+    child.kill('SIGHUP');
+    await waitFor('the SIGHUP log line', () => output.includes('SIGHUP: reloading'));
+    assert.ok(output.split('\n').filter((l) => l.includes('routing table swapped')).length >= swapsBefore);
+
+    const inflight = request(`${proxy}/slow`);
+    await waitFor('the slow request to reach the upstream', () => release !== undefined);
+    const res = await inflight;
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    child.kill('SIGTERM');
+    await waitFor('the drain log line', () => output.includes('draining and stopping'));
+    release!();
+    assert.equal(await res.body.text(), 'started finished');
+    assert.equal(await exited, 0);
+  });
+});

@@ -1,0 +1,163 @@
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { after, before, describe, it } from 'node:test';
+import { Agent, request } from 'undici';
+import type { Switchyard } from '../../src/app.js';
+import type { RoutingTable } from '../../src/model/types.js';
+import { startTestSwitchyard, Workspace } from '../support/switchyard.js';
+import { waitFor } from '../support/wait.js';
+
+const INSTANCES = 6;
+const CLIENTS = 20;
+const MIN_REQUESTS = 5000;
+const MIN_REWRITES = 100;
+const DEADLINE_MS = 90_000;
+
+interface Version {
+  at: number;
+  ids: Set<string>;
+}
+
+/** Upstreams that name themselves in a header and echo the body length. */
+async function startUpstreams(): Promise<{ servers: Server[]; ports: number[] }> {
+  const servers: Server[] = [];
+  const ports: number[] = [];
+  for (let i = 0; i < INSTANCES; i++) {
+    const id = `app-${i}`;
+    const server = createServer((req, res) => {
+      let length = 0;
+      req.on('data', (chunk: Buffer) => {
+        length += chunk.length;
+      });
+      req.on('end', () => {
+        // A little latency so that requests are in flight across swaps.
+        setTimeout(() => {
+          res.writeHead(200, { 'x-instance': id, 'content-type': 'text/plain' });
+          res.end(`${id} ${length}`);
+        }, i % 3);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    servers.push(server);
+    ports.push((server.address() as AddressInfo).port);
+  }
+  return { servers, ports };
+}
+
+function servicesFile(ports: number[], members: number[], weights: number[]): string {
+  const lines = ['services:', '  app:'];
+  for (const i of members) lines.push(`    - { id: app-${i}, address: 127.0.0.1, port: ${ports[i]}, weights: { passing: ${weights[i]}, warning: 1 } }`);
+  return `${lines.join('\n')}\n`;
+}
+
+function activeIds(table: RoutingTable): Set<string> {
+  const ids = new Set<string>();
+  for (const route of table.routes) for (const d of route.active) for (const e of d.active) ids.add(e.instanceId);
+  return ids;
+}
+
+describe('hot swap under load', () => {
+  let workspace: Workspace;
+  let app: Switchyard;
+  let upstreams: { servers: Server[]; ports: number[] };
+  const versions: Version[] = [];
+
+  before(async () => {
+    upstreams = await startUpstreams();
+    workspace = await Workspace.create();
+    await workspace.writeTemplate('app.yaml', 'routes:\n  - name: app\n    match: { path: / }\n    to: [ { service: app } ]\n');
+    await workspace.writeServices(servicesFile(upstreams.ports, [0, 1, 2], [1, 1, 1, 1, 1, 1]));
+    app = await startTestSwitchyard(workspace);
+    versions.push({ at: performance.now(), ids: activeIds(app.store.current!) });
+    app.store.onSwapped((next) => versions.push({ at: performance.now(), ids: activeIds(next) }));
+  });
+
+  after(async () => {
+    await app?.stop();
+    for (const s of upstreams?.servers ?? []) {
+      s.closeAllConnections();
+      s.close();
+    }
+    await workspace?.remove();
+  });
+
+  it(`${CLIENTS} keep-alive clients, ${MIN_REQUESTS}+ requests, ${MIN_REWRITES}+ rewrites: no failure, every answer from a live endpoint`, async (t) => {
+    const deadline = Date.now() + DEADLINE_MS;
+    const agent = new Agent({ connections: CLIENTS, pipelining: 1 });
+    const origin = `http://127.0.0.1:${app.proxyAddress.port}`;
+    const failures: string[] = [];
+    const answers: { start: number; end: number; id: string }[] = [];
+    let sent = 0;
+    let rewrites = 0;
+    let rewriting = true;
+
+    // Rewriter: random members (never empty) and weights, waiting for each version to go live.
+    let seed = 7;
+    const random = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const rewriter = (async () => {
+      while (rewrites < MIN_REWRITES && Date.now() < deadline) {
+        const members = [...Array(INSTANCES).keys()].filter(() => random(2) === 0);
+        if (members.length === 0) members.push(random(INSTANCES));
+        const weights = [...Array(INSTANCES)].map(() => 1 + random(5));
+        const before = app.store.version;
+        await workspace.writeServices(servicesFile(upstreams.ports, members, weights));
+        await waitFor(`rewrite ${rewrites} to go live`, () => app.store.version > before, 5000, 2);
+        rewrites += 1;
+      }
+      rewriting = false;
+    })();
+
+    const client = async (n: number): Promise<void> => {
+      while ((rewriting || sent < MIN_REQUESTS) && Date.now() < deadline && sent < MIN_REQUESTS * 20) {
+        sent += 1;
+        const post = (sent + n) % 4 === 0;
+        const start = performance.now();
+        try {
+          const res = await request(`${origin}/work/${n}`, {
+            dispatcher: agent,
+            method: post ? 'POST' : 'GET',
+            ...(post ? { body: 'x'.repeat(100 + n) } : {}),
+          });
+          const text = await res.body.text();
+          const end = performance.now();
+          if (res.statusCode !== 200) {
+            failures.push(`status ${res.statusCode}: ${text}`);
+            continue;
+          }
+          if (post && !text.endsWith(` ${100 + n}`)) failures.push(`body not forwarded whole: ${text}`);
+          answers.push({ start, end, id: String(res.headers['x-instance']) });
+        } catch (err) {
+          failures.push(`error: ${(err as Error).message}`);
+        }
+      }
+    };
+    await Promise.all([rewriter, ...[...Array(CLIENTS).keys()].map(client)]);
+    await agent.close();
+
+    assert.deepEqual(failures.slice(0, 5), [], `${failures.length} failed requests`);
+    assert.ok(rewrites >= MIN_REWRITES, `only ${rewrites} rewrites before the deadline`);
+    assert.ok(answers.length >= MIN_REQUESTS, `only ${answers.length} requests before the deadline`);
+
+    // Every answer came from an endpoint that was in a table live at some moment of that request.
+    const stray: string[] = [];
+    for (const answer of answers) {
+      let live = 0;
+      for (let v = 0; v < versions.length; v++) if (versions[v]!.at <= answer.start) live = v;
+      let ok = false;
+      for (let v = live; v < versions.length && versions[v]!.at <= answer.end; v++) {
+        if (versions[v]!.ids.has(answer.id)) ok = true;
+      }
+      if (!ok) stray.push(answer.id);
+    }
+    assert.deepEqual(stray.slice(0, 5), [], `${stray.length} answers from endpoints not in the table during the request`);
+    assert.ok(versions.length > MIN_REWRITES, `${versions.length} table versions`);
+    const served = new Set(answers.map((a) => a.id));
+    assert.equal(served.size, INSTANCES, 'every instance served at some point');
+    t.diagnostic(`${answers.length} requests, ${rewrites} rewrites, ${versions.length} table versions, 0 failures`);
+  });
+});

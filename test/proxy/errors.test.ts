@@ -1,0 +1,148 @@
+import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
+import { after, before, describe, it } from 'node:test';
+import { refusedPort, startUpstream, type EchoReply, type TestUpstream } from '../support/upstream.js';
+import { deadline, makeTable, metricValue, send, startProxy, waitFor, type TestProxy } from './harness.js';
+
+interface ErrorJson { error: string; message: string }
+
+describe('proxy: upstream failures map to stable error codes', () => {
+  let up: TestUpstream;
+  let deadPort: number;
+  let p: TestProxy;
+
+  before(async () => {
+    up = await startUpstream({ name: 'flaky' });
+    deadPort = await refusedPort();
+    p = await startProxy(makeTable([
+      { name: 'dead', path: '/dead', to: [{ service: 'dead', endpoints: [{ id: 'd1', port: deadPort }] }] },
+      { name: 'flaky', path: '/', to: [{ service: 'flaky', endpoints: [{ id: 'f1', port: up.port }] }] },
+    ]), { upstream: { headersTimeoutMs: 300, bodyTimeoutMs: 300 } });
+  });
+
+  after(async () => {
+    await p.close();
+    await up.close();
+  });
+
+  it('502 SY_UPSTREAM_CONNECT when the upstream refuses the connection', async () => {
+    const reply = await send(p.port, { path: '/dead/x' });
+    assert.equal(reply.status, 502);
+    assert.equal(reply.json<ErrorJson>().error, 'SY_UPSTREAM_CONNECT');
+    assert.equal(typeof reply.headers['x-request-id'], 'string');
+    assert.equal(await metricValue(p.metrics, 'switchyard_upstream_errors_total', { route: 'dead', code: 'SY_UPSTREAM_CONNECT' }), 1);
+    assert.equal(await metricValue(p.metrics, 'switchyard_requests_total', { route: 'dead', code: '502' }), 1);
+  });
+
+  it('502 SY_UPSTREAM_CONNECT when the upstream resets before responding', async () => {
+    // POST is not retried by undici, so the reset surfaces as is.
+    const reply = await send(p.port, { method: 'POST', path: '/x', headers: { 'x-test-action': 'reset' }, body: 'data' });
+    assert.equal(reply.status, 502);
+    assert.equal(reply.json<ErrorJson>().error, 'SY_UPSTREAM_CONNECT');
+    const get = await send(p.port, { path: '/x', headers: { 'x-test-action': 'reset' } });
+    assert.equal(get.status, 502);
+  });
+
+  it('cuts the client connection when the upstream resets mid-response', async () => {
+    const outcome = await deadline(new Promise<{ status: number; bytes: number; error: string }>((resolve) => {
+      const req = httpRequest({ host: '127.0.0.1', port: p.port, path: '/x', headers: { 'x-test-action': 'reset-mid' }, agent: false }, (res) => {
+        let bytes = 0;
+        res.on('data', (c: Buffer) => { bytes += c.length; });
+        res.on('error', (err) => resolve({ status: res.statusCode ?? 0, bytes, error: err.message }));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes, error: 'ended cleanly' }));
+      });
+      req.on('error', (err) => resolve({ status: 0, bytes: 0, error: err.message }));
+      req.end();
+    }), 5_000, 'mid-response reset');
+    assert.equal(outcome.status, 200, 'the head had already been relayed');
+    assert.equal(outcome.bytes, 10);
+    assert.notEqual(outcome.error, 'ended cleanly');
+    await waitFor(async () => await metricValue(p.metrics, 'switchyard_upstream_errors_total', { route: 'flaky', code: 'SY_UPSTREAM_RESET' }) === 1, 'reset metric');
+  });
+
+  it('504 SY_UPSTREAM_TIMEOUT when the upstream does not answer in time', async () => {
+    const started = Date.now();
+    const reply = await send(p.port, { path: '/slow', headers: { 'x-test-delay-ms': '3000' } });
+    assert.equal(reply.status, 504);
+    assert.equal(reply.json<ErrorJson>().error, 'SY_UPSTREAM_TIMEOUT');
+    assert.ok(Date.now() - started < 2_500, 'answered at the headers timeout, not when the upstream would have');
+    assert.equal(await metricValue(p.metrics, 'switchyard_upstream_errors_total', { route: 'flaky', code: 'SY_UPSTREAM_TIMEOUT' }), 1);
+  });
+
+  it('a headers timeout does not fire on a healthy streaming response', async () => {
+    // Sanity for the 300 ms timeouts above: a quick answer is unaffected.
+    const reply = await send(p.port, { path: '/fast' });
+    assert.equal(reply.status, 200);
+  });
+});
+
+describe('proxy: retry after a connect failure', () => {
+  let alive: TestUpstream;
+  let deadPort: number;
+  let p: TestProxy;
+
+  before(async () => {
+    alive = await startUpstream({ name: 'alive' });
+    deadPort = await refusedPort();
+    p = await startProxy(makeTable([{
+      name: 'half',
+      to: [{ service: 'half', endpoints: [{ id: 'dead', port: deadPort }, { id: 'alive', port: alive.port }] }],
+    }]));
+  });
+
+  after(async () => {
+    await p.close();
+    await alive.close();
+  });
+
+  it('sends a body-less request that could not connect to another endpoint', async () => {
+    // Round-robin over [dead, alive] starts with dead, and the retry's pick takes alive's turn,
+    // so every request tries dead first and is retried on alive.
+    for (let i = 0; i < 4; i++) {
+      const reply = await send(p.port, { method: i % 2 === 0 ? 'GET' : 'DELETE', path: `/r${i}` });
+      assert.equal(reply.status, 200, `request ${i}`);
+      assert.equal(reply.json<EchoReply>().upstream, 'alive');
+    }
+    assert.equal(await metricValue(p.metrics, 'switchyard_upstream_errors_total', { route: 'half', code: 'SY_UPSTREAM_CONNECT' }), 4);
+    await waitFor(() => p.accessLines().filter((l) => l.attempts === 2 && l.endpoint === 'half/alive' && l.status === 200).length === 4, 'four retried requests in the access log');
+  });
+
+  it('never retries a request with a body', async () => {
+    // The cycle is back at dead (see above): this POST goes there and is not sent again.
+    const reply = await send(p.port, { method: 'POST', path: '/p', body: 'once only' });
+    assert.equal(reply.status, 502);
+    assert.equal(reply.json<ErrorJson>().error, 'SY_UPSTREAM_CONNECT');
+    const next = await send(p.port, { method: 'POST', path: '/p', body: 'once only' });
+    assert.equal(next.status, 200);
+  });
+});
+
+describe('proxy: client aborts', () => {
+  let up: TestUpstream;
+  let p: TestProxy;
+
+  before(async () => {
+    up = await startUpstream({ name: 'patient' });
+    p = await startProxy(makeTable([{ name: 'patient', to: [{ service: 'patient', endpoints: [{ id: 'p1', port: up.port }] }] }]));
+  });
+
+  after(async () => {
+    await p.close();
+    await up.close();
+  });
+
+  it('a client that goes away aborts the upstream request', async () => {
+    const req = httpRequest({ host: '127.0.0.1', port: p.port, path: '/hang', headers: { 'x-test-delay-ms': '5000' }, agent: false });
+    req.on('error', () => { /* expected: we destroy it */ });
+    req.end();
+    await waitFor(() => up.inflight === 1, 'the request to reach the upstream');
+    const aborted = Date.now();
+    req.destroy();
+    // The upstream would answer after 5 s (and the proxy's timeouts are 60 s): only the abort ends it sooner.
+    await waitFor(() => up.inflight === 0, 'the upstream request to be aborted', 3_000);
+    assert.ok(Date.now() - aborted < 3_000);
+    await waitFor(() => p.accessLines().some((l) => l.path === '/hang' && l.status === 499), 'access log line with status 499');
+    assert.equal(await metricValue(p.metrics, 'switchyard_requests_total', { route: 'patient', code: '499' }), 1);
+    assert.equal(await metricValue(p.metrics, 'switchyard_upstream_errors_total', { route: 'patient' }), 0, 'a client abort is no upstream error');
+  });
+});
