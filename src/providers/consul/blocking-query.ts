@@ -66,6 +66,8 @@ export interface BlockingQueryHooks<R, T> {
   onChange(value: T, meta: QueryMeta): void;
   /** Every applied answer, changed or not. */
   onSuccess?(meta: QueryMeta, changed: boolean, recoveredAfter: number): void;
+  /** The index went backwards (snapshot restore, restart with older data): `from` → `to`. */
+  onIndexBackwards?(from: number, to: number): void;
   /** A failed or vetoed call; the loop pauses `retryInMs` before the next. */
   onFailure(error: ConsulWatchError, failures: number, retryInMs: number): void;
 }
@@ -222,16 +224,18 @@ export class BlockingQuery<R, T> {
       if (veto !== undefined) return this.fail(veto);
     }
     const received = answer.meta.index >= 1 ? Math.floor(answer.meta.index) : 1;
+    if (received < this.index) this.hooks.onIndexBackwards?.(this.index, received);
     // Backwards after a blocking call: read afresh next. After a fresh read the answer is current.
     this.sendIndex = sent > 0 && received < sent ? 0 : received;
     this.index = received;
     const recoveredAfter = this.stats.failures;
     this.stats = { ...this.stats, synced: true, healthy: true, failures: 0, lastSuccessAt: Date.now(), lastError: undefined };
     if (changed) {
-      this.fingerprint = fingerprint;
       this.value = value;
       this.stats.changes += 1;
+      // Remembered as delivered only once onChange returned: if it throws, the next answer retries it.
       this.hooks.onChange(value, answer.meta);
+      this.fingerprint = fingerprint;
     }
     this.hooks.onSuccess?.(answer.meta, changed, recoveredAfter);
     return 0;

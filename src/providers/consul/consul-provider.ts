@@ -187,6 +187,7 @@ export class ConsulProvider implements DiscoveryProvider {
       veto: (next, previous, meta) => this.vetoEmpty('the catalog', Object.keys(next).length === 0, Object.keys(previous ?? {}).length > 0, meta),
       onChange: () => this.emitDiscovery(),
       onSuccess: (meta, _changed, recovered) => this.succeeded('catalog', meta, recovered),
+      onIndexBackwards: (from, to) => this.indexBackwards('catalog', from, to),
       onFailure: (error, failures, retryInMs) => this.failed('catalog', error, failures, retryInMs),
     }, this.timings, this.options.random);
   }
@@ -200,6 +201,7 @@ export class ConsulProvider implements DiscoveryProvider {
         if (!this.stopped) this.emit?.({ kv });
       },
       onSuccess: (meta, _changed, recovered) => this.succeeded('kv', meta, recovered),
+      onIndexBackwards: (from, to) => this.indexBackwards('kv', from, to),
       onFailure: (error, failures, retryInMs) => this.failed('kv', error, failures, retryInMs),
     }, this.timings, this.options.random);
   }
@@ -219,6 +221,7 @@ export class ConsulProvider implements DiscoveryProvider {
         if (this.health.get(service) === loop) this.emitDiscovery();
       },
       onSuccess: (meta, _changed, recovered) => this.succeeded(watch, meta, recovered),
+      onIndexBackwards: (from, to) => this.indexBackwards(watch, from, to),
       onFailure: (error, failures, retryInMs) => this.failed(watch, error, failures, retryInMs),
     }, this.timings, this.options.random);
     this.health.set(service, loop);
@@ -279,6 +282,10 @@ export class ConsulProvider implements DiscoveryProvider {
       this.wasSynced = true;
       this.logger.info({ services: Object.keys(this.catalog?.current ?? {}).length, kvKeys: Object.keys(this.kv?.current ?? {}).length, watched: this.wanted.length }, 'consul synced');
     }
+  }
+
+  private indexBackwards(watch: string, from: number, to: number): void {
+    this.logger.info({ watch, from, to }, `consul ${watch} index went backwards (a restore or a restart with older data): reading afresh`);
   }
 
   private failed(watch: string, error: ConsulWatchError, failures: number, retryInMs: number): void {

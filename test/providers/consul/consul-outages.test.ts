@@ -1,0 +1,286 @@
+/**
+ * The Consul provider when Consul misbehaves: unreachable at start, 500s, hangs, dropped
+ * connections, restarts that reset the index, no known leader, ACL filtering, wrong or missing
+ * tokens. In every case the last data is kept (nothing emitted), the status and metrics say what is
+ * wrong, and the provider recovers by itself.
+ */
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, afterEach, before, describe, it } from 'node:test';
+import { ConsulTestServer } from '../../support/consul/server.js';
+import { refusedPort } from '../../support/upstream.js';
+import { waitFor } from '../../support/wait.js';
+import { instance, ProviderHarness, requestsTo } from './harness.js';
+
+describe('consul provider: outages and refused answers', () => {
+  let server: ConsulTestServer;
+  let h: ProviderHarness | undefined;
+
+  before(async () => {
+    server = await ConsulTestServer.start({ jitter: false });
+  });
+  after(async () => {
+    await server.stop();
+  });
+  afterEach(async () => {
+    await h?.stop();
+    h = undefined;
+    await server.restart({ keepData: false });
+  });
+
+  /** Provider synced on web-1 and web-2 (passing) and one KV key. */
+  async function synced(settings: ConstructorParameters<typeof ProviderHarness>[1] = {}, options: ConstructorParameters<typeof ProviderHarness>[2] = {}): Promise<ProviderHarness> {
+    server.registerService(instance('web', 'web-1', 9001));
+    server.registerService(instance('web', 'web-2', 9002));
+    server.kvPut('switchyard/routes/web/weights', '{"web":1}');
+    const harness = new ProviderHarness(server.url, settings, options);
+    h = harness;
+    await harness.start(['web']);
+    await harness.waitSynced();
+    await server.waitForBlocked(3);
+    return harness;
+  }
+
+  it('starts with Consul unreachable: keeps retrying, not synced, then syncs when Consul appears', async () => {
+    const port = await refusedPort();
+    h = new ProviderHarness(`http://127.0.0.1:${port}`);
+    const t0 = performance.now();
+    await h.start(['web']);
+    assert.ok(performance.now() - t0 < 1_000, 'start() resolves after the first attempt');
+    const status = h.provider.status();
+    assert.equal(status.synced, false);
+    assert.equal(status.healthy, false);
+    assert.match(status.lastError ?? '', /cannot reach Consul at http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/);
+    assert.equal(h.updates.length, 0);
+    await waitFor('several retries', async () => (await h!.errors('catalog', 'unreachable')) >= 3);
+    assert.equal(await h.gauge('switchyard_consul_up'), 0);
+
+    const late = await ConsulTestServer.start({ port, jitter: false });
+    try {
+      late.registerService(instance('web', 'web-1', 9001));
+      await h.waitSynced();
+      assert.equal(h.provider.status().healthy, true);
+      assert.equal(h.instances('web')?.length, 1);
+      assert.equal(await h.gauge('switchyard_consul_up'), 1);
+      await h.stop();
+      h = undefined;
+    } finally {
+      await late.stop();
+    }
+  });
+
+  it('something that is not Consul (undecodable JSON, wrong shapes): an `invalid` error, retried', async () => {
+    const impostor = createServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'x-consul-index': '5' });
+      res.end(req.url?.startsWith('/v1/catalog') === true ? '{not json' : '{"a": "b"}');
+    });
+    await new Promise<void>((resolve) => impostor.listen(0, '127.0.0.1', resolve));
+    try {
+      h = new ProviderHarness(`http://127.0.0.1:${(impostor.address() as AddressInfo).port}`);
+      await h.start(['web']);
+      await waitFor('retries', async () => (await h!.errors('catalog', 'invalid')) >= 2 && (await h!.errors('health', 'invalid')) >= 2);
+      assert.match(h.provider.status().lastError ?? '', /catalog: unexpected answer from Consul at http:\/\/127\.0\.0\.1:\d+: decode \(application\/json\) failed/);
+      assert.equal(h.provider.status().synced, false);
+      // (The consul package reads a KV body that is not a list as "no keys", so only KV got through.)
+      assert.equal(h.discovery, undefined, 'no discovery snapshot from garbage');
+      await h.stop();
+      h = undefined;
+    } finally {
+      impostor.closeAllConnections();
+      await new Promise<void>((resolve) => impostor.close(() => resolve()));
+    }
+  });
+
+  it('500s: keeps the last data, backs off exponentially, reports, then recovers and follows changes', async () => {
+    const harness = await synced({}, { backoffBaseMs: 20, backoffMaxMs: 160, random: () => 1 });
+    const emitted = harness.updates.length;
+    const syncedAt = await harness.gauge('switchyard_consul_last_sync_timestamp_seconds');
+    assert.ok(syncedAt !== undefined && syncedAt > 0);
+    server.clearRequests();
+    server.setFailing(500);
+    server.dropConnections();
+    await waitFor('five failed catalog calls', async () => (await harness.errors('catalog', '500')) >= 5, 5_000);
+    const status = harness.provider.status();
+    assert.equal(status.healthy, false);
+    assert.equal(status.synced, true, 'still synced: the data is the last good one');
+    assert.match(status.lastError ?? '', /answered 500 "injected failure/);
+    assert.equal(harness.updates.length, emitted, 'nothing emitted during the outage');
+    assert.equal(harness.instances('web')?.length, 2);
+    assert.equal(await harness.gauge('switchyard_consul_up'), 0);
+    assert.equal(await harness.gauge('switchyard_consul_last_sync_timestamp_seconds'), syncedAt);
+    assert.ok(await harness.errors('catalog', '500') >= 5);
+    assert.ok(await harness.errors('kv', '500') >= 1);
+    assert.ok(await harness.errors('health', '500') >= 1);
+    // Backoff between calls: 20, 40, 80, 160, 160 ms (random fixed at 1).
+    const starts = requestsTo(server, '/v1/catalog/services').filter((r) => r.status === 500).map((r) => r.at);
+    const expected = [20, 40, 80, 160];
+    for (let i = 1; i < Math.min(starts.length, 5); i++) {
+      const gap = starts[i]! - starts[i - 1]!;
+      assert.ok(gap >= expected[i - 1]! - 1, `gap ${i}: ${gap} ms, expected >= ${expected[i - 1]}`);
+    }
+    // The connection drop and the 500s are two different errors: one error line each, not one per retry.
+    const errorLines = harness.log.lines.filter((l) => l['level'] === 50 && l['watch'] === 'catalog');
+    assert.deepEqual(errorLines.map((l) => l['reason']), ['reset', '500']);
+
+    server.setFailing(null);
+    await waitFor('recovery', () => harness.provider.status().healthy, 3_000);
+    assert.equal(await harness.gauge('switchyard_consul_up'), 1);
+    assert.ok(harness.log.lines.some((l) => l['msg'] === 'consul catalog watch recovered'));
+    server.setCheck('service:web-1', 'critical');
+    await waitFor('the change after recovery', () => harness.statuses('web')?.['web-1'] === 'critical');
+  });
+
+  it('hang: the client times out (wait + wait/16 + margin), reports it, and recovers', async () => {
+    const harness = await synced({ waitMs: 300 }, { timeoutMarginMs: 100, readTimeoutMs: 300 });
+    server.setHang(true);
+    const t0 = performance.now();
+    await waitFor('a client timeout', async () => (await harness.errors(undefined, 'timeout')) >= 1, 3_000);
+    const elapsed = performance.now() - t0;
+    assert.ok(elapsed >= 300, `timed out after ${elapsed} ms, before the wait was over`);
+    assert.match(harness.provider.status().lastError ?? '', /no answer from Consul at .* within \d+ ms/);
+    assert.equal(harness.instances('web')?.length, 2, 'the last data is kept');
+    server.setHang(false);
+    server.setCheck('service:web-2', 'warning');
+    await waitFor('the change after the hang', () => harness.statuses('web')?.['web-2'] === 'warning', 3_000);
+    await waitFor('healthy again', () => harness.provider.status().healthy, 3_000);
+  });
+
+  it('dropped connections: retries at once with a fresh read and keeps following', async () => {
+    const harness = await synced();
+    const emitted = harness.updates.length;
+    server.dropConnections();
+    await server.waitForBlocked(3);
+    assert.equal(harness.updates.length, emitted, 'the fresh reads found nothing new: nothing emitted');
+    server.deregisterService('web-2');
+    await waitFor('web-2 gone', () => harness.instances('web')?.length === 1);
+    assert.ok(await harness.errors(undefined, 'reset') >= 1);
+  });
+
+  it('restart with the index reset: detects it, recovers, and still follows changes', async () => {
+    const harness = await synced({ waitMs: 60_000 });
+    const before = harness.provider.status().detail?.['watches'] as Record<string, { index: number }>;
+    assert.ok((before['catalog']?.index ?? 0) > 3);
+    await server.restart({ resetIndex: true, downMs: 50 });
+    await server.waitForBlocked(3, 5_000);
+    const afterRestart = harness.provider.status().detail?.['watches'] as Record<string, { index: number }>;
+    assert.ok((afterRestart['catalog']?.index ?? 0) < (before['catalog']?.index ?? 0), 'the lower index was taken');
+    assert.ok(harness.log.lines.some((l) => l['watch'] === 'catalog' && /index went backwards/.test(String(l['msg']))), 'logged');
+    // Changes whose index stays below the old one are still seen (the watch does not block on a stale index).
+    server.setCheck('service:web-1', 'critical');
+    await waitFor('the health change after the restart', () => harness.statuses('web')?.['web-1'] === 'critical', 3_000);
+    server.kvPut('switchyard/routes/web/weights', '{"web":2}');
+    await waitFor('the KV change after the restart', () => harness.kv?.['routes/web/weights'] === '{"web":2}', 3_000);
+    server.registerService(instance('api', 'api-1', 9003, { tags: ['public'] }));
+    await waitFor('the catalog change after the restart', () => harness.discovery?.catalog['api'] !== undefined, 3_000);
+  });
+
+  it('no known leader: an answer that would empty a live pool is not applied; other answers are', async () => {
+    const harness = await synced();
+    server.setKnownLeader(false);
+    server.setCheck('service:web-1', 'critical');
+    await waitFor('web-1 critical (the pool keeps web-2)', () => harness.statuses('web')?.['web-1'] === 'critical');
+    server.setCheck('service:web-2', 'critical');
+    await waitFor('the refused answer to be counted', async () => (await harness.errors('health', 'no_leader')) >= 1);
+    assert.deepEqual(harness.statuses('web'), { 'web-1': 'critical', 'web-2': 'passing' }, 'the pool was not emptied');
+    assert.match(harness.provider.status().lastError ?? '', /no known leader/);
+    assert.equal(harness.provider.status().healthy, false);
+    server.setKnownLeader(true);
+    await waitFor('the answer applied once a leader is known', () => harness.statuses('web')?.['web-2'] === 'critical', 3_000);
+    assert.equal(harness.provider.status().healthy, true);
+  });
+
+  it('leaderless cluster: default reads fail (500 No cluster leader), the data is kept; stale reads keep working', async () => {
+    const harness = await synced();
+    server.setLeaderless(true);
+    server.dropConnections();
+    await waitFor('a 500', async () => (await harness.errors('catalog', '500')) >= 1);
+    assert.match(harness.provider.status().lastError ?? '', /No cluster leader/);
+    assert.equal(harness.instances('web')?.length, 2);
+    await harness.stop();
+
+    const stale = new ProviderHarness(server.url, { consistency: 'stale' });
+    h = stale;
+    await stale.start(['web']);
+    await stale.waitSynced();
+    assert.ok(server.requests.filter((r) => r.query['stale'] !== undefined).length >= 3, 'sent ?stale');
+    server.setLeaderless(false);
+  });
+
+  it('an answer emptied by ACL filtering is a permissions problem: reported, not applied', async () => {
+    await server.restart({ keepData: false });
+    const acl = await ConsulTestServer.start({ aclToken: 'root-secret', jitter: false });
+    try {
+      acl.addToken('reader-secret-7f3a', { key: 'read', service: 'read', node: 'read' });
+      acl.registerService(instance('web', 'web-1', 9001));
+      acl.registerService(instance('web', 'web-2', 9002));
+      const harness = new ProviderHarness(acl.url, { token: 'reader-secret-7f3a' });
+      h = harness;
+      await harness.start(['web']);
+      await harness.waitSynced();
+      // The token loses node:read: health answers come back 200, empty, filtered.
+      acl.addToken('reader-secret-7f3a', { key: 'read', service: 'read' });
+      acl.dropConnections();
+      await waitFor('the filtered answer to be refused', async () => (await harness.errors('health', 'acl_filtered')) >= 1);
+      assert.equal(harness.instances('web')?.length, 2, 'live endpoints kept');
+      const line = harness.log.lines.find((l) => l['reason'] === 'acl_filtered');
+      assert.equal(line?.['code'], 'SY_CONSUL_ACL');
+      assert.match(String(line?.['msg']), /Consul hid every result \(X-Consul-Results-Filtered-By-ACLs: true\): the ACL token in CONSUL_HTTP_TOKEN lacks a policy granting read/);
+      acl.addToken('reader-secret-7f3a', { key: 'read', service: 'read', node: 'read' });
+      acl.setCheck('service:web-1', 'warning');
+      await waitFor('recovery once the policy is back', () => harness.statuses('web')?.['web-1'] === 'warning', 3_000);
+      assert.ok(!harness.log.text().includes('reader-secret-7f3a'), 'the token is in no log line');
+      await harness.stop();
+      h = undefined;
+    } finally {
+      await acl.stop();
+    }
+  });
+
+  it('ACL token: sent as X-Consul-Token, never logged; a wrong or missing token is a clear error and not synced', async () => {
+    const secret = 'b1946ac9-2f2c-4c55-9f0e-token-SECRET';
+    const acl = await ConsulTestServer.start({ aclToken: secret, jitter: false });
+    try {
+      acl.registerService(instance('web', 'web-1', 9001));
+      acl.kvPut('switchyard/routes/web/weights', '{"web":1}');
+      const good = new ProviderHarness(acl.url, { token: secret });
+      h = good;
+      await good.start(['web']);
+      await good.waitSynced();
+      assert.equal(good.instances('web')?.length, 1);
+      assert.ok(acl.requests.length >= 3);
+      for (const r of acl.requests) assert.equal(r.headers['x-consul-token'], secret);
+      for (const r of acl.requests) assert.equal(r.query['token'], undefined, 'never ?token=');
+      await good.provider.reload();
+      await good.stop();
+
+      const wrong = new ProviderHarness(acl.url, { token: `${secret}-revoked` });
+      h = wrong;
+      await wrong.start(['web']);
+      await waitFor('403s', async () => (await wrong.errors('catalog', '403')) >= 1);
+      const status = wrong.provider.status();
+      assert.equal(status.synced, false);
+      assert.match(status.lastError ?? '', /Consul answered 403 "ACL not found": the ACL token in CONSUL_HTTP_TOKEN is unknown to Consul/);
+      const line = wrong.log.lines.find((l) => l['level'] === 50);
+      assert.equal(line?.['code'], 'SY_CONSUL_ACL');
+      await wrong.stop();
+
+      const none = new ProviderHarness(acl.url);
+      h = none;
+      await none.start(['web']);
+      await waitFor('the refused empty catalog', async () => (await none.errors('catalog', 'acl_filtered')) >= 1);
+      assert.equal(none.provider.status().synced, false);
+      assert.match(none.provider.status().lastError ?? '', /no ACL token is configured \(set CONSUL_HTTP_TOKEN/);
+      await none.stop();
+      h = undefined;
+
+      for (const harness of [good, wrong, none]) {
+        assert.ok(harness.log.lines.length > 0);
+        assert.ok(!harness.log.text().includes(secret), 'the token is in no log line');
+        assert.ok(!JSON.stringify(harness.provider.status()).includes(secret), 'nor in the status');
+      }
+    } finally {
+      await acl.stop();
+    }
+  });
+});
