@@ -257,7 +257,8 @@ export const propagationPhase: Phase = {
       changes: ctx.options.quick ? 40 : 200,
       log: ctx.log,
       dir,
-      cli: [process.execPath, ...(cliEnv === undefined ? ['--import', 'tsx', join(ctx.root, 'src', 'cli.ts')] : [resolve(ctx.root, cliEnv)])],
+      // `npm run bench` builds first: measure the built CLI, as users run it.
+      cli: [process.execPath, resolve(ctx.root, cliEnv ?? join('dist', 'cli.js'))],
     });
     return { console: consoleReport(result), markdown: `## Consul propagation\n\n${markdownReport(result)}\n` };
   },

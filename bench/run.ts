@@ -1,0 +1,186 @@
+/**
+ * `npm run bench` — the benchmark orchestrator.
+ *
+ *   npm run bench                      3 rounds × 10 s per proxy, writes docs/benchmarks.md
+ *   npm run bench -- --quick           smoke run (1 round × 2 s), writes bench/out/benchmarks-quick.md
+ *   npm run bench -- --only haproxy,switchyard --out /tmp/b.md
+ *
+ * Environment: BENCH_DURATION (s per run), BENCH_ROUNDS, BENCH_WARMUP (s), BENCH_CONNECTIONS,
+ * BENCH_PROXY_CPU / BENCH_LOAD_CPU (taskset lists, default 0 / 1), BENCH_NO_PIN=1,
+ * BENCH_KEEP=1 (keep the temp dir with configs and logs), BENCH_SWITCHYARD_CLI (default dist/cli.js),
+ * BENCH_SWITCHYARD_READY_MS (default 10000), BENCH_IDLE_WAIT (s to wait before each run for other
+ * processes to quiet down; default 30, 0 with --quick), BENCH_BUSY_PCT (what counts as quiet: other
+ * processes under this % of a core; default 20).
+ *
+ * Phases run in order against the same upstreams; to add one (e.g. bench/propagation.ts), export a
+ * `Phase` from its module and append it to PHASES below.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { Artifact, BenchContext, BenchOptions, Phase, PhaseResult } from './phase.js';
+import { canPin, hasCommand, killAllSync, stopAll } from './procs.js';
+import { artifactsMarkdown, machineMarkdown } from './report.js';
+import { ALL_TARGETS } from './targets.js';
+import { propagationPhase } from './propagation.js';
+import { throughputPhase } from './throughput.js';
+import { startUpstreams } from './upstream.js';
+
+const PHASES: readonly Phase[] = [throughputPhase, propagationPhase];
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const REQUIRED = ['haproxy', 'nginx', 'wrk'];
+
+function log(message: string): void {
+  process.stdout.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+}
+
+function envNumber(name: string, fallback: number, zeroOk = false): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 0 || (n === 0 && !zeroOk)) throw new Error(`${name} must be a ${zeroOk ? 'non-negative' : 'positive'} number, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+function parseOptions(argv: string[]): BenchOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      out: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`usage: npm run bench -- [--quick] [--only ${ALL_TARGETS.map((t) => t.name).join(',')}] [--out FILE]\n` +
+      'env: BENCH_DURATION BENCH_ROUNDS BENCH_WARMUP BENCH_CONNECTIONS BENCH_PROXY_CPU BENCH_LOAD_CPU BENCH_NO_PIN BENCH_KEEP\n' +
+      '     BENCH_SWITCHYARD_CLI BENCH_SWITCHYARD_READY_MS BENCH_IDLE_WAIT BENCH_BUSY_PCT (see bench/run.ts)\n');
+    process.exit(0);
+  }
+  const only = values.only?.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const unknown = only?.filter((n) => !ALL_TARGETS.some((t) => t.name === n)) ?? [];
+  if (unknown.length > 0) throw new Error(`--only: unknown target(s) ${unknown.join(', ')}`);
+  const quick = values.quick;
+  return {
+    quick,
+    seconds: Math.round(envNumber('BENCH_DURATION', quick ? 2 : 10)),
+    rounds: Math.round(envNumber('BENCH_ROUNDS', quick ? 1 : 3)),
+    warmupSeconds: Math.round(envNumber('BENCH_WARMUP', quick ? 1 : 3)),
+    connections: Math.round(envNumber('BENCH_CONNECTIONS', 50)),
+    threads: 1,
+    idleWaitSeconds: envNumber('BENCH_IDLE_WAIT', quick ? 0 : 30, true),
+    busyThresholdPct: envNumber('BENCH_BUSY_PCT', 20),
+    proxyCpu: process.env['BENCH_PROXY_CPU'] ?? '0',
+    loadCpu: process.env['BENCH_LOAD_CPU'] ?? '1',
+    only,
+    outFile: resolve(values.out ?? (quick ? join(ROOT, 'bench', 'out', 'benchmarks-quick.md') : join(ROOT, 'docs', 'benchmarks.md'))),
+  };
+}
+
+/** haproxy, nginx and wrk on PATH, installing them with bench/setup.sh when missing. */
+function ensureTools(): void {
+  const missing = (): string[] => REQUIRED.filter((c) => !hasCommand(c));
+  if (missing().length === 0) return;
+  log(`missing ${missing().join(', ')}: running bench/setup.sh`);
+  const r = spawnSync('bash', [join(ROOT, 'bench', 'setup.sh')], { stdio: 'inherit', timeout: 15 * 60_000 });
+  const still = missing();
+  if (r.status !== 0 || still.length > 0) {
+    throw new Error(`bench needs ${REQUIRED.join(', ')} on PATH; still missing: ${still.join(', ') || '(none)'} ` +
+      `(bench/setup.sh exited ${r.status ?? r.signal}). Install them as root: apt-get install -y haproxy nginx wrk`);
+  }
+}
+
+function documentHeader(o: BenchOptions): string {
+  return [
+    '# Benchmarks', '',
+    `Generated by \`npm run bench${o.quick ? ' -- --quick' : ''}\` (bench/run.ts) on ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}.` +
+      (o.quick ? ' **This was a quick smoke run: too short for the numbers to mean much.**' : ''), '',
+    'How to run: `npm run bench` (full: 3 interleaved rounds × 10 s per proxy; BENCH_DURATION and BENCH_ROUNDS change that),',
+    '`npm run bench -- --quick` (smoke run), `npm run bench -- --only haproxy,switchyard`. bench/setup.sh installs',
+    'haproxy, nginx and wrk from Debian when they are missing. Other processes on the machine (a test suite, a build)',
+    'skew the numbers: compare ratios from one run, not absolute numbers across runs.', '',
+  ].join('\n');
+}
+
+let tempDir: string | undefined;
+
+/** Stops every process and removes the temp dir (unless BENCH_KEEP=1). Safe to call twice. */
+async function cleanup(): Promise<void> {
+  await stopAll();
+  removeTempDir();
+}
+
+function removeTempDir(): void {
+  if (tempDir === undefined) return;
+  if (process.env['BENCH_KEEP'] === '1') log(`kept ${tempDir}`);
+  else rmSync(tempDir, { recursive: true, force: true });
+  tempDir = undefined;
+}
+
+async function main(options: BenchOptions): Promise<number> {
+  ensureTools();
+
+  const dir = mkdtempSync(join(tmpdir(), 'switchyard-bench-'));
+  tempDir = dir;
+  const artifacts: Artifact[] = [];
+  const base = { options, root: ROOT, dir, artifacts, log };
+  log(`temp dir ${dir}; ${options.rounds} round(s) × ${options.seconds} s; pinning ${canPin() ? `proxy→CPU ${options.proxyCpu}, wrk+upstreams→CPU ${options.loadCpu}` : 'off'}`);
+  // Keep this orchestrator off the proxy's core too.
+  if (canPin()) spawnSync('taskset', ['-a', '-p', '-c', options.loadCpu, String(process.pid)], { stdio: 'ignore' });
+
+  try {
+    const { upstreams } = await startUpstreams(base);
+    const ctx: BenchContext = { ...base, upstreams };
+    const results: PhaseResult[] = [];
+    for (const phase of PHASES) {
+      log(`phase ${phase.name}`);
+      const r = await phase.run(ctx);
+      results.push(r);
+      process.stdout.write(`\n${r.console}\n\n`);
+    }
+    const doc = [documentHeader(options), machineMarkdown(ctx), ...results.map((r) => r.markdown), artifactsMarkdown(artifacts)].join('\n');
+    mkdirSync(dirname(options.outFile), { recursive: true });
+    writeFileSync(options.outFile, doc.trimEnd() + '\n');
+    log(`wrote ${relative(process.cwd(), options.outFile) || options.outFile}`);
+    return 0;
+  } finally {
+    await cleanup();
+  }
+}
+
+process.on('exit', () => {
+  killAllSync();
+  removeTempDir();
+});
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(sig, () => {
+    log(`${sig}: stopping everything`);
+    void cleanup().finally(() => process.exit(130));
+    setTimeout(() => process.exit(130), 5000).unref();
+  });
+}
+
+// Every run is bounded: the planned wrk time plus generous slack for start-up and shutdown.
+const watchdog = (o: BenchOptions): NodeJS.Timeout => {
+  const n = ALL_TARGETS.length;
+  const limitS = n * o.rounds * (o.seconds + o.idleWaitSeconds + 20) + n * (o.warmupSeconds + 30) + 120;
+  return setTimeout(() => {
+    log(`watchdog: still running after ${limitS} s; giving up`);
+    void cleanup().finally(() => process.exit(124));
+  }, limitS * 1000).unref();
+};
+
+try {
+  const options = parseOptions(process.argv.slice(2));
+  watchdog(options);
+  process.exitCode = await main(options);
+} catch (err) {
+  process.stderr.write(`bench: ${(err as Error).message}\n`);
+  await cleanup();
+  process.exitCode = 1;
+}
