@@ -126,12 +126,30 @@ export function markdownTable(head: readonly string[], body: readonly (readonly 
   ].join('\n');
 }
 
+/** Issue 4, section 5: the run with every resilience policy on stays within 10% of the run without. */
+export const POLICIES_VS_PLAIN = 0.9;
+
+/** requests/s of `switchyard-policies` against `switchyard` from the same run. */
+export function policiesCheck(plain: Summary, policies: Summary): Check {
+  const ratio = policies.rps / plain.rps;
+  return {
+    what: 'requests/s with policies vs without',
+    value: `${fmtRps(policies.rps)} = ${ratio.toFixed(2)} × ${fmtRps(plain.rps)}`,
+    limit: `≥ ${POLICIES_VS_PLAIN} ×`,
+    pass: ratio >= POLICIES_VS_PLAIN,
+  };
+}
+
 function checksFor(rows: readonly Row[]): Check[] | undefined {
   const sy = rows.find((r) => r.name === 'switchyard');
   const s = sy === undefined ? undefined : summarize(sy);
   if (s === undefined) return undefined;
   const ha = rows.find((r) => r.name === 'haproxy');
-  return switchyardChecks(s, ha === undefined ? undefined : summarize(ha));
+  const checks = switchyardChecks(s, ha === undefined ? undefined : summarize(ha));
+  const withPolicies = rows.find((r) => r.name === 'switchyard-policies');
+  const p = withPolicies === undefined ? undefined : summarize(withPolicies);
+  if (p !== undefined) checks.push(policiesCheck(s, p));
+  return checks;
 }
 
 export function throughputConsole(rows: readonly Row[], notes: readonly string[]): string {

@@ -154,12 +154,25 @@ export const bareUndici: Target = {
   },
 };
 
-export function switchyardFiles(ctx: Pick<BenchContext, 'upstreams'>): { template: string; services: string } {
+/**
+ * The resilience policy of the `switchyard-policies` target: every per-request policy on (timeouts
+ * including a total-timeout timer per request, retries with their budget, outlier ejection, a rate
+ * limit and a concurrency limit set far above what the run reaches), so the run measures their cost.
+ */
+export const BENCH_POLICY = `    policy:
+      timeouts: { connectMs: 1s, headersMs: 10s, bodyIdleMs: 10s, totalMs: 30s }
+      retries: { count: 2, on: [connect-failure, reset, 502, 503, 504] }
+      outlier: { consecutiveFailures: 5, baseEjectionMs: 30s }
+      rateLimit: { requestsPerSecond: 10000000, burst: 10000000 }
+      concurrency: { max: 100000 }
+`;
+
+export function switchyardFiles(ctx: Pick<BenchContext, 'upstreams'>, withPolicies = false): { template: string; services: string } {
   const template = `routes:
   - name: bench
     match: { path: / }
     to: [ { service: bench } ]
-`;
+${withPolicies ? BENCH_POLICY : ''}`;
   const services = `services:
   bench:
 ${ctx.upstreams.map((u) => `    - { id: ${u.id}, address: ${u.host}, port: ${u.port}, tags: [], status: passing }`).join('\n')}
@@ -185,52 +198,61 @@ export function sumRequestCounters(page: string): number | undefined {
   return sum;
 }
 
+/** Start Switchyard from dist/cli.js as target `name`, with or without the resilience policies. */
+async function startSwitchyardTarget(ctx: BenchContext, name: string, withPolicies: boolean): Promise<StartResult> {
+  const cli = resolve(ctx.root, process.env['BENCH_SWITCHYARD_CLI'] ?? join('dist', 'cli.js'));
+  if (!existsSync(cli)) return { ok: false, reason: `${cli} does not exist (run npm run build)` };
+  const dir = targetDir(ctx, name);
+  const templates = join(dir, 'templates');
+  mkdirSync(templates, { recursive: true });
+  const files = switchyardFiles(ctx, withPolicies);
+  writeFileSync(join(templates, 'bench.yaml'), files.template);
+  const servicesFile = join(dir, 'services.yaml');
+  writeFileSync(servicesFile, files.services);
+  const port = await freePort();
+  const adminPort = await freePort();
+  const accessLog = join(dir, 'access.log');
+  const stderr = join(dir, 'stderr.log');
+  const argv = [process.execPath, cli, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${adminPort}`, '--templates', templates, '--services', servicesFile];
+  const env: NodeJS.ProcessEnv = { ...process.env, NODE_ENV: 'production' };
+  delete env['SWITCHYARD_LOG_LEVEL']; // access logs on: the default level (info)
+  const proc = start(name, argv, { cpu: ctx.options.proxyCpu, stdoutFile: accessLog, stderrFile: stderr, env, cwd: ctx.root });
+  ctx.artifacts.push({ title: `${name}: command (stdout, the pino access log, goes to a file)`, text: `NODE_ENV=production ${proc.argv.join(' ')} > access.log 2> stderr.log`, lang: 'sh' });
+  ctx.artifacts.push({ title: `${name}: templates/bench.yaml`, text: files.template, lang: 'yaml' });
+  ctx.artifacts.push({ title: `${name}: services.yaml`, text: files.services, lang: 'yaml' });
+
+  const admin = `http://127.0.0.1:${adminPort}`;
+  const readyMs = Number(process.env['BENCH_SWITCHYARD_READY_MS'] ?? READY_MS);
+  const readyz = await ready(name, proc, `${admin}/readyz`, stderr, readyMs);
+  if (!readyz.ok) {
+    const out = tail(accessLog);
+    return { ok: false, reason: readyz.reason + (out === '' ? '' : `\nstdout:\n${out}`) };
+  }
+  const proxied = await ready(name, proc, `http://127.0.0.1:${port}/`, accessLog, 5000);
+  if (!proxied.ok) return proxied;
+  const summary = async (): Promise<string[]> => {
+    const lines = [`access log (stdout, to a file): ${await countLines(accessLog)} lines written`];
+    try {
+      const res = await fetch(`${admin}/metrics`, { signal: AbortSignal.timeout(5000) });
+      const total = sumRequestCounters(await res.text());
+      lines.push(`GET /metrics: ${res.status}, *requests_total summed: ${total ?? 'no such metric'}`);
+    } catch (e) {
+      lines.push(`GET /metrics failed: ${(e as Error).message}`);
+    }
+    return lines;
+  };
+  return { ok: true, target: { name, url: `http://127.0.0.1:${port}/`, proc, summary } };
+}
+
 export const switchyard: Target = {
   name: 'switchyard',
-  start: async (ctx) => {
-    const cli = resolve(ctx.root, process.env['BENCH_SWITCHYARD_CLI'] ?? join('dist', 'cli.js'));
-    if (!existsSync(cli)) return { ok: false, reason: `${cli} does not exist (run npm run build)` };
-    const dir = targetDir(ctx, 'switchyard');
-    const templates = join(dir, 'templates');
-    mkdirSync(templates, { recursive: true });
-    const files = switchyardFiles(ctx);
-    writeFileSync(join(templates, 'bench.yaml'), files.template);
-    const servicesFile = join(dir, 'services.yaml');
-    writeFileSync(servicesFile, files.services);
-    const port = await freePort();
-    const adminPort = await freePort();
-    const accessLog = join(dir, 'access.log');
-    const stderr = join(dir, 'stderr.log');
-    const argv = [process.execPath, cli, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${adminPort}`, '--templates', templates, '--services', servicesFile];
-    const env: NodeJS.ProcessEnv = { ...process.env, NODE_ENV: 'production' };
-    delete env['SWITCHYARD_LOG_LEVEL']; // access logs on: the default level (info)
-    const proc = start('switchyard', argv, { cpu: ctx.options.proxyCpu, stdoutFile: accessLog, stderrFile: stderr, env, cwd: ctx.root });
-    ctx.artifacts.push({ title: 'Switchyard: command (stdout, the pino access log, goes to a file)', text: `NODE_ENV=production ${proc.argv.join(' ')} > access.log 2> stderr.log`, lang: 'sh' });
-    ctx.artifacts.push({ title: 'Switchyard: templates/bench.yaml', text: files.template, lang: 'yaml' });
-    ctx.artifacts.push({ title: 'Switchyard: services.yaml', text: files.services, lang: 'yaml' });
+  start: (ctx) => startSwitchyardTarget(ctx, 'switchyard', false),
+};
 
-    const admin = `http://127.0.0.1:${adminPort}`;
-    const readyMs = Number(process.env['BENCH_SWITCHYARD_READY_MS'] ?? READY_MS);
-    const readyz = await ready('switchyard', proc, `${admin}/readyz`, stderr, readyMs);
-    if (!readyz.ok) {
-      const out = tail(accessLog);
-      return { ok: false, reason: readyz.reason + (out === '' ? '' : `\nstdout:\n${out}`) };
-    }
-    const proxied = await ready('switchyard', proc, `http://127.0.0.1:${port}/`, accessLog, 5000);
-    if (!proxied.ok) return proxied;
-    const summary = async (): Promise<string[]> => {
-      const lines = [`access log (stdout, to a file): ${await countLines(accessLog)} lines written`];
-      try {
-        const res = await fetch(`${admin}/metrics`, { signal: AbortSignal.timeout(5000) });
-        const total = sumRequestCounters(await res.text());
-        lines.push(`GET /metrics: ${res.status}, *requests_total summed: ${total ?? 'no such metric'}`);
-      } catch (e) {
-        lines.push(`GET /metrics failed: ${(e as Error).message}`);
-      }
-      return lines;
-    };
-    return { ok: true, target: { name: 'switchyard', url: `http://127.0.0.1:${port}/`, proc, summary } };
-  },
+/** The same Switchyard run with every resilience policy on (BENCH_POLICY): their cost, measured. */
+export const switchyardPolicies: Target = {
+  name: 'switchyard-policies',
+  start: (ctx) => startSwitchyardTarget(ctx, 'switchyard-policies', true),
 };
 
 /** wrk straight at the first upstream: what the load CPU can do with no proxy in the way. */
@@ -243,4 +265,4 @@ export const direct: Target = {
   },
 };
 
-export const ALL_TARGETS: readonly Target[] = [haproxy, nginx, bareUndici, switchyard, direct];
+export const ALL_TARGETS: readonly Target[] = [haproxy, nginx, bareUndici, switchyard, switchyardPolicies, direct];

@@ -12,8 +12,9 @@ import { FileProvider } from './providers/file/file-provider.js';
 import type { DiscoveryProvider } from './providers/provider.js';
 import { StaticProvider } from './providers/static-provider.js';
 import { DirectoryTemplatesProvider } from './providers/templates/templates-provider.js';
-import { createProxy, type Proxy } from './proxy/server.js';
+import { createProxy, type Proxy, type ProxyOptions } from './proxy/server.js';
 import { Upstreams } from './proxy/upstreams.js';
+import { CertStore } from './tls/cert-store.js';
 
 export interface StartOptions {
   readonly logger?: Logger;
@@ -31,6 +32,10 @@ export interface Switchyard {
   readonly watcher: ConfigWatcher;
   readonly proxyAddress: AddressInfo;
   readonly adminAddress: AddressInfo;
+  /** The TLS listener's address, when `--tls-listen` is set. */
+  readonly tlsAddress: AddressInfo | undefined;
+  /** The TLS certificates, when `--tls-listen` is set. */
+  readonly certificates: CertStore | undefined;
   /** Present when running the embedded default. */
   readonly demo: DemoUpstreams | undefined;
   reload(): Promise<void>;
@@ -43,6 +48,8 @@ export async function startSwitchyard(config: Config, options: StartOptions = {}
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   const metrics = new Metrics({ defaultMetrics: options.defaultMetrics ?? true });
   const store = new TableStore();
+  // First, so a missing or empty certificate directory fails start-up before anything listens.
+  const certificates = config.tls === undefined ? undefined : await CertStore.open(config.tls.certDir, logger.child({ component: 'tls' }), metrics);
 
   let demo: DemoUpstreams | undefined;
   const discovery: DiscoveryProvider[] = [];
@@ -62,7 +69,7 @@ export async function startSwitchyard(config: Config, options: StartOptions = {}
   }
 
   const upstreams = new Upstreams({ drainTimeoutMs: config.drainTimeoutMs }, logger.child({ component: 'upstreams' }), metrics);
-  const proxy: Proxy = createProxy({ store, upstreams, logger: logger.child({ component: 'proxy' }), metrics, options: { drainTimeoutMs: config.drainTimeoutMs } });
+  const proxy: Proxy = createProxy({ store, upstreams, logger: logger.child({ component: 'proxy' }), metrics, options: { ...hardeningOptions(config), drainTimeoutMs: config.drainTimeoutMs, httpsPort: config.tls?.listen.port } });
   const templates = new DirectoryTemplatesProvider(config.templatesDir, logger.child({ component: 'templates' }), metrics);
   const watcher = new ConfigWatcher(discovery, templates, store, logger.child({ component: 'control' }), metrics, options.watcher ?? DEFAULT_WATCHER_OPTIONS);
 
@@ -70,6 +77,7 @@ export async function startSwitchyard(config: Config, options: StartOptions = {}
     store,
     metrics,
     logger: logger.child({ component: 'admin' }),
+    token: config.adminToken,
     ready: () => watcher.ready,
     config: () => ({
       listen: formatHostPort(config.listen),
@@ -85,8 +93,12 @@ export async function startSwitchyard(config: Config, options: StartOptions = {}
         token: config.consul.token === undefined ? 'not set' : 'set (hidden)',
         tls: { caCert: config.consul.caCert ?? null, clientCert: config.consul.clientCert ?? null, verify: config.consul.tlsVerify },
       },
+      tls: config.tls === undefined || certificates === undefined ? null : { listen: formatHostPort(config.tls.listen), ...certificates.status() },
       embeddedDefault: demo !== undefined,
       drainTimeoutMs: config.drainTimeoutMs,
+      listener: config.listener,
+      trustedProxies: config.trustedProxies,
+      adminToken: config.adminToken === undefined ? 'not set' : 'set (hidden)',
       tableVersion: store.version,
       lastSwapAt: store.swappedAt === 0 ? null : new Date(store.swappedAt).toISOString(),
       lastRejectedBuild: watcher.lastFailure ?? null,
@@ -97,16 +109,20 @@ export async function startSwitchyard(config: Config, options: StartOptions = {}
   const adminAddress = await admin.listen(config.admin.host, config.admin.port);
   await watcher.start();
   const proxyAddress = await proxy.listen(config.listen.host, config.listen.port);
-  logger.info({ proxy: proxyAddress, admin: adminAddress }, 'switchyard listening');
+  const tlsAddress = config.tls === undefined || certificates === undefined ? undefined : await proxy.listenTls(config.tls.listen.host, config.tls.listen.port, certificates);
+  logger.info({ proxy: proxyAddress, admin: adminAddress, ...(tlsAddress === undefined ? {} : { tls: tlsAddress }) }, 'switchyard listening');
 
   let stopping: Promise<void> | undefined;
   return {
-    config, logger, metrics, store, watcher, proxyAddress, adminAddress, demo,
-    reload: () => watcher.reload(),
+    config, logger, metrics, store, watcher, proxyAddress, adminAddress, tlsAddress, certificates, demo,
+    reload: async () => {
+      await Promise.all([watcher.reload(), certificates?.reload()]);
+    },
     stop: () => {
       stopping ??= (async () => {
         await watcher.stop();
         await proxy.close(config.drainTimeoutMs); // also closes the upstream pools
+        await certificates?.close();
         await admin.close();
         await demo?.close();
         logger.info('switchyard stopped');
@@ -114,5 +130,19 @@ export async function startSwitchyard(config: Config, options: StartOptions = {}
       })();
       return stopping;
     },
+  };
+}
+
+/** Listener limits and request guard settings from the command line, for createProxy. */
+function hardeningOptions(config: Config): ProxyOptions {
+  const { listener } = config;
+  return {
+    headersTimeoutMs: listener.headersTimeoutMs,
+    requestTimeoutMs: listener.requestTimeoutMs,
+    keepAliveTimeoutMs: listener.keepAliveTimeoutMs,
+    maxConnections: listener.maxConnections,
+    maxHeaderSize: listener.maxHeaderSize,
+    maxHeaderCount: listener.maxHeaderCount,
+    trustedProxies: config.trustedProxies,
   };
 }

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { TableStore } from '../control/table-store.js';
+import { AdminAuth } from './admin-auth.js';
 import { routesView } from './routes-view.js';
 
 export interface AdminSources {
@@ -13,6 +14,8 @@ export interface AdminSources {
   ready(): boolean;
   /** The effective configuration and provider states, already free of secrets. */
   config(): unknown;
+  /** When set, every request but /healthz needs `Authorization: Bearer <token>` (401 otherwise). */
+  readonly token?: string | undefined;
 }
 
 /**
@@ -21,8 +24,10 @@ export interface AdminSources {
  */
 export class AdminServer {
   readonly server: Server;
+  private readonly auth: AdminAuth | undefined;
 
   constructor(private readonly sources: AdminSources) {
+    this.auth = sources.token === undefined ? undefined : new AdminAuth(sources.token);
     this.server = createServer((req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         sources.logger.error({ err }, 'admin request failed');
@@ -52,6 +57,12 @@ export class AdminServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];
+    // /healthz stays open: orchestrators probe liveness without credentials, and it tells nothing.
+    if (this.auth !== undefined && path !== '/healthz' && !this.auth.allows(req)) {
+      res.setHeader('www-authenticate', 'Bearer realm="switchyard-admin"');
+      send(res, 401, { error: 'SY_UNAUTHORIZED', message: 'the admin endpoints need Authorization: Bearer <admin token>' });
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       send(res, 405, { error: 'SY_METHOD', message: 'admin endpoints are read-only' });
       return;

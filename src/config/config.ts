@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
-import { parseHostPort, type HostPort } from './host-port.js';
+import { formatCidr, parseCidrList } from '../proxy/client-address.js';
+import { isLoopback, parseHostPort, type HostPort } from './host-port.js';
 
 /** The frozen configuration every component reads. Built once from flags and environment. */
 export interface Config {
@@ -17,6 +18,33 @@ export interface Config {
   readonly kvPrefix: string;
   /** Set when Consul is the discovery source. */
   readonly consul: ConsulSettings | undefined;
+  /** Set when TLS is terminated (`--tls-listen` with `--tls-cert-dir`). */
+  readonly tls: TlsSettings | undefined;
+  /** Timeouts and limits of the proxy listeners (plain and TLS). */
+  readonly listener: ListenerSettings;
+  /** CIDRs (`10.0.0.0/8`, `::1/128`) whose X-Forwarded-For is appended to; from other clients it is replaced. */
+  readonly trustedProxies: readonly string[];
+  /** Bearer token every admin request but /healthz needs; required off loopback. Never logged, never shown. */
+  readonly adminToken: string | undefined;
+}
+
+/** Listener hardening: slowloris, slow uploads, idle keep-alive, connection and header limits. */
+export interface ListenerSettings {
+  readonly headersTimeoutMs: number;
+  /** 0: no limit (long streaming uploads). */
+  readonly requestTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
+  readonly maxConnections: number;
+  /** Bytes of request line and headers. */
+  readonly maxHeaderSize: number;
+  /** Header fields per request. */
+  readonly maxHeaderCount: number;
+}
+
+/** The TLS listener and its certificate directory (`name.crt` + `name.key` pairs, `default.*` for clients without SNI). */
+export interface TlsSettings {
+  readonly listen: HostPort;
+  readonly certDir: string;
 }
 
 export type ConsulConsistency = 'default' | 'stale' | 'consistent';
@@ -50,10 +78,21 @@ interface FlagSpec {
 /** Every value flag: its environment variable, its help line and default. The README mirrors it. */
 export const FLAGS = {
   listen: { env: 'SWITCHYARD_LISTEN', value: 'HOST:PORT', default: '0.0.0.0:8080', help: 'proxy listener' },
+  'tls-listen': { env: 'SWITCHYARD_TLS_LISTEN', value: 'HOST:PORT', help: 'TLS listener (HTTPS, WSS), same routes; needs --tls-cert-dir' },
+  'tls-cert-dir': { env: 'SWITCHYARD_TLS_CERT_DIR', value: 'DIR', help: 'NAME.crt + NAME.key pairs chosen by SNI, default.* otherwise; watched' },
   admin: { env: 'SWITCHYARD_ADMIN', value: 'HOST:PORT', default: '127.0.0.1:8081', help: 'admin endpoints (/healthz /readyz /metrics /api/*)' },
+  'admin-token': { env: 'SWITCHYARD_ADMIN_TOKEN', value: 'TOKEN', help: 'bearer token for every admin endpoint but /healthz; required when --admin is not loopback' },
+  'admin-token-file': { env: 'SWITCHYARD_ADMIN_TOKEN_FILE', value: 'FILE', help: 'read the admin token from FILE (keeps it out of ps and the environment)' },
   templates: { env: 'SWITCHYARD_TEMPLATES', value: 'DIR', default: './templates', help: 'route templates: every *.yaml in DIR, watched' },
   services: { env: 'SWITCHYARD_SERVICES', value: 'FILE', help: 'services file (same data as Consul catalog, health and KV), watched' },
   'drain-timeout': { env: 'SWITCHYARD_DRAIN_TIMEOUT', value: 'DURATION', default: '10s', help: 'bound on in-flight requests at shutdown and on draining removed pools' },
+  'header-timeout': { env: 'SWITCHYARD_HEADER_TIMEOUT', value: 'DURATION', default: '10s', help: 'time a client gets to send a whole request head (slowloris); then 408' },
+  'request-timeout': { env: 'SWITCHYARD_REQUEST_TIMEOUT', value: 'DURATION', default: '5m', help: 'time a client gets to send a whole request, body included; 0 = none (long uploads)' },
+  'keepalive-timeout': { env: 'SWITCHYARD_KEEPALIVE_TIMEOUT', value: 'DURATION', default: '65s', help: 'idle time before a client keep-alive connection is closed' },
+  'max-connections': { env: 'SWITCHYARD_MAX_CONNECTIONS', value: 'N', default: '10000', help: 'client connections per listener; more are closed when accepted' },
+  'max-header-size': { env: 'SWITCHYARD_MAX_HEADER_SIZE', value: 'SIZE', default: '16KB', help: 'request line and headers (bytes, KB or MB); 431 above' },
+  'max-header-count': { env: 'SWITCHYARD_MAX_HEADER_COUNT', value: 'N', default: '100', help: 'header fields per request; 431 above' },
+  'trusted-proxies': { env: 'SWITCHYARD_TRUSTED_PROXIES', value: 'CIDR,...', help: 'proxies whose X-Forwarded-For is appended to; from others it is replaced' },
   'log-level': { env: 'SWITCHYARD_LOG_LEVEL', value: 'LEVEL', default: 'info', help: 'trace, debug, info, warn, error, fatal or silent' },
   'kv-prefix': { env: 'SWITCHYARD_KV_PREFIX', value: 'PREFIX', default: 'switchyard/', help: 'KV prefix holding weights and policies' },
   consul: { env: 'CONSUL_HTTP_ADDR', value: 'ADDR', help: 'Consul agent, host:port or http(s)://host:port; makes Consul the discovery source' },
@@ -128,8 +167,23 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     logLevel,
     kvPrefix: kvPrefix.endsWith('/') ? kvPrefix : `${kvPrefix}/`,
     consul: consulSettings(get('consul'), get, env),
+    tls: tlsSettings(get('tls-listen'), get('tls-cert-dir')),
+    listener: listenerSettings(get),
+    trustedProxies: trustedProxies(get('trusted-proxies')),
+    adminToken: adminToken(get('admin-token'), get('admin-token-file')),
   };
+  if (config.adminToken === undefined && !isLoopback(config.admin.host)) {
+    throw new UsageError(`--admin ${get('admin')} is not a loopback address: set --admin-token (or SWITCHYARD_ADMIN_TOKEN, SWITCHYARD_ADMIN_TOKEN_FILE) to expose the admin endpoints`);
+  }
   return { kind: 'run', config: Object.freeze(config) };
+}
+
+/** `--tls-listen` and `--tls-cert-dir` go together: one without the other is a usage error. */
+function tlsSettings(listen: string | undefined, certDir: string | undefined): TlsSettings | undefined {
+  if (listen === undefined && certDir === undefined) return undefined;
+  if (listen === undefined) throw new UsageError('--tls-cert-dir needs --tls-listen HOST:PORT (the TLS listener)');
+  if (certDir === undefined) throw new UsageError('--tls-listen needs --tls-cert-dir DIR (the certificates to serve)');
+  return { listen: parseHostPort('--tls-listen', listen), certDir };
 }
 
 /** Consul's address forms: `host:port`, `http://host:port`, `https://host:port` (CONSUL_HTTP_SSL=true means https). */
@@ -184,4 +238,66 @@ function consulSettings(
     consistency,
     waitMs,
   };
+}
+
+/** `16384`, `16KB`, `16k`, `1MB`: bytes (K and M are 1024-based). */
+export function parseSize(flag: string, value: string): number {
+  const match = /^(\d+)\s*(b|k|kb|kib|m|mb|mib)?$/i.exec(value.trim());
+  if (match === null) throw new UsageError(`--${flag}: expected a size like 16384, 16KB or 1MB, got ${JSON.stringify(value)}`);
+  const unit = (match[2] ?? 'b').toLowerCase();
+  return Number(match[1]) * (unit === 'b' ? 1 : unit.startsWith('k') ? 1024 : 1024 * 1024);
+}
+
+function parseCount(flag: string, value: string, min: number, max: number): number {
+  if (!/^\d+$/.test(value.trim()) || Number(value) < min || Number(value) > max) {
+    throw new UsageError(`--${flag}: expected a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  }
+  return Number(value);
+}
+
+function listenerSettings(get: (name: FlagName) => string | undefined): ListenerSettings {
+  const headersTimeoutMs = parseDuration('header-timeout', get('header-timeout')!);
+  if (headersTimeoutMs <= 0) throw new UsageError('--header-timeout: must be above 0 (it is the slowloris protection)');
+  const requestTimeoutMs = parseDuration('request-timeout', get('request-timeout')!);
+  if (requestTimeoutMs !== 0 && requestTimeoutMs < headersTimeoutMs) {
+    throw new UsageError(`--request-timeout: must be 0 (none) or at least --header-timeout (${get('header-timeout')}), got ${get('request-timeout')}`);
+  }
+  const keepAliveTimeoutMs = parseDuration('keepalive-timeout', get('keepalive-timeout')!);
+  if (keepAliveTimeoutMs <= 0) throw new UsageError('--keepalive-timeout: must be above 0');
+  const maxHeaderSize = parseSize('max-header-size', get('max-header-size')!);
+  if (maxHeaderSize < 1024 || maxHeaderSize > 1024 * 1024) throw new UsageError(`--max-header-size: must be from 1KB to 1MB, got ${get('max-header-size')}`);
+  return {
+    headersTimeoutMs,
+    requestTimeoutMs,
+    keepAliveTimeoutMs,
+    maxConnections: parseCount('max-connections', get('max-connections')!, 1, 10_000_000),
+    maxHeaderSize,
+    maxHeaderCount: parseCount('max-header-count', get('max-header-count')!, 1, 10_000),
+  };
+}
+
+function trustedProxies(value: string | undefined): readonly string[] {
+  if (value === undefined) return Object.freeze([]);
+  try {
+    return Object.freeze(parseCidrList(value).map(formatCidr));
+  } catch (err) {
+    throw new UsageError(`--trusted-proxies: ${(err as Error).message}`);
+  }
+}
+
+/** The flag or variable wins over the file, as CONSUL_HTTP_TOKEN does over CONSUL_HTTP_TOKEN_FILE. The token never appears in a message. */
+function adminToken(token: string | undefined, file: string | undefined): string | undefined {
+  if (token !== undefined) {
+    if (token.trim() === '') throw new UsageError('--admin-token: empty value');
+    return token;
+  }
+  if (file === undefined) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    throw new UsageError(`--admin-token-file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  if (text === '') throw new UsageError(`--admin-token-file: ${file} is empty`);
+  return text;
 }

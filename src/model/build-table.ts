@@ -8,7 +8,10 @@
  * 4. Destination weight = KV route override for its key, else the configured weight; but 0 when no
  *    endpoint has weight > 0, so the route-level balancer never picks an empty pool while another
  *    has capacity. A route whose destinations all weigh 0 still matches (503, not 404).
- * 5. Everything deep-frozen; the lookup index is built once here.
+ * 5. Policy: defaults, then the template's `policy:` layer, then KV `routes/<route>/policy`
+ *    (policy.ts). A KV layer that cannot combine with the template's is a problem; the template's
+ *    policy then applies alone.
+ * 6. Everything deep-frozen; the lookup index is built once here.
  *
  * Endpoint objects are shared between destinations of the same service (same id, same object).
  * A destination's service unknown to discovery (in neither catalog nor instances) is reported as a
@@ -17,6 +20,7 @@
 import { collectRoutes, servicesOf } from './collect-routes.js';
 import { deepFreeze } from './deep-freeze.js';
 import { parseKvOverrides, type KvOverrides } from './kv-overrides.js';
+import { resolvePolicy, type RoutePolicy } from './policy.js';
 import { RouteIndex } from './route-index.js';
 import { destinationKey, type RouteSpec } from './route-spec.js';
 import { serviceEndpoints } from './service-endpoints.js';
@@ -118,5 +122,19 @@ function resolveRoute(
     active: destinations.filter((d) => d.weight > 0),
     origin: spec.origin,
     source: spec.source,
+    policy: routePolicy(spec, overrides, problems),
   };
+}
+
+function routePolicy(spec: RouteSpec, overrides: KvOverrides, problems: BuildProblem[]): RoutePolicy {
+  const kvLayer = overrides.routePolicies.get(spec.name);
+  if (kvLayer !== undefined) {
+    const combined = resolvePolicy([spec.policy, kvLayer]);
+    if (typeof combined !== 'string') return combined;
+    problems.push({ kind: 'kv', source: `routes/${spec.name}/policy`, message: `${combined}; key ignored` });
+  }
+  const own = resolvePolicy([spec.policy]);
+  // validateRoutes rejected template layers that do not resolve; tag routes have none.
+  if (typeof own === 'string') throw new Error(`route "${spec.name}": unresolvable policy passed validation: ${own}`);
+  return own;
 }

@@ -9,3 +9,9 @@ export { destinationKey, type RouteSpec } from './route-spec.js';
 export { effectiveWeight, originFor } from './service-endpoints.js';
 export { parseUrlprefixTag, tagRoutes, TAG_PREFIX, type ParsedTag } from './tag-routes.js';
 export { expandTemplates } from './template-expand.js';
+export {
+  DEFAULT_POLICY, RETRY_CONDITIONS, resolvePolicy,
+  type ConcurrencyPolicy, type OutlierPolicy, type PolicyInput, type RateLimitPolicy, type RetryCondition, type RetryPolicy,
+  type RoutePolicy, type TimeoutPolicy,
+} from './policy.js';
+export { parseByteSize, parseDuration, parsePolicyInput, parsePolicyJson } from './policy-parse.js';

@@ -1,3 +1,4 @@
+import type { PolicyInput } from './policy.js';
 import type { RouteOrigin, TemplateDestination } from './types.js';
 
 /**
@@ -14,6 +15,8 @@ export interface RouteSpec {
   readonly origin: RouteOrigin;
   /** Template file or tag the route came from. */
   readonly source: string;
+  /** The template's policy layer (tag routes have none). */
+  readonly policy?: PolicyInput;
 }
 
 /** `service` or `service:tag`: how KV route weights name a destination. */

@@ -70,6 +70,7 @@ function toSpec(template: RouteTemplate, fill: Fill): RouteSpec {
     }),
     origin: 'template',
     source: template.source,
+    ...(template.policy === undefined ? {} : { policy: template.policy }),
   };
 }
 

@@ -3,6 +3,8 @@
  * and KV so that the services file and the Consul provider feed the same pipeline.
  * Everything here is plain data: providers build it, the model freezes what it derives from it.
  */
+import type { PolicyInput, RoutePolicy } from './policy.js';
+
 
 /** Aggregated health of one instance, as Consul's checks reduce to it. */
 export type HealthStatus = 'passing' | 'warning' | 'critical' | 'maintenance';
@@ -58,6 +60,8 @@ export interface RouteTemplate {
   /** Prefix removed from the path before forwarding. */
   readonly strip?: string;
   readonly to: readonly TemplateDestination[];
+  /** Resilience policy layer of the route (validated input; see policy.ts); defaults apply when absent. */
+  readonly policy?: PolicyInput;
   /** The file it came from, for error messages. */
   readonly source: string;
 }
@@ -114,6 +118,8 @@ export interface Route {
   readonly origin: RouteOrigin;
   /** Template file or tag the route came from. */
   readonly source: string;
+  /** Effective resilience policy: defaults, then the template's `policy:`, then KV `routes/<route>/policy`. */
+  readonly policy: RoutePolicy;
 }
 
 /** A problem that did not stop the build: the offending item was skipped (e.g. bad JSON in KV). */

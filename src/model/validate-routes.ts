@@ -1,6 +1,8 @@
 import { ConfigError } from '../errors.js';
 import { hostProblem, normalizeHost } from './host.js';
 import { normalizePrefix, prefixProblem } from './path.js';
+import { resolvePolicy } from './policy.js';
+import { parsePolicyInput } from './policy-parse.js';
 import { describeMatch, destinationKey, matchKey, type RouteSpec } from './route-spec.js';
 
 /**
@@ -12,7 +14,8 @@ import { describeMatch, destinationKey, matchKey, type RouteSpec } from './route
  * Rules: non-empty name; valid host (host.ts) and path/strip prefixes (path.ts); at least one
  * destination; each destination has a non-empty service, a non-empty tag when given, and a finite
  * weight >= 0; no two destinations of a route with the same key (KV weights could not tell them
- * apart); route names unique; no two routes with the same host + path (one would shadow the other).
+ * apart); a usable `policy` layer (policy-parse.ts, policy.ts); route names unique; no two routes
+ * with the same host + path (one would shadow the other).
  *
  * Returns the routes normalised (host lower-case without trailing dot, prefixes normalised), in
  * input order. The first error found is thrown; order is deterministic.
@@ -65,6 +68,12 @@ function normalizeSpec(spec: RouteSpec): RouteSpec {
     }
     if (keys.has(key)) fail(`destination "${key}" is listed twice`);
     keys.add(key);
+  }
+  if (spec.policy !== undefined) {
+    // The provider validated the block already; this keeps the model safe for any caller.
+    const parsed = parsePolicyInput(spec.policy);
+    const resolved = typeof parsed === 'string' ? parsed : resolvePolicy([parsed]);
+    if (typeof resolved === 'string') fail(`policy: ${resolved}`);
   }
   return {
     ...spec,

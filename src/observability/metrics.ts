@@ -37,7 +37,7 @@ export class Metrics {
 
   readonly configErrors = new Counter({
     name: 'switchyard_config_errors_total',
-    help: 'Rejected configuration by kind (template, services, kv, tag, build); the last good table keeps serving',
+    help: 'Rejected configuration by kind (template, services, kv, tag, build, tls); the last good table (or certificate) keeps serving',
     labelNames: ['kind'] as const,
     registers: [this.registry],
   });
@@ -57,6 +57,83 @@ export class Metrics {
   readonly upstreamPools = new Gauge({
     name: 'switchyard_upstream_pools',
     help: 'Open upstream connection pools (one per endpoint origin), including draining ones',
+    registers: [this.registry],
+  });
+
+  readonly tlsCertificates = new Gauge({
+    name: 'switchyard_tls_certificates',
+    help: 'TLS certificate pairs the TLS listener serves (broken pairs on disk excluded)',
+    registers: [this.registry],
+  });
+
+  readonly tlsReloads = new Counter({
+    name: 'switchyard_tls_reloads_total',
+    help: 'TLS certificate sets swapped in after a change in the certificate directory',
+    registers: [this.registry],
+  });
+
+  readonly tlsCertificateExpiry = new Gauge({
+    name: 'switchyard_tls_certificate_expiry_timestamp_seconds',
+    help: 'Unix time at which each served TLS certificate expires, by pair name',
+    labelNames: ['certificate'] as const,
+    registers: [this.registry],
+  });
+
+  // ---- resilience policies (src/proxy/route-state.ts, forward.ts) ----
+
+  readonly retries = new Counter({
+    name: 'switchyard_retries_total',
+    help: 'Upstream attempts retried on another endpoint, by route and reason (connect-failure, reset, 502, 503, 504)',
+    labelNames: ['route', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly retryBudgetExhausted = new Counter({
+    name: 'switchyard_retry_budget_exhausted_total',
+    help: 'Retries refused because the route spent its retry budget (the failure was returned as is)',
+    labelNames: ['route'] as const,
+    registers: [this.registry],
+  });
+
+  readonly ejections = new Counter({
+    name: 'switchyard_ejections_total',
+    help: 'Endpoints ejected by outlier detection (consecutive failures), by route',
+    labelNames: ['route'] as const,
+    registers: [this.registry],
+  });
+
+  readonly ejectedEndpoints = new Gauge({
+    name: 'switchyard_ejected_endpoints',
+    help: 'Endpoints currently ejected by outlier detection, by route',
+    labelNames: ['route'] as const,
+    registers: [this.registry],
+  });
+
+  readonly rateLimited = new Counter({
+    name: 'switchyard_rate_limited_total',
+    help: 'Requests refused with 429 by the route rate limit',
+    labelNames: ['route'] as const,
+    registers: [this.registry],
+  });
+
+  readonly overloaded = new Counter({
+    name: 'switchyard_overloaded_total',
+    help: 'Requests refused with 503 because the route concurrency limit was reached',
+    labelNames: ['route'] as const,
+    registers: [this.registry],
+  });
+
+  readonly bodyTooLarge = new Counter({
+    name: 'switchyard_body_too_large_total',
+    help: 'Requests refused with 413 because their body exceeded the route limit',
+    labelNames: ['route'] as const,
+    registers: [this.registry],
+  });
+
+  readonly upstreamTimeouts = new Counter({
+    name: 'switchyard_upstream_timeouts_total',
+    help: 'Upstream timeouts by route and kind (connect, headers, body, total); each is also an upstream error SY_UPSTREAM_TIMEOUT',
+    labelNames: ['route', 'kind'] as const,
     registers: [this.registry],
   });
 

@@ -14,21 +14,26 @@ export const ERROR_BODIES = {
   SY_UPSTREAM_RESET: errorBody('SY_UPSTREAM_RESET', 'the upstream closed the connection mid-response'),
   SY_UPSTREAM_TIMEOUT: errorBody('SY_UPSTREAM_TIMEOUT', 'the upstream did not answer in time'),
   SY_BAD_REQUEST: errorBody('SY_BAD_REQUEST', 'the request cannot be forwarded'),
+  SY_RATE_LIMITED: errorBody('SY_RATE_LIMITED', 'the route rate limit was exceeded; retry after the Retry-After delay'),
+  SY_OVERLOADED: errorBody('SY_OVERLOADED', 'the route has too many requests in flight'),
+  SY_BODY_TOO_LARGE: errorBody('SY_BODY_TOO_LARGE', 'the request body exceeds the route limit'),
 } as const satisfies Partial<Record<ErrorCode, Buffer>>;
 
 /**
  * Send a JSON error response. `res` must not have sent its head yet. While the proxy drains,
- * `close` asks the client to close the connection.
+ * `close` asks the client to close the connection. `extra` adds one header (e.g. Retry-After).
  */
-export function sendError(res: ServerResponse, code: ErrorCode, body: Buffer, requestId: string, close = false): number {
+export function sendError(res: ServerResponse, code: ErrorCode, body: Buffer, requestId: string, close = false, extraName?: string, extraValue?: string): number {
   const status = httpStatusFor(code);
   if (close) res.shouldKeepAlive = false;
-  res.writeHead(status, [
+  const headers = [
     'content-type', 'application/json',
     'content-length', String(body.length),
     'cache-control', 'no-store',
     'x-request-id', requestId,
-  ]);
+  ];
+  if (extraName !== undefined && extraValue !== undefined) headers.push(extraName, extraValue);
+  res.writeHead(status, headers);
   res.end(body);
   return status;
 }
@@ -45,6 +50,8 @@ function statusText(status: number): string {
   switch (status) {
     case 400: return 'Bad Request';
     case 404: return 'Not Found';
+    case 413: return 'Content Too Large';
+    case 429: return 'Too Many Requests';
     case 431: return 'Request Header Fields Too Large';
     case 502: return 'Bad Gateway';
     case 503: return 'Service Unavailable';

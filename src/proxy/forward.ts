@@ -1,12 +1,18 @@
 import { ServerResponse, type IncomingMessage } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { httpStatusFor, type ErrorCode } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
+import { BodyLimit } from './body-limit.js';
 import { ERROR_BODIES, sendError } from './error-response.js';
-import { clientAddress, removeConnectionNominated, responseHeaders, scanRequestHeaders, type RequestHead } from './headers.js';
+import { clientAddress, contentLengthOf, removeConnectionNominated, responseHeaders, scanRequestHeaders, type RequestHead } from './headers.js';
 import type { RequestIdGenerator } from './request-id.js';
 import { NO_ROUTE_LABEL } from './route-metrics.js';
-import { stripPath, type RuntimeEndpoint, type RuntimeRoute, type RuntimeStore } from './runtime.js';
+import type { RouteState } from './route-state.js';
+import {
+  RETRY_ON_502, RETRY_ON_503, RETRY_ON_504, RETRY_ON_CONNECT_FAILURE, RETRY_ON_RESET,
+  stripPath, type RuntimeEndpoint, type RuntimeRoute, type RuntimeStore,
+} from './runtime.js';
 
 /** Shared, per-proxy state an exchange reads. */
 export interface ForwardContext {
@@ -20,8 +26,8 @@ export interface ForwardContext {
   readonly proto: string;
   /** Set while the proxy drains: responses ask clients to close their connection. */
   readonly closing: boolean;
-  /** Extra attempts, on other endpoints, for body-less requests whose connection could not be established. */
-  readonly retries: number;
+  /** Port of the TLS listener, for routes whose policy redirects plain HTTP; undefined = no redirects. */
+  readonly httpsPort: number | undefined;
   /** Called once per exchange when its response closed. */
   requestDone(): void;
 }
@@ -36,8 +42,21 @@ class ClientClosedError extends Error {
   readonly code = 'SY_CLIENT_CLOSED';
 }
 
+/** Raised into undici when the route's total timeout expires. */
+class TotalTimeoutError extends Error {
+  readonly code = 'SY_TOTAL_TIMEOUT';
+  constructor(ms: number) {
+    super(`the exchange exceeded the route's total timeout of ${ms} ms`);
+  }
+}
+
 /** Status logged and counted when the client closed the connection before the response ended (nginx's 499). */
 export const CLIENT_CLOSED_STATUS = 499;
+
+/** setTimeout callback of the total timeout; the exchange is the timer's argument, so no closure. */
+function onTotalTimeout(exchange: Exchange): void {
+  exchange.expire();
+}
 
 function onResponseClose(this: ProxyResponse): void {
   this.exchange?.closed();
@@ -64,6 +83,87 @@ export function isConnectFailure(err: Error): boolean {
   }
 }
 
+/** The connection broke after the request was (partly) sent and before a response head arrived. */
+export function isResetBeforeResponse(err: Error): boolean {
+  switch ((err as { code?: unknown }).code) {
+    case 'UND_ERR_SOCKET':
+    case 'ECONNRESET':
+    case 'EPIPE':
+      return true;
+    default:
+      return false;
+  }
+}
+
+/**
+ * Failures that count against the endpoint for outlier detection: everything the upstream (or the
+ * path to it) caused. Not: the client leaving, the body limit, the total timeout (it spans every
+ * attempt), requests undici refused to send, pools closed by a swap.
+ */
+export function isUpstreamFault(err: Error): boolean {
+  switch ((err as { code?: unknown }).code) {
+    case 'SY_CLIENT_CLOSED':
+    case 'SY_BODY_TOO_LARGE':
+    case 'SY_TOTAL_TIMEOUT':
+    case 'UND_ERR_INVALID_ARG':
+    case 'UND_ERR_NOT_SUPPORTED':
+    case 'UND_ERR_ABORTED':
+    case 'UND_ERR_CLOSED':
+    case 'UND_ERR_DESTROYED':
+      return false;
+    default:
+      return true;
+  }
+}
+
+/** Which timeout an SY_UPSTREAM_TIMEOUT was: the `kind` label of switchyard_upstream_timeouts_total. */
+export function timeoutKind(err: Error): string {
+  switch ((err as { code?: unknown }).code) {
+    case 'UND_ERR_HEADERS_TIMEOUT': return 'headers';
+    case 'UND_ERR_BODY_TIMEOUT': return 'body';
+    case 'SY_TOTAL_TIMEOUT': return 'total';
+    default: return 'connect';
+  }
+}
+
+/** RFC 9110 §9.2.2: methods whose repetition has the same effect as one request. */
+export function isIdempotent(method: string | undefined): boolean {
+  switch (method) {
+    case 'GET':
+    case 'HEAD':
+    case 'OPTIONS':
+    case 'PUT':
+    case 'DELETE':
+    case 'TRACE':
+      return true;
+    default:
+      return false;
+  }
+}
+
+/** A body stream nothing has been read from yet (undici reads it only once a connection is up). */
+function bodyUntouched(body: Dispatcher.DispatchOptions['body']): boolean {
+  if (body === null || body === undefined) return true;
+  const stream = body as Readable;
+  return typeof stream.readableDidRead === 'boolean' && !stream.readableDidRead && !stream.destroyed;
+}
+
+/** `https://<host without port>[:port]<path>`, or undefined without a usable Host. */
+export function httpsLocation(host: string | undefined, httpsPort: number, path: string): string | undefined {
+  if (host === undefined || host === '') return undefined;
+  let name = host;
+  if (name.charCodeAt(0) === 91 /* [ */) {
+    const end = name.indexOf(']');
+    if (end === -1) return undefined;
+    name = name.slice(0, end + 1);
+  } else {
+    const colon = name.indexOf(':');
+    if (colon !== -1) name = name.slice(0, colon);
+  }
+  if (name === '' || name === '[]') return undefined;
+  return `https://${name}${httpsPort === 443 ? '' : `:${httpsPort}`}${path}`;
+}
+
 /** Map an upstream failure to an error code. `started`: the response head was already sent. */
 export function classifyUpstreamError(err: Error, started: boolean): ErrorCode {
   switch ((err as { code?: unknown }).code) {
@@ -71,6 +171,7 @@ export function classifyUpstreamError(err: Error, started: boolean): ErrorCode {
     case 'UND_ERR_BODY_TIMEOUT':
     case 'UND_ERR_CONNECT_TIMEOUT':
     case 'ETIMEDOUT':
+    case 'SY_TOTAL_TIMEOUT':
       return 'SY_UPSTREAM_TIMEOUT';
     case 'UND_ERR_INVALID_ARG':
     case 'UND_ERR_NOT_SUPPORTED':
@@ -106,7 +207,7 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler {
   status = 0;
   errorCode: ErrorCode | undefined = undefined;
   error: Error | undefined = undefined;
-  /** Upstream attempts made (more than 1 after a connect-failure retry). */
+  /** Upstream attempts made (more than 1 after retries). */
   attempts = 0;
   private options: Dispatcher.DispatchOptions | undefined = undefined;
   private abortUpstream: ((err?: Error) => void) | null = null;
@@ -114,6 +215,18 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler {
   private started = false;
   private settled = false;
   private clientGone = false;
+  /** The route state this exchange was admitted into (counted in its `inflight`) until it closes. */
+  private state: RouteState | undefined = undefined;
+  /** The total-timeout timer, when the route has one. */
+  private timer: NodeJS.Timeout | undefined = undefined;
+  private timedOut = false;
+  /** Endpoints already attempted; allocated by the first retry decision. */
+  private tried: RuntimeEndpoint[] | undefined = undefined;
+  /** Set while a retryable 5xx response is being discarded: the endpoint it will be retried on. */
+  private retryTo: RuntimeEndpoint | undefined = undefined;
+  private retryReason = '';
+  /** A chunked body on a route with a body limit gets counted (BodyLimit); -1 = not counted. */
+  private bodyLimit = -1;
 
   constructor(ctx: ForwardContext, req: IncomingMessage, res: ProxyResponse, start: number) {
     this.ctx = ctx;
@@ -148,6 +261,11 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler {
       return;
     }
     this.route = route;
+    if (route.guarded && this.refuse(route, url, requestId)) return;
+    const state = route.state;
+    state.inflight += 1;
+    this.state = state;
+    if (route.retryCount > 0) state.budget.deposit(this.start);
     const endpoint = route.pick();
     if (endpoint === undefined) {
       this.settled = true;
@@ -160,7 +278,8 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler {
     if (ctx.preserveHost && this.host !== undefined) headers.push('host', this.host);
     const client = clientAddress(req.socket.remoteAddress);
     headers.push('x-forwarded-for', this.forwardedFor === undefined ? client : `${this.forwardedFor}, ${client}`);
-    headers.push('x-forwarded-proto', ctx.proto);
+    // Per connection: the same handler serves the plain and the TLS listener.
+    headers.push('x-forwarded-proto', (req.socket as { encrypted?: boolean }).encrypted === true ? 'https' : ctx.proto);
     if (this.host !== undefined) headers.push('x-forwarded-host', this.host);
     headers.push('x-request-id', requestId);
 
@@ -168,38 +287,128 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler {
       method: req.method as Dispatcher.HttpMethod,
       path: stripPath(url, route.strip),
       headers,
-      body: this.hasBody ? req : null,
+      body: this.hasBody ? (this.bodyLimit < 0 ? req : req.pipe(new BodyLimit(this.bodyLimit))) : null,
+      headersTimeout: route.headersTimeout,
+      bodyTimeout: route.bodyTimeout,
     };
     this.options = options;
     this.attempts = 1;
+    if (route.totalMs > 0) this.timer = setTimeout(onTotalTimeout, route.totalMs, this);
     endpoint.pool.dispatch(options, this);
   }
 
   /**
-   * After a connect failure of a body-less request, dispatch it to another endpoint of the route
-   * (same runtime). Returns false when no retry is allowed or no other endpoint exists.
+   * The route's admission checks, in order: redirect to HTTPS, rate limit (429), body size by
+   * Content-Length (413), concurrency (503). Answers and returns true when the request stops here.
+   * Only called for routes that have at least one of them (`route.guarded`).
    */
-  private retry(err: Error): boolean {
+  private refuse(route: RuntimeRoute, url: string, requestId: string): boolean {
+    const { req, res, ctx } = this;
+    // An unread request body would have to be drained before the connection could be reused.
+    const close = ctx.closing || (this.hasBody && !req.complete);
+    if (route.redirectToHttps) {
+      const httpsPort = ctx.httpsPort;
+      if (httpsPort !== undefined && httpsPort > 0 && (req.socket as { encrypted?: boolean }).encrypted !== true) {
+        this.settled = true;
+        const location = httpsLocation(this.host, httpsPort, url);
+        if (location === undefined) {
+          this.status = sendError(res, 'SY_BAD_REQUEST', ERROR_BODIES.SY_BAD_REQUEST, requestId, close);
+          return true;
+        }
+        if (close) res.shouldKeepAlive = false;
+        res.writeHead(308, ['location', location, 'content-length', '0', 'cache-control', 'no-store', 'x-request-id', requestId]);
+        res.end();
+        this.status = 308;
+        return true;
+      }
+    }
+    const limiter = route.limiter;
+    if (limiter !== undefined) {
+      const wait = limiter.take(limiter.perClient ? clientAddress(req.socket.remoteAddress) : '', this.start);
+      if (wait > 0) {
+        this.settled = true;
+        this.errorCode = 'SY_RATE_LIMITED';
+        route.metrics.rateLimited();
+        this.status = sendError(res, 'SY_RATE_LIMITED', ERROR_BODIES.SY_RATE_LIMITED, requestId, close, 'retry-after', String(wait));
+        return true;
+      }
+    }
+    if (route.maxBody >= 0 && this.hasBody) {
+      const length = contentLengthOf(req.rawHeaders);
+      if (length > route.maxBody) {
+        this.settled = true;
+        this.errorCode = 'SY_BODY_TOO_LARGE';
+        route.metrics.bodyTooLarge();
+        this.status = sendError(res, 'SY_BODY_TOO_LARGE', ERROR_BODIES.SY_BODY_TOO_LARGE, requestId, close);
+        return true;
+      }
+      // No Content-Length: a chunked body, counted as it streams.
+      if (length < 0) this.bodyLimit = route.maxBody;
+    }
+    if (route.state.inflight >= route.maxConcurrent) {
+      this.settled = true;
+      this.errorCode = 'SY_OVERLOADED';
+      route.metrics.overloaded();
+      this.status = sendError(res, 'SY_OVERLOADED', ERROR_BODIES.SY_OVERLOADED, requestId, close);
+      return true;
+    }
+    return false;
+  }
+
+  /**
+   * Whether the attempt that just failed with `condition` (a RETRY_ON_* bit) may be retried, and
+   * where: the route's policy must list the condition and have attempts left; after a connect
+   * failure any method may go again as long as no byte of its body was read (nothing was sent);
+   * after a reset or a 502/503/504 only an idempotent request without a body (bodies are never
+   * buffered for replay). The endpoint is another one, not ejected; the retry budget must allow it.
+   */
+  private retryTarget(condition: number): RuntimeEndpoint | undefined {
     const route = this.route;
     const failed = this.endpoint;
-    const options = this.options;
-    if (this.hasBody || this.started || route === undefined || failed === undefined || options === undefined) return false;
-    if (this.attempts > this.ctx.retries || !isConnectFailure(err)) return false;
-    const next = route.pickOther(failed);
-    if (next === undefined) return false;
-    route.metrics.upstreamError(classifyUpstreamError(err, false));
+    if (route === undefined || failed === undefined || this.options === undefined) return undefined;
+    if ((route.retryOn & condition) === 0 || this.attempts > route.retryCount || this.timedOut || this.clientGone) return undefined;
+    if (condition === RETRY_ON_CONNECT_FAILURE) {
+      if (this.hasBody && !bodyUntouched(this.options.body)) return undefined;
+    } else if (this.hasBody || !isIdempotent(this.req.method)) return undefined;
+    const tried = this.tried ?? (this.tried = []);
+    tried.push(failed);
+    const next = route.pickRetry(tried);
+    if (next === undefined) return undefined;
+    if (!route.state.budget.withdraw(performance.now(), route.budgetPercent, route.minRetriesPerSecond)) {
+      route.metrics.retryBudgetExhausted();
+      return undefined;
+    }
+    return next;
+  }
+
+  /** Send the request again, to `next`. */
+  private redispatch(next: RuntimeEndpoint, reason: string): void {
+    this.route?.metrics.retry(reason);
     this.attempts += 1;
     this.endpoint = next;
     this.abortUpstream = null;
-    next.pool.dispatch(options, this);
-    return true;
+    this.resumeUpstream = null;
+    next.pool.dispatch(this.options!, this);
+  }
+
+  /** The route's total timeout elapsed: abort the attempt in flight and answer 504 (or cut a started response). */
+  expire(): void {
+    this.timer = undefined;
+    if (this.settled) return;
+    this.timedOut = true;
+    const err = new TotalTimeoutError(this.route?.totalMs ?? 0);
+    const abort = this.abortUpstream;
+    // undici reports the abort to onError synchronously.
+    if (abort !== null) abort(err);
+    // Not on a connection yet (queued or connecting): answer now; onConnect aborts it later.
+    if (!this.settled) this.onError(err);
   }
 
   // ---- undici dispatch handler ----
 
   onConnect(abort: (err?: Error) => void): void {
-    if (this.clientGone) {
-      abort(new ClientClosedError('client closed the connection'));
+    if (this.clientGone || this.timedOut) {
+      abort(this.timedOut ? new TotalTimeoutError(this.route?.totalMs ?? 0) : new ClientClosedError('client closed the connection'));
       return;
     }
     this.abortUpstream = abort;
@@ -207,6 +416,22 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler {
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (statusCode < 200) return true; // 1xx informational responses are not relayed
+    const route = this.route;
+    const endpoint = this.endpoint;
+    if (route !== undefined && endpoint !== undefined) {
+      if (statusCode >= 500) {
+        route.failed(endpoint);
+        if (statusCode <= 504 && statusCode >= 502) {
+          const next = this.retryTarget(statusCode === 502 ? RETRY_ON_502 : statusCode === 503 ? RETRY_ON_503 : RETRY_ON_504);
+          if (next !== undefined) {
+            // Read and drop this response (the upstream connection stays reusable), then retry.
+            this.retryTo = next;
+            this.retryReason = String(statusCode);
+            return true;
+          }
+        }
+      } else endpoint.health.consecutive = 0;
+    }
     const res = this.res;
     this.resumeUpstream = resume;
     const headers = responseHeaders(rawHeaders, this.requestId!);
@@ -221,6 +446,7 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler {
   }
 
   onData(chunk: Buffer): boolean {
+    if (this.retryTo !== undefined) return true; // a response being discarded for a retry
     if (this.res.write(chunk)) return true;
     // Backpressure: undici pauses reading the upstream until the client drains.
     this.res.once('drain', onResponseDrain);
@@ -228,11 +454,19 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler {
   }
 
   onComplete(_trailers: string[] | null): void {
+    const next = this.retryTo;
+    if (next !== undefined) {
+      this.retryTo = undefined;
+      this.redispatch(next, this.retryReason);
+      return;
+    }
     this.settled = true;
     this.res.end();
   }
 
   onError(err: Error): void {
+    // Already answered (e.g. by the total timeout before the request reached a connection).
+    if (this.settled) return;
     // `req.socket` may be null here: undici detaches it before destroying a request body stream.
     const socket = this.res.socket;
     if (this.clientGone || socket === null || socket.destroyed) {
@@ -240,12 +474,45 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler {
       this.clientGone = true;
       return;
     }
-    if (this.retry(err)) return;
+    const route = this.route;
+    if ((err as { code?: unknown }).code === 'SY_BODY_TOO_LARGE') {
+      this.settled = true;
+      this.errorCode = 'SY_BODY_TOO_LARGE';
+      this.error = err;
+      route?.metrics.bodyTooLarge();
+      if (!this.res.headersSent) {
+        this.status = sendError(this.res, 'SY_BODY_TOO_LARGE', ERROR_BODIES.SY_BODY_TOO_LARGE, this.requestId!, true);
+      } else {
+        this.status = httpStatusFor('SY_BODY_TOO_LARGE');
+        this.res.destroy();
+      }
+      return;
+    }
+    const started = this.started || this.res.headersSent;
+    if (!this.timedOut && route !== undefined) {
+      const pending = this.retryTo;
+      if (pending !== undefined) {
+        // The response being discarded broke off: the retry goes ahead anyway.
+        this.retryTo = undefined;
+        this.redispatch(pending, this.retryReason);
+        return;
+      }
+      if (this.endpoint !== undefined && isUpstreamFault(err)) route.failed(this.endpoint);
+      if (!started) {
+        const condition = isConnectFailure(err) ? RETRY_ON_CONNECT_FAILURE : isResetBeforeResponse(err) ? RETRY_ON_RESET : 0;
+        const next = condition === 0 ? undefined : this.retryTarget(condition);
+        if (next !== undefined) {
+          countUpstreamError(route, err, classifyUpstreamError(err, false));
+          this.redispatch(next, condition === RETRY_ON_CONNECT_FAILURE ? 'connect-failure' : 'reset');
+          return;
+        }
+      }
+    }
     this.settled = true;
-    const code = classifyUpstreamError(err, this.started || this.res.headersSent);
+    const code = classifyUpstreamError(err, started);
     this.errorCode = code;
     this.error = err;
-    this.route?.metrics.upstreamError(code);
+    if (route !== undefined) countUpstreamError(route, err, code);
     if (!this.res.headersSent) {
       // A request body still arriving would have to be drained first: close the connection instead.
       const close = this.ctx.closing || (this.hasBody && !this.req.complete);
@@ -266,6 +533,16 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler {
 
   /** `res` closed: finished normally, destroyed after an upstream error, or the client went away. */
   closed(): void {
+    const timer = this.timer;
+    if (timer !== undefined) {
+      clearTimeout(timer);
+      this.timer = undefined;
+    }
+    const state = this.state;
+    if (state !== undefined) {
+      state.inflight -= 1;
+      this.state = undefined;
+    }
     const res = this.res;
     res.exchange = undefined;
     if (!res.writableFinished && this.errorCode === undefined) {
@@ -299,6 +576,12 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler {
     }
     this.ctx.requestDone();
   }
+}
+
+/** Count an upstream error, and its timeout kind when it is a timeout. */
+function countUpstreamError(route: RuntimeRoute, err: Error, code: ErrorCode): void {
+  route.metrics.upstreamError(code);
+  if (code === 'SY_UPSTREAM_TIMEOUT') route.metrics.timeout(timeoutKind(err));
 }
 
 /** `http://host:port/path?q` (absolute-form request target) → host and origin-form path. */

@@ -2,9 +2,10 @@ import type { IncomingMessage } from 'node:http';
 import type { Logger } from '../observability/logger.js';
 import { Exchange, type ForwardContext, type ProxyResponse } from './forward.js';
 import { RequestIdGenerator } from './request-id.js';
+import { RequestGuard, type RequestGuardOptions } from './request-guard.js';
 import type { RuntimeStore } from './runtime.js';
 
-export interface HandlerOptions {
+export interface HandlerOptions extends RequestGuardOptions {
   /** Forward the client's Host header (default) or send the endpoint's `address:port`. */
   preserveHost?: boolean;
   /** Write one access log line per request (default true). */
@@ -12,11 +13,11 @@ export interface HandlerOptions {
   /** X-Forwarded-Proto value (default `http`). */
   proto?: string;
   /**
-   * Extra attempts on another endpoint for a request without a body whose upstream connection
-   * could not be established (refused, unreachable, connect timeout): it never reached an
-   * upstream, so it cannot run twice. Default 1; 0 disables.
+   * Port of the TLS listener: routes whose policy has `redirectToHttps` answer plain-HTTP requests
+   * with a 308 to it. Read per redirect, so it may be set after construction (`listenTls` does).
+   * Retries, timeouts and limits are per-route policies (src/model/policy.ts), not options here.
    */
-  retries?: number;
+  httpsPort?: number;
 }
 
 /**
@@ -29,23 +30,33 @@ export class ProxyHandler implements ForwardContext {
   readonly ids = new RequestIdGenerator();
   readonly preserveHost: boolean;
   readonly proto: string;
-  readonly retries: number;
+  /** Hostile-input checks, path normalisation and the X-Forwarded-For choice, before routing. */
+  readonly guard: RequestGuard;
   closing = false;
   /** Requests whose response has not closed yet. */
   inflight = 0;
   private idleWaiters: (() => void)[] = [];
+  private readonly options: HandlerOptions;
 
-  constructor(runtimes: RuntimeStore, logger: Logger | undefined, options: HandlerOptions = {}) {
+  constructor(runtimes: RuntimeStore, logger: Logger | undefined, options: HandlerOptions = {}, guard = new RequestGuard(options)) {
     this.runtimes = runtimes;
+    this.guard = guard;
     // Access lines carry no secrets (no headers, no bodies), so they skip the root logger's
     // redaction: its wildcard paths cost more per line than the rest of the line (measured ~3x).
     this.accessLog = options.accessLog === false || logger === undefined ? undefined : logger.child({ kind: 'access' }, { redact: [] });
     this.preserveHost = options.preserveHost ?? true;
     this.proto = options.proto ?? 'http';
-    this.retries = options.retries ?? 1;
+    this.options = options;
+  }
+
+  /** The TLS listener's port for HTTPS redirects (see HandlerOptions.httpsPort). */
+  get httpsPort(): number | undefined {
+    return this.options.httpsPort;
   }
 
   readonly handle = (req: IncomingMessage, res: ProxyResponse): void => {
+    // Refused requests are answered (or dropped) by the guard and never reach routing.
+    if (!this.guard.admit(req, res)) return;
     this.inflight += 1;
     new Exchange(this, req, res, performance.now()).run();
   };

@@ -124,3 +124,22 @@ export function clientAddress(address: string | undefined): string {
   if (address === undefined) return 'unknown';
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
+
+/**
+ * The Content-Length of a request from its raw headers: the first such field's value as a number,
+ * -1 when absent or not a plain decimal (framing errors are the request guard's and node's
+ * business; this only serves the body-size limit).
+ */
+export function contentLengthOf(raw: readonly string[]): number {
+  for (let i = 0; i < raw.length; i += 2) {
+    if (lowerName(raw[i]!) !== 'content-length') continue;
+    const value = raw[i + 1]!.trim();
+    if (value === '') return -1;
+    for (let j = 0; j < value.length; j++) {
+      const c = value.charCodeAt(j);
+      if (c < 48 || c > 57) return -1;
+    }
+    return Number(value);
+  }
+  return -1;
+}

@@ -7,3 +7,7 @@ export { UpgradeProxy } from './websocket.js';
 export { RequestIdGenerator } from './request-id.js';
 export { NO_ROUTE_LABEL } from './route-metrics.js';
 export { CLIENT_CLOSED_STATUS, classifyUpstreamError } from './forward.js';
+export { RouteState, EndpointHealth, type EjectedEndpoint } from './route-state.js';
+export { RateLimiter } from './rate-limiter.js';
+export { RetryBudget, RETRY_WINDOW_SECONDS } from './retry-budget.js';
+export { poolKey } from './upstreams.js';

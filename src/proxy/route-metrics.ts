@@ -1,4 +1,4 @@
-import type { Counter, Histogram } from 'prom-client';
+import type { Counter, Gauge, Histogram } from 'prom-client';
 import type { Metrics } from '../observability/metrics.js';
 
 /** Route label for requests that matched no route. */
@@ -15,6 +15,15 @@ export class RouteMetrics {
   private readonly metrics: Metrics;
   private readonly byStatus: (Counter.Internal | undefined)[] = [];
   private readonly errors: Record<string, Counter.Internal | undefined> = Object.create(null) as Record<string, Counter.Internal | undefined>;
+  // Policy metrics: children created on first use, so routes without policies add no series.
+  private readonly retryReasons: Record<string, Counter.Internal | undefined> = Object.create(null) as Record<string, Counter.Internal | undefined>;
+  private readonly timeoutKinds: Record<string, Counter.Internal | undefined> = Object.create(null) as Record<string, Counter.Internal | undefined>;
+  private budgetExhausted: Counter.Internal | undefined;
+  private ejectionCounter: Counter.Internal | undefined;
+  private ejectedGauge: Gauge.Internal<'route'> | undefined;
+  private rateLimitedCounter: Counter.Internal | undefined;
+  private overloadedCounter: Counter.Internal | undefined;
+  private bodyTooLargeCounter: Counter.Internal | undefined;
 
   constructor(metrics: Metrics, route: string) {
     this.metrics = metrics;
@@ -45,5 +54,50 @@ export class RouteMetrics {
       this.errors[code] = counter;
     }
     counter.inc();
+  }
+
+  /** One retry, by reason (`connect-failure`, `reset`, `502`, `503`, `504`). */
+  retry(reason: string): void {
+    let counter = this.retryReasons[reason];
+    if (counter === undefined) {
+      counter = this.metrics.retries.labels(this.route, reason);
+      this.retryReasons[reason] = counter;
+    }
+    counter.inc();
+  }
+
+  /** One upstream timeout, by kind (`connect`, `headers`, `body`, `total`). */
+  timeout(kind: string): void {
+    let counter = this.timeoutKinds[kind];
+    if (counter === undefined) {
+      counter = this.metrics.upstreamTimeouts.labels(this.route, kind);
+      this.timeoutKinds[kind] = counter;
+    }
+    counter.inc();
+  }
+
+  retryBudgetExhausted(): void {
+    (this.budgetExhausted ??= this.metrics.retryBudgetExhausted.labels(this.route)).inc();
+  }
+
+  ejected(ejectedNow: number): void {
+    (this.ejectionCounter ??= this.metrics.ejections.labels(this.route)).inc();
+    this.ejectedEndpoints(ejectedNow);
+  }
+
+  ejectedEndpoints(count: number): void {
+    (this.ejectedGauge ??= this.metrics.ejectedEndpoints.labels(this.route)).set(count);
+  }
+
+  rateLimited(): void {
+    (this.rateLimitedCounter ??= this.metrics.rateLimited.labels(this.route)).inc();
+  }
+
+  overloaded(): void {
+    (this.overloadedCounter ??= this.metrics.overloaded.labels(this.route)).inc();
+  }
+
+  bodyTooLarge(): void {
+    (this.bodyTooLargeCounter ??= this.metrics.bodyTooLarge.labels(this.route)).inc();
   }
 }

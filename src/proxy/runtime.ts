@@ -1,18 +1,22 @@
 import type { Pool } from 'undici';
 import type { TableStore } from '../control/table-store.js';
 import { SmoothWeightedRoundRobin } from '../model/balancer.js';
+import type { OutlierPolicy, RetryCondition, RoutePolicy } from '../model/policy.js';
 import type { Destination, Endpoint, Route, RoutingTable } from '../model/types.js';
 import type { Metrics } from '../observability/metrics.js';
 import { errorBody } from './error-response.js';
+import type { RateLimiter } from './rate-limiter.js';
 import { NO_ROUTE_LABEL, RouteMetrics } from './route-metrics.js';
+import { RouteState, type EjectedEndpoint, type EndpointHealth } from './route-state.js';
 import type { Upstreams } from './upstreams.js';
 
 /**
- * The proxy's mutable view of one immutable RoutingTable, built once per swap: balancers, pools and
- * metric children resolved ahead of time so a request does one Map lookup (route → runtime route)
- * and two balancer picks. Balancer state is carried over from the previous runtime by stable ids
- * (route name, destination key, endpoint id); SmoothWeightedRoundRobin keeps the cycle when the
- * ids and weights are unchanged.
+ * The proxy's mutable view of one immutable RoutingTable, built once per swap: balancers, pools,
+ * metric children and each route's policy resolved ahead of time into plain fields, so a request
+ * does one Map lookup (route → runtime route), two balancer picks and a few field reads. State that
+ * must outlive a swap (balancer scores, in-flight counts, retry budget, rate-limit buckets, outlier
+ * ejections, metric children) is carried over by stable ids (route name, destination key,
+ * endpoint id); SmoothWeightedRoundRobin keeps the cycle when the ids and weights are unchanged.
  */
 export class RuntimeEndpoint {
   readonly id: string;
@@ -20,13 +24,18 @@ export class RuntimeEndpoint {
   readonly origin: string;
   readonly endpoint: Endpoint;
   readonly pool: Pool;
+  /** Outlier state of this endpoint in this route (shared by the route's runtimes across swaps). */
+  readonly health: EndpointHealth;
+  /** The destination (pool) whose balancer holds this endpoint; set by RuntimeDestination. */
+  destination!: RuntimeDestination;
 
-  constructor(endpoint: Endpoint, pool: Pool) {
+  constructor(endpoint: Endpoint, pool: Pool, health: EndpointHealth) {
     this.id = endpoint.id;
     this.weight = endpoint.weight;
     this.origin = endpoint.origin;
     this.endpoint = endpoint;
     this.pool = pool;
+    this.health = health;
   }
 }
 
@@ -42,56 +51,158 @@ export class RuntimeDestination {
     this.weight = destination.weight;
     this.destination = destination;
     this.balancer = new SmoothWeightedRoundRobin(endpoints, previous?.balancer);
+    for (const endpoint of endpoints) endpoint.destination = this;
   }
 }
+
+/** Bits of RuntimeRoute.retryOn. */
+export const RETRY_ON_CONNECT_FAILURE = 1;
+export const RETRY_ON_RESET = 2;
+export const RETRY_ON_502 = 4;
+export const RETRY_ON_503 = 8;
+export const RETRY_ON_504 = 16;
+
+const RETRY_BITS: Readonly<Record<RetryCondition, number>> = {
+  'connect-failure': RETRY_ON_CONNECT_FAILURE,
+  reset: RETRY_ON_RESET,
+  '502': RETRY_ON_502,
+  '503': RETRY_ON_503,
+  '504': RETRY_ON_504,
+};
+
+const isEjected = (endpoint: RuntimeEndpoint): boolean => endpoint.health.ejected;
 
 export class RuntimeRoute {
   readonly name: string;
   readonly route: Route;
+  readonly policy: RoutePolicy;
   /** Normalised prefix to strip (no trailing `/`), or undefined when nothing is stripped. */
   readonly strip: string | undefined;
   readonly balancer: SmoothWeightedRoundRobin<RuntimeDestination>;
   readonly destinations: ReadonlyMap<string, RuntimeDestination>;
+  readonly state: RouteState;
   readonly metrics: RouteMetrics;
   /** Precomputed 503 body for this route. */
   readonly noEndpointBody: Buffer;
   /** Active endpoints over all destinations (bounds retry picks). */
   readonly endpointCount: number;
 
-  constructor(route: Route, destinations: RuntimeDestination[], metrics: RouteMetrics, previous: RuntimeRoute | undefined) {
+  // The policy, resolved into fields the hot path reads without indirection.
+  /** Per-request undici timeouts (0 = none). */
+  readonly headersTimeout: number;
+  readonly bodyTimeout: number;
+  /** Whole-exchange deadline in ms; 0 = none (no timer is created). */
+  readonly totalMs: number;
+  /** Extra attempts allowed; 0 = no retries (and no budget bookkeeping). */
+  readonly retryCount: number;
+  /** RETRY_ON_* bits. */
+  readonly retryOn: number;
+  readonly budgetPercent: number;
+  readonly minRetriesPerSecond: number;
+  readonly outlier: OutlierPolicy;
+  /** Consecutive failures that eject an endpoint; 0 = never. */
+  readonly ejectAfter: number;
+  /** True when any admission check applies (redirect, rate limit, body limit, concurrency). */
+  readonly guarded: boolean;
+  readonly redirectToHttps: boolean;
+  readonly limiter: RateLimiter | undefined;
+  /** Concurrency limit; Infinity = none. */
+  readonly maxConcurrent: number;
+  /** Body size limit in bytes; -1 = none. */
+  readonly maxBody: number;
+
+  constructor(route: Route, destinations: RuntimeDestination[], state: RouteState, previous: RuntimeRoute | undefined) {
     this.name = route.name;
     this.route = route;
     this.strip = normaliseStrip(route.strip);
     this.balancer = new SmoothWeightedRoundRobin(destinations, previous?.balancer);
     this.destinations = new Map(destinations.map((d) => [d.id, d]));
-    this.metrics = metrics;
+    this.state = state;
+    this.metrics = state.metrics;
     this.endpointCount = destinations.reduce((n, d) => n + d.balancer.items.length, 0);
     this.noEndpointBody = errorBody('SY_NO_ENDPOINT', `route ${JSON.stringify(route.name)} has no endpoint that can take traffic`);
+
+    const policy = route.policy;
+    this.policy = policy;
+    this.headersTimeout = policy.timeouts.headersMs;
+    this.bodyTimeout = policy.timeouts.bodyIdleMs;
+    this.totalMs = policy.timeouts.totalMs;
+    this.retryOn = policy.retries.on.reduce((bits, condition) => bits | RETRY_BITS[condition], 0);
+    this.retryCount = this.retryOn === 0 ? 0 : policy.retries.count;
+    this.budgetPercent = policy.retries.budgetPercent;
+    this.minRetriesPerSecond = policy.retries.minPerSecond;
+    this.outlier = policy.outlier;
+    this.ejectAfter = policy.outlier.consecutiveFailures;
+    this.redirectToHttps = policy.redirectToHttps;
+    this.limiter = state.limiter;
+    this.maxConcurrent = policy.concurrency === null ? Number.POSITIVE_INFINITY : policy.concurrency.max;
+    this.maxBody = policy.maxBodyBytes ?? -1;
+    this.guarded = this.redirectToHttps || this.limiter !== undefined || this.maxBody >= 0 || policy.concurrency !== null;
   }
 
   /**
-   * The next endpoint other than `failed` (a retry after a connect failure), or undefined when the
-   * route has no other. Advances the balancers like ordinary picks; bounded by the endpoint count.
+   * Next endpoint by smooth weighted round-robin over destinations, then over their endpoints,
+   * skipping ejected endpoints. Undefined when no endpoint can take the request.
    */
-  pickOther(failed: RuntimeEndpoint): RuntimeEndpoint | undefined {
-    for (let i = 0; i < this.endpointCount; i++) {
-      const endpoint = this.pick();
-      if (endpoint === undefined) return undefined;
-      if (endpoint.origin !== failed.origin) return endpoint;
-    }
-    return undefined;
-  }
-
-  /** Next endpoint by smooth weighted round-robin over destinations, then over their endpoints. */
   pick(): RuntimeEndpoint | undefined {
     const destination = this.balancer.pick();
     if (destination === undefined) return undefined;
     const endpoint = destination.balancer.pick();
-    if (endpoint !== undefined) return endpoint;
-    // A destination with weight but no usable endpoint (the model should not produce it): try the others.
-    const other = this.balancer.pickExcluding((d) => d.balancer.total === 0);
-    return other?.balancer.pick();
+    if (endpoint !== undefined && !endpoint.health.ejected) return endpoint;
+    return this.pickAround(destination);
   }
+
+  /** Slow path of pick: the destination's next endpoint that is not ejected, else another destination's. */
+  private pickAround(first: RuntimeDestination): RuntimeEndpoint | undefined {
+    const own = first.balancer.pickExcluding(isEjected);
+    if (own !== undefined) return own;
+    const n = this.balancer.items.length;
+    for (let i = 0; i < n; i++) {
+      const destination = this.balancer.pick();
+      if (destination === undefined || destination === first) continue;
+      const endpoint = destination.balancer.pickExcluding(isEjected);
+      if (endpoint !== undefined) return endpoint;
+    }
+    return undefined;
+  }
+
+  /**
+   * An endpoint for a retry: not ejected and on none of the origins already `tried`. Picks through
+   * the balancers first (so retries spread like traffic), then scans, so a rarely picked
+   * destination is still found. Undefined when no other endpoint exists.
+   */
+  pickRetry(tried: readonly RuntimeEndpoint[]): RuntimeEndpoint | undefined {
+    for (let i = 0; i < this.endpointCount; i++) {
+      const endpoint = this.pick();
+      if (endpoint === undefined) return undefined;
+      if (!wasTried(tried, endpoint)) return endpoint;
+    }
+    for (const destination of this.balancer.items) {
+      for (const endpoint of destination.balancer.items) {
+        if (!endpoint.health.ejected && !wasTried(tried, endpoint)) return endpoint;
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Outlier detection: one more failure of `endpoint` (connect error, reset, timeout, 5xx); at the
+   * policy's threshold the endpoint is ejected if its destination may lose one more endpoint.
+   */
+  failed(endpoint: RuntimeEndpoint): void {
+    const health = endpoint.health;
+    health.consecutive += 1;
+    if (this.ejectAfter === 0 || health.consecutive < this.ejectAfter || health.ejected) return;
+    const pool = endpoint.destination.balancer.items;
+    let ejected = 0;
+    for (const other of pool) if (other.health.ejected) ejected += 1;
+    this.state.eject(health, this.outlier, pool.length, ejected);
+  }
+}
+
+function wasTried(tried: readonly RuntimeEndpoint[], endpoint: RuntimeEndpoint): boolean {
+  for (const t of tried) if (t.origin === endpoint.origin) return true;
+  return false;
 }
 
 /** `/users/` → `/users`; `/` and `` → undefined (stripping the root is a no-op). */
@@ -133,25 +244,44 @@ export class Runtime {
     const route = this.table.lookup(host, path);
     return route === undefined ? undefined : this.routes.get(route);
   }
+
+  /** Endpoints outlier detection has taken out of rotation right now, by route (for /api/routes). */
+  ejectedEndpoints(): EjectedEndpoint[] {
+    return [...this.byName.values()].flatMap((route) => route.state.ejected());
+  }
 }
 
-/** Build the runtime view of `table`. Pools must exist (`upstreams.prepare(table)` ran). */
+/**
+ * Build the runtime view of `table`. Pools must exist (`upstreams.prepare(table)` ran). Route state
+ * comes from `previous` by route name and is reconciled with the new route (rate-limit settings,
+ * endpoints that left).
+ */
 export function buildRuntime(table: RoutingTable, upstreams: Upstreams, metrics: Metrics, previous?: Runtime): Runtime {
   const routes = new Map<Route, RuntimeRoute>();
   for (const route of table.routes) {
     const prevRoute = previous?.byName.get(route.name);
+    const state = prevRoute?.state ?? new RouteState(metrics, route.name);
+    state.reconcile(route);
+    const connectMs = route.policy.timeouts.connectMs;
     const destinations: RuntimeDestination[] = [];
     for (const destination of route.active) {
       const endpoints: RuntimeEndpoint[] = [];
       for (const endpoint of destination.active) {
-        if (endpoint.weight > 0) endpoints.push(new RuntimeEndpoint(endpoint, upstreams.acquire(endpoint.origin)));
+        if (endpoint.weight > 0) endpoints.push(new RuntimeEndpoint(endpoint, upstreams.acquire(endpoint.origin, connectMs), state.healthOf(endpoint.id)));
       }
       destinations.push(new RuntimeDestination(destination, endpoints, prevRoute?.destinations.get(destination.key)));
     }
-    const routeMetrics = prevRoute?.metrics ?? new RouteMetrics(metrics, route.name);
-    routes.set(route, new RuntimeRoute(route, destinations, routeMetrics, prevRoute));
+    routes.set(route, new RuntimeRoute(route, destinations, state, prevRoute));
   }
   return new Runtime(table, routes);
+}
+
+/** Stop the timers of route states the new runtime no longer has (their routes left the table). */
+function disposeDropped(next: Runtime, previous: Runtime | undefined): void {
+  if (previous === undefined) return;
+  for (const [name, route] of previous.byName) {
+    if (next.byName.get(name)?.state !== route.state) route.state.dispose();
+  }
 }
 
 /**
@@ -170,6 +300,11 @@ export class RuntimeStore {
     this.noRouteMetrics = new RouteMetrics(metrics, NO_ROUTE_LABEL);
   }
 
+  /** Endpoints ejected by outlier detection in the live runtime (read-only view for the admin API). */
+  ejectedEndpoints(): EjectedEndpoint[] {
+    return this.current?.ejectedEndpoints() ?? [];
+  }
+
   attach(store: TableStore, upstreams: Upstreams): void {
     store.onPrepare((next) => {
       upstreams.prepare(next);
@@ -178,9 +313,11 @@ export class RuntimeStore {
     store.onSwapped((next, previous) => {
       const pending = this.pending;
       this.pending = undefined;
+      const before = this.current;
       this.current = pending !== undefined && pending.table === next
         ? pending
         : buildRuntime(next, upstreams, this.metrics, this.current);
+      disposeDropped(this.current, before);
       upstreams.swapped(next, previous);
     });
     const table = store.current;

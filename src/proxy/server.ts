@@ -1,26 +1,31 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerOptions } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TableStore } from '../control/table-store.js';
+import type { TlsCertificates } from '../tls/cert-store.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import { ERROR_BODIES, errorBody, rawErrorResponse } from './error-response.js';
 import { ProxyResponse } from './forward.js';
 import { ProxyHandler, type HandlerOptions } from './handler.js';
+import { guardListener, listenerServerOptions, type ListenerLimits } from './listener-guard.js';
+import { RequestGuard } from './request-guard.js';
 import { RuntimeStore } from './runtime.js';
 import type { Upstreams } from './upstreams.js';
 import { UpgradeProxy } from './websocket.js';
 
-const HEADERS_TOO_LARGE = errorBody('SY_HEADERS_TOO_LARGE', 'the request head is too large');
-
-export interface ProxyOptions extends HandlerOptions {
-  /** Idle time of a client keep-alive connection (node's `server.keepAliveTimeout`). Default 65 s, above common load balancer idle timeouts. */
-  keepAliveTimeoutMs?: number;
-  /** Time a client has to send a complete request head. Default 60 s. */
-  headersTimeoutMs?: number;
-  /** Time a client has to send a complete request (head and body); 0 disables it so large uploads can stream. Default 0. */
-  requestTimeoutMs?: number;
+/**
+ * Listener limits (listener-guard.ts: header timeout 10 s, request timeout 5 min, keep-alive 65 s,
+ * 16 KiB of headers, 10 000 connections) and request guard options (trusted proxies, at most 100
+ * header fields), plus the proxy's own.
+ */
+export interface ProxyOptions extends HandlerOptions, ListenerLimits {
   /** Default drain time for `close()`. Default 10 s. */
   drainTimeoutMs?: number;
+  /**
+   * Port of the TLS listener, for redirects of plain HTTP to HTTPS. When unset or 0, `listenTls`
+   * sets it to the port it bound.
+   */
+  httpsPort?: number;
 }
 
 export interface ProxyDeps {
@@ -40,6 +45,13 @@ export interface Proxy {
   readonly upgrades: UpgradeProxy;
   /** Listen on host:port (port 0 picks one); resolves with the bound address. */
   listen(host: string, port: number): Promise<AddressInfo>;
+  /** The TLS listener, once `listenTls` was called. */
+  readonly tlsServer: HttpsServer | undefined;
+  /**
+   * Also listen with TLS (once): the same request, upgrade and client-error handling as the plain
+   * listener, certificates by SNI from `certificates`, reloaded without dropping connections.
+   */
+  listenTls(host: string, port: number, certificates: TlsCertificates): Promise<AddressInfo>;
   /**
    * Graceful shutdown: stop accepting, close idle keep-alive connections, ask busy ones to close
    * after their response, let in-flight requests finish for at most `drainMs`, then destroy what is
@@ -60,35 +72,31 @@ export function createProxy(deps: ProxyDeps): Proxy {
     : deps.logger.child({ component: 'proxy' });
   const runtimes = new RuntimeStore(metrics);
   runtimes.attach(store, upstreams);
-  const handler = new ProxyHandler(runtimes, logger, options);
+  const handler = new ProxyHandler(runtimes, logger, options, new RequestGuard(options, logger, metrics));
   const upgrades = new UpgradeProxy(handler, upstreams.options.connectTimeoutMs);
 
-  const server = createServer<typeof IncomingMessage, typeof ProxyResponse>({
+  // Shared by the plain and the TLS listener (listenTls).
+  const serverOptions: ServerOptions<typeof IncomingMessage, typeof ProxyResponse> = {
     ServerResponse: ProxyResponse,
     keepAlive: true,
     noDelay: true,
-    keepAliveTimeout: options.keepAliveTimeoutMs ?? 65_000,
-    headersTimeout: options.headersTimeoutMs ?? 60_000,
-    requestTimeout: options.requestTimeoutMs ?? 0,
-  }, handler.handle);
-  server.on('upgrade', upgrades.handle);
-  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-    logger?.debug({ err: err.message, code: err.code }, 'client error');
-    if (!socket.writable || err.code === 'ECONNRESET') {
-      socket.destroy();
-      return;
-    }
-    const code = err.code === 'HPE_HEADER_OVERFLOW' ? 'SY_HEADERS_TOO_LARGE' : 'SY_BAD_REQUEST';
-    socket.end(rawErrorResponse(code, code === 'SY_BAD_REQUEST' ? ERROR_BODIES.SY_BAD_REQUEST : HEADERS_TOO_LARGE, 'none'));
-  });
+    ...listenerServerOptions(options),
+  };
+  const server = createServer<typeof IncomingMessage, typeof ProxyResponse>(serverOptions, handler.handle);
+  // Upgrades through the request guard, CONNECT refused, parser errors answered, connection cap.
+  guardListener(server, handler.guard, upgrades.handle, options, logger);
 
   let closing: Promise<void> | undefined;
+  let tls: { server: HttpsServer; detach: () => void } | undefined;
 
   return {
     server,
     runtimes,
     handler,
     upgrades,
+    get tlsServer() {
+      return tls?.server;
+    },
     listen(host: string, port: number): Promise<AddressInfo> {
       return new Promise((resolve, reject) => {
         server.once('error', reject);
@@ -100,20 +108,38 @@ export function createProxy(deps: ProxyDeps): Proxy {
         });
       });
     },
+    listenTls(host: string, port: number, certificates: TlsCertificates): Promise<AddressInfo> {
+      if (tls !== undefined) return Promise.reject(new Error('the TLS listener is already started'));
+      const tlsServer = createHttpsServer<typeof IncomingMessage, typeof ProxyResponse>({ ...serverOptions, ...certificates.serverOptions() });
+      mirrorListener(server, tlsServer);
+      tls = { server: tlsServer, detach: certificates.attach(tlsServer) };
+      return new Promise((resolve, reject) => {
+        tlsServer.once('error', reject);
+        tlsServer.listen(port, host, () => {
+          tlsServer.off('error', reject);
+          const address = tlsServer.address() as AddressInfo;
+          if (options.httpsPort === undefined || options.httpsPort === 0) options.httpsPort = address.port;
+          logger?.info({ address: address.address, port: address.port }, 'proxy listening with TLS');
+          resolve(address);
+        });
+      });
+    },
     close(drainMs = options.drainTimeoutMs ?? 10_000): Promise<void> {
       closing ??= (async () => {
         handler.closing = true;
-        const closed = new Promise<void>((resolve) => {
-          if (!server.listening) resolve();
-          else server.close(() => resolve());
-        });
-        server.closeIdleConnections();
+        const listeners: (Server | HttpsServer)[] = tls === undefined ? [server] : [server, tls.server];
+        tls?.detach();
+        const closed = Promise.all(listeners.map((s) => new Promise<void>((resolve) => {
+          if (!s.listening) resolve();
+          else s.close(() => resolve());
+        })));
+        for (const s of listeners) s.closeIdleConnections();
         let timer: NodeJS.Timeout | undefined;
         const deadline = new Promise<'timeout'>((resolve) => { timer = setTimeout(resolve, drainMs, 'timeout'); });
         const outcome = await Promise.race([handler.idle().then(() => 'idle' as const), deadline]);
         if (outcome === 'timeout') logger?.warn({ inflight: handler.inflight, drainMs }, 'drain timeout: closing remaining connections');
         upgrades.destroyAll();
-        server.closeAllConnections();
+        for (const s of listeners) s.closeAllConnections();
         await Promise.race([closed, deadline]);
         clearTimeout(timer);
         await upstreams.close(Math.max(0, Math.min(drainMs, 1_000)));
@@ -122,4 +148,26 @@ export function createProxy(deps: ProxyDeps): Proxy {
       return closing;
     },
   };
+}
+
+/** Events whose listeners the TLS listener copies from the plain one, so both handle requests alike. */
+const MIRRORED_EVENTS = ['request', 'upgrade', 'clientError', 'connect', 'checkContinue', 'checkExpectation', 'dropRequest', 'drop'] as const;
+
+/**
+ * Give the TLS listener what the plain listener got after its creation: its request-level
+ * listeners and the limits node keeps as properties (the creation options are shared through
+ * `serverOptions`). Runs when the TLS listener starts, so whatever createProxy wires onto `server`
+ * applies to both.
+ */
+function mirrorListener(from: Server, to: HttpsServer): void {
+  for (const event of MIRRORED_EVENTS) {
+    for (const listener of from.listeners(event)) to.on(event, listener as (...args: unknown[]) => void);
+  }
+  to.keepAliveTimeout = from.keepAliveTimeout;
+  to.headersTimeout = from.headersTimeout;
+  to.requestTimeout = from.requestTimeout;
+  to.timeout = from.timeout;
+  to.maxHeadersCount = from.maxHeadersCount;
+  to.maxRequestsPerSocket = from.maxRequestsPerSocket;
+  to.maxConnections = from.maxConnections;
 }

@@ -3,11 +3,16 @@ import type { RoutingTable } from '../model/types.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 
-/** Connection settings for every upstream pool. Times in milliseconds. */
+/**
+ * Connection settings for every upstream pool. Times in milliseconds. Route policies take
+ * precedence: each request carries its route's headers and body timeouts, and a route whose
+ * connect timeout differs from `connectTimeoutMs` gets pools of its own (see `poolKey`); the values
+ * here remain the pools' defaults and the WebSocket connect timeout.
+ */
 export interface UpstreamOptions {
   /** Maximum connections per origin; null for unbounded. Default 128. */
   connections?: number | null;
-  /** TCP connect timeout. Default 5 s. */
+  /** TCP connect timeout of the default pools. Default 5 s (the route policy default too). */
   connectTimeoutMs?: number;
   /** Time to wait for the complete response head after the request was sent. Default 60 s. */
   headersTimeoutMs?: number;
@@ -55,13 +60,24 @@ export function tableOrigins(table: RoutingTable): Set<string> {
 }
 
 /**
+ * The key of the pool for an origin and a connect timeout: the origin itself for the default
+ * timeout, `origin connect=<ms>` otherwise. undici's connect timeout is a pool setting, so routes
+ * with their own connect timeout get pools of their own (created at swap time, nothing per request);
+ * routes that share a timeout share the pool and its keep-alive connections.
+ */
+export function poolKey(origin: string, connectTimeoutMs: number, defaultConnectTimeoutMs: number): string {
+  return connectTimeoutMs === defaultConnectTimeoutMs ? origin : `${origin} connect=${connectTimeoutMs}`;
+}
+
+/**
  * One undici Pool (keep-alive) per endpoint origin, reconciled make-before-break with the table:
  * `prepare(next)` creates pools for new origins before the swap; `swapped(next)` retires the pools
  * of origins the live table no longer uses. A retired pool finishes its in-flight requests
  * (`pool.close()`), bounded by `drainTimeoutMs`, after which it is destroyed.
  *
- * Invariant: `active` holds exactly one open pool per origin; a retired pool is never handed out
- * again (an origin that comes back gets a fresh pool while the old one drains).
+ * Invariant: `active` holds exactly one open pool per pool key (origin, or origin and connect
+ * timeout: `poolKey`); a retired pool is never handed out again (an origin that comes back gets a
+ * fresh pool while the old one drains).
  */
 export class Upstreams {
   readonly options: ResolvedUpstreamOptions;
@@ -77,40 +93,58 @@ export class Upstreams {
     this.metrics = metrics;
   }
 
-  /** The open pool of an origin, if the live (or prepared) table uses it. */
-  get(origin: string): Pool | undefined {
-    return this.active.get(origin);
+  /** The open pool of an origin (default connect timeout), if the live (or prepared) table uses it. */
+  get(origin: string, connectTimeoutMs = this.options.connectTimeoutMs): Pool | undefined {
+    return this.active.get(poolKey(origin, connectTimeoutMs, this.options.connectTimeoutMs));
   }
 
-  /** The pool of an origin, created if missing. */
-  acquire(origin: string): Pool {
-    let pool = this.active.get(origin);
+  /** The pool of an origin with a connect timeout (default: the options'), created if missing. */
+  acquire(origin: string, connectTimeoutMs = this.options.connectTimeoutMs): Pool {
+    const key = poolKey(origin, connectTimeoutMs, this.options.connectTimeoutMs);
+    let pool = this.active.get(key);
     if (pool === undefined) {
       if (this.closed) throw new Error('upstreams are closed');
       const o = this.options;
       pool = new Pool(origin, {
         connections: o.connections,
-        connectTimeout: o.connectTimeoutMs,
+        connectTimeout: connectTimeoutMs,
         headersTimeout: o.headersTimeoutMs,
         bodyTimeout: o.bodyTimeoutMs,
         keepAliveTimeout: o.keepAliveTimeoutMs,
         keepAliveMaxTimeout: o.keepAliveMaxTimeoutMs,
         pipelining: 1,
       });
-      this.active.set(origin, pool);
+      this.active.set(key, pool);
       this.updateGauge();
     }
     return pool;
   }
 
-  /** Make: create pools for every origin `next` uses. Runs before the swap. */
+  /** Make: create pools for every origin (and route connect timeout) `next` uses. Runs before the swap. */
   prepare(next: RoutingTable): void {
-    for (const origin of tableOrigins(next)) this.acquire(origin);
+    for (const route of next.routes) {
+      const connectMs = route.policy.timeouts.connectMs;
+      for (const destination of route.active) {
+        for (const endpoint of destination.active) this.acquire(endpoint.origin, connectMs);
+      }
+    }
   }
 
-  /** Break: retire pools of origins `next` does not use. Runs after the swap. */
+  /** The pool keys `table` sends new requests to. */
+  poolKeys(table: RoutingTable): Set<string> {
+    const keys = new Set<string>();
+    for (const route of table.routes) {
+      const connectMs = route.policy.timeouts.connectMs;
+      for (const destination of route.active) {
+        for (const endpoint of destination.active) keys.add(poolKey(endpoint.origin, connectMs, this.options.connectTimeoutMs));
+      }
+    }
+    return keys;
+  }
+
+  /** Break: retire pools `next` does not use. Runs after the swap. */
   swapped(next: RoutingTable, _previous?: RoutingTable): void {
-    const keep = tableOrigins(next);
+    const keep = this.poolKeys(next);
     for (const [origin, pool] of this.active) {
       if (!keep.has(origin)) {
         this.active.delete(origin);
@@ -125,7 +159,7 @@ export class Upstreams {
     return this.active.size + this.draining.size;
   }
 
-  /** Origins with an open, non-draining pool. */
+  /** Keys (origins, see `poolKey`) with an open, non-draining pool. */
   origins(): string[] {
     return [...this.active.keys()];
   }

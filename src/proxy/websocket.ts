@@ -96,7 +96,7 @@ class Tunnel implements RequestHead {
     if (upgrade !== undefined) text += `upgrade: ${upgrade}\r\n`;
     const address = clientAddress(req.socket.remoteAddress);
     text += `x-forwarded-for: ${this.forwardedFor === undefined ? address : `${this.forwardedFor}, ${address}`}\r\n`;
-    text += `x-forwarded-proto: ${ctx.proto}\r\n`;
+    text += `x-forwarded-proto: ${(req.socket as { encrypted?: boolean }).encrypted === true ? 'https' : ctx.proto}\r\n`;
     if (this.host !== undefined) text += `x-forwarded-host: ${this.host}\r\n`;
     text += `x-request-id: ${requestId}\r\n\r\n`;
 
@@ -108,19 +108,40 @@ class Tunnel implements RequestHead {
     });
     upstream.on('error', (err) => this.fail(this.connected ? 'SY_UPSTREAM_RESET' : 'SY_UPSTREAM_CONNECT', err));
     upstream.on('close', () => this.finish());
-    upstream.once('data', (chunk: Buffer) => {
-      // Sniff the status of the upstream's answer for the log (`HTTP/1.1 101 ...`).
-      const status = Number.parseInt(chunk.toString('latin1', 9, 12), 10);
-      this.status = Number.isFinite(status) ? status : 0;
-    });
     upstream.on('connect', () => {
       this.connected = true;
       upstream.setTimeout(0);
       upstream.write(text, 'latin1');
-      if (head.length > 0) upstream.write(head);
-      client.pipe(upstream);
-      upstream.pipe(client);
+      upstream.on('data', onUpstreamAnswer);
     });
+    // Client bytes flow to the upstream only once it has switched protocols: until the 101, the
+    // connection is still HTTP, and whatever the client sends after a refused upgrade must not
+    // reach the upstream unrouted (upgrade smuggling). Any other answer is relayed and both sides
+    // are closed after it.
+    let pending: Buffer | undefined;
+    const onUpstreamAnswer = (chunk: Buffer): void => {
+      pending = pending === undefined ? chunk : Buffer.concat([pending, chunk]);
+      const lineEnd = pending.indexOf(10);
+      if (lineEnd === -1 && pending.length < 64) return; // the status line is not complete yet
+      upstream.off('data', onUpstreamAnswer);
+      const answer = pending;
+      pending = undefined;
+      // `HTTP/1.1 101 Switching Protocols`: the status code is the second token.
+      const status = Number.parseInt(answer.toString('latin1', 9, 12), 10);
+      this.status = Number.isFinite(status) ? status : 0;
+      client.write(answer);
+      upstream.pipe(client);
+      if (this.status === 101) {
+        if (head.length > 0) upstream.write(head);
+        client.pipe(upstream);
+      } else {
+        // Relay the refusal, then close: half-close the upstream so it ends after its answer, and
+        // drop the client connection once everything is flushed to it.
+        this.responding = true;
+        upstream.end();
+        client.once('finish', () => client.destroy());
+      }
+    };
   }
 
   destroy(): void {

@@ -42,7 +42,7 @@ describe('parseKvOverrides', () => {
       'routes/api-users/weights': '{"users:v1": 50, "users:v2": 50}',
       'routes/tag:users:/api/weights': '{"users:urlprefix-/api": 2}',
       'services/users/weights': '{"users-1": 0}',
-      'routes/api-users/policy': '{"whatever": true}',
+      'routes/api-users/policy': '{"retries": {"count": 2}}',
       'routes/api-users/weights/extra': 'not json',
       'routes//weights': '{}',
       'other/key': 'not json',
@@ -54,6 +54,7 @@ describe('parseKvOverrides', () => {
       'tag:users:/api': { 'users:urlprefix-/api': 2 },
     });
     assert.deepEqual(asObject(o.instanceWeights), { users: { 'users-1': 0 } });
+    assert.deepEqual(Object.fromEntries(o.routePolicies), { 'api-users': { retries: { count: 2 } } });
     assert.deepEqual(o.problems, []);
   });
 

@@ -6,6 +6,8 @@
 import { request as httpRequest, type Agent, type IncomingHttpHeaders } from 'node:http';
 import { Writable } from 'node:stream';
 import { TableStore } from '../../src/control/table-store.js';
+import { resolvePolicy } from '../../src/model/policy.js';
+import { parsePolicyInput } from '../../src/model/policy-parse.js';
 import type { Destination, Endpoint, Route, RoutingTable } from '../../src/model/types.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
@@ -33,6 +35,8 @@ export interface RouteSpec {
   path?: string;
   strip?: string;
   to: DestinationSpec[];
+  /** A policy block over the defaults, as a template's `policy:` (durations may be '500ms' strings). */
+  policy?: Record<string, unknown>;
 }
 
 function endpointOf(service: string, spec: EndpointSpec): Endpoint {
@@ -86,6 +90,9 @@ function prefixMatches(prefix: string, path: string): boolean {
 export function makeTable(specs: RouteSpec[]): RoutingTable {
   const routes: Route[] = specs.map((spec) => {
     const destinations = spec.to.map(destinationOf);
+    const layer = spec.policy === undefined ? undefined : parsePolicyInput(spec.policy);
+    const policy = typeof layer === 'string' ? layer : resolvePolicy([layer]);
+    if (typeof policy === 'string') throw new Error(`route ${spec.name}: policy: ${policy}`);
     return Object.freeze({
       name: spec.name,
       host: spec.host?.toLowerCase(),
@@ -95,6 +102,7 @@ export function makeTable(specs: RouteSpec[]): RoutingTable {
       active: Object.freeze(destinations.filter((d) => d.weight > 0)),
       origin: 'template',
       source: 'test',
+      policy,
     } satisfies Route);
   });
   const ordered = [...routes].sort((a, b) =>

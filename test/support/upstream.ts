@@ -10,6 +10,12 @@
  * - `x-test-action: early`: answer 200 `early` at once, without reading the request body.
  * - `x-test-action: reset`: destroy the connection before any response.
  * - `x-test-action: reset-mid`: send a head announcing 1000 bytes, 10 bytes of body, then destroy.
+ * - `x-test-action: slow-body`: send the head at once, then `x-test-chunks` (default 3) chunks of
+ *   `chunk\n`, `x-test-chunk-delay-ms` (default 100) apart.
+ * - `x-test-action: hang`: read the request, never answer (the connection stays open).
+ * - `x-test-action: reset-after-body`: read the whole request body, then destroy the connection.
+ * - `x-test-only: a,b`: the action, status and delay headers apply only on upstreams with one of
+ *   these names; any other upstream answers a plain echo (faults on chosen upstreams only).
  * - `x-test-delay-ms: N`: wait N ms before answering (any action).
  * - `x-test-status: N`: the status of an echo answer.
  * - `x-test-response-headers: {json}`: extra headers on an echo answer (with `trailer` among
@@ -39,6 +45,8 @@ export interface TestUpstreamOptions {
   websocket?: boolean;
   /** node's server.keepAliveTimeout for the upstream. Default 5 s. */
   keepAliveTimeoutMs?: number;
+  /** Port to listen on (e.g. to bring a stopped upstream back on its old port). Default 0 (any). */
+  port?: number;
 }
 
 export interface TestUpstream {
@@ -66,6 +74,11 @@ export async function startUpstream(options: TestUpstreamOptions = {}): Promise<
     stats.requests += 1;
     stats.inflight += 1;
     res.once('close', () => { stats.inflight -= 1; });
+    const only = req.headers['x-test-only'];
+    if (typeof only === 'string' && !only.split(',').map((s) => s.trim()).includes(name)) {
+      handle(name, req, res, true);
+      return;
+    }
     const delay = Number(req.headers['x-test-delay-ms'] ?? 0);
     if (delay > 0) {
       const timer = setTimeout(() => handle(name, req, res), delay);
@@ -93,7 +106,13 @@ export async function startUpstream(options: TestUpstreamOptions = {}): Promise<
     });
   }
 
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
   const { port } = server.address() as AddressInfo;
 
   return {
@@ -140,9 +159,34 @@ function echoReply(name: string, req: IncomingMessage, body: Buffer): EchoReply 
   };
 }
 
-function handle(name: string, req: IncomingMessage, res: ServerResponse): void {
-  const action = req.headers['x-test-action'] ?? 'echo';
+function handle(name: string, req: IncomingMessage, res: ServerResponse, plain = false): void {
+  const action = plain ? 'echo' : req.headers['x-test-action'] ?? 'echo';
   switch (action) {
+    case 'slow-body': {
+      req.resume();
+      const chunks = Number(req.headers['x-test-chunks'] ?? 3);
+      const gap = Number(req.headers['x-test-chunk-delay-ms'] ?? 100);
+      res.writeHead(200, { 'content-type': 'text/plain', 'x-upstream': name });
+      res.flushHeaders();
+      let sent = 0;
+      const timer = setInterval(() => {
+        res.write('chunk\n');
+        sent += 1;
+        if (sent >= chunks) {
+          clearInterval(timer);
+          res.end();
+        }
+      }, gap);
+      res.once('close', () => clearInterval(timer));
+      return;
+    }
+    case 'hang':
+      req.resume();
+      return;
+    case 'reset-after-body':
+      req.resume();
+      req.on('end', () => req.socket.destroy());
+      return;
     case 'reset':
       req.socket.destroy();
       return;
@@ -202,7 +246,7 @@ function handle(name: string, req: IncomingMessage, res: ServerResponse): void {
         const headers: Record<string, string> = { 'content-type': 'application/json', 'x-upstream': name, ...extra };
         // A Trailer header needs a chunked body; otherwise announce the length.
         if (!('trailer' in extra)) headers['content-length'] = String(Buffer.byteLength(reply));
-        const status = Number(req.headers['x-test-status'] ?? 200);
+        const status = plain ? 200 : Number(req.headers['x-test-status'] ?? 200);
         res.writeHead(status, headers);
         res.end(reply);
       });

@@ -94,6 +94,7 @@ function toTemplate(route: import('./templates-schema.js').TemplatesFile['routes
     match: route.match.host === undefined ? { path: route.match.path } : { host: route.match.host, path: route.match.path },
     ...(route.strip === undefined ? {} : { strip: route.strip }),
     to: route.to.map((d) => (d.tag === undefined ? { service: d.service, weight: d.weight } : { service: d.service, tag: d.tag, weight: d.weight })),
+    ...(route.policy === undefined ? {} : { policy: route.policy }),
     source,
   };
 }

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { resolvePolicy } from '../../model/policy.js';
+import { parsePolicyInput } from '../../model/policy-parse.js';
 
 /** Shape of one `templates/*.yaml` file. Semantic checks (duplicates, placeholders) are the model's. */
 const weight = z.number().finite().nonnegative();
@@ -9,6 +11,20 @@ const destination = z.strictObject({
   weight: weight.default(1),
 });
 
+/**
+ * A route's `policy:` block, validated by the model's parser (the same one KV values go through),
+ * and required to resolve on its own (e.g. a rateLimit block needs requestsPerSecond).
+ */
+const policy = z.unknown().transform((value, ctx) => {
+  const parsed = parsePolicyInput(value);
+  const problem = typeof parsed === 'string' ? parsed : resolvePolicy([parsed]);
+  if (typeof problem === 'string') {
+    ctx.addIssue({ code: 'custom', message: problem });
+    return z.NEVER;
+  }
+  return parsed as Exclude<typeof parsed, string>;
+});
+
 const route = z.strictObject({
   name: z.string().min(1),
   each: z.strictObject({ tag: z.string().min(1).optional(), service: z.string().min(1).optional() })
@@ -17,6 +33,7 @@ const route = z.strictObject({
   match: z.strictObject({ host: z.string().min(1).optional(), path: z.string().startsWith('/').default('/') }).default({ path: '/' }),
   strip: z.string().startsWith('/').optional(),
   to: z.array(destination).min(1),
+  policy: policy.optional(),
 });
 
 export const templatesFileSchema = z.strictObject({ routes: z.array(route).default([]) });

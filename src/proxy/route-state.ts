@@ -1,0 +1,157 @@
+import type { OutlierPolicy } from '../model/policy.js';
+import type { Route } from '../model/types.js';
+import type { Metrics } from '../observability/metrics.js';
+import { RateLimiter } from './rate-limiter.js';
+import { RetryBudget } from './retry-budget.js';
+import { RouteMetrics } from './route-metrics.js';
+
+/**
+ * Outlier state of one endpoint as one route sees it. Lives in its route's RouteState, keyed by
+ * endpoint id, so it survives table swaps. `ejected` is the only field the hot path reads (a
+ * boolean, no clock): a timer per ejection (a rare event) clears it.
+ */
+export class EndpointHealth {
+  readonly id: string;
+  readonly owner: RouteState;
+  /** Failures since the last success. */
+  consecutive = 0;
+  ejected = false;
+  /** Ejections so far, less one per base ejection time spent back in service (the multiplier). */
+  ejections = 0;
+  /** Wall-clock times of the current ejection, for /api/routes. */
+  ejectedAt = 0;
+  ejectedUntil = 0;
+  /** performance.now() when the endpoint last came back. */
+  returnedAt = 0;
+  timer: NodeJS.Timeout | undefined = undefined;
+
+  constructor(id: string, owner: RouteState) {
+    this.id = id;
+    this.owner = owner;
+  }
+}
+
+/** An endpoint taken out of rotation, as /api/routes shows it. */
+export interface EjectedEndpoint {
+  readonly route: string;
+  readonly endpoint: string;
+  /** The ejection multiplier: ejection time = base × this, capped. */
+  readonly ejections: number;
+  readonly ejectedAt: string;
+  readonly until: string;
+}
+
+function endEjection(health: EndpointHealth): void {
+  health.timer = undefined;
+  if (!health.ejected) return;
+  health.ejected = false;
+  health.consecutive = 0;
+  health.returnedAt = performance.now();
+  health.owner.ejectedCount -= 1;
+  health.owner.metrics.ejectedEndpoints(health.owner.ejectedCount);
+}
+
+/**
+ * Mutable per-route state that must outlive a table swap, keyed by route name: requests in flight
+ * (concurrency limit), the retry budget, rate-limit buckets, endpoint outlier state and metric
+ * children. The RuntimeRoute built for each table reads its policy into plain fields and points
+ * here; an exchange keeps the state it was admitted into, so counts stay balanced across swaps.
+ */
+export class RouteState {
+  readonly name: string;
+  readonly metrics: RouteMetrics;
+  readonly budget = new RetryBudget();
+  /** Requests admitted and not yet finished. */
+  inflight = 0;
+  limiter: RateLimiter | undefined;
+  ejectedCount = 0;
+  private readonly health = new Map<string, EndpointHealth>();
+
+  constructor(metrics: Metrics, name: string) {
+    this.name = name;
+    this.metrics = new RouteMetrics(metrics, name);
+  }
+
+  /** Bring the state in line with a new table's route: limiter settings, endpoints still present. */
+  reconcile(route: Route): void {
+    const limit = route.policy.rateLimit;
+    if (limit === null) this.limiter = undefined;
+    else if (this.limiter === undefined || !this.limiter.sameAs(limit.requestsPerSecond, limit.burst, limit.perClient)) {
+      this.limiter = new RateLimiter(limit.requestsPerSecond, limit.burst, limit.perClient);
+    }
+    const present = new Set<string>();
+    for (const destination of route.destinations) for (const endpoint of destination.endpoints) present.add(endpoint.id);
+    for (const [id, health] of this.health) {
+      if (present.has(id)) continue;
+      this.forget(health);
+      this.health.delete(id);
+    }
+  }
+
+  healthOf(id: string): EndpointHealth {
+    let health = this.health.get(id);
+    if (health === undefined) {
+      health = new EndpointHealth(id, this);
+      this.health.set(id, health);
+    }
+    return health;
+  }
+
+  /**
+   * Take `health` out of rotation for base × multiplier (capped), unless `ejectedInPool` of the
+   * `poolSize` endpoints of its destination are out already and one more would exceed the policy's
+   * share. The last endpoint of a destination is only ejected when the share is 100%; otherwise at
+   * least one endpoint of a pool of two or more may be ejected, whatever the share (as Envoy does).
+   */
+  eject(health: EndpointHealth, policy: OutlierPolicy, poolSize: number, ejectedInPool: number): boolean {
+    if (health.ejected) return false;
+    let allowed = Math.floor((poolSize * policy.maxEjectionPercent) / 100);
+    if (allowed === 0 && poolSize > 1 && policy.maxEjectionPercent > 0) allowed = 1;
+    if (ejectedInPool + 1 > allowed) return false;
+    const now = performance.now();
+    if (health.ejections > 0 && health.returnedAt > 0) {
+      health.ejections = Math.max(0, health.ejections - Math.floor((now - health.returnedAt) / policy.baseEjectionMs));
+    }
+    health.ejections += 1;
+    const ms = Math.min(policy.baseEjectionMs * health.ejections, policy.maxEjectionMs);
+    health.ejected = true;
+    health.ejectedAt = Date.now();
+    health.ejectedUntil = health.ejectedAt + ms;
+    health.timer = setTimeout(endEjection, ms, health);
+    health.timer.unref();
+    this.ejectedCount += 1;
+    this.metrics.ejected(this.ejectedCount);
+    return true;
+  }
+
+  ejected(): EjectedEndpoint[] {
+    const out: EjectedEndpoint[] = [];
+    for (const health of this.health.values()) {
+      if (!health.ejected) continue;
+      out.push({
+        route: this.name,
+        endpoint: health.id,
+        ejections: health.ejections,
+        ejectedAt: new Date(health.ejectedAt).toISOString(),
+        until: new Date(health.ejectedUntil).toISOString(),
+      });
+    }
+    return out;
+  }
+
+  /** The route left the table (or the endpoint left the route): stop its timers, drop its counts. */
+  dispose(): void {
+    for (const health of this.health.values()) this.forget(health);
+    this.health.clear();
+  }
+
+  private forget(health: EndpointHealth): void {
+    if (health.timer !== undefined) clearTimeout(health.timer);
+    health.timer = undefined;
+    if (health.ejected) {
+      health.ejected = false;
+      this.ejectedCount -= 1;
+      this.metrics.ejectedEndpoints(this.ejectedCount);
+    }
+  }
+}

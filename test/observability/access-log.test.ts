@@ -1,0 +1,36 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { AccessLog, jsonString } from '../../src/observability/access-log.js';
+import { captureLogger } from '../support/capture-logger.js';
+
+describe('access log line', () => {
+  it('writes pino-shaped JSON with the logger bindings and every field', () => {
+    const { logger, lines } = captureLogger();
+    const log = new AccessLog(logger.child({ component: 'proxy' }), { kind: 'access' });
+    log.write({
+      reqId: 'r-1', routeJson: jsonString('api "users"'), upstream: 'http://127.0.0.1:9001', endpoint: 'users/users-1',
+      method: 'GET', path: '/a\\b"c\u0001?q=ü', status: 502, ms: 1.23456, error: 'SY_UPSTREAM_CONNECT', reason: 'connect ECONNREFUSED', attempts: 2,
+    });
+    log.write({ reqId: 'r-2', routeJson: '"(none)"', upstream: undefined, endpoint: undefined, method: 'POST', path: '/', status: 404, ms: 0.5, error: undefined, reason: undefined, attempts: undefined });
+    assert.equal(lines.length, 2);
+    const [first, second] = lines as [Record<string, unknown>, Record<string, unknown>];
+    assert.equal(first['level'], 30);
+    assert.ok(!Number.isNaN(Date.parse(String(first['time']))));
+    assert.equal(first['app'], 'switchyard');
+    assert.equal(first['component'], 'proxy');
+    assert.equal(first['kind'], 'access');
+    assert.equal(first['route'], 'api "users"');
+    assert.equal(first['path'], '/a\\b"c\u0001?q=ü');
+    assert.deepEqual([first['status'], first['ms'], first['error'], first['attempts']], [502, 1.235, 'SY_UPSTREAM_CONNECT', 2]);
+    assert.deepEqual(Object.keys(second).filter((k) => ['upstream', 'endpoint', 'error', 'reason', 'attempts'].includes(k)), []);
+    assert.equal(second['route'], '(none)');
+  });
+
+  it('follows the logger level', () => {
+    const { logger, lines } = captureLogger('warn');
+    const log = new AccessLog(logger, { kind: 'access' });
+    assert.equal(log.enabled, false);
+    log.write({ reqId: 'x', routeJson: '"r"', upstream: undefined, endpoint: undefined, method: 'GET', path: '/', status: 200, ms: 1, error: undefined, reason: undefined, attempts: undefined });
+    assert.equal(lines.length, 0);
+  });
+});

@@ -1,0 +1,186 @@
+import assert from 'node:assert/strict';
+import { connect, type Socket } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import WebSocket from 'ws';
+import { TableStore } from '../../src/control/table-store.js';
+import { Metrics } from '../../src/observability/metrics.js';
+import { LISTENER_DEFAULTS } from '../../src/proxy/listener-guard.js';
+import { createProxy } from '../../src/proxy/server.js';
+import { Upstreams } from '../../src/proxy/upstreams.js';
+import { plainGet, rawExchange } from '../support/raw-http.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../support/recording-upstream.js';
+import { startUpstream, type TestUpstream } from '../support/upstream.js';
+import { deadline, makeTable, metricValue, send, startProxy, waitFor, type TestProxy } from './harness.js';
+
+function table(port: number) {
+  return makeTable([{ name: 'public', path: '/', to: [{ service: 'rec', endpoints: [{ id: 'r1', port }] }] }]);
+}
+
+function openSocket(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => resolve(socket));
+    socket.on('error', reject);
+  });
+}
+
+describe('listener: defaults', () => {
+  it('applies the documented limits when none are given', async () => {
+    const metrics = new Metrics({ defaultMetrics: false });
+    const proxy = createProxy({ store: new TableStore(), upstreams: new Upstreams({}, undefined, metrics), metrics });
+    try {
+      assert.equal(proxy.server.headersTimeout, LISTENER_DEFAULTS.headersTimeoutMs);
+      assert.equal(proxy.server.requestTimeout, LISTENER_DEFAULTS.requestTimeoutMs);
+      assert.equal(proxy.server.keepAliveTimeout, LISTENER_DEFAULTS.keepAliveTimeoutMs);
+      assert.equal(proxy.server.maxConnections, LISTENER_DEFAULTS.maxConnections);
+      assert.equal(proxy.handler.guard.maxHeaderCount, LISTENER_DEFAULTS.maxHeaderCount);
+      assert.deepEqual(LISTENER_DEFAULTS, {
+        headersTimeoutMs: 10_000, requestTimeoutMs: 300_000, keepAliveTimeoutMs: 65_000,
+        maxHeaderSize: 16_384, maxConnections: 10_000, maxHeaderCount: 100,
+      });
+    } finally {
+      await proxy.close(0);
+    }
+  });
+});
+
+describe('listener: limits and timeouts', () => {
+  let up: RecordingUpstream;
+  let p: TestProxy;
+
+  before(async () => {
+    up = await startRecordingUpstream('rec');
+    p = await startProxy(table(up.port), {
+      options: {
+        accessLog: false,
+        maxHeaderSize: 4096,
+        headersTimeoutMs: 400,
+        requestTimeoutMs: 1_000,
+        keepAliveTimeoutMs: 300,
+        connectionsCheckingIntervalMs: 50,
+      },
+    });
+  });
+
+  after(async () => {
+    await p.close();
+    await up.close();
+  });
+
+  it('answers 431 SY_HEADERS_TOO_LARGE above --max-header-size, and serves a head below it', async () => {
+    const big = await rawExchange(p.port, `GET /big HTTP/1.1\r\nHost: a\r\nX-Big: ${'b'.repeat(5000)}\r\n\r\n`);
+    assert.deepEqual(big.responses.map((r) => r.status), [431]);
+    assert.equal(big.closed, true);
+    assert.equal(big.responses[0]!.headers['connection'], 'close');
+    assert.deepEqual(JSON.parse(big.responses[0]!.body.toString()), { error: 'SY_HEADERS_TOO_LARGE', message: 'the request head is too large' });
+    const fits = await send(p.port, { path: '/fits', headers: { 'x-big': 'b'.repeat(3000) } });
+    assert.equal(fits.status, 200);
+    assert.ok(await metricValue(p.metrics, 'switchyard_requests_refused_total', { reason: 'headers_too_large' }) >= 1);
+  });
+
+  it('closes a slowloris client with 408 once the header timeout passes', async () => {
+    const started = Date.now();
+    const slow = await rawExchange(p.port, `GET /slow HTTP/1.1\r\nHost: a\r\nX-Pad: ${'p'.repeat(100)}\r\n\r\n`, { paceMs: 20, deadlineMs: 5_000 });
+    const ms = Date.now() - started;
+    assert.deepEqual(slow.responses.map((r) => r.status), [408]);
+    assert.equal(slow.closed, true);
+    assert.equal(JSON.parse(slow.responses[0]!.body.toString()).error, 'SY_REQUEST_TIMEOUT');
+    assert.ok(ms >= 350 && ms < 2_000, `closed after ${ms} ms`);
+    assert.ok(!up.requests.some((r) => r.url === '/slow'));
+  });
+
+  it('cuts a request whose body does not arrive within the request timeout, and aborts its upstream request', async () => {
+    const before = up.requests.length;
+    const slow = await rawExchange(p.port, 'POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n' + 'x'.repeat(1000), { paceMs: 20, chunkSize: 5, deadlineMs: 5_000 });
+    assert.equal(slow.closed, true);
+    assert.deepEqual(slow.responses.map((r) => r.status), [408]);
+    await waitFor(() => up.requests.length > before, 'the upstream to see the request start');
+    const seen = up.requests.slice(before);
+    assert.deepEqual(seen.map((r) => [r.url, r.complete]), [['/upload', false]], 'streamed to the upstream, then aborted');
+  });
+
+  it('closes an idle keep-alive connection after the keep-alive timeout', async () => {
+    const started = Date.now();
+    const idle = await rawExchange(p.port, 'GET /idle HTTP/1.1\r\nHost: a\r\n\r\n', { deadlineMs: 3_000 });
+    assert.deepEqual(idle.responses.map((r) => r.status), [200]);
+    assert.equal(idle.closed, true, 'closed by the server');
+    const ms = Date.now() - started;
+    assert.ok(ms >= 250 && ms < 2_000, `closed after ${ms} ms`);
+  });
+
+  it('a malformed chunk after a forwarded head aborts the upstream request; the rest never arrives', async () => {
+    up.reset();
+    const result = await rawExchange(p.port, 'POST /chunks HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n');
+    assert.equal(result.closed, true);
+    assert.ok(result.responses.every((r) => r.status === 400 || r.status === 502), JSON.stringify(result.responses.map((r) => r.status)));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.ok(up.requests.every((r) => r.url === '/chunks' && !r.complete), JSON.stringify(up.requests.map((r) => [r.url, r.complete])));
+    assert.doesNotMatch(up.rawText(), /smuggled/);
+  });
+});
+
+describe('listener: timeouts never cut a WebSocket tunnel', () => {
+  let up: TestUpstream;
+  let p: TestProxy;
+
+  before(async () => {
+    up = await startUpstream({ name: 'ws', websocket: true });
+    p = await startProxy(makeTable([{ name: 'ws', path: '/', to: [{ service: 'ws', endpoints: [{ id: 'w1', port: up.port }] }] }]), {
+      options: { accessLog: false, headersTimeoutMs: 150, requestTimeoutMs: 300, keepAliveTimeoutMs: 200, connectionsCheckingIntervalMs: 25 },
+    });
+  });
+
+  after(async () => {
+    await p.close();
+    await up.close();
+  });
+
+  it('a tunnel lives longer than the header, request and keep-alive timeouts', async () => {
+    const ws = new WebSocket(`ws://127.0.0.1:${p.port}/chat`);
+    const messages: string[] = [];
+    ws.on('message', (data) => messages.push((data as Buffer).toString()));
+    await deadline(new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); }), 5_000, 'the tunnel to open');
+    try {
+      for (let i = 0; i < 8; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        assert.equal(ws.readyState, WebSocket.OPEN, `open after ${(i + 1) * 100} ms`);
+        ws.send(`m${i}`);
+      }
+      await waitFor(() => messages.length === 9, 'all echoes');
+      assert.equal(messages.at(-1), 'ws:m7');
+    } finally {
+      ws.close();
+    }
+  });
+});
+
+describe('listener: connection cap', () => {
+  let up: RecordingUpstream;
+  let p: TestProxy;
+  const held: Socket[] = [];
+
+  before(async () => {
+    up = await startRecordingUpstream('rec');
+    p = await startProxy(table(up.port), { options: { accessLog: false, maxConnections: 3 } });
+  });
+
+  after(async () => {
+    for (const socket of held) socket.destroy();
+    await p.close();
+    await up.close();
+  });
+
+  it('closes connections beyond --max-connections at once, and accepts again when one closes', async () => {
+    for (let i = 0; i < 3; i++) held.push(await openSocket(p.port));
+    await waitFor(async () => (await new Promise<number>((resolve) => p.proxy.server.getConnections((_e, n) => resolve(n)))) === 3, 'three connections');
+    const refused = await rawExchange(p.port, plainGet('/over'), { deadlineMs: 2_000 });
+    assert.equal(refused.closed, true);
+    assert.deepEqual(refused.responses, [], 'closed without an answer');
+    assert.ok(await metricValue(p.metrics, 'switchyard_requests_refused_total', { reason: 'max_connections' }) >= 1);
+    assert.ok(!up.requests.some((r) => r.url === '/over'));
+
+    held.pop()!.destroy();
+    await waitFor(async () => (await new Promise<number>((resolve) => p.proxy.server.getConnections((_e, n) => resolve(n)))) === 2, 'one connection freed');
+    const accepted = await rawExchange(p.port, plainGet('/again'));
+    assert.deepEqual(accepted.responses.map((r) => r.status), [200]);
+  });
+});

@@ -1,0 +1,145 @@
+/**
+ * Admission policies: rate limit (429 + Retry-After, per route and per client), concurrency
+ * (503), request body size (413, by Content-Length and while streaming a chunked body) and the
+ * redirect of plain HTTP to HTTPS (308).
+ */
+import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
+import { after, before, describe, it } from 'node:test';
+import type { ProxyOptions } from '../../src/proxy/server.js';
+import { startUpstream, type EchoReply, type TestUpstream } from '../support/upstream.js';
+import { deadline, makeTable, metricValue, send, startProxy, waitFor, type Reply, type TestProxy } from './harness.js';
+
+interface ErrorJson { error: string }
+
+/** A GET from a chosen loopback source address (127.0.0.0/8 is all loopback on Linux). */
+function getFrom(port: number, localAddress: string, path: string): Promise<{ status: number; retryAfter: string | undefined }> {
+  return deadline(new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path, localAddress, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] }));
+    });
+    req.on('error', reject);
+    req.end();
+  }), 5_000, `GET ${path} from ${localAddress}`);
+}
+
+/** A POST with a chunked body (no Content-Length), written in `chunks`. */
+function postChunked(port: number, path: string, chunks: Buffer[], headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  return deadline(new Promise((resolve) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path, method: 'POST', headers: { 'transfer-encoding': 'chunked', ...headers }, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => { body += c; });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', (err) => resolve({ status: 0, body: err.message }));
+    for (const chunk of chunks) req.write(chunk);
+    req.end();
+  }), 5_000, `chunked POST ${path}`);
+}
+
+describe('proxy: admission policies', () => {
+  let up: TestUpstream;
+  let p: TestProxy;
+  const options: ProxyOptions = { httpsPort: 8443 };
+
+  before(async () => {
+    up = await startUpstream({ name: 'up' });
+    const to = [{ service: 'up', endpoints: [{ id: 'u1', port: up.port }] }];
+    p = await startProxy(makeTable([
+      { name: 'limited', path: '/limited', to, policy: { rateLimit: { requestsPerSecond: 1, burst: 3 } } },
+      { name: 'per-client', path: '/per-client', to, policy: { rateLimit: { requestsPerSecond: 0.1, burst: 1, perClient: true } } },
+      { name: 'narrow', path: '/narrow', to, policy: { concurrency: { max: 2 } } },
+      { name: 'small', path: '/small', to, policy: { maxBodyBytes: 100 } },
+      { name: 'chunked', path: '/chunked', to, policy: { maxBodyBytes: '1kb' } },
+      { name: 'secure', path: '/secure', to, policy: { redirectToHttps: true } },
+      { name: 'open', path: '/', to },
+    ]), { options });
+  });
+
+  after(async () => {
+    await p.close();
+    await up.close();
+  });
+
+  it('rate limit: the burst passes, then 429 SY_RATE_LIMITED with Retry-After; tokens come back with time', async () => {
+    const replies: Reply[] = [];
+    for (let i = 0; i < 5; i++) replies.push(await send(p.port, { path: '/limited/x' }));
+    assert.deepEqual(replies.map((r) => r.status), [200, 200, 200, 429, 429]);
+    assert.equal(replies[3]!.headers['retry-after'], '1', '1 request/s: a token within a second, rounded up');
+    assert.equal(replies[3]!.json<ErrorJson>().error, 'SY_RATE_LIMITED');
+    assert.equal(await metricValue(p.metrics, 'switchyard_rate_limited_total', { route: 'limited' }), 2);
+    assert.equal(await metricValue(p.metrics, 'switchyard_requests_total', { route: 'limited', code: '429' }), 2);
+    await waitFor(async () => (await send(p.port, { path: '/limited/x' })).status === 200, 'a token to come back', 3_000);
+    assert.equal((await send(p.port, { path: '/' })).status, 200, 'other routes are not limited');
+  });
+
+  it('per-client rate limit: each client address has its own bucket', async () => {
+    assert.deepEqual(await getFrom(p.port, '127.0.0.1', '/per-client'), { status: 200, retryAfter: undefined });
+    assert.deepEqual(await getFrom(p.port, '127.0.0.1', '/per-client'), { status: 429, retryAfter: '10' });
+    assert.deepEqual(await getFrom(p.port, '127.0.0.2', '/per-client'), { status: 200, retryAfter: undefined });
+    assert.deepEqual(await getFrom(p.port, '127.0.0.2', '/per-client'), { status: 429, retryAfter: '10' });
+    assert.equal(p.proxy.runtimes.current?.byName.get('per-client')?.limiter?.clientCount, 2);
+    assert.equal(await metricValue(p.metrics, 'switchyard_rate_limited_total', { route: 'per-client' }), 2);
+  });
+
+  it('concurrency: 503 SY_OVERLOADED while max requests are in flight; capacity returns when they finish', async () => {
+    const slow = [0, 1].map(() => send(p.port, { path: '/narrow/slow', headers: { 'x-test-delay-ms': '1000' } }));
+    await waitFor(() => up.inflight === 2, 'two slow requests at the upstream');
+    const refused = await send(p.port, { path: '/narrow/x' });
+    assert.equal(refused.status, 503);
+    assert.equal(refused.json<ErrorJson>().error, 'SY_OVERLOADED');
+    assert.equal(await metricValue(p.metrics, 'switchyard_overloaded_total', { route: 'narrow' }), 1);
+    assert.deepEqual((await Promise.all(slow)).map((r) => r.status), [200, 200]);
+    assert.equal((await send(p.port, { path: '/narrow/x' })).status, 200);
+    assert.equal(p.proxy.runtimes.current?.byName.get('narrow')?.state.inflight, 0);
+  });
+
+  it('body size by Content-Length: 413 SY_BODY_TOO_LARGE before anything reaches the upstream', async () => {
+    const before = up.requests;
+    const tooLarge = await send(p.port, { method: 'POST', path: '/small', body: 'x'.repeat(101) });
+    assert.equal(tooLarge.status, 413);
+    assert.equal(tooLarge.json<ErrorJson>().error, 'SY_BODY_TOO_LARGE');
+    assert.equal(up.requests, before);
+    const fits = await send(p.port, { method: 'POST', path: '/small', body: 'x'.repeat(100) });
+    assert.equal(fits.status, 200);
+    assert.equal(fits.json<EchoReply>().bodyLength, 100);
+    assert.equal(await metricValue(p.metrics, 'switchyard_body_too_large_total', { route: 'small' }), 1);
+  });
+
+  it('chunked body: counted as it streams; over the limit the upstream request is aborted and the client gets 413', async () => {
+    const fits = await postChunked(p.port, '/chunked', [Buffer.alloc(500, 1), Buffer.alloc(524, 2)], { 'x-test-action': 'count' });
+    assert.equal(fits.status, 200);
+    assert.equal((JSON.parse(fits.body) as { bytes: number }).bytes, 1024);
+
+    const before = up.requests;
+    const over = await postChunked(p.port, '/chunked', [Buffer.alloc(600, 1), Buffer.alloc(600, 2)], { 'x-test-action': 'count' });
+    assert.equal(over.status, 413, over.body);
+    assert.equal((JSON.parse(over.body) as ErrorJson).error, 'SY_BODY_TOO_LARGE');
+    assert.ok(up.requests - before <= 1);
+    await waitFor(() => up.inflight === 0, 'the upstream request to be aborted');
+    assert.equal(await metricValue(p.metrics, 'switchyard_body_too_large_total', { route: 'chunked' }), 1);
+    assert.equal(await metricValue(p.metrics, 'switchyard_upstream_errors_total', { route: 'chunked' }), 0, 'the client’s body is no upstream error');
+  });
+
+  it('redirectToHttps: plain HTTP gets 308 to https://<host>:<httpsPort><path>; nothing reaches the upstream', async () => {
+    const before = up.requests;
+    const reply = await send(p.port, { path: '/secure/a?b=1', headers: { host: 'shop.example.com:8080' } });
+    assert.equal(reply.status, 308);
+    assert.equal(reply.headers.location, 'https://shop.example.com:8443/secure/a?b=1');
+    const v6 = await send(p.port, { path: '/secure', headers: { host: '[2001:db8::1]:8080' } });
+    assert.equal(v6.headers.location, 'https://[2001:db8::1]:8443/secure');
+    options.httpsPort = 443;
+    const standard = await send(p.port, { path: '/secure/x', headers: { host: 'shop.example.com' } });
+    assert.equal(standard.headers.location, 'https://shop.example.com/secure/x', 'no port for 443');
+    assert.equal(up.requests, before);
+    assert.equal(await metricValue(p.metrics, 'switchyard_requests_total', { route: 'secure', code: '308' }), 3);
+
+    assert.equal((await send(p.port, { path: '/other', headers: { host: 'shop.example.com' } })).status, 200, 'routes without the policy are not redirected');
+    options.httpsPort = undefined;
+    const noTls = await send(p.port, { path: '/secure/x', headers: { host: 'shop.example.com' } });
+    assert.equal(noTls.status, 200, 'without a TLS listener the request is proxied');
+  });
+});

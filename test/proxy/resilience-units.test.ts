@@ -1,0 +1,103 @@
+/** The proxy's policy building blocks without sockets: retry budget, token buckets, small helpers. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { httpsLocation, isIdempotent } from '../../src/proxy/forward.js';
+import { contentLengthOf } from '../../src/proxy/headers.js';
+import { RateLimiter } from '../../src/proxy/rate-limiter.js';
+import { RetryBudget } from '../../src/proxy/retry-budget.js';
+import { poolKey } from '../../src/proxy/upstreams.js';
+
+describe('RetryBudget', () => {
+  it('allows percent of the requests in the window plus minPerSecond × 10', () => {
+    const budget = new RetryBudget();
+    for (let i = 0; i < 100; i++) budget.deposit(1_000 + i);
+    let granted = 0;
+    while (budget.withdraw(1_500, 20, 0.5) && granted < 1_000) granted += 1;
+    assert.equal(granted, 25, '20% of 100 + 0.5/s × 10 s');
+    assert.deepEqual(budget.counts(1_500), { requests: 100, retries: 25 });
+  });
+
+  it('forgets requests and retries that leave the 10 s window, slot by slot', () => {
+    const budget = new RetryBudget();
+    for (let i = 0; i < 50; i++) budget.deposit(0);
+    for (let i = 0; i < 50; i++) budget.deposit(5_000);
+    assert.ok(budget.withdraw(5_100, 10, 0));
+    assert.deepEqual(budget.counts(9_999), { requests: 100, retries: 1 });
+    assert.deepEqual(budget.counts(10_000), { requests: 50, retries: 1 }, 'second 0 left the window');
+    assert.deepEqual(budget.counts(15_000), { requests: 0, retries: 0 });
+    assert.equal(budget.withdraw(15_000, 100, 0), false, 'no requests, no floor: no retry');
+    assert.deepEqual(budget.counts(60_000), { requests: 0, retries: 0 }, 'a long gap clears everything');
+  });
+});
+
+describe('RateLimiter', () => {
+  it('a shared bucket: burst, then Retry-After in whole seconds, refilled by time', () => {
+    const limiter = new RateLimiter(0.5, 2, false);
+    assert.equal(limiter.take('a', 0), 0);
+    assert.equal(limiter.take('b', 0), 0);
+    assert.equal(limiter.take('c', 0), 2, 'one token every 2 s');
+    assert.equal(limiter.take('a', 1_000), 1, 'half a token back after 1 s');
+    assert.equal(limiter.take('a', 2_000), 0);
+    assert.equal(limiter.take('a', 1e9), 0, 'never more than the burst');
+    assert.equal(limiter.take('a', 1e9), 0);
+    assert.ok(limiter.take('a', 1e9) > 0);
+  });
+
+  it('per client: separate buckets, at most maxClients of them, full ones dropped first', () => {
+    const limiter = new RateLimiter(1, 1, true, 10);
+    for (let i = 0; i < 10; i++) assert.equal(limiter.take(`10.0.0.${i}`, 0), 0);
+    assert.ok(limiter.take('10.0.0.0', 0) > 0, 'the same client again is limited');
+    assert.equal(limiter.clientCount, 10);
+    // 10.0.0.0 .. 9 are all full again at t = 5 s: a new client evicts them, not the bound.
+    assert.equal(limiter.take('10.0.0.99', 5_000), 0);
+    assert.equal(limiter.clientCount, 1);
+    for (let i = 0; i < 1_000; i++) limiter.take(`10.1.${i >> 8}.${i & 255}`, 5_000);
+    assert.ok(limiter.clientCount <= 10, `bounded: ${limiter.clientCount}`);
+  });
+
+  it('sameAs tells whether bucket state can be kept across a swap', () => {
+    const limiter = new RateLimiter(5, 10, false);
+    assert.ok(limiter.sameAs(5, 10, false));
+    assert.ok(!limiter.sameAs(5, 10, true));
+    assert.ok(!limiter.sameAs(6, 10, false));
+  });
+});
+
+describe('small helpers', () => {
+  it('contentLengthOf', () => {
+    const cases: [string[], number][] = [
+      [['Host', 'a', 'Content-Length', '42'], 42],
+      [['content-length', ' 7 '], 7],
+      [['Content-Length', '0'], 0],
+      [['Transfer-Encoding', 'chunked'], -1],
+      [['Content-Length', '1e3'], -1],
+      [['Content-Length', '-1'], -1],
+      [['Content-Length', ''], -1],
+    ];
+    for (const [raw, expected] of cases) assert.equal(contentLengthOf(raw), expected, raw.join(' '));
+  });
+
+  it('httpsLocation', () => {
+    const cases: [string | undefined, number, string, string | undefined][] = [
+      ['example.com', 8443, '/a?b', 'https://example.com:8443/a?b'],
+      ['example.com:8080', 443, '/', 'https://example.com/'],
+      ['[::1]:8080', 8443, '/x', 'https://[::1]:8443/x'],
+      ['[::1]', 443, '/x', 'https://[::1]/x'],
+      [undefined, 443, '/', undefined],
+      ['', 443, '/', undefined],
+      [':8080', 443, '/', undefined],
+      ['[::1', 443, '/', undefined],
+    ];
+    for (const [host, port, path, expected] of cases) assert.equal(httpsLocation(host, port, path), expected, `${host} ${port}`);
+  });
+
+  it('isIdempotent', () => {
+    for (const m of ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']) assert.ok(isIdempotent(m), m);
+    for (const m of ['POST', 'PATCH', 'CONNECT', 'get', undefined]) assert.ok(!isIdempotent(m), String(m));
+  });
+
+  it('poolKey: the origin for the default connect timeout, a distinct key otherwise', () => {
+    assert.equal(poolKey('http://a:1', 5_000, 5_000), 'http://a:1');
+    assert.equal(poolKey('http://a:1', 250, 5_000), 'http://a:1 connect=250');
+  });
+});

@@ -1,0 +1,96 @@
+/**
+ * Test certificates, made by `openssl` at test time (node cannot self-sign X.509 on its own), and a
+ * certificate directory written the way certbot and deploy tools write it: by rename.
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import { X509Certificate, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+/** True when an `openssl` binary is on the PATH (tests that need certificates skip otherwise). */
+export const HAVE_OPENSSL = ((): boolean => {
+  try {
+    execFileSync('openssl', ['version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+export interface CertSpec {
+  /** Subject CN. */
+  cn: string;
+  /** subjectAltName DNS entries (default: none). */
+  dns?: string[];
+  /** Validity in days from now (default 30). */
+  days?: number;
+}
+
+/** A PEM certificate and its key, with the serial node reports for it. */
+export interface Pair {
+  readonly cert: string;
+  readonly key: string;
+  readonly serial: string;
+}
+
+/** A fresh self-signed P-256 certificate with a random serial. */
+export async function makePair(spec: CertSpec): Promise<Pair> {
+  const dir = await mkdtemp(join(tmpdir(), 'sy-cert-'));
+  try {
+    const args = [
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+      '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem'),
+      '-days', String(spec.days ?? 30), '-subj', `/CN=${spec.cn}`,
+      '-set_serial', `0x${randomBytes(8).toString('hex')}`,
+    ];
+    if (spec.dns !== undefined && spec.dns.length > 0) args.push('-addext', `subjectAltName=${spec.dns.map((d) => `DNS:${d}`).join(',')}`);
+    await run('openssl', args);
+    const cert = await readFile(join(dir, 'c.pem'), 'utf8');
+    const key = await readFile(join(dir, 'k.pem'), 'utf8');
+    return { cert, key, serial: new X509Certificate(cert).serialNumber };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** A temp directory holding `certs/` (what Switchyard watches) and a staging area beside it. */
+export class CertDir {
+  private counter = 0;
+  private constructor(readonly root: string) {}
+
+  static async create(): Promise<CertDir> {
+    const root = await mkdtemp(join(tmpdir(), 'sy-tls-'));
+    await mkdir(join(root, 'certs'));
+    await mkdir(join(root, 'staging'));
+    return new CertDir(root);
+  }
+
+  get dir(): string {
+    return join(this.root, 'certs');
+  }
+
+  /** Write `certs/<file>` by rename from the staging area: a reader sees the old or the new file, never half of one. */
+  async write(file: string, text: string): Promise<void> {
+    const staged = join(this.root, 'staging', `${file}.${this.counter++}`);
+    await writeFile(staged, text);
+    await rename(staged, join(this.dir, file));
+  }
+
+  /** Install a pair as `name.crt` + `name.key`: certificate first, then key, as certbot replaces its links. */
+  async install(name: string, pair: Pair): Promise<void> {
+    await this.write(`${name}.crt`, pair.cert);
+    await this.write(`${name}.key`, pair.key);
+  }
+
+  async remove(file: string): Promise<void> {
+    await unlink(join(this.dir, file));
+  }
+
+  async cleanup(): Promise<void> {
+    await rm(this.root, { recursive: true, force: true });
+  }
+}
