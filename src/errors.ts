@@ -13,7 +13,10 @@ export type ErrorCode =
   | 'SY_OVERLOADED'          // concurrency limit reached → 503
   | 'SY_BODY_TOO_LARGE'      // request body over the limit → 413
   | 'SY_HEADERS_TOO_LARGE'   // request headers over the limit → 431
-  | 'SY_FORBIDDEN'           // admin token missing or wrong, or a refused method → 403
+  | 'SY_FORBIDDEN'           // a refused operation → 403
+  | 'SY_UNAUTHORIZED'        // admin token missing or wrong → 401
+  | 'SY_METHOD_NOT_ALLOWED'  // CONNECT, TRACE: not served → 405
+  | 'SY_REQUEST_TIMEOUT'     // the client did not send its request in time → 408
   | 'SY_CONFIG_INVALID'      // a template, services file or KV value failed validation
   | 'SY_USAGE'               // bad command line flag or value
   | 'SY_CONSUL'              // Consul answered with an error or could not be reached
@@ -63,6 +66,9 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   SY_BODY_TOO_LARGE: 413,
   SY_HEADERS_TOO_LARGE: 431,
   SY_FORBIDDEN: 403,
+  SY_UNAUTHORIZED: 401,
+  SY_METHOD_NOT_ALLOWED: 405,
+  SY_REQUEST_TIMEOUT: 408,
   SY_CONFIG_INVALID: 500,
   SY_USAGE: 500,
   SY_CONSUL: 502,

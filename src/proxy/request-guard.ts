@@ -47,8 +47,8 @@ import { normalizeRequestTarget, type PathRejection } from './path-normalize.js'
 
 const lowerName = util.headerNameToString;
 
-/** Status codes and SY_* codes of refusals; the last two are not in errors.ts yet. */
-export type RefusalCode = ErrorCode | 'SY_METHOD_NOT_ALLOWED' | 'SY_REQUEST_TIMEOUT';
+/** The SY_* code of a refusal; its status comes from errors.ts. */
+export type RefusalCode = ErrorCode;
 
 export interface Refusal {
   readonly status: number;
@@ -67,10 +67,8 @@ const STATUS_TEXT: Readonly<Record<number, string>> = {
   400: 'Bad Request', 405: 'Method Not Allowed', 408: 'Request Timeout', 431: 'Request Header Fields Too Large',
 };
 
-const EXTRA_STATUS: Readonly<Record<string, number>> = { SY_METHOD_NOT_ALLOWED: 405, SY_REQUEST_TIMEOUT: 408 };
-
 export function makeRefusal(code: RefusalCode, reason: string, message: string): Refusal {
-  const status = EXTRA_STATUS[code] ?? httpStatusFor(code as ErrorCode);
+  const status = httpStatusFor(code);
   const body = Buffer.from(JSON.stringify({ error: code, message }));
   const headers = ['content-type', 'application/json', 'content-length', String(body.length), 'cache-control', 'no-store'];
   let head = `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\n`;
