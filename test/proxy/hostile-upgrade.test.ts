@@ -4,9 +4,8 @@
  * connection into a raw tunnel, the follow-up requests reach the upstream unrouted (any path, any
  * Host), bypassing every route boundary.
  *
- * Known gap: src/proxy/websocket.ts pipes client bytes to the upstream before it has seen a 101.
- * The test is marked todo until the Tunnel waits for `101` before piping client → upstream and
- * closes both sides after relaying any other answer.
+ * The Tunnel pipes client bytes to the upstream only after a 101, and closes both sides after
+ * relaying any other answer.
  */
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
@@ -30,7 +29,7 @@ describe('proxy: upgrade answered without 101', () => {
     await up.close();
   });
 
-  it('does not leave a raw tunnel that forwards unrouted requests', { todo: 'websocket.ts: wait for 101 before piping client bytes (owner: proxy)' }, async () => {
+  it('does not leave a raw tunnel that forwards unrouted requests', async () => {
     const socket = connect(p.port, '127.0.0.1');
     socket.on('error', () => {});
     socket.write('GET /public/x HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
