@@ -79,6 +79,7 @@ export async function startSwitchyard(config: Config, options: StartOptions = {}
     logger: logger.child({ component: 'admin' }),
     token: config.adminToken,
     ready: () => watcher.ready,
+    ejections: proxy.runtimes,
     config: () => ({
       listen: formatHostPort(config.listen),
       admin: formatHostPort(config.admin),

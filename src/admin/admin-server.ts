@@ -4,7 +4,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { TableStore } from '../control/table-store.js';
 import { AdminAuth } from './admin-auth.js';
-import { routesView } from './routes-view.js';
+import { routesView, type EjectionSource } from './routes-view.js';
 
 export interface AdminSources {
   readonly store: TableStore;
@@ -14,6 +14,8 @@ export interface AdminSources {
   ready(): boolean;
   /** The effective configuration and provider states, already free of secrets. */
   config(): unknown;
+  /** Endpoints outlier detection has ejected (the proxy's runtime). */
+  readonly ejections?: EjectionSource;
   /** When set, every request but /healthz needs `Authorization: Bearer <token>` (401 otherwise). */
   readonly token?: string | undefined;
 }
@@ -84,7 +86,7 @@ export class AdminServer {
         return;
       }
       case '/api/routes':
-        send(res, 200, routesView(store.current, store.version, store.swappedAt));
+        send(res, 200, routesView(store.current, store.version, store.swappedAt, this.sources.ejections));
         return;
       case '/api/config':
         send(res, 200, this.sources.config());

@@ -89,6 +89,13 @@ describe('chaos: an upstream dies under load', () => {
       ups.shift();
 
       await waitFor('the dead upstream to be ejected', async () => (await metric(app, 'switchyard_ejections_total', { route: 'chaos' })) >= 1, 10_000);
+      // The admin API says which endpoint is out and until when.
+      const shown = await waitFor('/api/routes to list the ejected endpoint', async () => {
+        const view = await (await fetch(`http://127.0.0.1:${app.adminAddress.port}/api/routes`)).json() as
+          { routes: { name: string; ejectedEndpoints: { endpoint: string; until: string }[] }[] };
+        return view.routes.find((r) => r.name === 'chaos')?.ejectedEndpoints.find(() => true);
+      }, 10_000);
+      assert.ok(!Number.isNaN(Date.parse(shown.until)), `until is a time: ${shown.until}`);
       await waitFor('load to continue through the outage', () => ok >= beforeKill + 1_000, 20_000);
       assert.deepEqual(failures, [], 'no request failed while the upstream was dead');
 
