@@ -22,6 +22,8 @@ export interface AccessRecord {
   readonly error: string | undefined;
   readonly reason: string | undefined;
   readonly attempts: number | undefined;
+  /** A WebSocket (or other upgrade) tunnel. */
+  readonly upgrade?: boolean;
 }
 
 /**
@@ -60,6 +62,7 @@ export class AccessLog {
     line += `,"method":${jsonString(r.method)},"path":${jsonString(r.path)},"status":${r.status},"ms":${Math.round(r.ms * 1000) / 1000}`;
     if (r.error !== undefined) line += `,"error":${jsonString(r.error)}`;
     if (r.reason !== undefined) line += `,"reason":${jsonString(r.reason)}`;
+    if (r.upgrade === true) line += ',"upgrade":true';
     if (r.attempts !== undefined) line += `,"attempts":${r.attempts}`;
     this.stream.write(`${line}}\n`);
   }

@@ -2,12 +2,12 @@ import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { httpStatusFor, type ErrorCode } from '../errors.js';
-import type { Logger } from '../observability/logger.js';
+import type { AccessLog } from '../observability/access-log.js';
 import { BodyLimit } from './body-limit.js';
 import { ERROR_BODIES, sendError } from './error-response.js';
 import { clientAddress, contentLengthOf, removeConnectionNominated, responseHeaders, scanRequestHeaders, type RequestHead } from './headers.js';
 import type { RequestIdGenerator } from './request-id.js';
-import { NO_ROUTE_LABEL } from './route-metrics.js';
+import { NO_ROUTE_JSON } from './route-metrics.js';
 import type { RouteState } from './route-state.js';
 import {
   RETRY_ON_502, RETRY_ON_503, RETRY_ON_504, RETRY_ON_CONNECT_FAILURE, RETRY_ON_RESET,
@@ -18,7 +18,7 @@ import {
 export interface ForwardContext {
   readonly runtimes: RuntimeStore;
   /** Access logger; undefined turns the access log off. */
-  readonly accessLog: Logger | undefined;
+  readonly accessLog: AccessLog | undefined;
   readonly ids: RequestIdGenerator;
   /** Forward the client's Host header (true) or let undici send the endpoint's host:port. */
   readonly preserveHost: boolean;
@@ -560,15 +560,15 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler {
     const log = this.ctx.accessLog;
     if (log !== undefined) {
       const endpoint = this.endpoint;
-      log.info({
-        reqId: this.requestId,
-        route: route === undefined ? NO_ROUTE_LABEL : route.name,
+      log.write({
+        reqId: this.requestId!,
+        routeJson: route === undefined ? NO_ROUTE_JSON : route.nameJson,
         upstream: endpoint?.origin,
         endpoint: endpoint?.id,
-        method: this.req.method,
-        path: this.req.url,
+        method: this.req.method ?? '',
+        path: this.req.url ?? '',
         status: this.status,
-        ms: Math.round(ms * 1000) / 1000,
+        ms,
         error: this.errorCode,
         reason: this.error?.message,
         attempts: this.attempts > 1 ? this.attempts : undefined,

@@ -3,6 +3,8 @@ import type { Metrics } from '../observability/metrics.js';
 
 /** Route label for requests that matched no route. */
 export const NO_ROUTE_LABEL = '(none)';
+/** NO_ROUTE_LABEL as a JSON string literal, for the access log line. */
+export const NO_ROUTE_JSON = JSON.stringify(NO_ROUTE_LABEL);
 
 /**
  * The prom-client children of one route, resolved once (at runtime build) so that the hot path

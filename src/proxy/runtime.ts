@@ -1,4 +1,5 @@
 import type { Pool } from 'undici';
+import { jsonString } from '../observability/access-log.js';
 import type { TableStore } from '../control/table-store.js';
 import { SmoothWeightedRoundRobin } from '../model/balancer.js';
 import type { OutlierPolicy, RetryCondition, RoutePolicy } from '../model/policy.js';
@@ -74,6 +75,8 @@ const isEjected = (endpoint: RuntimeEndpoint): boolean => endpoint.health.ejecte
 
 export class RuntimeRoute {
   readonly name: string;
+  /** `name` as a JSON string literal, for the access log line. */
+  readonly nameJson: string;
   readonly route: Route;
   readonly policy: RoutePolicy;
   /** Normalised prefix to strip (no trailing `/`), or undefined when nothing is stripped. */
@@ -113,6 +116,7 @@ export class RuntimeRoute {
 
   constructor(route: Route, destinations: RuntimeDestination[], state: RouteState, previous: RuntimeRoute | undefined) {
     this.name = route.name;
+    this.nameJson = jsonString(route.name);
     this.route = route;
     this.strip = normaliseStrip(route.strip);
     this.balancer = new SmoothWeightedRoundRobin(destinations, previous?.balancer);

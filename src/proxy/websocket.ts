@@ -5,7 +5,7 @@ import { httpStatusFor, type ErrorCode } from '../errors.js';
 import { ERROR_BODIES, rawErrorResponse } from './error-response.js';
 import type { ForwardContext } from './forward.js';
 import { clientAddress, removeConnectionNominated, scanRequestHeaders, type RequestHead } from './headers.js';
-import { NO_ROUTE_LABEL } from './route-metrics.js';
+import { NO_ROUTE_JSON } from './route-metrics.js';
 import { stripPath, type RuntimeEndpoint, type RuntimeRoute } from './runtime.js';
 
 /**
@@ -198,18 +198,19 @@ class Tunnel implements RequestHead {
     const seconds = (performance.now() - this.start) / 1000;
     const route = this.route;
     (route === undefined ? this.ctx.runtimes.noRouteMetrics : route.metrics).count(this.status);
-    this.ctx.accessLog?.info({
-      reqId: this.requestId,
-      route: route === undefined ? NO_ROUTE_LABEL : route.name,
+    this.ctx.accessLog?.write({
+      reqId: this.requestId!,
+      routeJson: route === undefined ? NO_ROUTE_JSON : route.nameJson,
       upstream: this.endpoint?.origin,
       endpoint: this.endpoint?.id,
-      method: this.req.method,
-      path: this.req.url,
+      method: this.req.method ?? '',
+      path: this.req.url ?? '',
       status: this.status,
-      ms: Math.round(seconds * 1e6) / 1000,
+      ms: seconds * 1000,
       upgrade: true,
       error: this.errorCode,
       reason: this.reason,
+      attempts: undefined,
     });
   }
 }
