@@ -324,7 +324,7 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler {
     }
     const limiter = route.limiter;
     if (limiter !== undefined) {
-      const wait = limiter.take(limiter.perClient ? clientAddress(req.socket.remoteAddress) : '', this.start);
+      const wait = limiter.take(limiter.perClient ? this.clientKey() : '', this.start);
       if (wait > 0) {
         this.settled = true;
         this.errorCode = 'SY_RATE_LIMITED';
@@ -402,6 +402,18 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler {
     if (abort !== null) abort(err);
     // Not on a connection yet (queued or connecting): answer now; onConnect aborts it later.
     if (!this.settled) this.onError(err);
+  }
+
+  /**
+   * The client a per-client rate limit counts: the peer address, or, when the peer is a trusted
+   * proxy (the request guard removes X-Forwarded-For from everyone else), the address that proxy
+   * appended last to X-Forwarded-For.
+   */
+  private clientKey(): string {
+    const forwarded = this.forwardedFor;
+    if (forwarded === undefined) return clientAddress(this.req.socket.remoteAddress);
+    const comma = forwarded.lastIndexOf(',');
+    return (comma === -1 ? forwarded : forwarded.slice(comma + 1)).trim();
   }
 
   // ---- undici dispatch handler ----

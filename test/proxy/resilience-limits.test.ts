@@ -13,9 +13,9 @@ import { deadline, makeTable, metricValue, send, startProxy, waitFor, type Reply
 interface ErrorJson { error: string }
 
 /** A GET from a chosen loopback source address (127.0.0.0/8 is all loopback on Linux). */
-function getFrom(port: number, localAddress: string, path: string): Promise<{ status: number; retryAfter: string | undefined }> {
+function getFrom(port: number, localAddress: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; retryAfter: string | undefined }> {
   return deadline(new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path, localAddress, agent: false }, (res) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path, localAddress, headers, agent: false }, (res) => {
       res.resume();
       res.on('end', () => resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] }));
     });
@@ -43,7 +43,7 @@ function postChunked(port: number, path: string, chunks: Buffer[], headers: Reco
 describe('proxy: admission policies', () => {
   let up: TestUpstream;
   let p: TestProxy;
-  const options: ProxyOptions = { httpsPort: 8443 };
+  const options: ProxyOptions = { httpsPort: 8443, trustedProxies: ['127.0.0.3/32'] };
 
   before(async () => {
     up = await startUpstream({ name: 'up' });
@@ -83,6 +83,16 @@ describe('proxy: admission policies', () => {
     assert.deepEqual(await getFrom(p.port, '127.0.0.2', '/per-client'), { status: 429, retryAfter: '10' });
     assert.equal(p.proxy.runtimes.current?.byName.get('per-client')?.limiter?.clientCount, 2);
     assert.equal(await metricValue(p.metrics, 'switchyard_rate_limited_total', { route: 'per-client' }), 2);
+  });
+
+  it('per-client rate limit behind a trusted proxy counts the forwarded client; a spoofed X-Forwarded-For counts its sender', async () => {
+    const viaProxy = (client: string) => getFrom(p.port, '127.0.0.3', '/per-client', { 'x-forwarded-for': `203.0.113.9, ${client}` });
+    assert.equal((await viaProxy('198.51.100.1')).status, 200);
+    assert.equal((await viaProxy('198.51.100.1')).status, 429, 'the same client behind the proxy is limited');
+    assert.equal((await viaProxy('198.51.100.2')).status, 200, 'another client behind the same proxy has its own bucket');
+    const spoof = (claimed: string) => getFrom(p.port, '127.0.0.4', '/per-client', { 'x-forwarded-for': claimed });
+    assert.equal((await spoof('192.0.2.1')).status, 200);
+    assert.equal((await spoof('192.0.2.2')).status, 429, 'an untrusted sender cannot dodge its limit by changing X-Forwarded-For');
   });
 
   it('concurrency: 503 SY_OVERLOADED while max requests are in flight; capacity returns when they finish', async () => {
