@@ -8,7 +8,7 @@ import { createReadStream, existsSync, mkdirSync, readFileSync, writeFileSync } 
 import { join, resolve } from 'node:path';
 import type { BenchContext } from './phase.js';
 import { freePort, start, waitForHttp, type Managed } from './procs.js';
-import { nginxTempPaths } from './upstream.js';
+import { nginxConfig } from './upstream.js';
 
 export interface RunningTarget {
   readonly name: string;
@@ -97,17 +97,7 @@ export const haproxy: Target = {
 
 export function nginxProxyConfig(dir: string, port: number, ctx: Pick<BenchContext, 'upstreams'>): string {
   const servers = ctx.upstreams.map((u) => `    server ${u.host}:${u.port};`).join('\n');
-  return `worker_processes 1;
-daemon off;
-pid ${join(dir, 'nginx.pid')};
-error_log ${join(dir, 'error.log')} warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  keepalive_timeout 65s;
-  ${nginxTempPaths(dir)}
-  upstream upstreams {
+  return nginxConfig(dir, `  upstream upstreams {
 ${servers}
     keepalive 64;
     keepalive_requests 1000000;
@@ -119,9 +109,7 @@ ${servers}
       proxy_http_version 1.1;
       proxy_set_header Connection "";
     }
-  }
-}
-`;
+  }`);
 }
 
 export const nginx: Target = {

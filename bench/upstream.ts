@@ -27,14 +27,8 @@ export function nginxTempPaths(dir: string): string {
   ].join('\n  ');
 }
 
-export function upstreamNginxConfig(dir: string, upstreams: readonly Upstream[]): string {
-  const servers = upstreams.map((u) => `  server {
-    listen ${u.host}:${u.port} backlog=4096;
-    location / {
-      default_type text/plain;
-      return 200 "${upstreamBody(u.id).replace('\n', '\\n')}";
-    }
-  }`).join('\n');
+/** A whole one-worker, foreground nginx config whose `http` block holds `httpBody`; all files in `dir`. */
+export function nginxConfig(dir: string, httpBody: string): string {
   return `worker_processes 1;
 daemon off;
 pid ${join(dir, 'nginx.pid')};
@@ -45,9 +39,20 @@ http {
   keepalive_requests 1000000;
   keepalive_timeout 65s;
   ${nginxTempPaths(dir)}
-${servers}
+${httpBody}
 }
 `;
+}
+
+export function upstreamNginxConfig(dir: string, upstreams: readonly Upstream[]): string {
+  const servers = upstreams.map((u) => `  server {
+    listen ${u.host}:${u.port} backlog=4096;
+    location / {
+      default_type text/plain;
+      return 200 "${upstreamBody(u.id).replace('\n', '\\n')}";
+    }
+  }`).join('\n');
+  return nginxConfig(dir, servers);
 }
 
 /** Starts the upstream nginx pinned to the load CPU; resolves once every upstream answers. */
