@@ -16,6 +16,7 @@ export interface NormalizedService {
   tags: string[];
   address: string;
   port: number;
+  /** null when registered without Meta: Consul then answers `"Meta": null`. */
   meta: Record<string, string> | null;
   weights: { Passing: number; Warning: number };
   enableTagOverride: boolean;

@@ -42,18 +42,9 @@ interface NodeRecord {
   modifyIndex: number;
 }
 
-interface ServiceRecord {
+/** A stored service: the normalized registration (without its checks, kept apart) on a node, with indexes. */
+interface ServiceRecord extends Omit<NormalizedService, 'checks'> {
   node: string;
-  id: string;
-  name: string;
-  tags: string[];
-  address: string;
-  port: number;
-  /** null when registered without Meta: Consul then answers `"Meta": null`. */
-  meta: Record<string, string> | null;
-  weights: { Passing: number; Warning: number };
-  enableTagOverride: boolean;
-  taggedAddresses: Record<string, { Address: string; Port: number }>;
   createIndex: number;
   modifyIndex: number;
 }
