@@ -69,7 +69,7 @@ describe('consul provider: watches and snapshots', () => {
     const t0 = performance.now();
     server.setCheck('service:web-1', 'critical');
     await waitFor('the critical status', () => h?.statuses('web')?.['web-1'] === 'critical');
-    assert.ok(performance.now() - t0 < 500, `took ${performance.now() - t0} ms`);
+    assert.ok(performance.now() - t0 < 1_500, `took ${performance.now() - t0} ms`);
     assert.equal(h.updates.length, emitted + 1);
   });
 
@@ -224,7 +224,7 @@ describe('consul provider: watches and snapshots', () => {
     await server.waitForBlocked(3);
     const t0 = performance.now();
     await h.stop();
-    assert.ok(performance.now() - t0 < 200, `stop took ${performance.now() - t0} ms`);
+    assert.ok(performance.now() - t0 < 1_000, `stop took ${performance.now() - t0} ms`);
     await waitFor('the server to see every query end', () => server.blockedQueries === 0 && server.openConnections === 0, 2_000);
     const count = server.requestCount;
     server.registerService(instance('web', 'web-2', 9002));
