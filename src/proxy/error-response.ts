@@ -38,12 +38,22 @@ export function sendError(res: ServerResponse, code: ErrorCode, body: Buffer, re
   return status;
 }
 
-/** A complete raw HTTP/1.1 error response, for sockets that left the HTTP server (upgrades). */
-export function rawErrorResponse(code: ErrorCode, body: Buffer, requestId: string): Buffer {
+/**
+ * A complete raw HTTP/1.1 error response, for sockets that left the HTTP server (upgrades).
+ * `extra` adds one header (e.g. Retry-After).
+ */
+export function rawErrorResponse(code: ErrorCode, body: Buffer, requestId: string, extraName?: string, extraValue?: string): Buffer {
   const status = httpStatusFor(code);
+  const extra = extraName !== undefined && extraValue !== undefined ? `${extraName}: ${extraValue}\r\n` : '';
   const head = `HTTP/1.1 ${status} ${statusText(status)}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n`
-    + `cache-control: no-store\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n`;
+    + `cache-control: no-store\r\nx-request-id: ${requestId}\r\n${extra}connection: close\r\n\r\n`;
   return Buffer.concat([Buffer.from(head, 'latin1'), body]);
+}
+
+/** A complete raw 308 to `location`, for upgrade requests on routes that redirect to HTTPS. */
+export function rawRedirect(location: string, requestId: string): Buffer {
+  return Buffer.from(`HTTP/1.1 308 Permanent Redirect\r\nlocation: ${location}\r\ncontent-length: 0\r\n`
+    + `cache-control: no-store\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n`, 'latin1');
 }
 
 function statusText(status: number): string {

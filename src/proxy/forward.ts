@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { httpStatusFor, type ErrorCode } from '../errors.js';
 import type { AccessLog } from '../observability/access-log.js';
+import { admission, httpsLocation, REDIRECT } from './admission.js';
 import { BodyLimit } from './body-limit.js';
 import { ERROR_BODIES, sendError } from './error-response.js';
 import { clientAddress, contentLengthOf, removeConnectionNominated, responseHeaders, scanRequestHeaders, type RequestHead } from './headers.js';
@@ -148,22 +149,6 @@ function bodyUntouched(body: Dispatcher.DispatchOptions['body']): boolean {
   return typeof stream.readableDidRead === 'boolean' && !stream.readableDidRead && !stream.destroyed;
 }
 
-/** `https://<host without port>[:port]<path>`, or undefined without a usable Host. */
-export function httpsLocation(host: string | undefined, httpsPort: number, path: string): string | undefined {
-  if (host === undefined || host === '') return undefined;
-  let name = host;
-  if (name.charCodeAt(0) === 91 /* [ */) {
-    const end = name.indexOf(']');
-    if (end === -1) return undefined;
-    name = name.slice(0, end + 1);
-  } else {
-    const colon = name.indexOf(':');
-    if (colon !== -1) name = name.slice(0, colon);
-  }
-  if (name === '' || name === '[]') return undefined;
-  return `https://${name}${httpsPort === 443 ? '' : `:${httpsPort}`}${path}`;
-}
-
 /** Map an upstream failure to an error code. `started`: the response head was already sent. */
 export function classifyUpstreamError(err: Error, started: boolean): ErrorCode {
   switch ((err as { code?: unknown }).code) {
@@ -306,32 +291,25 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler {
     const { req, res, ctx } = this;
     // An unread request body would have to be drained before the connection could be reused.
     const close = ctx.closing || (this.hasBody && !req.complete);
-    if (route.redirectToHttps) {
-      const httpsPort = ctx.httpsPort;
-      if (httpsPort !== undefined && httpsPort > 0 && (req.socket as { encrypted?: boolean }).encrypted !== true) {
-        this.settled = true;
-        const location = httpsLocation(this.host, httpsPort, url);
-        if (location === undefined) {
-          this.status = sendError(res, 'SY_BAD_REQUEST', ERROR_BODIES.SY_BAD_REQUEST, requestId, close);
-          return true;
-        }
-        if (close) res.shouldKeepAlive = false;
-        res.writeHead(308, ['location', location, 'content-length', '0', 'cache-control', 'no-store', 'x-request-id', requestId]);
-        res.end();
-        this.status = 308;
+    const verdict = admission(route, req.socket, this.forwardedFor, ctx.httpsPort, this.start);
+    if (verdict === REDIRECT) {
+      this.settled = true;
+      const location = httpsLocation(this.host, ctx.httpsPort!, url);
+      if (location === undefined) {
+        this.status = sendError(res, 'SY_BAD_REQUEST', ERROR_BODIES.SY_BAD_REQUEST, requestId, close);
         return true;
       }
+      if (close) res.shouldKeepAlive = false;
+      res.writeHead(308, ['location', location, 'content-length', '0', 'cache-control', 'no-store', 'x-request-id', requestId]);
+      res.end();
+      this.status = 308;
+      return true;
     }
-    const limiter = route.limiter;
-    if (limiter !== undefined) {
-      const wait = limiter.take(limiter.perClient ? this.clientKey() : '', this.start);
-      if (wait > 0) {
-        this.settled = true;
-        this.errorCode = 'SY_RATE_LIMITED';
-        route.metrics.rateLimited();
-        this.status = sendError(res, 'SY_RATE_LIMITED', ERROR_BODIES.SY_RATE_LIMITED, requestId, close, 'retry-after', String(wait));
-        return true;
-      }
+    if (verdict > 0) {
+      this.settled = true;
+      this.errorCode = 'SY_RATE_LIMITED';
+      this.status = sendError(res, 'SY_RATE_LIMITED', ERROR_BODIES.SY_RATE_LIMITED, requestId, close, 'retry-after', String(verdict));
+      return true;
     }
     if (route.maxBody >= 0 && this.hasBody) {
       const length = contentLengthOf(req.rawHeaders);
@@ -370,15 +348,7 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler {
     if (condition === RETRY_ON_CONNECT_FAILURE) {
       if (this.hasBody && !bodyUntouched(this.options.body)) return undefined;
     } else if (this.hasBody || !isIdempotent(this.req.method)) return undefined;
-    const tried = this.tried ?? (this.tried = []);
-    tried.push(failed);
-    const next = route.pickRetry(tried);
-    if (next === undefined) return undefined;
-    if (!route.state.budget.withdraw(performance.now(), route.budgetPercent, route.minRetriesPerSecond)) {
-      route.metrics.retryBudgetExhausted();
-      return undefined;
-    }
-    return next;
+    return route.retryEndpoint(this.tried ?? (this.tried = []), failed, performance.now());
   }
 
   /** Send the request again, to `next`. */
@@ -402,18 +372,6 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler {
     if (abort !== null) abort(err);
     // Not on a connection yet (queued or connecting): answer now; onConnect aborts it later.
     if (!this.settled) this.onError(err);
-  }
-
-  /**
-   * The client a per-client rate limit counts: the peer address, or, when the peer is a trusted
-   * proxy (the request guard removes X-Forwarded-For from everyone else), the address that proxy
-   * appended last to X-Forwarded-For.
-   */
-  private clientKey(): string {
-    const forwarded = this.forwardedFor;
-    if (forwarded === undefined) return clientAddress(this.req.socket.remoteAddress);
-    const comma = forwarded.lastIndexOf(',');
-    return (comma === -1 ? forwarded : forwarded.slice(comma + 1)).trim();
   }
 
   // ---- undici dispatch handler ----

@@ -92,6 +92,8 @@ export class RuntimeRoute {
 
   // The policy, resolved into fields the hot path reads without indirection.
   /** Per-request undici timeouts (0 = none). */
+  /** Connect timeout in ms (undici's is per pool; upgrade tunnels connect with it themselves). */
+  readonly connectMs: number;
   readonly headersTimeout: number;
   readonly bodyTimeout: number;
   /** Whole-exchange deadline in ms; 0 = none (no timer is created). */
@@ -128,6 +130,7 @@ export class RuntimeRoute {
 
     const policy = route.policy;
     this.policy = policy;
+    this.connectMs = policy.timeouts.connectMs;
     this.headersTimeout = policy.timeouts.headersMs;
     this.bodyTimeout = policy.timeouts.bodyIdleMs;
     this.totalMs = policy.timeouts.totalMs;
@@ -187,6 +190,21 @@ export class RuntimeRoute {
       }
     }
     return undefined;
+  }
+
+  /**
+   * The endpoint for a retry after `failed` (added to `tried`), if another one can take it and the
+   * retry budget allows one more retry now (a refusal by the budget is counted).
+   */
+  retryEndpoint(tried: RuntimeEndpoint[], failed: RuntimeEndpoint, now: number): RuntimeEndpoint | undefined {
+    tried.push(failed);
+    const next = this.pickRetry(tried);
+    if (next === undefined) return undefined;
+    if (!this.state.budget.withdraw(now, this.budgetPercent, this.minRetriesPerSecond)) {
+      this.metrics.retryBudgetExhausted();
+      return undefined;
+    }
+    return next;
   }
 
   /**

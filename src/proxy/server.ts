@@ -73,7 +73,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
   const runtimes = new RuntimeStore(metrics);
   runtimes.attach(store, upstreams);
   const handler = new ProxyHandler(runtimes, logger, options, new RequestGuard(options, logger, metrics));
-  const upgrades = new UpgradeProxy(handler, upstreams.options.connectTimeoutMs);
+  const upgrades = new UpgradeProxy(handler);
 
   // Shared by the plain and the TLS listener (listenTls).
   const serverOptions: ServerOptions<typeof IncomingMessage, typeof ProxyResponse> = {

@@ -2,27 +2,33 @@ import type { IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { httpStatusFor, type ErrorCode } from '../errors.js';
-import { ERROR_BODIES, rawErrorResponse } from './error-response.js';
-import type { ForwardContext } from './forward.js';
+import { admission, httpsLocation, REDIRECT } from './admission.js';
+import { ERROR_BODIES, rawErrorResponse, rawRedirect } from './error-response.js';
+import { CLIENT_CLOSED_STATUS, type ForwardContext } from './forward.js';
 import { clientAddress, removeConnectionNominated, scanRequestHeaders, type RequestHead } from './headers.js';
 import { NO_ROUTE_JSON } from './route-metrics.js';
-import { stripPath, type RuntimeEndpoint, type RuntimeRoute } from './runtime.js';
+import type { RouteState } from './route-state.js';
+import { RETRY_ON_CONNECT_FAILURE, RETRY_ON_RESET, stripPath, type RuntimeEndpoint, type RuntimeRoute } from './runtime.js';
 
 /**
- * Upgrade requests (WebSocket and any other `Connection: upgrade`): the same lookup and pick as a
- * plain request, then a raw TCP tunnel to the endpoint. The request head is rewritten like a plain
- * request's (X-Forwarded-*, X-Request-Id, stripped path) but keeps `Connection: upgrade` and
- * `Upgrade`; the upstream's answer (101 or a refusal) is relayed byte for byte. Either side closing
- * or failing tears both down. Tunnels are long-lived and few, so closures here are fine.
+ * Upgrade requests (WebSocket and any other `Connection: upgrade`): the same lookup, admission
+ * policy and pick as a plain request, then a raw TCP tunnel to the endpoint. The route's policy
+ * applies up to the upstream's answer: redirect to HTTPS (308), rate limit (429), concurrency (503;
+ * an open tunnel counts as a request in flight until it closes), connect and response-headers
+ * timeouts (504), retries of a connect failure or of a connection closed before any answer (to
+ * another endpoint, within the retry budget), and outlier detection (connect failures, timeouts,
+ * early closes and 5xx answers count against the endpoint). After a 101 the tunnel has no timeout.
+ * The request head is rewritten like a plain request's (X-Forwarded-*, X-Request-Id, stripped path)
+ * but keeps `Connection: upgrade` and `Upgrade`; the upstream's answer (101 or a refusal) is relayed
+ * byte for byte. Either side closing or failing tears both down. Tunnels are long-lived and few, so
+ * closures here are fine.
  */
 export class UpgradeProxy {
   private readonly ctx: ForwardContext;
-  private readonly connectTimeoutMs: number;
   private readonly tunnels = new Set<Tunnel>();
 
-  constructor(ctx: ForwardContext, connectTimeoutMs: number) {
+  constructor(ctx: ForwardContext) {
     this.ctx = ctx;
-    this.connectTimeoutMs = connectTimeoutMs;
   }
 
   /** Open tunnels. */
@@ -32,7 +38,7 @@ export class UpgradeProxy {
 
   readonly handle = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const tunnel = new Tunnel(this.ctx, req, socket as Socket, performance.now(), this.tunnels);
-    tunnel.run(head, this.connectTimeoutMs);
+    tunnel.run(head);
   };
 
   /** Tear down every open tunnel (shutdown). */
@@ -40,6 +46,9 @@ export class UpgradeProxy {
     for (const tunnel of this.tunnels) tunnel.destroy();
   }
 }
+
+/** What went wrong on the way to the upstream's answer. */
+type UpstreamFailure = 'connect' | 'connect-timeout' | 'headers-timeout' | 'closed';
 
 class Tunnel implements RequestHead {
   headers: string[] = [];
@@ -56,11 +65,18 @@ class Tunnel implements RequestHead {
   private readonly registry: Set<Tunnel>;
   private upstream: Socket | undefined;
   private route: RuntimeRoute | undefined;
+  /** The route state this tunnel is counted in (concurrency) until it closes. */
+  private state: RouteState | undefined;
   private endpoint: RuntimeEndpoint | undefined;
+  private tried: RuntimeEndpoint[] | undefined;
+  private attempts = 0;
+  private path = '/';
+  private head: Buffer = EMPTY;
   private status = 0;
   private errorCode: ErrorCode | undefined;
   private reason: string | undefined;
-  private connected = false;
+  /** The upstream's answer has started to reach the client (or was refused): no retry, no error page. */
+  private answered = false;
   private responding = false;
   private done = false;
 
@@ -72,25 +88,65 @@ class Tunnel implements RequestHead {
     this.registry = registry;
   }
 
-  run(head: Buffer, connectTimeoutMs: number): void {
+  run(head: Buffer): void {
     const { req, client, ctx } = this;
     this.registry.add(this);
-    client.on('error', (err) => this.fail(undefined, err));
+    client.on('error', (err) => this.clientFailed(err));
     client.on('close', () => this.finish());
     scanRequestHeaders(req.rawHeaders, this);
-    const requestId = this.requestId ?? (this.requestId = ctx.ids.next());
+    if (this.requestId === undefined) this.requestId = ctx.ids.next();
     const url = req.url ?? '/';
     const route = url.charCodeAt(0) === 47 ? ctx.runtimes.current?.match(this.host, url) : undefined;
     if (route === undefined) return this.refuse('SY_NO_ROUTE', ERROR_BODIES.SY_NO_ROUTE);
     this.route = route;
+    if (route.guarded && this.refusedByPolicy(route, url)) return;
+    const state = route.state;
+    state.inflight += 1;
+    this.state = state;
+    if (route.retryCount > 0) state.budget.deposit(this.start);
     const endpoint = route.pick();
     if (endpoint === undefined) return this.refuse('SY_NO_ENDPOINT', route.noEndpointBody);
-    this.endpoint = endpoint;
+    this.path = stripPath(url, route.strip);
+    this.head = head;
+    this.connectTo(endpoint);
+  }
 
+  destroy(): void {
+    this.client.destroy();
+    this.upstream?.destroy();
+  }
+
+  /** The route's admission checks (see admission.ts), answered on the raw socket. */
+  private refusedByPolicy(route: RuntimeRoute, url: string): boolean {
+    const verdict = admission(route, this.req.socket, this.forwardedFor, this.ctx.httpsPort, this.start);
+    if (verdict === REDIRECT) {
+      const location = httpsLocation(this.host, this.ctx.httpsPort!, url);
+      if (location === undefined) this.refuse('SY_BAD_REQUEST', ERROR_BODIES.SY_BAD_REQUEST);
+      else {
+        this.status = 308;
+        this.respond(rawRedirect(location, this.requestId!));
+      }
+      return true;
+    }
+    if (verdict > 0) {
+      this.refuse('SY_RATE_LIMITED', ERROR_BODIES.SY_RATE_LIMITED, String(verdict));
+      return true;
+    }
+    if (route.state.inflight >= route.maxConcurrent) {
+      route.metrics.overloaded();
+      this.refuse('SY_OVERLOADED', ERROR_BODIES.SY_OVERLOADED);
+      return true;
+    }
+    return false;
+  }
+
+  /** The upgrade request as the upstream `endpoint` gets it. */
+  private requestText(endpoint: RuntimeEndpoint): string {
+    const { req, ctx } = this;
     const headers = this.connection === undefined ? this.headers : removeConnectionNominated(this.headers, this.connection);
-    let text = `${req.method ?? 'GET'} ${stripPath(url, route.strip)} HTTP/1.1\r\n`;
+    let text = `${req.method ?? 'GET'} ${this.path} HTTP/1.1\r\n`;
     for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
-    text += `host: ${ctx.preserveHost && this.host !== undefined ? this.host : `${endpointHost(endpoint)}`}\r\n`;
+    text += `host: ${ctx.preserveHost && this.host !== undefined ? this.host : endpointHost(endpoint)}\r\n`;
     text += 'connection: upgrade\r\n';
     const upgrade = req.headers.upgrade;
     if (upgrade !== undefined) text += `upgrade: ${upgrade}\r\n`;
@@ -98,20 +154,35 @@ class Tunnel implements RequestHead {
     text += `x-forwarded-for: ${this.forwardedFor === undefined ? address : `${this.forwardedFor}, ${address}`}\r\n`;
     text += `x-forwarded-proto: ${(req.socket as { encrypted?: boolean }).encrypted === true ? 'https' : ctx.proto}\r\n`;
     if (this.host !== undefined) text += `x-forwarded-host: ${this.host}\r\n`;
-    text += `x-request-id: ${requestId}\r\n\r\n`;
+    return `${text}x-request-id: ${this.requestId!}\r\n\r\n`;
+  }
 
+  /** One attempt: connect to `endpoint`, send the request head, wait for the answer's status line. */
+  private connectTo(endpoint: RuntimeEndpoint): void {
+    const route = this.route!;
+    const client = this.client;
+    this.endpoint = endpoint;
+    this.attempts += 1;
+    let connected = false;
     const upstream = connect({ host: endpoint.endpoint.address, port: endpoint.endpoint.port });
     this.upstream = upstream;
     upstream.setNoDelay(true);
-    upstream.setTimeout(connectTimeoutMs, () => {
-      if (!this.connected) this.fail('SY_UPSTREAM_TIMEOUT', new Error(`connect timed out after ${connectTimeoutMs} ms`));
+    // Before the connection: the connect timeout; after it, until the status line: the route's
+    // response-headers timeout (0 = none); after the answer: none (tunnels idle legitimately).
+    upstream.setTimeout(route.connectMs, () => {
+      if (connected) this.upstreamFailed(upstream, 'headers-timeout', new Error(`no answer to the upgrade within ${route.headersTimeout} ms`));
+      else this.upstreamFailed(upstream, 'connect-timeout', new Error(`connect timed out after ${route.connectMs} ms`));
     });
-    upstream.on('error', (err) => this.fail(this.connected ? 'SY_UPSTREAM_RESET' : 'SY_UPSTREAM_CONNECT', err));
-    upstream.on('close', () => this.finish());
+    upstream.on('error', (err) => this.upstreamFailed(upstream, connected ? 'closed' : 'connect', err));
+    upstream.on('close', () => {
+      if (upstream !== this.upstream) return; // an abandoned attempt
+      if (!this.answered) this.upstreamFailed(upstream, 'closed', new Error('the upstream closed the connection before answering'));
+      this.finish();
+    });
     upstream.on('connect', () => {
-      this.connected = true;
-      upstream.setTimeout(0);
-      upstream.write(text, 'latin1');
+      connected = true;
+      upstream.setTimeout(route.headersTimeout);
+      upstream.write(this.requestText(endpoint), 'latin1');
       upstream.on('data', onUpstreamAnswer);
     });
     // Client bytes flow to the upstream only once it has switched protocols: until the 101, the
@@ -124,15 +195,19 @@ class Tunnel implements RequestHead {
       const lineEnd = pending.indexOf(10);
       if (lineEnd === -1 && pending.length < 64) return; // the status line is not complete yet
       upstream.off('data', onUpstreamAnswer);
+      upstream.setTimeout(0);
       const answer = pending;
       pending = undefined;
+      this.answered = true;
       // `HTTP/1.1 101 Switching Protocols`: the status code is the second token.
       const status = Number.parseInt(answer.toString('latin1', 9, 12), 10);
       this.status = Number.isFinite(status) ? status : 0;
+      if (this.status >= 500) route.failed(endpoint);
+      else endpoint.health.consecutive = 0;
       client.write(answer);
       upstream.pipe(client);
       if (this.status === 101) {
-        if (head.length > 0) upstream.write(head);
+        if (this.head.length > 0) upstream.write(this.head);
         client.pipe(upstream);
       } else {
         // Relay the refusal, then close: half-close the upstream so it ends after its answer, and
@@ -144,16 +219,64 @@ class Tunnel implements RequestHead {
     };
   }
 
-  destroy(): void {
-    this.client.destroy();
-    this.upstream?.destroy();
+  /**
+   * The attempt on `upstream` failed before its answer reached the client (or, for `closed`, the
+   * tunnel broke later). Counted against the endpoint; a connect failure, or a close before any
+   * answer (nothing but the head was sent), goes to another endpoint when the route retries it;
+   * otherwise the client gets 502/504.
+   */
+  private upstreamFailed(upstream: Socket, failure: UpstreamFailure, err: Error): void {
+    if (this.done || upstream !== this.upstream) return;
+    // Our own error answer is on its way; the client socket closes once it is written.
+    if (this.responding && !this.answered) return;
+    const route = this.route!;
+    if (this.answered || this.client.destroyed) {
+      // The tunnel was open (or the client is gone): tear both sides down.
+      if (this.answered && this.errorCode === undefined && !this.client.destroyed) {
+        this.errorCode = 'SY_UPSTREAM_RESET';
+        this.reason = err.message;
+        route.metrics.upstreamError('SY_UPSTREAM_RESET');
+      }
+      this.destroy();
+      return;
+    }
+    const endpoint = this.endpoint!;
+    route.failed(endpoint);
+    const condition = failure === 'connect' || failure === 'connect-timeout' ? RETRY_ON_CONNECT_FAILURE : failure === 'closed' ? RETRY_ON_RESET : 0;
+    if ((route.retryOn & condition) !== 0 && this.attempts <= route.retryCount) {
+      const next = route.retryEndpoint(this.tried ?? (this.tried = []), endpoint, performance.now());
+      if (next !== undefined) {
+        route.metrics.retry(condition === RETRY_ON_RESET ? 'reset' : 'connect-failure');
+        this.upstream = undefined;
+        upstream.destroy();
+        this.connectTo(next);
+        return;
+      }
+    }
+    const code: ErrorCode = failure === 'connect-timeout' || failure === 'headers-timeout' ? 'SY_UPSTREAM_TIMEOUT' : 'SY_UPSTREAM_CONNECT';
+    this.errorCode = code;
+    this.reason = err.message;
+    route.metrics.upstreamError(code);
+    if (failure === 'connect-timeout') route.metrics.timeout('connect');
+    else if (failure === 'headers-timeout') route.metrics.timeout('headers');
+    this.status = httpStatusFor(code);
+    this.respond(rawErrorResponse(code, ERROR_BODIES[code], this.requestId!));
+    upstream.destroy();
+  }
+
+  private clientFailed(err: Error): void {
+    if (this.done) return;
+    if (this.reason === undefined) this.reason = err.message;
+    this.destroy();
   }
 
   /** Answer the upgrade request with an error (the tunnel never opened). */
-  private refuse(code: ErrorCode, body: Buffer): void {
+  private refuse(code: ErrorCode, body: Buffer, retryAfter?: string): void {
     this.errorCode = code;
     this.status = httpStatusFor(code);
-    this.respond(rawErrorResponse(code, body, this.requestId!));
+    this.respond(retryAfter === undefined
+      ? rawErrorResponse(code, body, this.requestId!)
+      : rawErrorResponse(code, body, this.requestId!, 'retry-after', retryAfter));
   }
 
   /** Write a complete response to the client, then close its socket. */
@@ -164,27 +287,11 @@ class Tunnel implements RequestHead {
     client.end(response, () => client.destroy());
   }
 
-  private fail(code: ErrorCode | undefined, err: Error): void {
-    if (this.done) return;
-    if (code !== undefined && this.errorCode === undefined) {
-      this.errorCode = code;
-      this.reason = err.message;
-      this.route?.metrics.upstreamError(code);
-      if (!this.connected && !this.responding) {
-        this.status = httpStatusFor(code);
-        this.respond(rawErrorResponse(code, ERROR_BODIES[code as keyof typeof ERROR_BODIES] ?? ERROR_BODIES.SY_UPSTREAM_CONNECT, this.requestId!));
-        this.upstream?.destroy();
-        return;
-      }
-    }
-    this.destroy();
-  }
-
   /** Either socket closed: close the other one; log once both are closed. */
   private finish(): void {
     if (this.done) return;
     if (!this.client.destroyed) {
-      // The upstream closed first. An error response being written closes the client itself.
+      // The upstream closed first. An answer or error being written closes the client itself.
       if (!this.responding) this.client.destroy();
       return;
     }
@@ -195,8 +302,14 @@ class Tunnel implements RequestHead {
     }
     this.done = true;
     this.registry.delete(this);
+    const state = this.state;
+    if (state !== undefined) {
+      state.inflight -= 1;
+      this.state = undefined;
+    }
     const seconds = (performance.now() - this.start) / 1000;
     const route = this.route;
+    if (this.status === 0 && route !== undefined) this.status = CLIENT_CLOSED_STATUS; // the client left first
     (route === undefined ? this.ctx.runtimes.noRouteMetrics : route.metrics).count(this.status);
     this.ctx.accessLog?.write({
       reqId: this.requestId!,
@@ -210,10 +323,12 @@ class Tunnel implements RequestHead {
       upgrade: true,
       error: this.errorCode,
       reason: this.reason,
-      attempts: undefined,
+      attempts: this.attempts > 1 ? this.attempts : undefined,
     });
   }
 }
+
+const EMPTY = Buffer.alloc(0);
 
 function endpointHost(endpoint: RuntimeEndpoint): string {
   const { address, port } = endpoint.endpoint;

@@ -1,7 +1,8 @@
 /** The proxy's policy building blocks without sockets: retry budget, token buckets, small helpers. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { httpsLocation, isIdempotent } from '../../src/proxy/forward.js';
+import { httpsLocation } from '../../src/proxy/admission.js';
+import { isIdempotent } from '../../src/proxy/forward.js';
 import { contentLengthOf } from '../../src/proxy/headers.js';
 import { RateLimiter } from '../../src/proxy/rate-limiter.js';
 import { RetryBudget } from '../../src/proxy/retry-budget.js';

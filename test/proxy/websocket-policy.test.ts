@@ -1,0 +1,176 @@
+/**
+ * Upgrade requests under the route's policy: an `Upgrade` header is no way around the rate limit,
+ * the concurrency limit (an open tunnel counts until it closes) or the HTTPS redirect; connect
+ * failures are retried on another endpoint and count for outlier ejection; an upstream that never
+ * answers the upgrade gets the response-headers timeout; one that closes without answering is a 502.
+ */
+import assert from 'node:assert/strict';
+import { createServer, type Server, type Socket } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import WebSocket from 'ws';
+import { refusedPort, startUpstream, type TestUpstream } from '../support/upstream.js';
+import { deadline, makeTable, metricValue, send, startProxy, waitFor, type TestProxy } from './harness.js';
+
+interface Outcome {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+  ws?: WebSocket;
+}
+
+/** Try a WebSocket upgrade: 101 resolves with the open socket, anything else with the response. */
+function upgrade(port: number, path: string): Promise<Outcome> {
+  return deadline(new Promise<Outcome>((resolve, reject) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`);
+    ws.once('open', () => resolve({ status: 101, headers: {}, body: '', ws }));
+    ws.once('unexpected-response', (_req, res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => { body += chunk; });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      res.on('error', reject);
+    });
+    ws.once('error', reject);
+  }), 5_000, `upgrade ${path}`);
+}
+
+/** A TCP server that accepts connections and then does `behaviour` with each (never answers HTTP). */
+async function rawUpstream(behaviour: 'silent' | 'close-after-head'): Promise<{ server: Server; port: number; accepted: () => number; close: () => Promise<void> }> {
+  const sockets = new Set<Socket>();
+  let accepted = 0;
+  const server = createServer((socket) => {
+    accepted += 1;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    if (behaviour === 'close-after-head') socket.once('data', () => socket.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    server,
+    port: (server.address() as { port: number }).port,
+    accepted: () => accepted,
+    close: () => new Promise<void>((resolve) => {
+      for (const socket of sockets) socket.destroy();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+describe('proxy: upgrade requests under the route policy', () => {
+  let ws: TestUpstream;
+  let plain: TestUpstream;
+  let silent: Awaited<ReturnType<typeof rawUpstream>>;
+  let closer: Awaited<ReturnType<typeof rawUpstream>>;
+  let deadPort: number;
+  let p: TestProxy;
+
+  before(async () => {
+    ws = await startUpstream({ name: 'ws', websocket: true });
+    plain = await startUpstream({ name: 'plain' });
+    silent = await rawUpstream('silent');
+    closer = await rawUpstream('close-after-head');
+    deadPort = await refusedPort();
+    const live = { service: 'ws', endpoints: [{ id: 'ws1', port: ws.port }] };
+    p = await startProxy(makeTable([
+      { name: 'limited', path: '/limited', to: [live], policy: { rateLimit: { requestsPerSecond: 0.1, burst: 2 } } },
+      { name: 'plain-limited', path: '/plain-limited', to: [{ service: 'plain', endpoints: [{ id: 'p1', port: plain.port }] }], policy: { rateLimit: { requestsPerSecond: 0.1, burst: 1 } } },
+      { name: 'narrow', path: '/narrow', to: [live], policy: { concurrency: { max: 1 } } },
+      { name: 'secure', path: '/secure', to: [live], policy: { redirectToHttps: true } },
+      {
+        name: 'flaky',
+        path: '/flaky',
+        to: [{ service: 'mixed', endpoints: [{ id: 'dead', port: deadPort }, { id: 'live', port: ws.port }] }],
+        policy: { retries: { count: 1, on: ['connect-failure'] }, outlier: { consecutiveFailures: 2, baseEjectionMs: 60_000 } },
+      },
+      { name: 'silent', path: '/silent', to: [{ service: 'silent', endpoints: [{ id: 's1', port: silent.port }] }], policy: { timeouts: { headersMs: 200 } } },
+      { name: 'closer', path: '/closer', to: [{ service: 'closer', endpoints: [{ id: 'c1', port: closer.port }] }], policy: { retries: { count: 0 } } },
+    ]), { options: { httpsPort: 8443 } });
+  });
+
+  after(async () => {
+    await p.close();
+    await Promise.all([ws.close(), plain.close(), silent.close(), closer.close()]);
+  });
+
+  it('rate limit: upgrades beyond the burst get 429 with Retry-After and never reach the upstream', async () => {
+    const before = ws.requests;
+    const outcomes = [];
+    for (let i = 0; i < 4; i++) outcomes.push(await upgrade(p.port, '/limited/x'));
+    try {
+      assert.deepEqual(outcomes.map((o) => o.status), [101, 101, 429, 429]);
+      assert.equal(outcomes[2]!.headers['retry-after'], '10');
+      assert.equal((JSON.parse(outcomes[2]!.body) as { error: string }).error, 'SY_RATE_LIMITED');
+      assert.equal(ws.requests - before, 2, 'only the admitted upgrades reached the upstream');
+      assert.equal(await metricValue(p.metrics, 'switchyard_rate_limited_total', { route: 'limited' }), 2);
+    } finally {
+      for (const o of outcomes) o.ws?.close();
+    }
+  });
+
+  it('rate limit: an Upgrade header on a plain request does not get around the limit', async () => {
+    const headers = { connection: 'upgrade', upgrade: 'websocket' };
+    const first = await send(p.port, { path: '/plain-limited/a', headers });
+    const second = await send(p.port, { path: '/plain-limited/b', headers });
+    const third = await send(p.port, { path: '/plain-limited/c' });
+    assert.deepEqual([first.status, second.status, third.status], [200, 429, 429]);
+    assert.equal(second.json<{ error: string }>().error, 'SY_RATE_LIMITED');
+    assert.equal(await metricValue(p.metrics, 'switchyard_rate_limited_total', { route: 'plain-limited' }), 2);
+  });
+
+  it('concurrency: an open tunnel holds its slot; a second upgrade gets 503 until it closes', async () => {
+    const first = await upgrade(p.port, '/narrow/1');
+    assert.equal(first.status, 101);
+    const second = await upgrade(p.port, '/narrow/2');
+    assert.equal(second.status, 503);
+    assert.equal((JSON.parse(second.body) as { error: string }).error, 'SY_OVERLOADED');
+    assert.equal(await metricValue(p.metrics, 'switchyard_overloaded_total', { route: 'narrow' }), 1);
+    first.ws!.close();
+    await waitFor(() => p.proxy.runtimes.current?.byName.get('narrow')?.state.inflight === 0, 'the tunnel to give its slot back');
+    const third = await upgrade(p.port, '/narrow/3');
+    assert.equal(third.status, 101);
+    third.ws!.close();
+    await waitFor(() => p.proxy.runtimes.current?.byName.get('narrow')?.state.inflight === 0, 'the last tunnel to close');
+  });
+
+  it('redirectToHttps: a plain upgrade gets 308 to the TLS listener', async () => {
+    const before = ws.requests;
+    const outcome = await upgrade(p.port, '/secure/room?x=1');
+    assert.equal(outcome.status, 308);
+    assert.equal(outcome.headers.location, 'https://127.0.0.1:8443/secure/room?x=1');
+    assert.equal(ws.requests, before);
+  });
+
+  it('a refused connect is retried on another endpoint, and repeated failures eject the endpoint', async () => {
+    const opened: WebSocket[] = [];
+    try {
+      for (let i = 0; i < 6; i++) {
+        const outcome = await upgrade(p.port, `/flaky/${i}`);
+        assert.equal(outcome.status, 101, `upgrade ${i}`);
+        opened.push(outcome.ws!);
+      }
+    } finally {
+      for (const socket of opened) socket.close();
+    }
+    assert.ok(await metricValue(p.metrics, 'switchyard_retries_total', { route: 'flaky', reason: 'connect-failure' }) >= 1);
+    const ejected = p.proxy.runtimes.ejectedEndpoints().map((e) => e.endpoint);
+    assert.deepEqual(ejected, ['mixed/dead']);
+    await waitFor(() => p.accessLines().some((l) => l.route === 'flaky' && l.upgrade === true && l.attempts === 2), 'an access line with two attempts');
+  });
+
+  it('an upstream that never answers the upgrade: 504 SY_UPSTREAM_TIMEOUT at the headers timeout', async () => {
+    const outcome = await upgrade(p.port, '/silent/x');
+    assert.equal(outcome.status, 504);
+    assert.equal((JSON.parse(outcome.body) as { error: string }).error, 'SY_UPSTREAM_TIMEOUT');
+    assert.equal(silent.accepted(), 1);
+    assert.equal(await metricValue(p.metrics, 'switchyard_upstream_timeouts_total', { route: 'silent', kind: 'headers' }), 1);
+  });
+
+  it('an upstream that closes without answering: 502 SY_UPSTREAM_CONNECT, not a cut connection', async () => {
+    const outcome = await upgrade(p.port, '/closer/x');
+    assert.equal(outcome.status, 502);
+    assert.equal((JSON.parse(outcome.body) as { error: string }).error, 'SY_UPSTREAM_CONNECT');
+    assert.equal(await metricValue(p.metrics, 'switchyard_upstream_errors_total', { route: 'closer', code: 'SY_UPSTREAM_CONNECT' }), 1);
+    await waitFor(() => p.proxy.upgrades.size === 0, 'every tunnel to be gone');
+  });
+});
