@@ -6,7 +6,7 @@
  * - Durations (`…Ms` fields): a number of milliseconds or a string `<number><unit>` with unit
  *   `ms`, `s`, `m` or `h` (`500ms`, `2.5s`, `1m`). At most 24 h.
  * - `maxBodyBytes`: a number of bytes or a string with unit `b`, `kb`, `mb`, `gb` (binary:
- *   1kb = 1024 bytes), or null for no limit.
+ *   1kb = 1024 bytes), or null for no limit. `retries.bufferBytes`: the same units, at most 16 MiB.
  * - `retries.on`: a list from connect-failure, reset, 502, 503, 504 (numbers allowed for codes).
  * - Unknown fields are errors (a misspelt field silently doing nothing is worse than a rejection).
  *
@@ -105,6 +105,16 @@ function number(value: unknown, path: string, min: number, max: number, integer:
   return value;
 }
 
+/** A retry buffer is held per request in flight: a few MiB at most. */
+const MAX_RETRY_BUFFER_BYTES = 16 * 1024 * 1024;
+
+function byteSize(value: unknown, path: string, max: number, alternatives = ''): number {
+  const bytes = parseByteSize(value);
+  if (bytes === undefined) fail(path, `expected a number of bytes or a size ('64kb', '10mb')${alternatives}, got ${show(value)}`);
+  if (bytes > max) fail(path, `must be at most ${max} bytes, got ${bytes}`);
+  return bytes;
+}
+
 function boolean(value: unknown, path: string): boolean {
   if (typeof value !== 'boolean') fail(path, `expected true or false, got ${show(value)}`);
   return value;
@@ -146,6 +156,7 @@ const RETRIES: { [K in keyof RetryPolicy]-?: (v: unknown, p: string) => RetryPol
   on: retryConditions,
   budgetPercent: (v, p) => number(v, p, 0, 100, false),
   minPerSecond: (v, p) => number(v, p, 0, 10_000, false),
+  bufferBytes: (v, p) => byteSize(v, p, MAX_RETRY_BUFFER_BYTES),
 };
 
 const OUTLIER: { [K in keyof OutlierPolicy]-?: (v: unknown, p: string) => number } = {
@@ -190,9 +201,7 @@ function parseLayer(value: unknown): PolicyInput {
   if (maxBody !== undefined) {
     if (maxBody === null) out.maxBodyBytes = null;
     else {
-      const bytes = parseByteSize(maxBody);
-      if (bytes === undefined) fail('maxBodyBytes', `expected a number of bytes or a size ('64kb', '10mb'), or null, got ${show(maxBody)}`);
-      out.maxBodyBytes = bytes;
+      out.maxBodyBytes = byteSize(maxBody, 'maxBodyBytes', Number.MAX_SAFE_INTEGER, ', or null');
     }
   }
   if (fields['redirectToHttps'] !== undefined) out.redirectToHttps = boolean(fields['redirectToHttps'], 'redirectToHttps');

@@ -35,6 +35,12 @@ export interface RetryPolicy {
   readonly budgetPercent: number;
   /** Retries always allowed per second on top of the share, so low traffic can still retry. */
   readonly minPerSecond: number;
+  /**
+   * Request bodies up to this many bytes are kept while they stream, so that an idempotent request
+   * with a body (PUT, DELETE) can be sent again after a reset or a 502/503/504 (HAProxy buffers
+   * the request for its L7 retries the same way); larger bodies are not retried; 0 = never kept.
+   */
+  readonly bufferBytes: number;
 }
 
 export interface OutlierPolicy {
@@ -95,7 +101,7 @@ export interface PolicyInput {
  */
 export const DEFAULT_POLICY: RoutePolicy = deepFreezePolicy({
   timeouts: { connectMs: 5_000, headersMs: 60_000, bodyIdleMs: 60_000, totalMs: 0 },
-  retries: { count: 1, on: ['connect-failure'], budgetPercent: 20, minPerSecond: 3 },
+  retries: { count: 1, on: ['connect-failure'], budgetPercent: 20, minPerSecond: 3, bufferBytes: 64 * 1024 },
   outlier: { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionPercent: 50, maxEjectionMs: 300_000 },
   rateLimit: null,
   concurrency: null,

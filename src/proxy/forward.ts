@@ -4,7 +4,7 @@ import type { Dispatcher } from 'undici';
 import { httpStatusFor, type ErrorCode } from '../errors.js';
 import type { AccessLog } from '../observability/access-log.js';
 import { admission, httpsLocation, REDIRECT } from './admission.js';
-import { BodyLimit } from './body-limit.js';
+import { BodyTap } from './body-limit.js';
 import { ERROR_BODIES, sendError } from './error-response.js';
 import { clientAddress, contentLengthOf, removeConnectionNominated, responseHeaders, scanRequestHeaders, type RequestHead } from './headers.js';
 import type { RequestIdGenerator } from './request-id.js';
@@ -210,8 +210,10 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler {
   /** Set while a retryable 5xx response is being discarded: the endpoint it will be retried on. */
   private retryTo: RuntimeEndpoint | undefined = undefined;
   private retryReason = '';
-  /** A chunked body on a route with a body limit gets counted (BodyLimit); -1 = not counted. */
+  /** A chunked body on a route with a body limit gets counted (BodyTap); -1 = not counted. */
   private bodyLimit = -1;
+  /** The body on its way upstream, when it is counted or kept for a retry. */
+  private tap: BodyTap | undefined = undefined;
 
   constructor(ctx: ForwardContext, req: IncomingMessage, res: ProxyResponse, start: number) {
     this.ctx = ctx;
@@ -272,7 +274,7 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler {
       method: req.method as Dispatcher.HttpMethod,
       path: stripPath(url, route.strip),
       headers,
-      body: this.hasBody ? (this.bodyLimit < 0 ? req : req.pipe(new BodyLimit(this.bodyLimit))) : null,
+      body: this.hasBody ? this.body(route) : null,
       headersTimeout: route.headersTimeout,
       bodyTimeout: route.bodyTimeout,
     };
@@ -336,9 +338,10 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler {
   /**
    * Whether the attempt that just failed with `condition` (a RETRY_ON_* bit) may be retried, and
    * where: the route's policy must list the condition and have attempts left; after a connect
-   * failure any method may go again as long as no byte of its body was read (nothing was sent);
-   * after a reset or a 502/503/504 only an idempotent request without a body (bodies are never
-   * buffered for replay). The endpoint is another one, not ejected; the retry budget must allow it.
+   * failure any method may go again as long as no byte of its body was read (nothing was sent) or
+   * its kept copy is whole; after a reset or a 502/503/504 only an idempotent request, and one with
+   * a body only when the whole body was kept (BodyTap, `retries.bufferBytes`). The endpoint is
+   * another one, not ejected; the retry budget must allow it.
    */
   private retryTarget(condition: number): RuntimeEndpoint | undefined {
     const route = this.route;
@@ -346,9 +349,22 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler {
     if (route === undefined || failed === undefined || this.options === undefined) return undefined;
     if ((route.retryOn & condition) === 0 || this.attempts > route.retryCount || this.timedOut || this.clientGone) return undefined;
     if (condition === RETRY_ON_CONNECT_FAILURE) {
-      if (this.hasBody && !bodyUntouched(this.options.body)) return undefined;
-    } else if (this.hasBody || !isIdempotent(this.req.method)) return undefined;
+      if (this.hasBody && !bodyUntouched(this.options.body) && this.tap?.replay() === undefined) return undefined;
+    } else if (!isIdempotent(this.req.method) || (this.hasBody && this.tap?.replay() === undefined)) return undefined;
     return route.retryEndpoint(this.tried ?? (this.tried = []), failed, performance.now());
+  }
+
+  /**
+   * The request body as undici gets it: the client request itself, or piped through a BodyTap when
+   * a chunked body is counted against the route's limit or an idempotent request's body is kept
+   * for a retry (`route.replayBytes`).
+   */
+  private body(route: RuntimeRoute): IncomingMessage | BodyTap {
+    const keep = route.replayBytes > 0 && isIdempotent(this.req.method) ? route.replayBytes : 0;
+    if (this.bodyLimit < 0 && keep === 0) return this.req;
+    const tap = new BodyTap(this.bodyLimit, keep);
+    this.tap = tap;
+    return this.req.pipe(tap);
   }
 
   /** Send the request again, to `next`. */
@@ -358,7 +374,10 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler {
     this.endpoint = next;
     this.abortUpstream = null;
     this.resumeUpstream = null;
-    next.pool.dispatch(this.options!, this);
+    const options = this.options!;
+    // A body already (partly) sent goes again from the copy retryTarget made sure exists.
+    if (this.tap !== undefined && !bodyUntouched(options.body)) options.body = this.tap.replay()!;
+    next.pool.dispatch(options, this);
   }
 
   /** The route's total timeout elapsed: abort the attempt in flight and answer 504 (or cut a started response). */

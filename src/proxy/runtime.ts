@@ -104,6 +104,11 @@ export class RuntimeRoute {
   readonly retryOn: number;
   readonly budgetPercent: number;
   readonly minRetriesPerSecond: number;
+  /**
+   * Bytes of an idempotent request's body kept while it streams, so that a reset or a 5xx can be
+   * retried with it; 0 = none kept (no retry condition that needs it, or `retries.bufferBytes` 0).
+   */
+  readonly replayBytes: number;
   readonly outlier: OutlierPolicy;
   /** Consecutive failures that eject an endpoint; 0 = never. */
   readonly ejectAfter: number;
@@ -138,6 +143,8 @@ export class RuntimeRoute {
     this.retryCount = this.retryOn === 0 ? 0 : policy.retries.count;
     this.budgetPercent = policy.retries.budgetPercent;
     this.minRetriesPerSecond = policy.retries.minPerSecond;
+    const replayable = RETRY_ON_RESET | RETRY_ON_502 | RETRY_ON_503 | RETRY_ON_504;
+    this.replayBytes = this.retryCount > 0 && (this.retryOn & replayable) !== 0 ? policy.retries.bufferBytes : 0;
     this.outlier = policy.outlier;
     this.ejectAfter = policy.outlier.consecutiveFailures;
     this.redirectToHttps = policy.redirectToHttps;

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import { httpStatusFor, type ErrorCode } from '../errors.js';
 import { admission, httpsLocation, REDIRECT } from './admission.js';
 import { ERROR_BODIES, rawErrorResponse, rawRedirect } from './error-response.js';
-import { CLIENT_CLOSED_STATUS, type ForwardContext } from './forward.js';
+import { CLIENT_CLOSED_STATUS, isIdempotent, type ForwardContext } from './forward.js';
 import { clientAddress, removeConnectionNominated, scanRequestHeaders, type RequestHead } from './headers.js';
 import { NO_ROUTE_JSON } from './route-metrics.js';
 import type { RouteState } from './route-state.js';
@@ -48,7 +48,10 @@ export class UpgradeProxy {
 }
 
 /** What went wrong on the way to the upstream's answer. */
-type UpstreamFailure = 'connect' | 'connect-timeout' | 'headers-timeout' | 'closed';
+type UpstreamFailure = 'connect' | 'connect-timeout' | 'headers-timeout' | 'closed' | 'invalid';
+
+/** Client bytes kept before the upstream answers; past it the client is paused until then. */
+const EARLY_BYTES_CAP = 64 * 1024;
 
 class Tunnel implements RequestHead {
   headers: string[] = [];
@@ -108,7 +111,38 @@ class Tunnel implements RequestHead {
     if (endpoint === undefined) return this.refuse('SY_NO_ENDPOINT', route.noEndpointBody);
     this.path = stripPath(url, route.strip);
     this.head = head;
+    // Read the client until the answer: bytes it sends early are kept for after a 101 (never sent
+    // before it), and its FIN is seen, so a client that leaves frees its slot at once.
+    client.on('data', this.early);
+    client.on('end', () => this.clientEnded());
     this.connectTo(endpoint);
+  }
+
+  /** Client bytes before the upstream's answer: kept (up to a cap, then the client is paused). */
+  private readonly early = (chunk: Buffer): void => {
+    this.head = this.head.length === 0 ? chunk : Buffer.concat([this.head, chunk]);
+    if (this.head.length > EARLY_BYTES_CAP) this.client.pause();
+  };
+
+  /** The client half-closed. */
+  private clientEnded(): void {
+    if (this.done) return;
+    if (!this.answered) {
+      // Gone before the answer (unless it is waiting for our own error answer, which closes it).
+      if (!this.responding) this.destroy();
+      return;
+    }
+    if (this.status !== 101) {
+      // A relayed refusal: the client has what it wanted. Flush what is written, then close, even
+      // if the upstream keeps its connection open.
+      const upstream = this.upstream;
+      if (upstream !== undefined) {
+        upstream.unpipe(this.client);
+        upstream.destroy();
+      }
+      this.client.end();
+    }
+    // After a 101 the half-close travels through the pipe to the upstream.
   }
 
   destroy(): void {
@@ -176,7 +210,10 @@ class Tunnel implements RequestHead {
     upstream.on('error', (err) => this.upstreamFailed(upstream, connected ? 'closed' : 'connect', err));
     upstream.on('close', () => {
       if (upstream !== this.upstream) return; // an abandoned attempt
-      if (!this.answered) this.upstreamFailed(upstream, 'closed', new Error('the upstream closed the connection before answering'));
+      if (!this.answered) {
+        this.upstreamFailed(upstream, 'closed', new Error('the upstream closed the connection before answering'));
+        if (upstream !== this.upstream) return; // retried on another endpoint
+      }
       this.finish();
     });
     upstream.on('connect', () => {
@@ -198,21 +235,29 @@ class Tunnel implements RequestHead {
       upstream.setTimeout(0);
       const answer = pending;
       pending = undefined;
-      this.answered = true;
       // `HTTP/1.1 101 Switching Protocols`: the status code is the second token.
       const status = Number.parseInt(answer.toString('latin1', 9, 12), 10);
-      this.status = Number.isFinite(status) ? status : 0;
-      if (this.status >= 500) route.failed(endpoint);
+      if (answer.toString('latin1', 0, 5) !== 'HTTP/' || !(status >= 100 && status <= 599)) {
+        this.upstreamFailed(upstream, 'invalid', new Error('the upstream did not answer the upgrade with HTTP'));
+        return;
+      }
+      this.answered = true;
+      this.status = status;
+      if (status >= 500) route.failed(endpoint);
       else endpoint.health.consecutive = 0;
+      client.off('data', this.early);
       client.write(answer);
       upstream.pipe(client);
-      if (this.status === 101) {
+      if (status === 101) {
         if (this.head.length > 0) upstream.write(this.head);
         client.pipe(upstream);
       } else {
         // Relay the refusal, then close: half-close the upstream so it ends after its answer, and
-        // drop the client connection once everything is flushed to it.
+        // drop the client connection once everything is flushed to it. Client bytes are read and
+        // dropped (so its FIN is seen); the route's body idle timeout bounds a silent upstream.
         this.responding = true;
+        client.resume();
+        upstream.setTimeout(route.bodyTimeout);
         upstream.end();
         client.once('finish', () => client.destroy());
       }
@@ -242,7 +287,14 @@ class Tunnel implements RequestHead {
     }
     const endpoint = this.endpoint!;
     route.failed(endpoint);
-    const condition = failure === 'connect' || failure === 'connect-timeout' ? RETRY_ON_CONNECT_FAILURE : failure === 'closed' ? RETRY_ON_RESET : 0;
+    const code: ErrorCode = failure === 'connect-timeout' || failure === 'headers-timeout' ? 'SY_UPSTREAM_TIMEOUT' : 'SY_UPSTREAM_CONNECT';
+    route.metrics.upstreamError(code);
+    if (failure === 'connect-timeout') route.metrics.timeout('connect');
+    else if (failure === 'headers-timeout') route.metrics.timeout('headers');
+    // As for plain requests: a connect failure sent nothing; a close after the head only for
+    // idempotent methods (an upgrade is a GET).
+    const condition = failure === 'connect' || failure === 'connect-timeout' ? RETRY_ON_CONNECT_FAILURE
+      : failure === 'closed' && isIdempotent(this.req.method) ? RETRY_ON_RESET : 0;
     if ((route.retryOn & condition) !== 0 && this.attempts <= route.retryCount) {
       const next = route.retryEndpoint(this.tried ?? (this.tried = []), endpoint, performance.now());
       if (next !== undefined) {
@@ -253,12 +305,8 @@ class Tunnel implements RequestHead {
         return;
       }
     }
-    const code: ErrorCode = failure === 'connect-timeout' || failure === 'headers-timeout' ? 'SY_UPSTREAM_TIMEOUT' : 'SY_UPSTREAM_CONNECT';
     this.errorCode = code;
     this.reason = err.message;
-    route.metrics.upstreamError(code);
-    if (failure === 'connect-timeout') route.metrics.timeout('connect');
-    else if (failure === 'headers-timeout') route.metrics.timeout('headers');
     this.status = httpStatusFor(code);
     this.respond(rawErrorResponse(code, ERROR_BODIES[code], this.requestId!));
     upstream.destroy();

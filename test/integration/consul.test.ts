@@ -295,7 +295,9 @@ describe('consul end to end, through the proxy', () => {
       const readyz = await fetch(`http://127.0.0.1:${withoutToken.adminAddress.port}/readyz`);
       assert.equal(readyz.status, 503);
       await readyz.arrayBuffer();
-      assert.equal((await hit('/web', undefined, withoutToken)).status, 503, 'no data, no endpoint');
+      // The first table is built once every provider has made its first attempt, a moment after
+      // the error is recorded: until then there is no route (404); then the route has no endpoint.
+      await waitFor('no data, no endpoint: 503', async () => (await hit('/web', undefined, withoutToken)).status === 503, DEADLINE_MS);
       assert.ok(withoutLog.lines.some((l) => l['code'] === 'SY_CONSUL_ACL' && l['level'] === 50));
 
       const wrongToken = await startConsulSwitchyard(workspace, acl.address, { env: { CONSUL_HTTP_TOKEN: `${secret}-old` }, logger: wrongLog.logger, waitReady: false });

@@ -37,6 +37,8 @@ describe('parsePolicyInput', () => {
     ['retries with numeric status codes, deduplicated', { retries: { count: 2, on: ['connect-failure', 503, '503', 'reset'], budgetPercent: 50, minPerSecond: 0.5 } },
       { retries: { count: 2, on: ['connect-failure', '503', 'reset'], budgetPercent: 50, minPerSecond: 0.5 } }],
     ['an empty retry list', { retries: { on: [] } }, { retries: { on: [] } }],
+    ['a retry buffer as a size or a number', { retries: { bufferBytes: '256kb' } }, { retries: { bufferBytes: 262_144 } }],
+    ['no retry buffer', { retries: { bufferBytes: 0 } }, { retries: { bufferBytes: 0 } }],
     ['outlier', { outlier: { consecutiveFailures: 3, baseEjectionMs: '10s', maxEjectionPercent: 100, maxEjectionMs: '2m' } },
       { outlier: { consecutiveFailures: 3, baseEjectionMs: 10_000, maxEjectionPercent: 100, maxEjectionMs: 120_000 } }],
     ['a partial rate limit (completed by another layer)', { rateLimit: { burst: 5 } }, { rateLimit: { burst: 5 } }],
@@ -67,6 +69,8 @@ describe('parsePolicyInput', () => {
     ['perClient not a boolean', { rateLimit: { requestsPerSecond: 1, perClient: 'yes' } }, /^rateLimit\.perClient: expected true or false/],
     ['a zero concurrency', { concurrency: { max: 0 } }, /^concurrency\.max: expected an integer from 1/],
     ['a bad body size', { maxBodyBytes: '1 tb' }, /^maxBodyBytes: expected a number of bytes/],
+    ['a bad retry buffer size', { retries: { bufferBytes: 'lots' } }, /^retries\.bufferBytes: expected a number of bytes/],
+    ['a retry buffer above 16 MiB', { retries: { bufferBytes: '17mb' } }, /^retries\.bufferBytes: must be at most 16777216 bytes/],
     ['redirectToHttps not a boolean', { redirectToHttps: 'true' }, /^redirectToHttps: expected true or false/],
     ['a section that is not an object', { timeouts: 5 }, /^timeouts: expected an object/],
   ];
@@ -85,7 +89,7 @@ describe('resolvePolicy', () => {
     assert.ok(Object.isFrozen(DEFAULT_POLICY) && Object.isFrozen(DEFAULT_POLICY.timeouts) && Object.isFrozen(DEFAULT_POLICY.retries.on));
     assert.deepEqual(DEFAULT_POLICY, {
       timeouts: { connectMs: 5_000, headersMs: 60_000, bodyIdleMs: 60_000, totalMs: 0 },
-      retries: { count: 1, on: ['connect-failure'], budgetPercent: 20, minPerSecond: 3 },
+      retries: { count: 1, on: ['connect-failure'], budgetPercent: 20, minPerSecond: 3, bufferBytes: 65536 },
       outlier: { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionPercent: 50, maxEjectionMs: 300_000 },
       rateLimit: null,
       concurrency: null,

@@ -1,6 +1,6 @@
 /**
  * Retries: conditions from the route policy, each retry on another endpoint, idempotency and
- * body rules, the attempt count and the retry budget. Upstream faults are chosen per upstream
+ * body rules (bodies within retries.bufferBytes are replayed), the attempt count and the retry budget. Upstream faults are chosen per upstream
  * with `x-test-only`, so "the other endpoint" answers normally.
  */
 import assert from 'node:assert/strict';
@@ -25,6 +25,8 @@ describe('proxy: retries', () => {
     p = await startProxy(makeTable([
       { name: 'status', path: '/status', to: [pool('ab', [a, b])], policy: { retries: { count: 1, on: ['502', '503', '504'] }, outlier: noEjection } },
       { name: 'reset', path: '/reset', to: [pool('ab', [a, b])], policy: { retries: { count: 1, on: ['reset'] }, outlier: noEjection } },
+      { name: 'small-buffer', path: '/small-buffer', to: [pool('ab', [a, b])], policy: { retries: { count: 1, on: ['503'], bufferBytes: 16 }, outlier: noEjection } },
+      { name: 'no-buffer', path: '/no-buffer', to: [pool('ab', [a, b])], policy: { retries: { count: 1, on: ['503'], bufferBytes: '0kb' }, outlier: noEjection } },
       { name: 'defaults', path: '/defaults', to: [pool('ab', [a, b])], policy: { outlier: noEjection } },
       { name: 'three', path: '/three', to: [pool('abc', [a, b, c])], policy: { retries: { count: 2, on: ['503'] }, outlier: noEjection } },
       { name: 'once', path: '/once', to: [pool('abc', [a, b, c])], policy: { retries: { count: 1, on: ['503'] }, outlier: noEjection } },
@@ -98,14 +100,53 @@ describe('proxy: retries', () => {
     assert.equal(await retries('reset'), before);
   });
 
-  it('a PUT with a body is not replayed after a reset either (bodies are never buffered)', async () => {
+  it('a PUT whose body fits retries.bufferBytes is replayed after a reset: the other endpoint gets the same bytes', async () => {
     const before = await retries('reset');
-    const statuses: number[] = [];
+    const aBefore = a.requests;
+    const body = Buffer.alloc(40 * 1024, 'x');
+    for (let i = 0; i < body.length; i += 997) body[i] = 48 + (i % 10); // not one repeated byte
     for (let i = 0; i < 2; i++) {
-      statuses.push((await send(p.port, { method: 'PUT', path: '/reset/put', body: 'data', headers: { 'x-test-only': 'a', 'x-test-action': 'reset-after-body' } })).status);
+      const reply = await send(p.port, { method: 'PUT', path: '/reset/put', body, headers: { 'x-test-only': 'a', 'x-test-action': 'reset-after-body' } });
+      assert.equal(reply.status, 200, `PUT ${i}`);
+      const echo = reply.json<EchoReply>();
+      assert.equal(echo.upstream, 'b');
+      assert.equal(echo.bodyLength, body.length);
+      assert.equal(echo.body, body.toString('utf8'), 'the replayed body is the one the client sent');
     }
-    assert.deepEqual(statuses.sort(), [200, 502]);
-    assert.equal(await retries('reset'), before);
+    assert.ok(a.requests - aBefore >= 1, 'a was tried along the way');
+    assert.equal(await retries('reset') - before, a.requests - aBefore, 'every PUT that reached a was sent again');
+  });
+
+  it('a chunked PUT is replayed after a 503 as well; a DELETE with a body too', async () => {
+    const before = await retries('status', '503');
+    const aBefore = a.requests;
+    for (const method of ['PUT', 'DELETE']) {
+      for (let i = 0; i < 2; i++) {
+        const reply = await send(p.port, { method, path: '/status/c', body: `${method} body ${i}`, headers: { 'transfer-encoding': 'chunked', 'x-test-only': 'a', 'x-test-status': '503' } });
+        assert.equal(reply.status, 200, `${method} ${i}`);
+        assert.equal(reply.json<EchoReply>().body, `${method} body ${i}`);
+      }
+    }
+    assert.ok(a.requests - aBefore >= 2);
+    assert.equal(await retries('status', '503') - before, a.requests - aBefore);
+  });
+
+  it('a body larger than retries.bufferBytes (or with bufferBytes 0) is not replayed: the failure is relayed', async () => {
+    for (const path of ['/small-buffer/x', '/no-buffer/x']) {
+      const statuses: number[] = [];
+      for (let i = 0; i < 2; i++) {
+        statuses.push((await send(p.port, { method: 'PUT', path, body: 'y'.repeat(100), headers: { 'x-test-only': 'a', 'x-test-status': '503' } })).status);
+      }
+      assert.deepEqual(statuses.sort(), [200, 503], path);
+    }
+    assert.equal(await retries('small-buffer'), 0);
+    assert.equal(await retries('no-buffer'), 0);
+    // Within the buffer on the same route: replayed.
+    const aBefore = a.requests;
+    assert.equal((await send(p.port, { method: 'PUT', path: '/small-buffer/y', body: 'tiny', headers: { 'x-test-only': 'a', 'x-test-status': '503' } })).status, 200);
+    assert.equal((await send(p.port, { method: 'PUT', path: '/small-buffer/y', body: 'tiny', headers: { 'x-test-only': 'a', 'x-test-status': '503' } })).status, 200);
+    assert.ok(a.requests - aBefore >= 1);
+    assert.equal(await retries('small-buffer'), a.requests - aBefore);
   });
 
   it('the default policy retries connect failures only: a 503 and a reset are relayed', async () => {

@@ -5,7 +5,7 @@
  * answers the upgrade gets the response-headers timeout; one that closes without answering is a 502.
  */
 import assert from 'node:assert/strict';
-import { createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { refusedPort, startUpstream, type TestUpstream } from '../support/upstream.js';
@@ -16,6 +16,21 @@ interface Outcome {
   headers: Record<string, string | string[] | undefined>;
   body: string;
   ws?: WebSocket;
+}
+
+/** Send a raw upgrade request; resolves with the socket and what it has received so far. */
+function rawUpgrade(port: number, path: string): Promise<{ socket: Socket; received: () => string }> {
+  return deadline(new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => {
+      socket.write(`GET ${path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: upgrade\r\nupgrade: websocket\r\n`
+        + 'sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+      resolve({ socket, received: () => text });
+    });
+    let text = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => { text += chunk; });
+    socket.on('error', reject);
+  }), 5_000, `raw upgrade ${path}`);
 }
 
 /** Try a WebSocket upgrade: 101 resolves with the open socket, anything else with the response. */
@@ -34,8 +49,11 @@ function upgrade(port: number, path: string): Promise<Outcome> {
   }), 5_000, `upgrade ${path}`);
 }
 
-/** A TCP server that accepts connections and then does `behaviour` with each (never answers HTTP). */
-async function rawUpstream(behaviour: 'silent' | 'close-after-head'): Promise<{ server: Server; port: number; accepted: () => number; close: () => Promise<void> }> {
+/**
+ * A TCP server that does `behaviour` with each connection: never answer, close (FIN) once the
+ * request head arrives, answer a 400 and keep the connection open regardless, or answer non-HTTP.
+ */
+async function rawUpstream(behaviour: 'silent' | 'close-after-head' | 'stubborn-400' | 'garbage'): Promise<{ server: Server; port: number; accepted: () => number; close: () => Promise<void> }> {
   const sockets = new Set<Socket>();
   let accepted = 0;
   const server = createServer((socket) => {
@@ -44,6 +62,9 @@ async function rawUpstream(behaviour: 'silent' | 'close-after-head'): Promise<{ 
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => undefined);
     if (behaviour === 'close-after-head') socket.once('data', () => socket.destroy());
+    if (behaviour === 'stubborn-400') socket.once('data', () => socket.write('HTTP/1.1 400 Bad Request\r\ncontent-length: 2\r\n\r\nno'));
+    if (behaviour === 'garbage') socket.once('data', () => socket.write('NOT-HTTP\r\n'));
+    if (behaviour !== 'close-after-head') socket.on('end', () => undefined); // half-closed: stay open
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
@@ -62,6 +83,8 @@ describe('proxy: upgrade requests under the route policy', () => {
   let plain: TestUpstream;
   let silent: Awaited<ReturnType<typeof rawUpstream>>;
   let closer: Awaited<ReturnType<typeof rawUpstream>>;
+  let stubborn: Awaited<ReturnType<typeof rawUpstream>>;
+  let garbage: Awaited<ReturnType<typeof rawUpstream>>;
   let deadPort: number;
   let p: TestProxy;
 
@@ -70,6 +93,8 @@ describe('proxy: upgrade requests under the route policy', () => {
     plain = await startUpstream({ name: 'plain' });
     silent = await rawUpstream('silent');
     closer = await rawUpstream('close-after-head');
+    stubborn = await rawUpstream('stubborn-400');
+    garbage = await rawUpstream('garbage');
     deadPort = await refusedPort();
     const live = { service: 'ws', endpoints: [{ id: 'ws1', port: ws.port }] };
     p = await startProxy(makeTable([
@@ -85,12 +110,21 @@ describe('proxy: upgrade requests under the route policy', () => {
       },
       { name: 'silent', path: '/silent', to: [{ service: 'silent', endpoints: [{ id: 's1', port: silent.port }] }], policy: { timeouts: { headersMs: 200 } } },
       { name: 'closer', path: '/closer', to: [{ service: 'closer', endpoints: [{ id: 'c1', port: closer.port }] }], policy: { retries: { count: 0 } } },
+      {
+        name: 'fin-retry',
+        path: '/fin-retry',
+        to: [{ service: 'fin', endpoints: [{ id: 'closer', port: closer.port }, { id: 'live', port: ws.port }] }],
+        policy: { retries: { count: 1, on: ['reset'] }, outlier: { consecutiveFailures: 0 } },
+      },
+      { name: 'waiting', path: '/waiting', to: [{ service: 'silent', endpoints: [{ id: 's1', port: silent.port }] }], policy: { concurrency: { max: 1 } } },
+      { name: 'stubborn', path: '/stubborn', to: [{ service: 'stubborn', endpoints: [{ id: 'st1', port: stubborn.port }] }] },
+      { name: 'garbage', path: '/garbage', to: [{ service: 'garbage', endpoints: [{ id: 'g1', port: garbage.port }] }] },
     ]), { options: { httpsPort: 8443 } });
   });
 
   after(async () => {
     await p.close();
-    await Promise.all([ws.close(), plain.close(), silent.close(), closer.close()]);
+    await Promise.all([ws.close(), plain.close(), silent.close(), closer.close(), stubborn.close(), garbage.close()]);
   });
 
   it('rate limit: upgrades beyond the burst get 429 with Retry-After and never reach the upstream', async () => {
@@ -152,7 +186,9 @@ describe('proxy: upgrade requests under the route policy', () => {
     } finally {
       for (const socket of opened) socket.close();
     }
-    assert.ok(await metricValue(p.metrics, 'switchyard_retries_total', { route: 'flaky', reason: 'connect-failure' }) >= 1);
+    const retried = await metricValue(p.metrics, 'switchyard_retries_total', { route: 'flaky', reason: 'connect-failure' });
+    assert.ok(retried >= 1);
+    assert.equal(await metricValue(p.metrics, 'switchyard_upstream_errors_total', { route: 'flaky', code: 'SY_UPSTREAM_CONNECT' }), retried, 'each retried failure is counted');
     const ejected = p.proxy.runtimes.ejectedEndpoints().map((e) => e.endpoint);
     assert.deepEqual(ejected, ['mixed/dead']);
     await waitFor(() => p.accessLines().some((l) => l.route === 'flaky' && l.upgrade === true && l.attempts === 2), 'an access line with two attempts');
@@ -172,5 +208,50 @@ describe('proxy: upgrade requests under the route policy', () => {
     assert.equal((JSON.parse(outcome.body) as { error: string }).error, 'SY_UPSTREAM_CONNECT');
     assert.equal(await metricValue(p.metrics, 'switchyard_upstream_errors_total', { route: 'closer', code: 'SY_UPSTREAM_CONNECT' }), 1);
     await waitFor(() => p.proxy.upgrades.size === 0, 'every tunnel to be gone');
+  });
+
+  it('an upstream that closes (FIN) without answering is retried on another endpoint when the route retries resets', async () => {
+    const before = await metricValue(p.metrics, 'switchyard_retries_total', { route: 'fin-retry', reason: 'reset' });
+    const opened: WebSocket[] = [];
+    try {
+      for (let i = 0; i < 4; i++) {
+        const outcome = await upgrade(p.port, `/fin-retry/${i}`);
+        assert.equal(outcome.status, 101, `upgrade ${i}`);
+        opened.push(outcome.ws!);
+      }
+    } finally {
+      for (const socket of opened) socket.close();
+    }
+    assert.ok(await metricValue(p.metrics, 'switchyard_retries_total', { route: 'fin-retry', reason: 'reset' }) - before >= 1);
+    await waitFor(() => p.accessLines().some((l) => l.route === 'fin-retry' && l.status === 101 && l.attempts === 2), 'a retried tunnel logged as 101 with two attempts');
+  });
+
+  it('a client that leaves before the upstream answers frees its concurrency slot at once, logged as 499', async () => {
+    const route = () => p.proxy.runtimes.current?.byName.get('waiting');
+    const acceptedBefore = silent.accepted();
+    const { socket } = await rawUpgrade(p.port, '/waiting/x');
+    await waitFor(() => silent.accepted() === acceptedBefore + 1 && route()?.state.inflight === 1, 'the upgrade to wait at the upstream');
+    socket.end(); // FIN, and nothing else: the default 60 s headers timeout is far away
+    await waitFor(() => route()?.state.inflight === 0 && p.proxy.upgrades.size === 0, 'the slot and the tunnel to be released');
+    await waitFor(() => p.accessLines().some((l) => l.route === 'waiting' && l.status === 499), 'a 499 access line');
+    assert.equal(await metricValue(p.metrics, 'switchyard_upstream_timeouts_total', { route: 'waiting' }), 0);
+    socket.destroy();
+  });
+
+  it('a refusal from an upstream that keeps its connection open: relayed, and the tunnel ends when the client leaves', async () => {
+    const { socket, received } = await rawUpgrade(p.port, '/stubborn/x');
+    await waitFor(() => received().includes('\r\n\r\nno'), 'the 400 answer');
+    assert.match(received(), /^HTTP\/1\.1 400 Bad Request/);
+    socket.end();
+    await waitFor(() => p.proxy.upgrades.size === 0 && p.proxy.runtimes.current?.byName.get('stubborn')?.state.inflight === 0, 'the tunnel to end');
+    await waitFor(() => p.accessLines().some((l) => l.route === 'stubborn' && l.status === 400), 'a 400 access line');
+    socket.destroy();
+  });
+
+  it('an upstream that answers the upgrade with something other than HTTP: 502, counted against the endpoint', async () => {
+    const outcome = await upgrade(p.port, '/garbage/x');
+    assert.equal(outcome.status, 502);
+    assert.equal((JSON.parse(outcome.body) as { error: string }).error, 'SY_UPSTREAM_CONNECT');
+    assert.equal(p.proxy.runtimes.current?.byName.get('garbage')?.state.healthOf('garbage/g1').consecutive, 1, 'one failure of the endpoint');
   });
 });
