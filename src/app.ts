@@ -12,6 +12,7 @@ import { FileProvider } from './providers/file/file-provider.js';
 import type { DiscoveryProvider } from './providers/provider.js';
 import { StaticProvider } from './providers/static-provider.js';
 import { DirectoryTemplatesProvider } from './providers/templates/templates-provider.js';
+import { explainRequest } from './proxy/explain.js';
 import { createProxy, type Proxy, type ProxyOptions } from './proxy/server.js';
 import { Upstreams } from './proxy/upstreams.js';
 import { CertStore } from './tls/cert-store.js';
@@ -80,6 +81,7 @@ export async function startSwitchyard(config: Config, options: StartOptions = {}
     token: config.adminToken,
     ready: () => watcher.ready,
     ejections: proxy.runtimes,
+    matcher: { explain: (host, target) => explainRequest(proxy.runtimes.current, host, target) },
     config: () => ({
       listen: formatHostPort(config.listen),
       admin: formatHostPort(config.admin),

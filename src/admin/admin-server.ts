@@ -16,12 +16,19 @@ export interface AdminSources {
   config(): unknown;
   /** Endpoints outlier detection has ejected (the proxy's runtime). */
   readonly ejections?: EjectionSource;
+  /** What the proxy would do with a request, and why (the proxy's explainRequest): /api/match. */
+  readonly matcher?: MatchSource;
   /** When set, every request but /healthz needs `Authorization: Bearer <token>` (401 otherwise). */
   readonly token?: string | undefined;
 }
 
+/** Where /api/match asks what the proxy would do with a request (src/proxy/explain.ts). */
+export interface MatchSource {
+  explain(host: string | undefined, target: string): unknown;
+}
+
 /**
- * The admin server: /healthz, /readyz, /metrics, /api/routes, /api/config. A separate listener
+ * The admin server: /healthz, /readyz, /metrics, /api/routes, /api/config, /api/match. A separate listener
  * (loopback by default) so that nothing here is reachable through the proxy port.
  */
 export class AdminServer {
@@ -91,6 +98,16 @@ export class AdminServer {
       case '/api/config':
         send(res, 200, this.sources.config());
         return;
+      case '/api/match': {
+        const query = new URLSearchParams((req.url ?? '').slice(path!.length + 1));
+        const target = query.get('path');
+        if (target === null || target === '' || this.sources.matcher === undefined) {
+          send(res, 400, { error: 'SY_BAD_REQUEST', message: 'usage: /api/match?path=/some/path[&host=example.com] (path may carry a query; an absolute http(s) URL sets the host)' });
+          return;
+        }
+        send(res, 200, this.sources.matcher.explain(query.get('host') ?? undefined, target));
+        return;
+      }
       default:
         send(res, 404, { error: 'SY_NOT_FOUND', message: `no admin endpoint ${path}` });
     }

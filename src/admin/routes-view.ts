@@ -1,4 +1,5 @@
 import type { RoutingTable } from '../model/types.js';
+import { destinationHead, endpointHead, routeHead } from '../model/views.js';
 
 /** An endpoint outlier detection has taken out of rotation (the proxy's RuntimeStore.ejectedEndpoints()). */
 export interface EjectedEndpointView {
@@ -25,27 +26,8 @@ export function routesView(table: RoutingTable | undefined, version: number, swa
     version,
     swappedAt: new Date(swappedAt).toISOString(),
     routes: table.routes.map((route) => ({
-      name: route.name,
-      host: route.host ?? null,
-      path: route.path,
-      strip: route.strip ?? null,
-      origin: route.origin,
-      source: route.source,
-      destinations: route.destinations.map((d) => ({
-        key: d.key,
-        service: d.service,
-        tag: d.tag ?? null,
-        weight: d.weight,
-        configuredWeight: d.configuredWeight,
-        endpoints: d.endpoints.map((e) => ({
-          id: e.id,
-          address: e.address,
-          port: e.port,
-          status: e.status,
-          state: e.state,
-          weight: e.weight,
-        })),
-      })),
+      ...routeHead(route),
+      destinations: route.destinations.map((d) => ({ ...destinationHead(d), endpoints: d.endpoints.map(endpointHead) })),
       policy: route.policy,
       ejectedEndpoints: ejected
         .filter((e) => e.route === route.name)

@@ -15,3 +15,5 @@ export {
   type RoutePolicy, type TimeoutPolicy,
 } from './policy.js';
 export { parseByteSize, parseDuration, parsePolicyInput, parsePolicyJson } from './policy-parse.js';
+export { explainLookup, type LookupExplanation, type RouteCandidate } from './explain.js';
+export { destinationHead, endpointHead, routeHead } from './views.js';

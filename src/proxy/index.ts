@@ -11,3 +11,4 @@ export { RouteState, EndpointHealth, type EjectedEndpoint } from './route-state.
 export { RateLimiter } from './rate-limiter.js';
 export { RetryBudget, RETRY_WINDOW_SECONDS } from './retry-budget.js';
 export { poolKey } from './upstreams.js';
+export { explainRequest, type MatchExplanation, type MatchOutcome } from './explain.js';

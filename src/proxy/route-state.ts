@@ -88,6 +88,11 @@ export class RouteState {
     }
   }
 
+  /** The outlier state of endpoint `id` if it has one (read-only; healthOf creates it). */
+  peekHealth(id: string): EndpointHealth | undefined {
+    return this.health.get(id);
+  }
+
   healthOf(id: string): EndpointHealth {
     let health = this.health.get(id);
     if (health === undefined) {

@@ -1,0 +1,17 @@
+/**
+ * The JSON shape of a route, destination and endpoint for the admin API (/api/routes, /api/match),
+ * in one place so both answer with the same field names. Pure: plain objects, undefined as null.
+ */
+import type { Destination, Endpoint, Route } from './types.js';
+
+export function routeHead(route: Route): { name: string; host: string | null; path: string; strip: string | null; origin: string; source: string } {
+  return { name: route.name, host: route.host ?? null, path: route.path, strip: route.strip ?? null, origin: route.origin, source: route.source };
+}
+
+export function destinationHead(d: Destination): { key: string; service: string; tag: string | null; weight: number; configuredWeight: number } {
+  return { key: d.key, service: d.service, tag: d.tag ?? null, weight: d.weight, configuredWeight: d.configuredWeight };
+}
+
+export function endpointHead(e: Endpoint): { id: string; address: string; port: number; status: string; state: string; weight: number } {
+  return { id: e.id, address: e.address, port: e.port, status: e.status, state: e.state, weight: e.weight };
+}

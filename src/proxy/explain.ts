@@ -1,0 +1,127 @@
+/**
+ * What the proxy would do with a request, and why: the admin API's /api/match. The same steps as a
+ * real request (absolute-form split, path normalisation, the table's lookup, strip) on the live
+ * runtime, plus the state behind the balancer's choice: each destination's share, each endpoint's
+ * weight and why it does or does not take traffic (health, drain, outlier ejection). Admin-time
+ * code: it allocates freely and is never on the request path.
+ */
+import { explainLookup } from '../model/explain.js';
+import type { Destination, Endpoint } from '../model/types.js';
+import { destinationHead, endpointHead, routeHead } from '../model/views.js';
+import { normalizeRequestTarget } from './path-normalize.js';
+import { splitAbsoluteForm } from './request-guard.js';
+import { stripPath, type Runtime, type RuntimeRoute } from './runtime.js';
+
+/** `routed`: forwarded; `no-route`: 404; `no-endpoint`: 503; `refused`: 400 before routing. */
+export type MatchOutcome = 'routed' | 'no-route' | 'no-endpoint' | 'refused';
+
+export interface MatchExplanation {
+  readonly outcome: MatchOutcome;
+  /** The status the client would get when the proxy answers itself; null when forwarded. */
+  readonly status: number | null;
+  readonly reason: string;
+  readonly request: { readonly host: string | null; readonly target: string; readonly normalizedTarget: string | null };
+  readonly route?: unknown;
+  readonly candidates?: unknown;
+}
+
+export function explainRequest(runtime: Runtime | undefined, hostHeader: string | undefined, rawTarget: string): MatchExplanation {
+  let host = hostHeader === '' ? undefined : hostHeader;
+  let target = rawTarget;
+  const request = (normalizedTarget: string | null) => ({ host: host ?? null, target: rawTarget, normalizedTarget });
+  if (target.charCodeAt(0) !== 47 /* / */) {
+    const absolute = splitAbsoluteForm(target);
+    if (absolute === undefined) {
+      return { outcome: 'refused', status: 400, reason: 'the target is neither a path (/...) nor an absolute http(s) URL', request: request(null) };
+    }
+    // An absolute-form request is routed by its authority, as the proxy does.
+    host = absolute.authority;
+    target = absolute.path;
+  }
+  const normalized = normalizeRequestTarget(target);
+  if (typeof normalized !== 'string') return { outcome: 'refused', status: 400, reason: normalized.message, request: request(null) };
+  if (runtime === undefined) {
+    return { outcome: 'no-route', status: 404, reason: 'no routing table is live yet', request: request(normalized) };
+  }
+  const lookup = explainLookup(runtime.table, host, normalized);
+  const route = lookup.route === undefined ? undefined : runtime.routes.get(lookup.route);
+  if (route === undefined) {
+    return { outcome: 'no-route', status: 404, reason: lookup.reason, request: request(normalized), candidates: lookup.candidates };
+  }
+  const view = routeView(route, normalized);
+  const routed = view.takesTraffic;
+  return {
+    outcome: routed ? 'routed' : 'no-endpoint',
+    status: routed ? null : 503,
+    reason: routed ? lookup.reason : `${lookup.reason}; but no endpoint of the route can take a request now (see each endpoint's "why")`,
+    request: request(normalized),
+    route: view.route,
+    candidates: lookup.candidates,
+  };
+}
+
+function routeView(route: RuntimeRoute, target: string): { takesTraffic: boolean; route: unknown } {
+  const model = route.route;
+  let total = 0;
+  for (const d of model.active) total += d.weight;
+  let takesTraffic = false;
+  const destinations = model.destinations.map((d) => {
+    const view = destinationView(route, d, total);
+    if (view.takesTraffic) takesTraffic = true;
+    return view.json;
+  });
+  return {
+    takesTraffic,
+    route: {
+      ...routeHead(model),
+      upstreamTarget: stripPath(target, route.strip),
+      destinations,
+      policy: model.policy,
+    },
+  };
+}
+
+function destinationView(route: RuntimeRoute, d: Destination, total: number): { takesTraffic: boolean; json: unknown } {
+  let activeWeight = 0;
+  for (const e of d.active) activeWeight += e.weight;
+  let takesTraffic = false;
+  const endpoints = d.endpoints.map((e) => {
+    const health = route.state.peekHealth(e.id);
+    const ejected = health?.ejected === true;
+    const taking = d.weight > 0 && e.weight > 0 && !ejected;
+    if (taking) takesTraffic = true;
+    return {
+      ...endpointHead(e),
+      share: d.weight > 0 && e.weight > 0 && activeWeight > 0 ? round(e.weight / activeWeight) : 0,
+      ejected,
+      ejectedUntil: ejected ? new Date(health!.ejectedUntil).toISOString() : null,
+      takesTraffic: taking,
+      why: endpointWhy(e, d, ejected),
+    };
+  });
+  return {
+    takesTraffic,
+    json: {
+      ...destinationHead(d),
+      share: total > 0 ? round(d.weight / total) : 0,
+      endpoints,
+    },
+  };
+}
+
+function endpointWhy(e: Endpoint, d: Destination, ejected: boolean): string {
+  if (e.state === 'unhealthy') return `health is ${e.status}: out of rotation until its checks pass`;
+  if (e.weight === 0) return 'weight 0: draining (no new requests; requests in flight finish)';
+  if (d.weight === 0) {
+    return d.configuredWeight === 0
+      ? `its destination "${d.key}" has weight 0 in its template`
+      : `its destination "${d.key}" has weight 0 from a KV override (configured ${d.configuredWeight})`;
+  }
+  if (ejected) return 'ejected by outlier detection after consecutive failures; back at ejectedUntil';
+  if (e.status === 'warning') return `health is warning: in rotation with its warning weight ${e.weight}`;
+  return `in rotation with weight ${e.weight}`;
+}
+
+function round(share: number): number {
+  return Math.round(share * 10_000) / 10_000;
+}
