@@ -360,7 +360,8 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler {
    * for a retry (`route.replayBytes`).
    */
   private body(route: RuntimeRoute): IncomingMessage | BodyTap {
-    const keep = route.replayBytes > 0 && isIdempotent(this.req.method) ? route.replayBytes : 0;
+    // A Content-Length already over the size cannot be kept: no copy is started.
+    const keep = route.replayBytes > 0 && isIdempotent(this.req.method) && contentLengthOf(this.req.rawHeaders) <= route.replayBytes ? route.replayBytes : 0;
     if (this.bodyLimit < 0 && keep === 0) return this.req;
     const tap = new BodyTap(this.bodyLimit, keep);
     this.tap = tap;
@@ -421,6 +422,8 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler {
         }
       } else endpoint.health.consecutive = 0;
     }
+    // The response goes to the client: no retry can follow, so the kept body copy can go.
+    this.tap?.forgetCopy();
     const res = this.res;
     this.resumeUpstream = resume;
     const headers = responseHeaders(rawHeaders, this.requestId!);

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { httpsLocation } from '../../src/proxy/admission.js';
+import { BodyTap, BodyTooLargeError } from '../../src/proxy/body-limit.js';
 import { isIdempotent } from '../../src/proxy/forward.js';
 import { contentLengthOf } from '../../src/proxy/headers.js';
 import { RateLimiter } from '../../src/proxy/rate-limiter.js';
@@ -100,5 +101,42 @@ describe('small helpers', () => {
   it('poolKey: the origin for the default connect timeout, a distinct key otherwise', () => {
     assert.equal(poolKey('http://a:1', 5_000, 5_000), 'http://a:1');
     assert.equal(poolKey('http://a:1', 250, 5_000), 'http://a:1 connect=250');
+  });
+});
+
+describe('BodyTap', () => {
+  /** Write `chunks` through a tap and collect what passes on. */
+  async function through(tap: BodyTap, chunks: Buffer[]): Promise<{ passed: Buffer; error: Error | undefined }> {
+    const out: Buffer[] = [];
+    let error: Error | undefined;
+    tap.on('data', (c: Buffer) => out.push(c));
+    const done = new Promise<void>((resolve) => {
+      tap.on('end', resolve);
+      tap.on('error', (err) => { error = err; resolve(); });
+    });
+    for (const c of chunks) tap.write(c);
+    tap.end();
+    await done;
+    return { passed: Buffer.concat(out), error };
+  }
+
+  it('passes every chunk on and keeps an exact copy of a body within `keep`, however small the chunks', async () => {
+    const body = Buffer.from(Array.from({ length: 5_000 }, (_, i) => String.fromCharCode(97 + (i % 26))).join(''));
+    const tap = new BodyTap(-1, 8_192);
+    assert.equal(tap.replay(), undefined, 'nothing to replay before the body ended');
+    const { passed } = await through(tap, [...body].map((_, i) => body.subarray(i, i + 1)));
+    assert.deepEqual(passed, body);
+    assert.deepEqual(tap.replay(), body);
+    tap.forgetCopy();
+    assert.equal(tap.replay(), undefined, 'forgotten once no retry can follow');
+  });
+
+  it('past `keep` the copy is dropped (no replay); past `limit` the stream fails with BodyTooLargeError', async () => {
+    const over = new BodyTap(-1, 10);
+    assert.equal((await through(over, [Buffer.alloc(6), Buffer.alloc(6)])).passed.length, 12);
+    assert.equal(over.replay(), undefined);
+    const limited = new BodyTap(10, 0);
+    const { error } = await through(limited, [Buffer.alloc(6), Buffer.alloc(6)]);
+    assert.ok(error instanceof BodyTooLargeError);
   });
 });
