@@ -149,6 +149,7 @@ const TIMEOUTS: { [K in keyof TimeoutPolicy]-?: (v: unknown, p: string) => numbe
   headersMs: (v, p) => duration(v, p, 0),
   bodyIdleMs: (v, p) => duration(v, p, 0),
   totalMs: (v, p) => duration(v, p, 0),
+  tunnelIdleMs: (v, p) => duration(v, p, 0),
 };
 
 const RETRIES: { [K in keyof RetryPolicy]-?: (v: unknown, p: string) => RetryPolicy[K] } = {

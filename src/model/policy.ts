@@ -24,6 +24,11 @@ export interface TimeoutPolicy {
   readonly bodyIdleMs: number;
   /** The whole exchange, every attempt included, from request received to response end; 0 = none. */
   readonly totalMs: number;
+  /**
+   * An upgraded connection (WebSocket) with no byte in either direction for this long is closed
+   * (HAProxy's `timeout tunnel`); 0 = none. Long by default: idle WebSockets are normal.
+   */
+  readonly tunnelIdleMs: number;
 }
 
 export interface RetryPolicy {
@@ -100,7 +105,7 @@ export interface PolicyInput {
  * 300 s cap); the retry budget follows Finagle's (20% of requests over 10 s plus a small floor).
  */
 export const DEFAULT_POLICY: RoutePolicy = deepFreezePolicy({
-  timeouts: { connectMs: 5_000, headersMs: 60_000, bodyIdleMs: 60_000, totalMs: 0 },
+  timeouts: { connectMs: 5_000, headersMs: 60_000, bodyIdleMs: 60_000, totalMs: 0, tunnelIdleMs: 3_600_000 },
   retries: { count: 1, on: ['connect-failure'], budgetPercent: 20, minPerSecond: 3, bufferBytes: 64 * 1024 },
   outlier: { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionPercent: 50, maxEjectionMs: 300_000 },
   rateLimit: null,

@@ -132,7 +132,7 @@ export class Metrics {
 
   readonly upstreamTimeouts = new Counter({
     name: 'switchyard_upstream_timeouts_total',
-    help: 'Upstream timeouts by route and kind (connect, headers, body, total); each is also an upstream error SY_UPSTREAM_TIMEOUT',
+    help: 'Upstream timeouts by route and kind (connect, headers, body, total, tunnel); each but tunnel (an idle upgraded connection closed) is also an upstream error SY_UPSTREAM_TIMEOUT',
     labelNames: ['route', 'kind'] as const,
     registers: [this.registry],
   });

@@ -94,6 +94,8 @@ export class RuntimeRoute {
   /** Per-request undici timeouts (0 = none). */
   /** Connect timeout in ms (undici's is per pool; upgrade tunnels connect with it themselves). */
   readonly connectMs: number;
+  /** Upgraded connections with no byte either way for this long are closed; 0 = never. */
+  readonly tunnelIdleMs: number;
   readonly headersTimeout: number;
   readonly bodyTimeout: number;
   /** Whole-exchange deadline in ms; 0 = none (no timer is created). */
@@ -136,6 +138,7 @@ export class RuntimeRoute {
     const policy = route.policy;
     this.policy = policy;
     this.connectMs = policy.timeouts.connectMs;
+    this.tunnelIdleMs = policy.timeouts.tunnelIdleMs;
     this.headersTimeout = policy.timeouts.headersMs;
     this.bodyTimeout = policy.timeouts.bodyIdleMs;
     this.totalMs = policy.timeouts.totalMs;

@@ -202,9 +202,12 @@ class Tunnel implements RequestHead {
     this.upstream = upstream;
     upstream.setNoDelay(true);
     // Before the connection: the connect timeout; after it, until the status line: the route's
-    // response-headers timeout (0 = none); after the answer: none (tunnels idle legitimately).
+    // response-headers timeout (0 = none); after a 101: the tunnel idle timeout (every byte either
+    // way passes through this socket, so its inactivity is the tunnel's); after a refusal: the
+    // body idle timeout.
     upstream.setTimeout(route.connectMs, () => {
-      if (connected) this.upstreamFailed(upstream, 'headers-timeout', new Error(`no answer to the upgrade within ${route.headersTimeout} ms`));
+      if (this.status === 101) this.tunnelIdle(upstream);
+      else if (connected) this.upstreamFailed(upstream, 'headers-timeout', new Error(`no answer to the upgrade within ${route.headersTimeout} ms`));
       else this.upstreamFailed(upstream, 'connect-timeout', new Error(`connect timed out after ${route.connectMs} ms`));
     });
     upstream.on('error', (err) => this.upstreamFailed(upstream, connected ? 'closed' : 'connect', err));
@@ -249,6 +252,7 @@ class Tunnel implements RequestHead {
       client.write(answer);
       upstream.pipe(client);
       if (status === 101) {
+        upstream.setTimeout(route.tunnelIdleMs);
         if (this.head.length > 0) upstream.write(this.head);
         client.pipe(upstream);
       } else {
@@ -310,6 +314,15 @@ class Tunnel implements RequestHead {
     this.status = httpStatusFor(code);
     this.respond(rawErrorResponse(code, ERROR_BODIES[code], this.requestId!));
     upstream.destroy();
+  }
+
+  /** No byte either way for the route's tunnel idle timeout: close the tunnel (counted, logged). */
+  private tunnelIdle(upstream: Socket): void {
+    if (this.done || upstream !== this.upstream) return;
+    const route = this.route!;
+    route.metrics.timeout('tunnel');
+    this.reason = `tunnel idle for ${route.tunnelIdleMs} ms`;
+    this.destroy();
   }
 
   private clientFailed(err: Error): void {

@@ -33,7 +33,8 @@ describe('parsePolicyInput', () => {
     ['an empty block', {}, {}],
     ['durations as strings and numbers', { timeouts: { connectMs: '250ms', headersMs: 2000, bodyIdleMs: '1s', totalMs: '1m' } },
       { timeouts: { connectMs: 250, headersMs: 2000, bodyIdleMs: 1000, totalMs: 60_000 } }],
-    ['0 turns a timeout off', { timeouts: { totalMs: 0, headersMs: '0s' } }, { timeouts: { totalMs: 0, headersMs: 0 } }],
+    ['0 turns a timeout off', { timeouts: { totalMs: 0, headersMs: '0s', tunnelIdleMs: 0 } }, { timeouts: { totalMs: 0, headersMs: 0, tunnelIdleMs: 0 } }],
+    ['a tunnel idle timeout', { timeouts: { tunnelIdleMs: '10m' } }, { timeouts: { tunnelIdleMs: 600_000 } }],
     ['retries with numeric status codes, deduplicated', { retries: { count: 2, on: ['connect-failure', 503, '503', 'reset'], budgetPercent: 50, minPerSecond: 0.5 } },
       { retries: { count: 2, on: ['connect-failure', '503', 'reset'], budgetPercent: 50, minPerSecond: 0.5 } }],
     ['an empty retry list', { retries: { on: [] } }, { retries: { on: [] } }],
@@ -88,7 +89,7 @@ describe('resolvePolicy', () => {
     assert.equal(resolvePolicy([undefined, undefined]), DEFAULT_POLICY);
     assert.ok(Object.isFrozen(DEFAULT_POLICY) && Object.isFrozen(DEFAULT_POLICY.timeouts) && Object.isFrozen(DEFAULT_POLICY.retries.on));
     assert.deepEqual(DEFAULT_POLICY, {
-      timeouts: { connectMs: 5_000, headersMs: 60_000, bodyIdleMs: 60_000, totalMs: 0 },
+      timeouts: { connectMs: 5_000, headersMs: 60_000, bodyIdleMs: 60_000, totalMs: 0, tunnelIdleMs: 3_600_000 },
       retries: { count: 1, on: ['connect-failure'], budgetPercent: 20, minPerSecond: 3, bufferBytes: 65536 },
       outlier: { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionPercent: 50, maxEjectionMs: 300_000 },
       rateLimit: null,
@@ -99,7 +100,7 @@ describe('resolvePolicy', () => {
   });
 
   const cases: [string, (PolicyInput | undefined)[], (p: RoutePolicy) => unknown, unknown][] = [
-    ['a layer changes only the fields it names', [{ timeouts: { headersMs: 100 } }], (p) => p.timeouts, { connectMs: 5_000, headersMs: 100, bodyIdleMs: 60_000, totalMs: 0 }],
+    ['a layer changes only the fields it names', [{ timeouts: { headersMs: 100 } }], (p) => p.timeouts, { connectMs: 5_000, headersMs: 100, bodyIdleMs: 60_000, totalMs: 0, tunnelIdleMs: 3_600_000 }],
     ['later layers win field by field', [{ timeouts: { headersMs: 100, totalMs: 900 } }, { timeouts: { headersMs: 200 } }], (p) => [p.timeouts.headersMs, p.timeouts.totalMs], [200, 900]],
     ['retries.on is replaced whole', [{ retries: { on: ['reset', '503'] } }, { retries: { on: ['502'] } }], (p) => p.retries.on, ['502']],
     ['burst defaults to the rate rounded up (at least 1)', [{ rateLimit: { requestsPerSecond: 2.5 } }], (p) => p.rateLimit, { requestsPerSecond: 2.5, burst: 3, perClient: false }],
@@ -154,7 +155,7 @@ describe('policies in the table', () => {
       'routes/tag:users:/tagged/policy': '{"concurrency": {"max": 3}}',
     }, templates);
     const api = routeNamed(table, 'api').policy;
-    assert.deepEqual(api.timeouts, { connectMs: 5_000, headersMs: 2_000, bodyIdleMs: 60_000, totalMs: 3_000 });
+    assert.deepEqual(api.timeouts, { connectMs: 5_000, headersMs: 2_000, bodyIdleMs: 60_000, totalMs: 3_000, tunnelIdleMs: 3_600_000 });
     assert.deepEqual(api.rateLimit, { requestsPerSecond: 10, burst: 40, perClient: true });
     assert.deepEqual(api.retries.on, ['connect-failure', '503']);
     assert.deepEqual(routeNamed(table, 'tag:users:/tagged').policy.concurrency, { max: 3 });

@@ -118,6 +118,7 @@ describe('proxy: upgrade requests under the route policy', () => {
       },
       { name: 'waiting', path: '/waiting', to: [{ service: 'silent', endpoints: [{ id: 's1', port: silent.port }] }], policy: { concurrency: { max: 1 } } },
       { name: 'stubborn', path: '/stubborn', to: [{ service: 'stubborn', endpoints: [{ id: 'st1', port: stubborn.port }] }] },
+      { name: 'idle', path: '/idle', to: [live], policy: { timeouts: { tunnelIdleMs: 300 } } },
       { name: 'garbage', path: '/garbage', to: [{ service: 'garbage', endpoints: [{ id: 'g1', port: garbage.port }] }] },
     ]), { options: { httpsPort: 8443 } });
   });
@@ -253,5 +254,27 @@ describe('proxy: upgrade requests under the route policy', () => {
     assert.equal(outcome.status, 502);
     assert.equal((JSON.parse(outcome.body) as { error: string }).error, 'SY_UPSTREAM_CONNECT');
     assert.equal(p.proxy.runtimes.current?.byName.get('garbage')?.state.healthOf('garbage/g1').consecutive, 1, 'one failure of the endpoint');
+  });
+
+  it('tunnel idle timeout: a WebSocket silent both ways is closed and counted; one with traffic stays open', async () => {
+    const busy = await upgrade(p.port, '/idle/busy');
+    const quiet = await upgrade(p.port, '/idle/quiet');
+    assert.equal(busy.status, 101);
+    assert.equal(quiet.status, 101);
+    const quietClosed = new Promise<number>((resolve) => quiet.ws!.once('close', () => resolve(performance.now())));
+    const openedAt = performance.now();
+    let busyClosed = false;
+    busy.ws!.once('close', () => { busyClosed = true; });
+    // Traffic on one tunnel every 100 ms (well inside 300 ms) for 900 ms; nothing on the other.
+    for (let i = 0; i < 9; i++) {
+      busy.ws!.send(`tick ${i}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const closedAt = await deadline(quietClosed, 5_000, 'the quiet tunnel to be closed');
+    assert.ok(closedAt - openedAt >= 250, `closed after ${closedAt - openedAt} ms, before the idle timeout`);
+    assert.equal(busyClosed, false, 'the tunnel with traffic is still open');
+    assert.equal(await metricValue(p.metrics, 'switchyard_upstream_timeouts_total', { route: 'idle', kind: 'tunnel' }), 1);
+    await waitFor(() => p.accessLines().some((l) => l.route === 'idle' && l.reason === 'tunnel idle for 300 ms'), 'the access line with the reason');
+    busy.ws!.close();
   });
 });
