@@ -97,7 +97,7 @@ export const FLAGS = {
   'kv-prefix': { env: 'SWITCHYARD_KV_PREFIX', value: 'PREFIX', default: 'switchyard/', help: 'KV prefix holding weights and policies' },
   consul: { env: 'CONSUL_HTTP_ADDR', value: 'ADDR', help: 'Consul agent, host:port or http(s)://host:port; makes Consul the discovery source' },
   'consul-datacenter': { env: 'CONSUL_DATACENTER', value: 'DC', help: 'datacenter to query (default: the agent\'s)' },
-  'consul-consistency': { env: 'SWITCHYARD_CONSUL_CONSISTENCY', value: 'MODE', default: 'default', help: 'default, stale or consistent' },
+  'consul-consistency': { env: 'SWITCHYARD_CONSUL_CONSISTENCY', value: 'MODE', default: 'default', help: 'default (stale reads only while the cluster has no leader), stale or consistent' },
   'consul-wait': { env: 'SWITCHYARD_CONSUL_WAIT', value: 'DURATION', default: '60s', help: 'blocking query wait (at most 10m)' },
 } as const satisfies Record<string, FlagSpec>;
 

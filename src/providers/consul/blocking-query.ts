@@ -31,6 +31,8 @@ export interface QueryMeta {
   readonly lastContactMs: number | undefined;
   /** `X-Consul-Results-Filtered-By-ACLs: true`. */
   readonly filteredByAcls: boolean;
+  /** A stale read made because the cluster has no leader (see ConsulClient's fallback). */
+  readonly staleFallback?: boolean;
 }
 
 export interface Answer<R> {

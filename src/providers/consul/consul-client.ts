@@ -73,6 +73,11 @@ function readPem(what: string, path: string | undefined): Buffer | undefined {
   }
 }
 
+/** Consul's answer to a default or consistent read while the cluster has no leader. */
+function isNoLeader(error: ConsulWatchError): boolean {
+  return error.status === 500 && /no cluster leader/i.test(error.message);
+}
+
 export function parseMeta(res: IncomingMessage | undefined): QueryMeta {
   const header = (name: string): string | undefined => {
     const value = res?.headers[name];
@@ -160,7 +165,27 @@ export class ConsulClient implements ConsulReader {
       const [res, body] = await call(options);
       return { body, meta: parseMeta(res) };
     } catch (err) {
-      throw this.describe(what, err, options.timeout);
+      const error = this.describe(what, err, options.timeout);
+      // No leader: a default-consistency read fails, but any server can still answer a stale one
+      // (Consul's advice for availability). Only for the default mode: `consistent` was asked for
+      // on purpose, and `stale` already is. The answer says so, and the no-leader veto still
+      // refuses one that would empty a pool. Each call tries the leader first, so the watch is
+      // back to default reads as soon as there is one.
+      if (!isNoLeader(error) || this.settings.consistency !== 'default' || request.signal.aborted) throw error;
+      const staleCtx = new EventEmitter() as RequestContext;
+      staleCtx.includeResponse = true;
+      const cancelStale = (): void => {
+        staleCtx.emit('cancel');
+      };
+      request.signal.addEventListener('abort', cancelStale, { once: true });
+      try {
+        const [res, body] = await call({ ...options, stale: true, ctx: staleCtx });
+        return { body, meta: { ...parseMeta(res), staleFallback: true } };
+      } catch (staleErr) {
+        throw this.describe(`${what} (stale read, the cluster has no leader)`, staleErr, options.timeout);
+      } finally {
+        request.signal.removeEventListener('abort', cancelStale);
+      }
     } finally {
       request.signal.removeEventListener('abort', cancel);
     }

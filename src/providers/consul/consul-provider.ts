@@ -69,6 +69,8 @@ interface WatchLog {
   /** Last error message logged at error level for this watch, to log a streak once. */
   lastLogged: string | undefined;
   filteredWarned: boolean;
+  /** The last answer was a stale read because the cluster had no leader. */
+  stale: boolean;
 }
 
 export class ConsulProvider implements DiscoveryProvider {
@@ -163,7 +165,7 @@ export class ConsulProvider implements DiscoveryProvider {
         aclToken: this.settings.token === undefined ? 'none' : 'set',
         lastSyncAgeMs: this.lastSyncAt === undefined ? null : Date.now() - this.lastSyncAt,
         watchedServices: [...this.wanted],
-        watches: Object.fromEntries(loops.map((loop) => [loop.name, watchDetail(loop.state)])),
+        watches: Object.fromEntries(loops.map((loop) => [loop.name, { ...watchDetail(loop.state), staleFallback: this.logs.get(loop.name)?.stale === true }])),
       },
     };
   }
@@ -273,6 +275,12 @@ export class ConsulProvider implements DiscoveryProvider {
       this.logger.info({ watch, failures: recoveredAfter }, `consul ${watch} watch recovered`);
     }
     log.lastLogged = undefined;
+    const stale = meta.staleFallback === true;
+    if (stale !== log.stale) {
+      log.stale = stale;
+      if (stale) this.logger.warn({ watch, code: 'SY_CONSUL', reason: 'no_leader' }, `consul ${watch}: the cluster has no leader; reading stale data from the agent's server until it has one (answers that would empty a pool are not applied)`);
+      else this.logger.info({ watch }, `consul ${watch}: the cluster has a leader again; back to default reads`);
+    }
     if (meta.filteredByAcls && !log.filteredWarned) {
       log.filteredWarned = true;
       this.logger.warn({ watch, code: 'SY_CONSUL_ACL' }, `consul ${watch}: some results are hidden by ACLs (X-Consul-Results-Filtered-By-ACLs); the token may lack read permissions`);
@@ -304,7 +312,7 @@ export class ConsulProvider implements DiscoveryProvider {
   private watchLog(watch: string): WatchLog {
     let log = this.logs.get(watch);
     if (log === undefined) {
-      log = { lastLogged: undefined, filteredWarned: false };
+      log = { lastLogged: undefined, filteredWarned: false, stale: false };
       this.logs.set(watch, log);
     }
     return log;

@@ -13,6 +13,9 @@ import { refusedPort } from '../../support/upstream.js';
 import { waitFor } from '../../support/wait.js';
 import { instance, ProviderHarness, requestsTo } from './harness.js';
 
+/** The part of the provider's status detail these tests read. */
+interface WatchesDetail { watches: Record<string, { staleFallback: boolean }> }
+
 describe('consul provider: outages and refused answers', () => {
   let server: ConsulTestServer;
   let h: ProviderHarness | undefined;
@@ -190,20 +193,40 @@ describe('consul provider: outages and refused answers', () => {
     assert.equal(harness.provider.status().healthy, true);
   });
 
-  it('leaderless cluster: default reads fail (500 No cluster leader), the data is kept; stale reads keep working', async () => {
+  it('leaderless cluster: default reads fall back to ?stale and keep following; back to default reads with a leader', async () => {
     const harness = await synced();
+    server.setLeaderless(true);
+    server.dropConnections();
+    await waitFor('a stale read', () => server.requests.some((r) => r.path === '/v1/catalog/services' && r.query['stale'] !== undefined));
+    // Agent writes work without a leader in the test server: the stale watch follows them.
+    server.registerService(instance('web', 'web-3', 9003));
+    await waitFor('web-3 seen through a stale read', () => harness.instances('web')?.length === 3, 3_000);
+    assert.equal(harness.provider.status().healthy, true, 'a stale answer is an answer');
+    await waitFor('every watch on the fallback', () => Object.values((harness.provider.status().detail as unknown as WatchesDetail).watches).every((w) => w.staleFallback));
+    const warned = harness.log.lines.filter((l) => l['reason'] === 'no_leader' && l['level'] === 40);
+    assert.deepEqual(warned.map((l) => l['watch']).sort(), ['catalog', 'health:web', 'kv'], 'one warning per watch, not one per read');
+    // The no-leader veto still guards the pools: an answer that would empty one is refused.
+    server.setCheck('service:web-1', 'critical');
+    server.setCheck('service:web-2', 'critical');
+    server.setCheck('service:web-3', 'critical');
+    await waitFor('the emptying answer refused', async () => (await harness.errors('health', 'no_leader')) >= 1);
+    assert.ok((harness.instances('web') ?? []).some((i) => i.status === 'passing'), 'the pool was not emptied');
+
+    server.setLeaderless(false);
+    await waitFor('the critical checks applied with a leader', () => (harness.instances('web') ?? []).every((i) => i.status === 'critical'), 3_000);
+    await waitFor('back to default reads', () => Object.values((harness.provider.status().detail as unknown as WatchesDetail).watches).every((w) => !w.staleFallback));
+    assert.ok(harness.log.lines.some((l) => l['watch'] === 'catalog' && /has a leader again/.test(String(l['msg']))));
+  });
+
+  it('leaderless cluster with --consul-consistency consistent: no fallback; reads fail, the data is kept', async () => {
+    const harness = await synced({ consistency: 'consistent' });
+    const staleBefore = server.requests.filter((r) => r.query['stale'] !== undefined).length;
     server.setLeaderless(true);
     server.dropConnections();
     await waitFor('a 500', async () => (await harness.errors('catalog', '500')) >= 1);
     assert.match(harness.provider.status().lastError ?? '', /No cluster leader/);
     assert.equal(harness.instances('web')?.length, 2);
-    await harness.stop();
-
-    const stale = new ProviderHarness(server.url, { consistency: 'stale' });
-    h = stale;
-    await stale.start(['web']);
-    await stale.waitSynced();
-    assert.ok(server.requests.filter((r) => r.query['stale'] !== undefined).length >= 3, 'sent ?stale');
+    assert.equal(server.requests.filter((r) => r.query['stale'] !== undefined).length, staleBefore, 'never ?stale');
     server.setLeaderless(false);
   });
 
