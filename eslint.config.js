@@ -12,14 +12,15 @@ export default tseslint.config(
     },
   },
   {
-    // The model is pure: no I/O, no libraries, no node:* modules.
+    // The model is pure: it imports only the model itself and src/errors.ts; no I/O, no libraries,
+    // no node:* modules, nothing from test/.
     files: ['src/model/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: ['node:*', '../providers/*', '../proxy/*', '../control/*', '../admin/*', '../observability/*', 'undici', 'pino', 'prom-client', 'yaml', 'zod', 'chokidar', 'consul'] }],
+      'no-restricted-imports': ['error', { patterns: ['node:*', '../*', '!../errors.js', '../../*', 'undici', 'pino', 'prom-client', 'yaml', 'zod', 'chokidar', 'consul'] }],
     },
   },
   {
-    // Production code never imports the test servers.
+    // Production code never imports the test servers (the model's own rule above covers it there).
     files: ['src/**/*.ts'],
     ignores: ['src/model/**/*.ts'],
     rules: { 'no-restricted-imports': ['error', { patterns: ['**/test/**', '../../test/*'] }] },

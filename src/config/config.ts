@@ -98,7 +98,7 @@ export const FLAGS = {
   consul: { env: 'CONSUL_HTTP_ADDR', value: 'ADDR', help: 'Consul agent, host:port or http(s)://host:port; makes Consul the discovery source' },
   'consul-datacenter': { env: 'CONSUL_DATACENTER', value: 'DC', help: 'datacenter to query (default: the agent\'s)' },
   'consul-consistency': { env: 'SWITCHYARD_CONSUL_CONSISTENCY', value: 'MODE', default: 'default', help: 'default (stale reads only while the cluster has no leader), stale or consistent' },
-  'consul-wait': { env: 'SWITCHYARD_CONSUL_WAIT', value: 'DURATION', default: '60s', help: 'blocking query wait (at most 10m)' },
+  'consul-wait': { env: 'SWITCHYARD_CONSUL_WAIT', value: 'DURATION', default: '60s', help: 'blocking query wait (1s to 10m)' },
 } as const satisfies Record<string, FlagSpec>;
 
 type FlagName = keyof typeof FLAGS;
@@ -206,13 +206,14 @@ function consulSettings(
   get: (name: FlagName) => string | undefined,
   env: NodeJS.ProcessEnv,
 ): ConsulSettings | undefined {
-  if (address === undefined) return undefined;
+  // Checked with or without --consul: a typo is an error even before Consul is switched on.
   const consistency = get('consul-consistency')!;
   if (consistency !== 'default' && consistency !== 'stale' && consistency !== 'consistent') {
     throw new UsageError(`--consul-consistency: expected default, stale or consistent, got ${JSON.stringify(consistency)}`);
   }
   const waitMs = parseDuration('consul-wait', get('consul-wait')!);
   if (waitMs < 1000 || waitMs > 600_000) throw new UsageError(`--consul-wait: must be between 1s and 10m, got ${get('consul-wait')}`);
+  if (address === undefined) return undefined;
   const verify = env['CONSUL_HTTP_SSL_VERIFY'];
   if (verify !== undefined && verify !== '' && !['true', 'false', '1', '0'].includes(verify)) {
     throw new UsageError(`CONSUL_HTTP_SSL_VERIFY: expected true or false, got ${JSON.stringify(verify)}`);

@@ -37,7 +37,7 @@ export class Metrics {
 
   readonly configErrors = new Counter({
     name: 'switchyard_config_errors_total',
-    help: 'Rejected configuration by kind (template, services, kv, tag, build, tls); the last good table (or certificate) keeps serving',
+    help: 'Rejected configuration by kind (template, services, kv, tag, service, build, tls); the last good table (or certificate) keeps serving',
     labelNames: ['kind'] as const,
     registers: [this.registry],
   });

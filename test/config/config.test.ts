@@ -44,6 +44,10 @@ describe('command line', () => {
     [['--log-level', 'loud'], /--log-level/],
     [['--services', ''], /empty value/],
     [['positional'], /positional|Unexpected argument/i],
+    // Consul settings are checked even when --consul is not given.
+    [['--consul-wait', 'bogus'], /--consul-wait: expected a duration/],
+    [['--consul-wait', '500ms'], /--consul-wait: must be between 1s and 10m/],
+    [['--consul-consistency', 'nope'], /--consul-consistency: expected default, stale or consistent/],
   ];
   for (const [argv, reason] of invalid) {
     it(`rejects ${argv.join(' ')} with a usage error`, () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -88,6 +88,44 @@ describe('file provider', () => {
       }
       await waitFor('the final version to be read', () => seen.at(-1) === 's-30', 3000);
       assert.equal(provider.status().healthy, true);
+    } finally {
+      await provider.stop();
+    }
+  });
+
+  it('a rejected file is logged and counted once, however often other files in its directory change', async () => {
+    const sub = join(dir, 'noisy');
+    await mkdir(sub, { recursive: true });
+    const file = join(sub, 'services.yaml');
+    await writeFile(file, 'services:\n  s:\n    - { id: s-1, address: 127.0.0.1, port: 1001 }\n');
+    const { logger, lines } = captureLogger();
+    const metrics = new Metrics({ defaultMetrics: false });
+    const provider = new FileProvider(file, 'switchyard/', logger, metrics);
+    await provider.start(() => undefined);
+    const rejections = (): string[] => lines.filter((l) => String(l['msg']).includes('services file rejected')).map((l) => String(l['msg']));
+    try {
+      await writeFile(file, 'services: [oops');
+      await waitFor('the rejection', () => rejections().length === 1);
+      // A log file next to it, written line by line: every write is a change in the directory,
+      // and each one leads to a read of the services file (counted through reload).
+      let reads = 0;
+      const reload = provider.reload.bind(provider);
+      provider.reload = () => {
+        reads += 1;
+        return reload();
+      };
+      for (let i = 0; i < 5; i++) {
+        const before = reads;
+        await appendFile(join(sub, 'switchyard.log'), `line ${i}\n`);
+        await waitFor(`a re-read after log line ${i}`, () => reads > before);
+      }
+      await provider.reload();
+      assert.equal(rejections().length, 1, `still one line after ${reads} re-reads of the same broken file`);
+      await writeFile(file, 'services:\n  s:\n    - { id: s-x, address: 127.0.0.1, port: 99999 }\n');
+      await waitFor('the second, different rejection', () => rejections().length >= 2 && /port/.test(rejections().at(-1)!));
+      assert.equal(rejections().length, 2, 'one line per distinct problem, not one per re-read');
+      const errors = await metrics.configErrors.get();
+      assert.equal(errors.values.find((v) => v.labels.kind === 'services')?.value, 2);
     } finally {
       await provider.stop();
     }

@@ -54,8 +54,12 @@ export class FileProvider implements DiscoveryProvider {
     } catch (err) {
       const message = err instanceof ConfigError ? err.message : `${this.path}: ${(err as Error).message}`;
       this.tracker.failed(message);
-      this.metrics.configErrors.inc({ kind: 'services' });
-      this.logger.error({ file: this.path, code: 'SY_CONFIG_INVALID' }, `services file rejected, last good version kept: ${message}`);
+      // Any change in the file's directory re-reads it (a log file there would change with every
+      // line): a rejection is logged and counted once, until the file changes or becomes valid.
+      if (message !== this.lastError) {
+        this.metrics.configErrors.inc({ kind: 'services' });
+        this.logger.error({ file: this.path, code: 'SY_CONFIG_INVALID' }, `services file rejected, last good version kept: ${message}`);
+      }
       this.lastError = message;
     }
   }
