@@ -99,19 +99,34 @@ export class AdminServer {
         send(res, 200, this.sources.config());
         return;
       case '/api/match': {
-        const query = new URLSearchParams((req.url ?? '').slice(path!.length + 1));
-        const target = query.get('path');
-        if (target === null || target === '' || this.sources.matcher === undefined) {
-          send(res, 400, { error: 'SY_BAD_REQUEST', message: 'usage: /api/match?path=/some/path[&host=example.com] (path may carry a query; an absolute http(s) URL sets the host)' });
+        const query = matchQuery((req.url ?? '').slice(path!.length + 1));
+        if (query === undefined || this.sources.matcher === undefined) {
+          send(res, 400, { error: 'SY_BAD_REQUEST', message: MATCH_USAGE });
           return;
         }
-        send(res, 200, this.sources.matcher.explain(query.get('host') ?? undefined, target));
+        send(res, 200, this.sources.matcher.explain(query.host, query.target));
         return;
       }
       default:
         send(res, 404, { error: 'SY_NOT_FOUND', message: `no admin endpoint ${path}` });
     }
   }
+}
+
+const MATCH_USAGE = 'usage: /api/match?[host=example.com&]path=/some/path?q=1 (path last, exactly as a client sends it: '
+  + 'not decoded, its own query included; an absolute http(s) URL sets the host)';
+
+/**
+ * `[host=H&]path=TARGET`: the target is everything after `path=`, taken raw, so that it is the
+ * request target a client would send (percent-encodings and `+` intact, its own `?` and `&` kept).
+ */
+function matchQuery(query: string): { host: string | undefined; target: string } | undefined {
+  const at = query.startsWith('path=') ? 0 : query.indexOf('&path=') + 1;
+  if (at === 0 && !query.startsWith('path=')) return undefined;
+  const target = query.slice(at + 'path='.length);
+  if (target === '') return undefined;
+  const host = new URLSearchParams(query.slice(0, at)).get('host') ?? undefined;
+  return { host: host === '' ? undefined : host, target };
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {

@@ -9,7 +9,7 @@ import { explainLookup } from '../model/explain.js';
 import type { Destination, Endpoint } from '../model/types.js';
 import { destinationHead, endpointHead, routeHead } from '../model/views.js';
 import { normalizeRequestTarget } from './path-normalize.js';
-import { splitAbsoluteForm } from './request-guard.js';
+import { isValidAuthority, splitAbsoluteForm } from './request-guard.js';
 import { stripPath, type Runtime, type RuntimeRoute } from './runtime.js';
 
 /** `routed`: forwarded; `no-route`: 404; `no-endpoint`: 503; `refused`: 400 before routing. */
@@ -37,6 +37,8 @@ export function explainRequest(runtime: Runtime | undefined, hostHeader: string 
     // An absolute-form request is routed by its authority, as the proxy does.
     host = absolute.authority;
     target = absolute.path;
+  } else if (host !== undefined && !isValidAuthority(host)) {
+    return { outcome: 'refused', status: 400, reason: `the Host "${host}" is not a valid host[:port]: the proxy answers 400`, request: request(null) };
   }
   const normalized = normalizeRequestTarget(target);
   if (typeof normalized !== 'string') return { outcome: 'refused', status: 400, reason: normalized.message, request: request(null) };
@@ -44,26 +46,39 @@ export function explainRequest(runtime: Runtime | undefined, hostHeader: string 
     return { outcome: 'no-route', status: 404, reason: 'no routing table is live yet', request: request(normalized) };
   }
   const lookup = explainLookup(runtime.table, host, normalized);
+  // HTTP/1.1 requires Host: without one, the answer holds for an HTTP/1.0 request.
+  const noHost = host === undefined ? '. Without a Host only an HTTP/1.0 request is routed so; an HTTP/1.1 one gets 400' : '';
   const route = lookup.route === undefined ? undefined : runtime.routes.get(lookup.route);
   if (route === undefined) {
-    return { outcome: 'no-route', status: 404, reason: lookup.reason, request: request(normalized), candidates: lookup.candidates };
+    return { outcome: 'no-route', status: 404, reason: lookup.reason + noHost, request: request(normalized), candidates: lookup.candidates };
   }
   const view = routeView(route, normalized);
   const routed = view.takesTraffic;
   return {
     outcome: routed ? 'routed' : 'no-endpoint',
     status: routed ? null : 503,
-    reason: routed ? lookup.reason : `${lookup.reason}; but no endpoint of the route can take a request now (see each endpoint's "why")`,
+    reason: (routed ? lookup.reason : `${lookup.reason}; but no endpoint of the route can take a request now (see each endpoint's "why")`) + noHost,
     request: request(normalized),
     route: view.route,
     candidates: lookup.candidates,
   };
 }
 
+/** An endpoint the balancer can pick now: in the table with a weight, not ejected. */
+function available(route: RuntimeRoute, e: Endpoint): boolean {
+  return e.weight > 0 && route.state.peekHealth(e.id)?.ejected !== true;
+}
+
+/**
+ * The route with each destination's and endpoint's share of new requests. Shares follow the
+ * balancer: weights over what can take traffic now, so an ejected endpoint's share goes to the
+ * others of its destination, and a destination with none left gives its share to the others
+ * (the balancer hands such picks to the next destination; the split shown is the weighted one).
+ */
 function routeView(route: RuntimeRoute, target: string): { takesTraffic: boolean; route: unknown } {
   const model = route.route;
   let total = 0;
-  for (const d of model.active) total += d.weight;
+  for (const d of model.active) if (d.active.some((e) => available(route, e))) total += d.weight;
   let takesTraffic = false;
   const destinations = model.destinations.map((d) => {
     const view = destinationView(route, d, total);
@@ -77,22 +92,22 @@ function routeView(route: RuntimeRoute, target: string): { takesTraffic: boolean
       upstreamTarget: stripPath(target, route.strip),
       destinations,
       policy: model.policy,
+      admission: admissionNotes(route),
     },
   };
 }
 
 function destinationView(route: RuntimeRoute, d: Destination, total: number): { takesTraffic: boolean; json: unknown } {
-  let activeWeight = 0;
-  for (const e of d.active) activeWeight += e.weight;
-  let takesTraffic = false;
+  let availableWeight = 0;
+  for (const e of d.active) if (available(route, e)) availableWeight += e.weight;
+  const takesTraffic = d.weight > 0 && availableWeight > 0;
   const endpoints = d.endpoints.map((e) => {
     const health = route.state.peekHealth(e.id);
     const ejected = health?.ejected === true;
-    const taking = d.weight > 0 && e.weight > 0 && !ejected;
-    if (taking) takesTraffic = true;
+    const taking = takesTraffic && available(route, e);
     return {
       ...endpointHead(e),
-      share: d.weight > 0 && e.weight > 0 && activeWeight > 0 ? round(e.weight / activeWeight) : 0,
+      share: taking ? round(e.weight / availableWeight) : 0,
       ejected,
       ejectedUntil: ejected ? new Date(health!.ejectedUntil).toISOString() : null,
       takesTraffic: taking,
@@ -103,14 +118,26 @@ function destinationView(route: RuntimeRoute, d: Destination, total: number): { 
     takesTraffic,
     json: {
       ...destinationHead(d),
-      share: total > 0 ? round(d.weight / total) : 0,
+      share: takesTraffic && total > 0 ? round(d.weight / total) : 0,
       endpoints,
     },
   };
 }
 
+/** Checks that may still answer before the request is forwarded (they depend on the listener and on traffic). */
+function admissionNotes(route: RuntimeRoute): string[] {
+  const notes: string[] = [];
+  if (route.redirectToHttps) notes.push('redirectToHttps: on the plain listener, with a TLS listener configured, the answer is 308 to https');
+  const limit = route.route.policy.rateLimit;
+  if (limit !== null) notes.push(`rateLimit: ${limit.requestsPerSecond}/s, burst ${limit.burst}${limit.perClient ? ' per client' : ''}; over it, 429`);
+  if (route.maxBody >= 0) notes.push(`maxBodyBytes: ${route.maxBody}; a larger body gets 413`);
+  if (Number.isFinite(route.maxConcurrent)) notes.push(`concurrency: at most ${route.maxConcurrent} in flight (${route.state.inflight} now); beyond, 503`);
+  return notes;
+}
+
 function endpointWhy(e: Endpoint, d: Destination, ejected: boolean): string {
   if (e.state === 'unhealthy') return `health is ${e.status}: out of rotation until its checks pass`;
+  if (e.status === 'warning' && e.weight === 0) return 'health is warning and its warning weight is 0: out of rotation until its checks pass';
   if (e.weight === 0) return 'weight 0: draining (no new requests; requests in flight finish)';
   if (d.weight === 0) {
     return d.configuredWeight === 0

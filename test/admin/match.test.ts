@@ -30,9 +30,9 @@ describe('admin: /api/match', () => {
   let admin: AdminServer;
   let base = '';
 
+  /** `path` goes last and raw, exactly as a client would send it. */
   async function match(path: string, host?: string): Promise<MatchJson> {
-    const query = new URLSearchParams({ path, ...(host === undefined ? {} : { host }) });
-    const res = await request(`${base}/api/match?${query.toString()}`);
+    const res = await request(`${base}/api/match?${host === undefined ? '' : `host=${encodeURIComponent(host)}&`}path=${path}`);
     assert.equal(res.statusCode, 200);
     return (await res.body.json()) as MatchJson;
   }
@@ -58,6 +58,17 @@ describe('admin: /api/match', () => {
         to: [{ service: 'flaky', endpoints: [{ id: 'dead', port: deadPort }, { id: 'live', port: a.port }] }],
         policy: { outlier: { consecutiveFailures: 1, baseEjectionMs: 60_000 } },
       },
+      {
+        name: 'split',
+        path: '/split',
+        to: [
+          { service: 'stable', weight: 1, endpoints: [{ id: 's1', port: a.port }, { id: 's2', port: b.port }] },
+          { service: 'canary', weight: 1, endpoints: [{ id: 'c1', port: deadPort }] },
+        ],
+        policy: { outlier: { consecutiveFailures: 1, baseEjectionMs: 60_000, maxEjectionPercent: 100 }, rateLimit: { requestsPerSecond: 1000 } },
+      },
+      { name: 'files', path: '/files', to: [{ service: 'files', endpoints: [{ id: 'f1', port: a.port }] }] },
+      { name: 'admin', path: '/admin', to: [{ service: 'admin', endpoints: [{ id: 'ad1', port: a.port }] }] },
       { name: 'root', path: '/', to: [{ service: 'web', endpoints: [{ id: 'w1', port: b.port }] }] },
     ]));
     admin = new AdminServer({
@@ -139,9 +150,47 @@ describe('admin: /api/match', () => {
     assert.equal(absolute.route?.upstreamTarget, '/1');
   });
 
+  it('shares follow what can take traffic: an ejected endpoint\'s share goes to its pool, a pool with none left gives its share away', async () => {
+    // The canary's only endpoint refuses connections: connect failures are retried on stable and
+    // eject the canary endpoint (maxEjectionPercent 100 allows the last one of its pool).
+    for (let i = 0; i < 4; i++) assert.equal((await send(p.port, { path: '/split/x' })).status, 200);
+    await waitFor(() => p.proxy.runtimes.ejectedEndpoints().some((e) => e.endpoint === 'canary/c1'), 'the canary endpoint to be ejected');
+    const m = await match('/split/x');
+    const [stable, canary] = m.route!.destinations;
+    assert.deepEqual([stable!.share, canary!.share], [1, 0]);
+    assert.deepEqual(stable!.endpoints.map((e) => e.share), [0.5, 0.5]);
+    assert.equal(canary!.endpoints[0]!.takesTraffic, false);
+    // The proxy agrees: every request goes to stable.
+    const before = a.requests + b.requests;
+    for (let i = 0; i < 6; i++) assert.equal((await send(p.port, { path: '/split/y' })).status, 200);
+    assert.equal(a.requests + b.requests - before, 6);
+    assert.deepEqual((m.route as unknown as { admission: string[] }).admission, ['rateLimit: 1000/s, burst 1000; over it, 429']);
+  });
+
+  it('the target is taken raw, as the proxy sees it: encoded slashes and + are not decoded twice', async () => {
+    for (const [target, route] of [['/files%2F..%2Fadmin', 'root'], ['/files/a%25zz', 'files'], ['/admin/a+b?x=1&y=2', 'admin']] as const) {
+      const m = await match(target);
+      assert.equal(m.request.target, target);
+      assert.equal(m.route?.name, route, target);
+      const reply = await send(p.port, { path: target });
+      assert.equal(reply.status, 200, target);
+      assert.equal(reply.json<{ url: string }>().url, target, 'the upstream got the same target');
+    }
+  });
+
+  it('a Host the proxy refuses is refused here too; without a Host the reason says HTTP/1.1 needs one', async () => {
+    for (const host of ['bad host', 'a/b', 'ex@mple.com']) {
+      const m = await match('/users/1', host);
+      assert.equal(m.outcome, 'refused', host);
+      assert.equal(m.status, 400);
+      assert.equal((await send(p.port, { path: '/users/1', headers: { host } })).status, 400, host);
+    }
+    assert.match((await match('/users/1')).reason, /HTTP\/1\.1 one gets 400/);
+  });
+
   it('without a path: 400 with the usage', async () => {
     const res = await request(`${base}/api/match?host=x`);
     assert.equal(res.statusCode, 400);
-    assert.match(((await res.body.json()) as { message: string }).message, /usage: \/api\/match\?path=/);
+    assert.match(((await res.body.json()) as { message: string }).message, /usage: \/api\/match\?\[host=example\.com&\]path=/);
   });
 });

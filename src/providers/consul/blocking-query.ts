@@ -211,6 +211,13 @@ export class BlockingQuery<R, T> {
 
   /** Applies one answer; returns the pause before the next call (0, or a backoff after a veto). */
   private apply(answer: Answer<R>, sent: number): number {
+    if (answer.meta.staleFallback === true && answer.meta.index < this.index) {
+      // A stale read (the cluster has no leader) from a server behind what the leader already
+      // gave us: older data, not a restore. Keep what we have and block on our own index again.
+      this.sendIndex = this.index;
+      this.hooks.onSuccess?.(answer.meta, false, this.succeeded());
+      return 0;
+    }
     let value: T;
     try {
       value = this.hooks.decode(answer.body);
@@ -230,8 +237,7 @@ export class BlockingQuery<R, T> {
     // Backwards after a blocking call: read afresh next. After a fresh read the answer is current.
     this.sendIndex = sent > 0 && received < sent ? 0 : received;
     this.index = received;
-    const recoveredAfter = this.stats.failures;
-    this.stats = { ...this.stats, synced: true, healthy: true, failures: 0, lastSuccessAt: Date.now(), lastError: undefined };
+    const recoveredAfter = this.succeeded();
     if (changed) {
       this.value = value;
       this.stats.changes += 1;
@@ -241,6 +247,13 @@ export class BlockingQuery<R, T> {
     }
     this.hooks.onSuccess?.(answer.meta, changed, recoveredAfter);
     return 0;
+  }
+
+  /** Records a successful answer; returns how many failures it ended (0 if none). */
+  private succeeded(): number {
+    const recoveredAfter = this.stats.failures;
+    this.stats = { ...this.stats, synced: true, healthy: true, failures: 0, lastSuccessAt: Date.now(), lastError: undefined };
+    return recoveredAfter;
   }
 
   private fail(error: ConsulWatchError): number {

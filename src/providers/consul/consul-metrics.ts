@@ -11,11 +11,14 @@ import { Counter, Gauge, type Registry } from 'prom-client';
  *   `timeout`, `tls`, `invalid` (a body that is not what Consul sends), `no_leader` (an answer that
  *   would empty a pool while Consul has no known leader) or `acl_filtered` (an answer emptied by ACL
  *   filtering).
+ * - `switchyard_consul_stale_fallback`: 1 while some watch reads `?stale` because the cluster has no
+ *   leader (the data may lag; nothing can change in Consul until there is a leader again).
  */
 export interface ConsulMetrics {
   readonly up: Gauge;
   readonly lastSync: Gauge;
   readonly errors: Counter<'watch' | 'code'>;
+  readonly staleFallback: Gauge;
 }
 
 export function consulMetrics(registry: Registry): ConsulMetrics {
@@ -35,5 +38,10 @@ export function consulMetrics(registry: Registry): ConsulMetrics {
     labelNames: ['watch', 'code'] as const,
     registers: [registry],
   });
-  return { up, lastSync, errors };
+  const staleFallback = (registry.getSingleMetric('switchyard_consul_stale_fallback') as Gauge | undefined) ?? new Gauge({
+    name: 'switchyard_consul_stale_fallback',
+    help: '1 while some Consul watch reads ?stale because the cluster has no leader, 0 otherwise',
+    registers: [registry],
+  });
+  return { up, lastSync, errors, staleFallback };
 }

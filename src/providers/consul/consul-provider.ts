@@ -245,7 +245,8 @@ export class ConsulProvider implements DiscoveryProvider {
         'acl_filtered', { acl: true },
       );
     }
-    if (meta.knownLeader === false && empty && hadData) {
+    // A stale-fallback answer proves there is no leader even without the header (streaming backend).
+    if ((meta.knownLeader === false || meta.staleFallback === true) && empty && hadData) {
       return new ConsulWatchError(
         `${what}: Consul has no known leader (X-Consul-KnownLeader: false) and its answer would empty what was there; not applied, asking again`,
         'no_leader',
@@ -278,6 +279,7 @@ export class ConsulProvider implements DiscoveryProvider {
     const stale = meta.staleFallback === true;
     if (stale !== log.stale) {
       log.stale = stale;
+      this.consulMetrics.staleFallback.set(this.loops().some((loop) => this.logs.get(loop.name)?.stale === true) ? 1 : 0);
       if (stale) this.logger.warn({ watch, code: 'SY_CONSUL', reason: 'no_leader' }, `consul ${watch}: the cluster has no leader; reading stale data from the agent's server until it has one (answers that would empty a pool are not applied)`);
       else this.logger.info({ watch }, `consul ${watch}: the cluster has a leader again; back to default reads`);
     }

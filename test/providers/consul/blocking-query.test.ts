@@ -121,6 +121,23 @@ describe('blocking query loop', () => {
     await q.stop();
   });
 
+  it('a stale-fallback answer behind the applied index is older data, not a restore: kept out, our index kept', async () => {
+    const script = new Script();
+    const { q, changes, backwards } = loop(script);
+    void q.start();
+    await script.answer(1, 'leader-data', 100);
+    await script.answer(2, 'older-data', 90, { staleFallback: true, knownLeader: false });
+    assert.equal((await script.call(3)).index, 100, 'blocks on our own index again');
+    assert.deepEqual(changes, ['leader-data']);
+    assert.deepEqual(backwards, []);
+    assert.equal(q.state.healthy, true);
+    // A stale answer that is ahead is applied as usual.
+    await script.answer(3, 'newer-data', 110, { staleFallback: true, knownLeader: false });
+    assert.equal((await script.call(4)).index, 110);
+    assert.deepEqual(changes, ['leader-data', 'newer-data']);
+    await q.stop();
+  });
+
   it('a return without change is deduplicated', async () => {
     const script = new Script();
     const { q, changes } = loop(script);

@@ -13,6 +13,11 @@ import { refusedPort } from '../../support/upstream.js';
 import { waitFor } from '../../support/wait.js';
 import { instance, ProviderHarness, requestsTo } from './harness.js';
 
+/** The value of a gauge without labels. */
+async function gauge(harness: ProviderHarness, name: string): Promise<number | undefined> {
+  return (await harness.metrics.registry.getSingleMetric(name)?.get())?.values[0]?.value;
+}
+
 /** The part of the provider's status detail these tests read. */
 interface WatchesDetail { watches: Record<string, { staleFallback: boolean }> }
 
@@ -201,8 +206,10 @@ describe('consul provider: outages and refused answers', () => {
     // Agent writes work without a leader in the test server: the stale watch follows them.
     server.registerService(instance('web', 'web-3', 9003));
     await waitFor('web-3 seen through a stale read', () => harness.instances('web')?.length === 3, 3_000);
-    assert.equal(harness.provider.status().healthy, true, 'a stale answer is an answer');
+    // dropConnections reset every watch: each is healthy again once its stale read answered.
+    await waitFor('healthy on stale reads', () => harness.provider.status().healthy);
     await waitFor('every watch on the fallback', () => Object.values((harness.provider.status().detail as unknown as WatchesDetail).watches).every((w) => w.staleFallback));
+    assert.equal(await gauge(harness, 'switchyard_consul_stale_fallback'), 1);
     const warned = harness.log.lines.filter((l) => l['reason'] === 'no_leader' && l['level'] === 40);
     assert.deepEqual(warned.map((l) => l['watch']).sort(), ['catalog', 'health:web', 'kv'], 'one warning per watch, not one per read');
     // The no-leader veto still guards the pools: an answer that would empty one is refused.
@@ -216,6 +223,24 @@ describe('consul provider: outages and refused answers', () => {
     await waitFor('the critical checks applied with a leader', () => (harness.instances('web') ?? []).every((i) => i.status === 'critical'), 3_000);
     await waitFor('back to default reads', () => Object.values((harness.provider.status().detail as unknown as WatchesDetail).watches).every((w) => !w.staleFallback));
     assert.ok(harness.log.lines.some((l) => l['watch'] === 'catalog' && /has a leader again/.test(String(l['msg']))));
+    assert.equal(await gauge(harness, 'switchyard_consul_stale_fallback'), 0);
+  });
+
+  it('leaderless, streaming backend (no X-Consul-KnownLeader): a stale-fallback answer that would empty a pool is still refused', async () => {
+    server.setStreaming(true);
+    try {
+      const harness = await synced();
+      server.setLeaderless(true);
+      server.dropConnections();
+      await waitFor('health on the stale fallback', () => (harness.provider.status().detail as unknown as WatchesDetail).watches['health:web']?.staleFallback === true, 3_000);
+      server.setCheck('service:web-1', 'critical');
+      server.setCheck('service:web-2', 'critical');
+      await waitFor('the emptying answer refused', async () => (await harness.errors('health', 'no_leader')) >= 1, 3_000);
+      assert.ok((harness.instances('web') ?? []).some((i) => i.status === 'passing'), 'the pool was not emptied');
+    } finally {
+      server.setStreaming(false);
+      server.setLeaderless(false);
+    }
   });
 
   it('leaderless cluster with --consul-consistency consistent: no fallback; reads fail, the data is kept', async () => {
