@@ -268,11 +268,14 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler {
     // Per connection: the same handler serves the plain and the TLS listener.
     headers.push('x-forwarded-proto', (req.socket as { encrypted?: boolean }).encrypted === true ? 'https' : ctx.proto);
     if (this.host !== undefined) headers.push('x-forwarded-host', this.host);
+    const path = stripPath(url, route.strip);
+    // The prefix taken off, so the upstream can build its public URLs (Traefik's StripPrefix does the same).
+    if (path !== url) headers.push('x-forwarded-prefix', route.strip!);
     headers.push('x-request-id', requestId);
 
     const options: Dispatcher.DispatchOptions = {
       method: req.method as Dispatcher.HttpMethod,
-      path: stripPath(url, route.strip),
+      path,
       headers,
       body: this.hasBody ? this.body(route) : null,
       headersTimeout: route.headersTimeout,

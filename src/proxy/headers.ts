@@ -23,7 +23,8 @@ export interface RequestHead {
 /**
  * Fill `head` from the client's raw headers. Dropped: hop-by-hop headers (Connection, Keep-Alive,
  * Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade), Host (re-added by the caller),
- * X-Forwarded-* and X-Request-Id (set by the proxy), and Expect (node answered `100-continue`).
+ * X-Forwarded-Proto/-Host/-Prefix and X-Request-Id (set by the proxy; X-Forwarded-For is kept in
+ * `forwardedFor` to be appended to), and Expect (node answered `100-continue`).
  */
 export function scanRequestHeaders(raw: readonly string[], head: RequestHead): void {
   const out = head.headers;
@@ -57,6 +58,7 @@ export function scanRequestHeaders(raw: readonly string[], head: RequestHead): v
       case 'expect':
       case 'x-forwarded-proto':
       case 'x-forwarded-host':
+      case 'x-forwarded-prefix':
         continue;
       default:
         break;

@@ -73,6 +73,8 @@ class Tunnel implements RequestHead {
   private endpoint: RuntimeEndpoint | undefined;
   private tried: RuntimeEndpoint[] | undefined;
   private attempts = 0;
+  /** The request target as received, and as the upstream gets it (prefix stripped). */
+  private url = '/';
   private path = '/';
   private head: Buffer = EMPTY;
   private status = 0;
@@ -109,6 +111,7 @@ class Tunnel implements RequestHead {
     if (route.retryCount > 0) state.budget.deposit(this.start);
     const endpoint = route.pick();
     if (endpoint === undefined) return this.refuse('SY_NO_ENDPOINT', route.noEndpointBody);
+    this.url = url;
     this.path = stripPath(url, route.strip);
     this.head = head;
     // Read the client until the answer: bytes it sends early are kept for after a 101 (never sent
@@ -188,6 +191,7 @@ class Tunnel implements RequestHead {
     text += `x-forwarded-for: ${this.forwardedFor === undefined ? address : `${this.forwardedFor}, ${address}`}\r\n`;
     text += `x-forwarded-proto: ${(req.socket as { encrypted?: boolean }).encrypted === true ? 'https' : ctx.proto}\r\n`;
     if (this.host !== undefined) text += `x-forwarded-host: ${this.host}\r\n`;
+    if (this.path !== this.url) text += `x-forwarded-prefix: ${this.route!.strip!}\r\n`;
     return `${text}x-request-id: ${this.requestId!}\r\n\r\n`;
   }
 

@@ -77,14 +77,17 @@ describe('proxy: HTTP forwarding', () => {
   it('strips the route prefix on a segment boundary', async () => {
     const cases: [string, string][] = [['/users', '/'], ['/users/', '/'], ['/users/42?full=1', '/42?full=1'], ['/users?q=a', '/?q=a']];
     for (const [path, expected] of cases) {
-      const echo = (await send(p.port, { path })).json<EchoReply>();
+      // A client's own X-Forwarded-Prefix never passes: the proxy says what it stripped.
+      const echo = (await send(p.port, { path, headers: { 'x-forwarded-prefix': '/evil' } })).json<EchoReply>();
       assert.equal(echo.upstream, 'users', path);
       assert.equal(echo.url, expected, path);
+      assert.equal(echo.headers['x-forwarded-prefix'], '/users', `${path}: the stripped prefix is told to the upstream`);
     }
     // `/usersx` is not under `/users`: it falls through to the catch-all route, path untouched.
-    const other = (await send(p.port, { path: '/usersx/1' })).json<EchoReply>();
+    const other = (await send(p.port, { path: '/usersx/1', headers: { 'x-forwarded-prefix': '/evil' } })).json<EchoReply>();
     assert.equal(other.upstream, 'fallback');
     assert.equal(other.url, '/usersx/1');
+    assert.equal(other.headers['x-forwarded-prefix'], undefined, 'nothing stripped, no prefix header');
   });
 
   it('routes by host, case-insensitively and ignoring the port', async () => {

@@ -59,6 +59,7 @@ describe('proxy: WebSocket upgrades', () => {
       assert.equal(hello.headers['x-forwarded-for'], '127.0.0.1');
       assert.equal(hello.headers['x-forwarded-proto'], 'http');
       assert.equal(hello.headers['x-forwarded-host'], `127.0.0.1:${p.port}`);
+      assert.equal(hello.headers['x-forwarded-prefix'], '/chat');
       assert.equal(hello.headers.upgrade, 'websocket');
       for (let i = 0; i < 5; i++) {
         ws.send(`message ${i}`);
