@@ -8,15 +8,15 @@ import { CLIENT_CLOSED_STATUS, isIdempotent, type ForwardContext } from './forwa
 import { clientAddress, removeConnectionNominated, scanRequestHeaders, type RequestHead } from './headers.js';
 import { NO_ROUTE_JSON } from './route-metrics.js';
 import type { RouteState } from './route-state.js';
-import { RETRY_ON_CONNECT_FAILURE, RETRY_ON_RESET, stripPath, type RuntimeEndpoint, type RuntimeRoute } from './runtime.js';
+import { RETRY_ON_502, RETRY_ON_503, RETRY_ON_504, RETRY_ON_CONNECT_FAILURE, RETRY_ON_RESET, stripPath, type RuntimeEndpoint, type RuntimeRoute } from './runtime.js';
 
 /**
  * Upgrade requests (WebSocket and any other `Connection: upgrade`): the same lookup, admission
  * policy and pick as a plain request, then a raw TCP tunnel to the endpoint. The route's policy
  * applies up to the upstream's answer: redirect to HTTPS (308), rate limit (429), concurrency (503;
  * an open tunnel counts as a request in flight until it closes), connect and response-headers
- * timeouts (504), retries of a connect failure or of a connection closed before any answer (to
- * another endpoint, within the retry budget), and outlier detection (connect failures, timeouts,
+ * timeouts (504), retries of a connect failure, of a connection closed before any answer or of a
+ * 502/503/504 answer (to another endpoint, within the retry budget, as the route's policy says), and outlier detection (connect failures, timeouts,
  * early closes and 5xx answers count against the endpoint). After a 101 the tunnel has no timeout.
  * The request head is rewritten like a plain request's (X-Forwarded-*, X-Request-Id, stripped path)
  * but keeps `Connection: upgrade` and `Upgrade`; the upstream's answer (101 or a refusal) is relayed
@@ -248,10 +248,14 @@ class Tunnel implements RequestHead {
         this.upstreamFailed(upstream, 'invalid', new Error('the upstream did not answer the upgrade with HTTP'));
         return;
       }
+      if (status >= 500) {
+        route.failed(endpoint);
+        // Nothing of this answer reached the client yet: a 502/503/504 the route retries goes to
+        // another endpoint, as for a plain request.
+        if (status >= 502 && status <= 504 && this.retryStatus(upstream, status)) return;
+      } else endpoint.health.consecutive = 0;
       this.answered = true;
       this.status = status;
-      if (status >= 500) route.failed(endpoint);
-      else endpoint.health.consecutive = 0;
       client.off('data', this.early);
       client.write(answer);
       upstream.pipe(client);
@@ -270,6 +274,25 @@ class Tunnel implements RequestHead {
         client.once('finish', () => client.destroy());
       }
     };
+  }
+
+  /** Retry after a 502/503/504 answer when the route's policy says so; true when retried. */
+  private retryStatus(upstream: Socket, status: number): boolean {
+    const route = this.route!;
+    const condition = status === 502 ? RETRY_ON_502 : status === 503 ? RETRY_ON_503 : RETRY_ON_504;
+    if ((route.retryOn & condition) === 0 || this.attempts > route.retryCount || !isIdempotent(this.req.method)) return false;
+    const next = route.retryEndpoint(this.tried ?? (this.tried = []), this.endpoint!, performance.now());
+    if (next === undefined) return false;
+    this.retryOn(upstream, next, String(status));
+    return true;
+  }
+
+  /** Abandon the attempt on `upstream` and make the next one on `next`. */
+  private retryOn(upstream: Socket, next: RuntimeEndpoint, reason: string): void {
+    this.route!.metrics.retry(reason);
+    this.upstream = undefined;
+    upstream.destroy();
+    this.connectTo(next);
   }
 
   /**
@@ -306,10 +329,7 @@ class Tunnel implements RequestHead {
     if ((route.retryOn & condition) !== 0 && this.attempts <= route.retryCount) {
       const next = route.retryEndpoint(this.tried ?? (this.tried = []), endpoint, performance.now());
       if (next !== undefined) {
-        route.metrics.retry(condition === RETRY_ON_RESET ? 'reset' : 'connect-failure');
-        this.upstream = undefined;
-        upstream.destroy();
-        this.connectTo(next);
+        this.retryOn(upstream, next, condition === RETRY_ON_RESET ? 'reset' : 'connect-failure');
         return;
       }
     }

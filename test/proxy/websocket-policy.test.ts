@@ -53,7 +53,7 @@ function upgrade(port: number, path: string): Promise<Outcome> {
  * A TCP server that does `behaviour` with each connection: never answer, close (FIN) once the
  * request head arrives, answer a 400 and keep the connection open regardless, or answer non-HTTP.
  */
-async function rawUpstream(behaviour: 'silent' | 'close-after-head' | 'stubborn-400' | 'garbage'): Promise<{ server: Server; port: number; accepted: () => number; close: () => Promise<void> }> {
+async function rawUpstream(behaviour: 'silent' | 'close-after-head' | 'stubborn-400' | 'garbage' | 'unavailable'): Promise<{ server: Server; port: number; accepted: () => number; close: () => Promise<void> }> {
   const sockets = new Set<Socket>();
   let accepted = 0;
   const server = createServer((socket) => {
@@ -64,6 +64,7 @@ async function rawUpstream(behaviour: 'silent' | 'close-after-head' | 'stubborn-
     if (behaviour === 'close-after-head') socket.once('data', () => socket.destroy());
     if (behaviour === 'stubborn-400') socket.once('data', () => socket.write('HTTP/1.1 400 Bad Request\r\ncontent-length: 2\r\n\r\nno'));
     if (behaviour === 'garbage') socket.once('data', () => socket.write('NOT-HTTP\r\n'));
+    if (behaviour === 'unavailable') socket.once('data', () => socket.end('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n'));
     if (behaviour !== 'close-after-head') socket.on('end', () => undefined); // half-closed: stay open
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -85,6 +86,7 @@ describe('proxy: upgrade requests under the route policy', () => {
   let closer: Awaited<ReturnType<typeof rawUpstream>>;
   let stubborn: Awaited<ReturnType<typeof rawUpstream>>;
   let garbage: Awaited<ReturnType<typeof rawUpstream>>;
+  let unavailable: Awaited<ReturnType<typeof rawUpstream>>;
   let deadPort: number;
   let p: TestProxy;
 
@@ -95,6 +97,7 @@ describe('proxy: upgrade requests under the route policy', () => {
     closer = await rawUpstream('close-after-head');
     stubborn = await rawUpstream('stubborn-400');
     garbage = await rawUpstream('garbage');
+    unavailable = await rawUpstream('unavailable');
     deadPort = await refusedPort();
     const live = { service: 'ws', endpoints: [{ id: 'ws1', port: ws.port }] };
     p = await startProxy(makeTable([
@@ -118,6 +121,13 @@ describe('proxy: upgrade requests under the route policy', () => {
       },
       { name: 'waiting', path: '/waiting', to: [{ service: 'silent', endpoints: [{ id: 's1', port: silent.port }] }], policy: { concurrency: { max: 1 } } },
       { name: 'stubborn', path: '/stubborn', to: [{ service: 'stubborn', endpoints: [{ id: 'st1', port: stubborn.port }] }] },
+      {
+        name: 'busy-retry',
+        path: '/busy-retry',
+        to: [{ service: 'busy', endpoints: [{ id: 'down', port: unavailable.port }, { id: 'live', port: ws.port }] }],
+        policy: { retries: { count: 1, on: ['503'] }, outlier: { consecutiveFailures: 0 } },
+      },
+      { name: 'busy', path: '/busy', to: [{ service: 'busy', endpoints: [{ id: 'down', port: unavailable.port }] }] },
       { name: 'idle', path: '/idle', to: [live], policy: { timeouts: { tunnelIdleMs: 300 } } },
       { name: 'garbage', path: '/garbage', to: [{ service: 'garbage', endpoints: [{ id: 'g1', port: garbage.port }] }] },
     ]), { options: { httpsPort: 8443 } });
@@ -125,7 +135,7 @@ describe('proxy: upgrade requests under the route policy', () => {
 
   after(async () => {
     await p.close();
-    await Promise.all([ws.close(), plain.close(), silent.close(), closer.close(), stubborn.close(), garbage.close()]);
+    await Promise.all([ws.close(), plain.close(), silent.close(), closer.close(), stubborn.close(), garbage.close(), unavailable.close()]);
   });
 
   it('rate limit: upgrades beyond the burst get 429 with Retry-After and never reach the upstream', async () => {
@@ -276,5 +286,23 @@ describe('proxy: upgrade requests under the route policy', () => {
     assert.equal(await metricValue(p.metrics, 'switchyard_upstream_timeouts_total', { route: 'idle', kind: 'tunnel' }), 1);
     await waitFor(() => p.accessLines().some((l) => l.route === 'idle' && l.reason === 'tunnel idle for 300 ms'), 'the access line with the reason');
     busy.ws!.close();
+  });
+
+  it('a 503 answer to the upgrade is retried on another endpoint when the route retries 503; relayed otherwise', async () => {
+    const opened: WebSocket[] = [];
+    try {
+      for (let i = 0; i < 4; i++) {
+        const outcome = await upgrade(p.port, `/busy-retry/${i}`);
+        assert.equal(outcome.status, 101, `upgrade ${i}`);
+        opened.push(outcome.ws!);
+      }
+    } finally {
+      for (const socket of opened) socket.close();
+    }
+    const retried = await metricValue(p.metrics, 'switchyard_retries_total', { route: 'busy-retry', reason: '503' });
+    assert.ok(retried >= 1);
+    assert.equal(retried, unavailable.accepted(), 'every upgrade that got a 503 went again');
+    const relayed = await upgrade(p.port, '/busy/x');
+    assert.equal(relayed.status, 503, 'no retry policy for 503: the answer is relayed');
   });
 });
