@@ -49,6 +49,20 @@ function upgrade(port: number, path: string): Promise<Outcome> {
   }), 5_000, `upgrade ${path}`);
 }
 
+/** `count` upgrades to `<prefix>/<i>` in turn, each answered 101; all closed again afterwards. */
+async function allUpgraded(port: number, prefix: string, count: number): Promise<void> {
+  const opened: WebSocket[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const outcome = await upgrade(port, `${prefix}/${i}`);
+      assert.equal(outcome.status, 101, `upgrade ${i}`);
+      opened.push(outcome.ws!);
+    }
+  } finally {
+    for (const socket of opened) socket.close();
+  }
+}
+
 /**
  * A TCP server that does `behaviour` with each connection: never answer, close (FIN) once the
  * request head arrives, answer a 400 and keep the connection open regardless, or answer non-HTTP.
@@ -187,16 +201,7 @@ describe('proxy: upgrade requests under the route policy', () => {
   });
 
   it('a refused connect is retried on another endpoint, and repeated failures eject the endpoint', async () => {
-    const opened: WebSocket[] = [];
-    try {
-      for (let i = 0; i < 6; i++) {
-        const outcome = await upgrade(p.port, `/flaky/${i}`);
-        assert.equal(outcome.status, 101, `upgrade ${i}`);
-        opened.push(outcome.ws!);
-      }
-    } finally {
-      for (const socket of opened) socket.close();
-    }
+    await allUpgraded(p.port, '/flaky', 6);
     const retried = await metricValue(p.metrics, 'switchyard_retries_total', { route: 'flaky', reason: 'connect-failure' });
     assert.ok(retried >= 1);
     assert.equal(await metricValue(p.metrics, 'switchyard_upstream_errors_total', { route: 'flaky', code: 'SY_UPSTREAM_CONNECT' }), retried, 'each retried failure is counted');
@@ -223,16 +228,7 @@ describe('proxy: upgrade requests under the route policy', () => {
 
   it('an upstream that closes (FIN) without answering is retried on another endpoint when the route retries resets', async () => {
     const before = await metricValue(p.metrics, 'switchyard_retries_total', { route: 'fin-retry', reason: 'reset' });
-    const opened: WebSocket[] = [];
-    try {
-      for (let i = 0; i < 4; i++) {
-        const outcome = await upgrade(p.port, `/fin-retry/${i}`);
-        assert.equal(outcome.status, 101, `upgrade ${i}`);
-        opened.push(outcome.ws!);
-      }
-    } finally {
-      for (const socket of opened) socket.close();
-    }
+    await allUpgraded(p.port, '/fin-retry', 4);
     assert.ok(await metricValue(p.metrics, 'switchyard_retries_total', { route: 'fin-retry', reason: 'reset' }) - before >= 1);
     await waitFor(() => p.accessLines().some((l) => l.route === 'fin-retry' && l.status === 101 && l.attempts === 2), 'a retried tunnel logged as 101 with two attempts');
   });
@@ -289,16 +285,7 @@ describe('proxy: upgrade requests under the route policy', () => {
   });
 
   it('a 503 answer to the upgrade is retried on another endpoint when the route retries 503; relayed otherwise', async () => {
-    const opened: WebSocket[] = [];
-    try {
-      for (let i = 0; i < 4; i++) {
-        const outcome = await upgrade(p.port, `/busy-retry/${i}`);
-        assert.equal(outcome.status, 101, `upgrade ${i}`);
-        opened.push(outcome.ws!);
-      }
-    } finally {
-      for (const socket of opened) socket.close();
-    }
+    await allUpgraded(p.port, '/busy-retry', 4);
     const retried = await metricValue(p.metrics, 'switchyard_retries_total', { route: 'busy-retry', reason: '503' });
     assert.ok(retried >= 1);
     assert.equal(retried, unavailable.accepted(), 'every upgrade that got a 503 went again');
