@@ -4,7 +4,7 @@ import type { Dispatcher } from 'undici';
 import { httpStatusFor, type ErrorCode } from '../errors.js';
 import type { AccessLog } from '../observability/access-log.js';
 import { admission, httpsLocation, REDIRECT } from './admission.js';
-import { BodyTap } from './body-limit.js';
+import { BodyTap } from './body-tap.js';
 import { ERROR_BODIES, sendError } from './error-response.js';
 import { clientAddress, contentLengthOf, removeConnectionNominated, responseHeaders, scanRequestHeaders, type RequestHead } from './headers.js';
 import type { RequestIdGenerator } from './request-id.js';

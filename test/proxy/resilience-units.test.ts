@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { httpsLocation } from '../../src/proxy/admission.js';
-import { BodyTap, BodyTooLargeError } from '../../src/proxy/body-limit.js';
+import { BodyTap, BodyTooLargeError } from '../../src/proxy/body-tap.js';
 import { isIdempotent } from '../../src/proxy/forward.js';
 import { contentLengthOf } from '../../src/proxy/headers.js';
 import { RateLimiter } from '../../src/proxy/rate-limiter.js';
