@@ -27,6 +27,6 @@ export default tseslint.config(
   },
   {
     files: ['src/proxy/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: ['**/test/**', '../providers/*', '../providers/**'] }] },
+    rules: { 'no-restricted-imports': ['error', { patterns: ['**/test/**', '**/providers/*', '**/providers/**'] }] },
   },
 );

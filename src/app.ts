@@ -12,9 +12,9 @@ import { FileProvider } from './providers/file/file-provider.js';
 import type { DiscoveryProvider } from './providers/provider.js';
 import { StaticProvider } from './providers/static-provider.js';
 import { DirectoryTemplatesProvider } from './providers/templates/templates-provider.js';
-import { explainRequest } from './proxy/explain.js';
+import { explainRequest } from './proxy/runtime/explain.js';
 import { createProxy, type Proxy, type ProxyOptions } from './proxy/server.js';
-import { Upstreams } from './proxy/upstreams.js';
+import { Upstreams } from './proxy/runtime/upstreams.js';
 import { CertStore } from './tls/cert-store.js';
 
 export interface StartOptions {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
-import { formatCidr, parseCidrList } from '../proxy/client-address.js';
+import { formatCidr, parseCidrList } from '../proxy/edge/client-address.js';
 import { isLoopback, parseHostPort, type HostPort } from './host-port.js';
 
 /** The frozen configuration every component reads. Built once from flags and environment. */
@@ -13,6 +13,8 @@ export interface Config {
   readonly servicesFile: string | undefined;
   /** Time in-flight requests get to finish on SIGTERM, and pools of removed endpoints to drain. */
   readonly drainTimeoutMs: number;
+  /** On SIGTERM: time /readyz answers 503 while the listeners still serve, before they close. */
+  readonly shutdownDelayMs: number;
   readonly logLevel: string;
   /** KV prefix Switchyard reads (services file and Consul alike), with its trailing `/`. */
   readonly kvPrefix: string;
@@ -86,6 +88,7 @@ export const FLAGS = {
   templates: { env: 'SWITCHYARD_TEMPLATES', value: 'DIR', default: './templates', help: 'route templates: every *.yaml in DIR, watched' },
   services: { env: 'SWITCHYARD_SERVICES', value: 'FILE', help: 'services file (same data as Consul catalog, health and KV), watched' },
   'drain-timeout': { env: 'SWITCHYARD_DRAIN_TIMEOUT', value: 'DURATION', default: '10s', help: 'bound on in-flight requests at shutdown and on draining removed pools' },
+  'shutdown-delay': { env: 'SWITCHYARD_SHUTDOWN_DELAY', value: 'DURATION', default: '0', help: 'on SIGTERM, keep serving this long (with /readyz at 503) before the listeners close' },
   'header-timeout': { env: 'SWITCHYARD_HEADER_TIMEOUT', value: 'DURATION', default: '10s', help: 'time a client gets to send a whole request head (slowloris); then 408' },
   'request-timeout': { env: 'SWITCHYARD_REQUEST_TIMEOUT', value: 'DURATION', default: '5m', help: 'time a client gets to send a whole request, body included; 0 = none (long uploads)' },
   'keepalive-timeout': { env: 'SWITCHYARD_KEEPALIVE_TIMEOUT', value: 'DURATION', default: '65s', help: 'idle time before a client keep-alive connection is closed' },
@@ -164,6 +167,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     templatesDir: get('templates')!,
     servicesFile: get('services'),
     drainTimeoutMs: parseDuration('drain-timeout', get('drain-timeout')!),
+    shutdownDelayMs: parseDuration('shutdown-delay', get('shutdown-delay')!),
     logLevel,
     kvPrefix: kvPrefix.endsWith('/') ? kvPrefix : `${kvPrefix}/`,
     consul: consulSettings(get('consul'), get, env),

@@ -5,13 +5,13 @@ import type { TableStore } from '../control/table-store.js';
 import type { TlsCertificates } from '../tls/cert-store.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import { ProxyResponse } from './forward.js';
-import { ProxyHandler, type HandlerOptions } from './handler.js';
-import { guardListener, listenerServerOptions, type ListenerLimits } from './listener-guard.js';
-import { RequestGuard } from './request-guard.js';
-import { RuntimeStore } from './runtime.js';
-import type { Upstreams } from './upstreams.js';
-import { UpgradeProxy } from './websocket.js';
+import { ProxyResponse } from './http/forward.js';
+import { ProxyHandler, type HandlerOptions } from './http/handler.js';
+import { guardListener, listenerServerOptions, type ListenerLimits } from './edge/listener-guard.js';
+import { RequestGuard } from './edge/request-guard.js';
+import { RuntimeStore } from './runtime/runtime.js';
+import type { Upstreams } from './runtime/upstreams.js';
+import { UpgradeProxy } from './upgrade/websocket.js';
 
 /**
  * Listener limits (listener-guard.ts: header timeout 10 s, request timeout 5 min, keep-alive 65 s,

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { AdminServer } from '../../src/admin/admin-server.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { explainRequest } from '../../src/proxy/explain.js';
+import { explainRequest } from '../../src/proxy/runtime/explain.js';
 import { makeTable, send, startProxy, waitFor, type TestProxy } from '../proxy/harness.js';
 import { refusedPort, startUpstream, type TestUpstream } from '../support/upstream.js';
 

@@ -3,8 +3,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
-import { parseCidr, parseCidrList, TrustedProxies } from '../../src/proxy/client-address.js';
-import { RequestGuard } from '../../src/proxy/request-guard.js';
+import { parseCidr, parseCidrList, TrustedProxies } from '../../src/proxy/edge/client-address.js';
+import { RequestGuard } from '../../src/proxy/edge/request-guard.js';
 import { startUpstream, type EchoReply, type TestUpstream } from '../support/upstream.js';
 import { deadline, send, simpleTable, startProxy, type TestProxy } from './harness.js';
 

@@ -12,7 +12,7 @@ import type { Destination, Endpoint, Route, RoutingTable } from '../../src/model
 import { createLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { createProxy, type Proxy, type ProxyOptions } from '../../src/proxy/server.js';
-import { Upstreams, type UpstreamOptions } from '../../src/proxy/upstreams.js';
+import { Upstreams, type UpstreamOptions } from '../../src/proxy/runtime/upstreams.js';
 
 export interface EndpointSpec {
   /** Instance id; the endpoint id is `service/id`. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { needsNormalization, normalizeRequestTarget, PATH_REJECTIONS, type PathRejection } from '../../src/proxy/path-normalize.js';
+import { needsNormalization, normalizeRequestTarget, PATH_REJECTIONS, type PathRejection } from '../../src/proxy/edge/path-normalize.js';
 
 /** [request target, normalised target or the rejection]. */
 const CASES: [string, string | PathRejection][] = [

@@ -1,13 +1,13 @@
 /** The proxy's policy building blocks without sockets: retry budget, token buckets, small helpers. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { httpsLocation } from '../../src/proxy/admission.js';
-import { BodyTap, BodyTooLargeError } from '../../src/proxy/body-tap.js';
-import { isIdempotent } from '../../src/proxy/forward.js';
-import { contentLengthOf } from '../../src/proxy/headers.js';
-import { RateLimiter } from '../../src/proxy/rate-limiter.js';
-import { RetryBudget } from '../../src/proxy/retry-budget.js';
-import { poolKey } from '../../src/proxy/upstreams.js';
+import { httpsLocation } from '../../src/proxy/policy/admission.js';
+import { BodyTap, BodyTooLargeError } from '../../src/proxy/http/body-tap.js';
+import { isIdempotent } from '../../src/proxy/http/forward.js';
+import { contentLengthOf } from '../../src/proxy/http/headers.js';
+import { RateLimiter } from '../../src/proxy/policy/rate-limiter.js';
+import { RetryBudget } from '../../src/proxy/policy/retry-budget.js';
+import { poolKey } from '../../src/proxy/runtime/upstreams.js';
 
 describe('RetryBudget', () => {
   it('allows percent of the requests in the window plus minPerSecond × 10', () => {

@@ -3,11 +3,11 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Counter } from 'prom-client';
 import { util } from 'undici';
-import { httpStatusFor, type ErrorCode } from '../errors.js';
-import type { Logger } from '../observability/logger.js';
-import type { Metrics } from '../observability/metrics.js';
+import { httpStatusFor, type ErrorCode } from '../../errors.js';
+import type { Logger } from '../../observability/logger.js';
+import type { Metrics } from '../../observability/metrics.js';
 import { TrustedProxies, type Cidr } from './client-address.js';
-import { clientAddress } from './headers.js';
+import { clientAddress } from '../http/headers.js';
 import { normalizeRequestTarget, type PathRejection } from './path-normalize.js';
 
 /**

@@ -1,14 +1,14 @@
 import type { IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { httpStatusFor, type ErrorCode } from '../errors.js';
-import { admission, httpsLocation, REDIRECT } from './admission.js';
-import { ERROR_BODIES, rawErrorResponse, rawRedirect } from './error-response.js';
-import { CLIENT_CLOSED_STATUS, isIdempotent, type ForwardContext } from './forward.js';
-import { clientAddress, removeConnectionNominated, scanRequestHeaders, type RequestHead } from './headers.js';
-import { NO_ROUTE_JSON } from './route-metrics.js';
-import type { RouteState } from './route-state.js';
-import { RETRY_ON_502, RETRY_ON_503, RETRY_ON_504, RETRY_ON_CONNECT_FAILURE, RETRY_ON_RESET, stripPath, type RuntimeEndpoint, type RuntimeRoute } from './runtime.js';
+import { httpStatusFor, type ErrorCode } from '../../errors.js';
+import { admission, httpsLocation, REDIRECT } from '../policy/admission.js';
+import { ERROR_BODIES, rawErrorResponse, rawRedirect } from '../http/error-response.js';
+import { CLIENT_CLOSED_STATUS, isIdempotent, type ForwardContext } from '../http/forward.js';
+import { clientAddress, removeConnectionNominated, scanRequestHeaders, type RequestHead } from '../http/headers.js';
+import { NO_ROUTE_JSON } from '../runtime/route-metrics.js';
+import type { RouteState } from '../runtime/route-state.js';
+import { RETRY_ON_502, RETRY_ON_503, RETRY_ON_504, RETRY_ON_CONNECT_FAILURE, RETRY_ON_RESET, stripPath, type RuntimeEndpoint, type RuntimeRoute } from '../runtime/runtime.js';
 
 /**
  * Upgrade requests (WebSocket and any other `Connection: upgrade`): the same lookup, admission

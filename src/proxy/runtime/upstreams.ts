@@ -1,7 +1,7 @@
 import { Pool } from 'undici';
-import type { RoutingTable } from '../model/types.js';
-import type { Logger } from '../observability/logger.js';
-import type { Metrics } from '../observability/metrics.js';
+import type { RoutingTable } from '../../model/types.js';
+import type { Logger } from '../../observability/logger.js';
+import type { Metrics } from '../../observability/metrics.js';
 
 /**
  * Connection settings for every upstream pool. Times in milliseconds. Route policies take

@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { httpStatusFor, type ErrorCode } from '../errors.js';
+import { httpStatusFor, type ErrorCode } from '../../errors.js';
 
 /** `{"error": CODE, "message": ...}` as bytes; build once, send many times. */
 export function errorBody(code: ErrorCode, message: string): Buffer {

@@ -2,7 +2,7 @@ import type { IncomingMessage, Server, ServerOptions } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { Logger } from '../observability/logger.js';
+import type { Logger } from '../../observability/logger.js';
 import { REFUSALS, type Refusal, type RequestGuard } from './request-guard.js';
 
 /**

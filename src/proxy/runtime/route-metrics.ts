@@ -1,5 +1,5 @@
 import type { Counter, Gauge, Histogram } from 'prom-client';
-import type { Metrics } from '../observability/metrics.js';
+import type { Metrics } from '../../observability/metrics.js';
 
 /** Route label for requests that matched no route. */
 export const NO_ROUTE_LABEL = '(none)';

@@ -1,10 +1,10 @@
 import type { IncomingMessage } from 'node:http';
-import { AccessLog } from '../observability/access-log.js';
-import type { Logger } from '../observability/logger.js';
+import { AccessLog } from '../../observability/access-log.js';
+import type { Logger } from '../../observability/logger.js';
 import { Exchange, type ForwardContext, type ProxyResponse } from './forward.js';
 import { RequestIdGenerator } from './request-id.js';
-import { RequestGuard, type RequestGuardOptions } from './request-guard.js';
-import type { RuntimeStore } from './runtime.js';
+import { RequestGuard, type RequestGuardOptions } from '../edge/request-guard.js';
+import type { RuntimeStore } from '../runtime/runtime.js';
 
 export interface HandlerOptions extends RequestGuardOptions {
   /** Forward the client's Host header (default) or send the endpoint's `address:port`. */

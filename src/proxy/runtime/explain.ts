@@ -5,11 +5,11 @@
  * weight and why it does or does not take traffic (health, drain, outlier ejection). Admin-time
  * code: it allocates freely and is never on the request path.
  */
-import { explainLookup } from '../model/explain.js';
-import type { Destination, Endpoint } from '../model/types.js';
-import { destinationHead, endpointHead, routeHead } from '../model/views.js';
-import { normalizeRequestTarget } from './path-normalize.js';
-import { isValidAuthority, splitAbsoluteForm } from './request-guard.js';
+import { explainLookup } from '../../model/explain.js';
+import type { Destination, Endpoint } from '../../model/types.js';
+import { destinationHead, endpointHead, routeHead } from '../../model/views.js';
+import { normalizeRequestTarget } from '../edge/path-normalize.js';
+import { isValidAuthority, splitAbsoluteForm } from '../edge/request-guard.js';
 import { stripPath, type Runtime, type RuntimeRoute } from './runtime.js';
 
 /** `routed`: forwarded; `no-route`: 404; `no-endpoint`: 503; `refused`: 400 before routing. */

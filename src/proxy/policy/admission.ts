@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
-import { clientAddress } from './headers.js';
-import type { RuntimeRoute } from './runtime.js';
+import { clientAddress } from '../http/headers.js';
+import type { RuntimeRoute } from '../runtime/runtime.js';
 
 /**
  * The admission checks that plain requests (forward.ts) and upgrades (websocket.ts) share, in order:

@@ -1,19 +1,19 @@
 import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { httpStatusFor, type ErrorCode } from '../errors.js';
-import type { AccessLog } from '../observability/access-log.js';
-import { admission, httpsLocation, REDIRECT } from './admission.js';
+import { httpStatusFor, type ErrorCode } from '../../errors.js';
+import type { AccessLog } from '../../observability/access-log.js';
+import { admission, httpsLocation, REDIRECT } from '../policy/admission.js';
 import { BodyTap } from './body-tap.js';
 import { ERROR_BODIES, sendError } from './error-response.js';
 import { clientAddress, contentLengthOf, removeConnectionNominated, responseHeaders, scanRequestHeaders, type RequestHead } from './headers.js';
 import type { RequestIdGenerator } from './request-id.js';
-import { NO_ROUTE_JSON } from './route-metrics.js';
-import type { RouteState } from './route-state.js';
+import { NO_ROUTE_JSON } from '../runtime/route-metrics.js';
+import type { RouteState } from '../runtime/route-state.js';
 import {
   RETRY_ON_502, RETRY_ON_503, RETRY_ON_504, RETRY_ON_CONNECT_FAILURE, RETRY_ON_RESET,
   stripPath, type RuntimeEndpoint, type RuntimeRoute, type RuntimeStore,
-} from './runtime.js';
+} from '../runtime/runtime.js';
 
 /** Shared, per-proxy state an exchange reads. */
 export interface ForwardContext {

@@ -1,8 +1,8 @@
-import type { OutlierPolicy } from '../model/policy.js';
-import type { Route } from '../model/types.js';
-import type { Metrics } from '../observability/metrics.js';
-import { RateLimiter } from './rate-limiter.js';
-import { RetryBudget } from './retry-budget.js';
+import type { OutlierPolicy } from '../../model/policy.js';
+import type { Route } from '../../model/types.js';
+import type { Metrics } from '../../observability/metrics.js';
+import { RateLimiter } from '../policy/rate-limiter.js';
+import { RetryBudget } from '../policy/retry-budget.js';
 import { RouteMetrics } from './route-metrics.js';
 
 /**
