@@ -7,11 +7,31 @@ import type { DiscoveryProvider, DiscoveryUpdate, TemplatesProvider } from '../p
 import { mergeDiscovery, mergeKv } from './merge.js';
 import type { TableStore } from './table-store.js';
 
+/**
+ * The time source of the watcher's throttling. `now` is monotonic (milliseconds from an arbitrary
+ * origin): the wall clock can step (NTP, a VM resumed, an operator), and a step back by an hour
+ * measured with Date.now() delayed the next build by an hour. Injected so tests run the throttle
+ * deterministically.
+ */
+export interface WatcherClock {
+  now(): number;
+  setTimeout(callback: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const MONOTONIC_CLOCK: WatcherClock = {
+  now: () => performance.now(),
+  setTimeout: (callback, ms) => setTimeout(callback, ms),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
+
 export interface WatcherOptions {
   /** Wait this long after the first change of a burst before building, so a burst builds once. */
   readonly coalesceMs: number;
   /** Minimum time between two builds: bounds rebuild work under a storm of changes. */
   readonly minIntervalMs: number;
+  /** Default MONOTONIC_CLOCK. */
+  readonly clock?: WatcherClock;
 }
 
 export const DEFAULT_WATCHER_OPTIONS: WatcherOptions = { coalesceMs: 5, minIntervalMs: 20 };
@@ -25,6 +45,7 @@ interface ProviderState {
 }
 
 export interface BuildFailure {
+  /** Epoch milliseconds (for people; throttling uses the monotonic clock). */
   readonly at: number;
   readonly code: string;
   readonly message: string;
@@ -33,14 +54,17 @@ export interface BuildFailure {
 /**
  * Control: keeps the newest snapshot of each provider (no queue of stale states), drops snapshots
  * identical to the last, and builds, validates and swaps a new table, coalescing bursts. A failed
- * build is logged and counted, and the live table stays.
+ * build or swap is logged, counted and kept as `lastFailure`, and the live table stays; the next
+ * change builds again from the newest snapshots, so one failure never blocks later changes.
  */
 export class ConfigWatcher {
   private readonly providers: ProviderState[];
   private templates: readonly RouteTemplate[] | undefined;
   private templatesFingerprint = '';
-  private timer: NodeJS.Timeout | undefined;
-  private lastBuildAt = 0;
+  private timer: unknown;
+  /** Monotonic time of the last build; -Infinity before the first. */
+  private lastBuildAt = Number.NEGATIVE_INFINITY;
+  private readonly clock: WatcherClock;
   private problemKeys = new Set<string>();
   private watchedKey = '';
   private stopped = false;
@@ -59,6 +83,7 @@ export class ConfigWatcher {
     private readonly options: WatcherOptions = DEFAULT_WATCHER_OPTIONS,
   ) {
     this.providers = discovery.map((provider) => ({ provider, discovery: undefined, kv: undefined, fingerprint: '' }));
+    this.clock = options.clock ?? MONOTONIC_CLOCK;
   }
 
   /** Start every provider; resolves when each has made its first attempt. */
@@ -83,7 +108,7 @@ export class ConfigWatcher {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     await Promise.all([this.templatesProvider.stop(), ...this.providers.map((s) => s.provider.stop())]);
   }
 
@@ -108,8 +133,8 @@ export class ConfigWatcher {
 
   private schedule(): void {
     if (this.timer !== undefined || this.stopped || this.starting) return;
-    const delay = Math.max(this.options.coalesceMs, this.lastBuildAt + this.options.minIntervalMs - Date.now());
-    this.timer = setTimeout(() => {
+    const delay = Math.max(this.options.coalesceMs, this.lastBuildAt + this.options.minIntervalMs - this.clock.now());
+    this.timer = this.clock.setTimeout(() => {
       this.timer = undefined;
       try {
         this.build();
@@ -124,29 +149,45 @@ export class ConfigWatcher {
   /** Build from the newest snapshots and swap; on failure keep the live table. */
   private build(): void {
     if (this.templates === undefined || this.stopped) return;
-    this.lastBuildAt = Date.now();
+    this.lastBuildAt = this.clock.now();
     const discovery = mergeDiscovery(this.providers.flatMap((s) => (s.discovery === undefined ? [] : [s.discovery])));
     const kv = mergeKv(this.providers.flatMap((s) => (s.kv === undefined ? [] : [s.kv])));
     let table: RoutingTable;
     try {
       table = buildTable(discovery, kv, this.templates);
     } catch (err) {
-      const code = err instanceof SwitchyardError ? err.code : 'SY_CONFIG_INVALID';
-      const message = (err as Error).message;
-      this.lastFailure = { at: Date.now(), code, message };
-      this.metrics.configErrors.inc({ kind: 'build' });
-      this.logger.error({ code, live: this.store.version }, `configuration rejected, the live table keeps serving: ${message}`);
+      this.reject('build', err, 'configuration rejected, the live table keeps serving');
       return;
     }
-    this.lastFailure = undefined;
     this.followNeededServices(table.services);
+    const live = this.store.version;
+    try {
+      this.store.swap(table);
+    } catch (err) {
+      if (this.store.version === live) {
+        this.reject('swap', err, 'table swap aborted, the live table keeps serving');
+        return;
+      }
+      // Swapped, but releasing the old table failed: the new table serves; say so, keep going.
+      this.metrics.configErrors.inc({ kind: 'swap' });
+      this.logger.error({ err, version: this.store.version }, 'table swapped, but releasing the previous one failed');
+    }
+    this.lastFailure = undefined;
     this.reportProblems(table.problems);
-    this.store.swap(table);
     this.builds += 1;
     this.metrics.tableSwaps.inc();
     this.metrics.tableRoutes.set(table.routes.length);
     this.metrics.tableBuiltAt.set(this.store.swappedAt / 1000);
     this.logger.info({ version: this.store.version, routes: table.routes.length, problems: table.problems.length }, 'routing table swapped');
+  }
+
+  /** A build or swap that did not happen: counted, logged, kept as lastFailure. */
+  private reject(kind: 'build' | 'swap', err: unknown, what: string): void {
+    const code = err instanceof SwitchyardError ? err.code : 'SY_CONFIG_INVALID';
+    const message = (err as Error).message;
+    this.lastFailure = { at: Date.now(), code, message };
+    this.metrics.configErrors.inc({ kind });
+    this.logger.error({ code, live: this.store.version }, `${what}: ${message}`);
   }
 
   /** Tell discovery providers which services routes need instances of (Consul starts and stops health watches). */

@@ -12,7 +12,7 @@ export { expandTemplates } from './template-expand.js';
 export {
   DEFAULT_POLICY, RETRY_CONDITIONS, resolvePolicy,
   type ConcurrencyPolicy, type OutlierPolicy, type PolicyInput, type RateLimitPolicy, type RetryCondition, type RetryPolicy,
-  type RoutePolicy, type TimeoutPolicy,
+  type RoutePolicy, type TimeoutPolicy, type UpstreamPolicy,
 } from './policy.js';
 export { parseByteSize, parseDuration, parsePolicyInput, parsePolicyJson } from './policy-parse.js';
 export { explainLookup, type LookupExplanation, type RouteCandidate } from './explain.js';

@@ -7,13 +7,17 @@
  *   `ms`, `s`, `m` or `h` (`500ms`, `2.5s`, `1m`). At most 24 h.
  * - `maxBodyBytes`: a number of bytes or a string with unit `b`, `kb`, `mb`, `gb` (binary:
  *   1kb = 1024 bytes), or null for no limit. `retries.bufferBytes`: the same units, at most 16 MiB.
+ * - `upstream.maxConnections`: a positive integer, or null for no cap; `upstream.queueTimeoutMs`:
+ *   a duration, at least 1 ms.
  * - `retries.on`: a list from connect-failure, reset, 502, 503, 504 (numbers allowed for codes).
  * - Unknown fields are errors (a misspelt field silently doing nothing is worse than a rejection).
  *
  * The result is a PolicyInput (one layer); completeness across layers is resolvePolicy's job.
  * Parsing a valid PolicyInput again returns an equal one (numbers are valid input).
  */
-import type { ConcurrencyPolicy, OutlierPolicy, PolicyInput, RateLimitPolicy, RetryCondition, RetryPolicy, TimeoutPolicy } from './policy.js';
+import type {
+  ConcurrencyPolicy, OutlierPolicy, PolicyInput, RateLimitPolicy, RetryCondition, RetryPolicy, TimeoutPolicy, UpstreamPolicy,
+} from './policy.js';
 import { RETRY_CONDITIONS } from './policy.js';
 
 const DAY_MS = 86_400_000;
@@ -181,7 +185,13 @@ const CONCURRENCY: { [K in keyof ConcurrencyPolicy]-?: (v: unknown, p: string) =
   max: (v, p) => number(v, p, 1, 1e9, true),
 };
 
-const TOP_LEVEL = ['timeouts', 'retries', 'outlier', 'rateLimit', 'concurrency', 'maxBodyBytes', 'redirectToHttps'] as const;
+const UPSTREAM: { [K in keyof UpstreamPolicy]-?: (v: unknown, p: string) => UpstreamPolicy[K] } = {
+  maxConnections: (v, p) => (v === null ? null : number(v, p, 1, 1e6, true)),
+  // 0 would refuse every queued request at once: a cap without a queue is not what anyone means.
+  queueTimeoutMs: (v, p) => duration(v, p, 1),
+};
+
+const TOP_LEVEL = ['timeouts', 'retries', 'outlier', 'rateLimit', 'concurrency', 'maxBodyBytes', 'redirectToHttps', 'upstream'] as const;
 
 function parseLayer(value: unknown): PolicyInput {
   const fields = object(value, '(policy)');
@@ -206,5 +216,16 @@ function parseLayer(value: unknown): PolicyInput {
     }
   }
   if (fields['redirectToHttps'] !== undefined) out.redirectToHttps = boolean(fields['redirectToHttps'], 'redirectToHttps');
+  if (fields['upstream'] !== undefined) out.upstream = upstreamSection(fields['upstream']);
+  return out;
+}
+
+/** Like `section`, but `maxConnections: null` is a value (no cap), not an absent field. */
+function upstreamSection(value: unknown): Partial<UpstreamPolicy> {
+  const fields = object(value, 'upstream');
+  only(fields, 'upstream', Object.keys(UPSTREAM));
+  const out: { -readonly [K in keyof UpstreamPolicy]?: UpstreamPolicy[K] } = {};
+  if (Object.hasOwn(fields, 'maxConnections')) out.maxConnections = UPSTREAM.maxConnections(fields['maxConnections'], 'upstream.maxConnections');
+  if (fields['queueTimeoutMs'] !== undefined) out.queueTimeoutMs = UPSTREAM.queueTimeoutMs(fields['queueTimeoutMs'], 'upstream.queueTimeoutMs');
   return out;
 }

@@ -4,7 +4,8 @@
  * Pure data; parsing of untrusted input lives in policy-parse.ts.
  *
  * Layering is JSON merge patch (RFC 7386) restricted to this shape: each layer changes only the
- * fields it names; `timeouts`, `retries` and `outlier` merge field by field; `rateLimit` and
+ * fields it names; `timeouts`, `retries`, `outlier` and `upstream` merge field by field
+ * (`upstream.maxConnections: null` removes the cap); `rateLimit` and
  * `concurrency` merge field by field too, and `null` turns them off; `maxBodyBytes: null` removes
  * the limit; arrays (`retries.on`) are replaced whole.
  *
@@ -67,6 +68,25 @@ export interface RateLimitPolicy {
   readonly perClient: boolean;
 }
 
+/**
+ * Connections to each upstream endpoint. No cap by default, like HAProxy (a server line without
+ * `maxconn`) and nginx (an upstream server without `max_conns`).
+ */
+export interface UpstreamPolicy {
+  /**
+   * Connections the route opens to each endpoint at once; requests beyond wait in a queue. null = no
+   * cap. Routes with a cap get pools of their own (one cap per route and endpoint).
+   */
+  readonly maxConnections: number | null;
+  /**
+   * Longest wait in that queue before the request is answered 503 SY_QUEUE_TIMEOUT (HAProxy's
+   * `timeout queue`). Only matters with a cap. Default 30 s: HAProxy's documentation examples and
+   * most shipped configurations use `timeout queue 30s`, and it stays below the common 60 s client
+   * timeouts, so the client gets a clear 503 rather than its own timeout.
+   */
+  readonly queueTimeoutMs: number;
+}
+
 export interface ConcurrencyPolicy {
   /** Requests of the route in flight at once; more are refused with 503. */
   readonly max: number;
@@ -83,6 +103,7 @@ export interface RoutePolicy {
   readonly maxBodyBytes: number | null;
   /** Answer plain-HTTP requests with a 308 to HTTPS (when the proxy has a TLS listener). */
   readonly redirectToHttps: boolean;
+  readonly upstream: UpstreamPolicy;
 }
 
 /**
@@ -97,6 +118,7 @@ export interface PolicyInput {
   readonly concurrency?: Partial<ConcurrencyPolicy> | null;
   readonly maxBodyBytes?: number | null;
   readonly redirectToHttps?: boolean;
+  readonly upstream?: Partial<UpstreamPolicy>;
 }
 
 /**
@@ -112,6 +134,7 @@ export const DEFAULT_POLICY: RoutePolicy = deepFreezePolicy({
   concurrency: null,
   maxBodyBytes: null,
   redirectToHttps: false,
+  upstream: { maxConnections: null, queueTimeoutMs: 30_000 },
 });
 
 /**
@@ -129,6 +152,7 @@ export function resolvePolicy(layers: readonly (PolicyInput | undefined)[]): Rou
   let concurrency: Partial<ConcurrencyPolicy> | null = null;
   let maxBodyBytes: number | null = DEFAULT_POLICY.maxBodyBytes;
   let redirectToHttps = DEFAULT_POLICY.redirectToHttps;
+  let upstream: UpstreamPolicy = DEFAULT_POLICY.upstream;
   for (const layer of layers) {
     if (layer === undefined) continue;
     if (layer.timeouts !== undefined) timeouts = { ...timeouts, ...layer.timeouts };
@@ -138,6 +162,7 @@ export function resolvePolicy(layers: readonly (PolicyInput | undefined)[]): Rou
     if (layer.concurrency !== undefined) concurrency = layer.concurrency === null ? null : { ...(concurrency ?? {}), ...layer.concurrency };
     if (layer.maxBodyBytes !== undefined) maxBodyBytes = layer.maxBodyBytes;
     if (layer.redirectToHttps !== undefined) redirectToHttps = layer.redirectToHttps;
+    if (layer.upstream !== undefined) upstream = { ...upstream, ...layer.upstream };
   }
   if (outlier.maxEjectionMs < outlier.baseEjectionMs) {
     return `outlier.maxEjectionMs (${outlier.maxEjectionMs}) is below outlier.baseEjectionMs (${outlier.baseEjectionMs})`;
@@ -161,6 +186,7 @@ export function resolvePolicy(layers: readonly (PolicyInput | undefined)[]): Rou
     concurrency: maxConcurrent,
     maxBodyBytes,
     redirectToHttps,
+    upstream: { ...upstream },
   });
 }
 

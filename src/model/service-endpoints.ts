@@ -14,11 +14,14 @@
  * warning weight of 0) is 'draining': no new requests, in-flight ones finish.
  *
  * Bad instance data is not fatal (discovery is not the operator's config file): an instance weight
- * that is negative or non-finite falls back to the default 1, and an instance with an empty address
- * or a port outside 1..65535 is left out; both are reported as problems of kind 'service'. A repeated
+ * that is negative or non-finite falls back to the default 1 (a problem of kind 'service'), and an
+ * instance whose address the proxy cannot connect to (endpoint-address.ts: not an IPv4, IPv6 or DNS
+ * name, or an IPv6 zone) or whose port is outside 1..65535 is left out (a problem of kind
+ * 'endpoint'), so the runtime never sees an origin it cannot open a pool for. A repeated
  * instance id keeps the first. Endpoints are sorted by instance id so the balancer order is stable.
  */
 import { compareCodeUnits } from './compare-code-units.js';
+import { addressProblem, portProblem } from './endpoint-address.js';
 import type { BuildProblem, Endpoint, EndpointState, InstanceWeights, ServiceInstance } from './types.js';
 
 const DEFAULT_WEIGHT = 1;
@@ -38,8 +41,13 @@ export function serviceEndpoints(
       continue;
     }
     seen.add(instance.id);
-    if (instance.address === '' || !Number.isInteger(instance.port) || instance.port < 1 || instance.port > 65535) {
-      problems.push({ kind: 'service', source: where, message: `unusable address "${instance.address}" port ${instance.port}; instance left out` });
+    const unusable = addressProblem(instance.address) ?? portProblem(instance.port);
+    if (unusable !== undefined) {
+      problems.push({
+        kind: 'endpoint',
+        source: where,
+        message: `unusable address ${JSON.stringify(instance.address)} port ${String(instance.port)}: ${unusable}; instance left out`,
+      });
       continue;
     }
     const { weight, state } = effectiveWeight(instance, overrides?.get(instance.id), (message) => {
@@ -89,8 +97,11 @@ function healthWeight(
   return value;
 }
 
-/** `http://address:port`; an IPv6 address is bracketed and a zone's `%` escaped, as URLs require. */
+/**
+ * `http://address:port`, an IPv6 address bracketed as URLs require. `address` passed
+ * addressProblem (no zone, so no `%` to escape).
+ */
 export function originFor(address: string, port: number): string {
-  const host = address.includes(':') && !address.startsWith('[') ? `[${address.replace('%', '%25')}]` : address;
+  const host = address.includes(':') && !address.startsWith('[') ? `[${address}]` : address;
   return `http://${host}:${port}`;
 }

@@ -124,8 +124,11 @@ export interface Route {
 
 /** A problem that did not stop the build: the offending item was skipped (e.g. bad JSON in KV). */
 export interface BuildProblem {
-  /** Stable kind used as a metric label. */
-  readonly kind: 'kv' | 'template' | 'tag' | 'service';
+  /**
+   * Stable kind used as a metric label. `endpoint`: an instance whose address or port the proxy
+   * cannot connect to (endpoint-address.ts), left out of its pool.
+   */
+  readonly kind: 'kv' | 'template' | 'tag' | 'service' | 'endpoint';
   /** The key, file or tag at fault. */
   readonly source: string;
   readonly message: string;

@@ -46,6 +46,10 @@ describe('parsePolicyInput', () => {
     ['null turns things off', { rateLimit: null, concurrency: null, maxBodyBytes: null }, { rateLimit: null, concurrency: null, maxBodyBytes: null }],
     ['everything else', { rateLimit: { requestsPerSecond: 0.5, perClient: true }, concurrency: { max: 10 }, maxBodyBytes: '1mb', redirectToHttps: true },
       { rateLimit: { requestsPerSecond: 0.5, perClient: true }, concurrency: { max: 10 }, maxBodyBytes: 1_048_576, redirectToHttps: true }],
+    ['an upstream connection cap and queue timeout', { upstream: { maxConnections: 2, queueTimeoutMs: '500ms' } },
+      { upstream: { maxConnections: 2, queueTimeoutMs: 500 } }],
+    ['null removes the upstream cap', { upstream: { maxConnections: null } }, { upstream: { maxConnections: null } }],
+    ['an empty upstream block', { upstream: {} }, { upstream: {} }],
     ['the effective default policy itself (round trip)', JSON.parse(JSON.stringify(DEFAULT_POLICY)) as unknown, JSON.parse(JSON.stringify(DEFAULT_POLICY)) as PolicyInput],
   ];
   for (const [title, input, expected] of good) it(`accepts ${title}`, () => assert.deepEqual(parsePolicyInput(input), expected));
@@ -74,6 +78,13 @@ describe('parsePolicyInput', () => {
     ['a retry buffer above 16 MiB', { retries: { bufferBytes: '17mb' } }, /^retries\.bufferBytes: must be at most 16777216 bytes/],
     ['redirectToHttps not a boolean', { redirectToHttps: 'true' }, /^redirectToHttps: expected true or false/],
     ['a section that is not an object', { timeouts: 5 }, /^timeouts: expected an object/],
+    ['a zero upstream cap', { upstream: { maxConnections: 0 } }, /^upstream\.maxConnections: expected an integer from 1 to 1000000, got 0/],
+    ['a fractional upstream cap', { upstream: { maxConnections: 2.5 } }, /^upstream\.maxConnections: expected an integer/],
+    ['an upstream cap as a string', { upstream: { maxConnections: '2' } }, /^upstream\.maxConnections: expected an integer/],
+    ['a zero queue timeout', { upstream: { queueTimeoutMs: 0 } }, /^upstream\.queueTimeoutMs: must be at least 1 ms/],
+    ['a bad queue timeout', { upstream: { queueTimeoutMs: 'soon' } }, /^upstream\.queueTimeoutMs: expected a duration/],
+    ['an unknown upstream field', { upstream: { maxConns: 2 } }, /^upstream\.maxConns: unknown field \(known: maxConnections, queueTimeoutMs\)/],
+    ['upstream: null', { upstream: null }, /^upstream: expected an object/],
   ];
   for (const [title, input, reason] of bad) it(`rejects ${title}`, () => assert.match(String(parsePolicyInput(input)), reason));
 
@@ -96,6 +107,7 @@ describe('resolvePolicy', () => {
       concurrency: null,
       maxBodyBytes: null,
       redirectToHttps: false,
+      upstream: { maxConnections: null, queueTimeoutMs: 30_000 },
     });
   });
 
@@ -110,6 +122,9 @@ describe('resolvePolicy', () => {
     ['a later block after null starts fresh', [{ concurrency: { max: 5 } }, { concurrency: null }, { concurrency: { max: 7 } }], (p) => p.concurrency, { max: 7 }],
     ['null removes the body limit', [{ maxBodyBytes: 10 }, { maxBodyBytes: null }], (p) => p.maxBodyBytes, null],
     ['0 bytes is a limit, not "off"', [{ maxBodyBytes: 0 }], (p) => p.maxBodyBytes, 0],
+    ['no upstream cap by default, queue timeout 30 s', [{ timeouts: { headersMs: 100 } }], (p) => p.upstream, { maxConnections: null, queueTimeoutMs: 30_000 }],
+    ['upstream layers merge field by field', [{ upstream: { maxConnections: 4 } }, { upstream: { queueTimeoutMs: 2_000 } }], (p) => p.upstream, { maxConnections: 4, queueTimeoutMs: 2_000 }],
+    ['null removes a template upstream cap', [{ upstream: { maxConnections: 4, queueTimeoutMs: 2_000 } }, { upstream: { maxConnections: null } }], (p) => p.upstream, { maxConnections: null, queueTimeoutMs: 2_000 }],
     ['redirectToHttps can be turned off again', [{ redirectToHttps: true }, { redirectToHttps: false }], (p) => p.redirectToHttps, false],
   ];
   for (const [title, layers, pick, expected] of cases) {
@@ -180,6 +195,18 @@ describe('policies in the table', () => {
     });
   }
 
+  it('KV routes/<route>/policy sets and removes the upstream cap over the template block', () => {
+    const capped = [withPolicy({ upstream: { maxConnections: 8, queueTimeoutMs: 1_000 } })];
+    const raised = routeNamed(buildTable(snap, { 'routes/api/policy': '{"upstream": {"maxConnections": 2}}' }, capped), 'api').policy.upstream;
+    assert.deepEqual(raised, { maxConnections: 2, queueTimeoutMs: 1_000 });
+    assert.ok(Object.isFrozen(raised));
+    const removed = routeNamed(buildTable(snap, { 'routes/api/policy': '{"upstream": {"maxConnections": null}}' }, capped), 'api').policy.upstream;
+    assert.deepEqual(removed, { maxConnections: null, queueTimeoutMs: 1_000 });
+    const bad = buildTable(snap, { 'routes/api/policy': '{"upstream": {"maxConnections": -1}}' }, capped);
+    assert.match(bad.problems[0]?.message ?? '', /upstream\.maxConnections: expected an integer.*; key ignored/);
+    assert.equal(routeNamed(bad, 'api').policy.upstream.maxConnections, 8);
+  });
+
   it('a KV policy for a route that does not exist is silent', () => {
     assert.deepEqual(buildTable(snap, { 'routes/gone/policy': '{"concurrency": {"max": 1}}' }, templates).problems, []);
   });
@@ -207,6 +234,7 @@ describe('the template `policy:` block (templates-schema)', () => {
       '      retries: { count: 2, on: [connect-failure, reset, 503] }',
       '      rateLimit: { requestsPerSecond: 50, perClient: true }',
       '      maxBodyBytes: 1mb',
+      '      upstream: { maxConnections: 64, queueTimeoutMs: 10s }',
       '',
     ].join('\n'), templatesFileSchema);
     assert.deepEqual(file.routes[0]?.policy, {
@@ -214,6 +242,7 @@ describe('the template `policy:` block (templates-schema)', () => {
       retries: { count: 2, on: ['connect-failure', 'reset', '503'] },
       rateLimit: { requestsPerSecond: 50, perClient: true },
       maxBodyBytes: 1_048_576,
+      upstream: { maxConnections: 64, queueTimeoutMs: 10_000 },
     });
   });
 
@@ -221,6 +250,7 @@ describe('the template `policy:` block (templates-schema)', () => {
     ['    policy: { timeouts: { connect: 1s } }', /routes\.0\.policy: timeouts\.connect: unknown field/],
     ['    policy: { rateLimit: { burst: 5 } }', /routes\.0\.policy: rateLimit needs requestsPerSecond/],
     ['    policy:', /routes\.0\.policy: \(policy\): expected an object/],
+    ['    policy: { upstream: { maxConnections: 0 } }', /routes\.0\.policy: upstream\.maxConnections: expected an integer from 1/],
   ];
   for (const [line, reason] of bad) {
     it(`rejects the file: ${line.trim()}`, () => {

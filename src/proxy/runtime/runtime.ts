@@ -9,7 +9,7 @@ import { errorBody } from '../http/error-response.js';
 import type { RateLimiter } from '../policy/rate-limiter.js';
 import { NO_ROUTE_LABEL, RouteMetrics } from './route-metrics.js';
 import { RouteState, type EjectedEndpoint, type EndpointHealth } from './route-state.js';
-import type { Upstreams } from './upstreams.js';
+import { poolSettingsOf, type Upstreams } from './upstreams.js';
 
 /**
  * The proxy's mutable view of one immutable RoutingTable, built once per swap: balancers, pools,
@@ -284,9 +284,10 @@ export class Runtime {
 }
 
 /**
- * Build the runtime view of `table`. Pools must exist (`upstreams.prepare(table)` ran). Route state
- * comes from `previous` by route name and is reconciled with the new route (rate-limit settings,
- * endpoints that left).
+ * Build the runtime view of `table`. Pools come from `upstreams.prepare(table)`; an endpoint whose
+ * pool cannot be made is left out of its balancer (reported by Upstreams.tryAcquire), so one bad
+ * origin never stops the build. Route state comes from `previous` by route name and is reconciled
+ * with the new route (rate-limit settings, endpoints that left).
  */
 export function buildRuntime(table: RoutingTable, upstreams: Upstreams, metrics: Metrics, previous?: Runtime): Runtime {
   const routes = new Map<Route, RuntimeRoute>();
@@ -294,12 +295,14 @@ export function buildRuntime(table: RoutingTable, upstreams: Upstreams, metrics:
     const prevRoute = previous?.byName.get(route.name);
     const state = prevRoute?.state ?? new RouteState(metrics, route.name);
     state.reconcile(route);
-    const connectMs = route.policy.timeouts.connectMs;
+    const settings = poolSettingsOf(route);
     const destinations: RuntimeDestination[] = [];
     for (const destination of route.active) {
       const endpoints: RuntimeEndpoint[] = [];
       for (const endpoint of destination.active) {
-        if (endpoint.weight > 0) endpoints.push(new RuntimeEndpoint(endpoint, upstreams.acquire(endpoint.origin, connectMs), state.healthOf(endpoint.id)));
+        if (endpoint.weight <= 0) continue;
+        const pool = upstreams.tryAcquire(endpoint.origin, settings);
+        if (pool !== undefined) endpoints.push(new RuntimeEndpoint(endpoint, pool, state.healthOf(endpoint.id)));
       }
       destinations.push(new RuntimeDestination(destination, endpoints, prevRoute?.destinations.get(destination.key)));
     }
@@ -342,7 +345,12 @@ export class RuntimeStore {
       upstreams.prepare(next);
       this.pending = buildRuntime(next, upstreams, this.metrics, this.current);
     });
-    store.onSwapped((next, previous) => {
+    // A prepare that threw (a bug: neither step above throws on bad input): drop what was made for `next`.
+    store.onAborted((_next, live) => {
+      this.pending = undefined;
+      upstreams.retainOnly(live);
+    });
+    store.onSwapped((next) => {
       const pending = this.pending;
       this.pending = undefined;
       const before = this.current;
@@ -350,13 +358,13 @@ export class RuntimeStore {
         ? pending
         : buildRuntime(next, upstreams, this.metrics, this.current);
       disposeDropped(this.current, before);
-      upstreams.swapped(next, previous);
+      upstreams.retainOnly(next);
     });
     const table = store.current;
     if (table !== undefined && this.current?.table !== table) {
       upstreams.prepare(table);
       this.current = buildRuntime(table, upstreams, this.metrics, this.current);
-      upstreams.swapped(table);
+      upstreams.retainOnly(table);
     }
   }
 }
