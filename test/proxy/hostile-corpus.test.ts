@@ -138,10 +138,15 @@ const CORPUS: HostileCase[] = [
   { name: 'OPTIONS *', bytes: `OPTIONS * HTTP/1.1\r\n${H}${C}\r\n`, expect: 400 },
   { name: 'empty target', bytes: get(''), expect: 400 },
   { name: 'target without a leading slash', bytes: get('public/x'), expect: 400 },
-  { name: 'repeated slashes are collapsed', bytes: get('//public///a//b'), expect: 200, forwards: ['/public/a/b'] },
+  // Issue 7: `//` and percent-encoding reach the upstream as sent (they were merged and decoded).
+  { name: 'repeated slashes are kept', bytes: get('/public///a//b'), expect: 200, forwards: ['/public///a//b'] },
+  { name: 'a URL in the path keeps its //', bytes: get('/public/fetch/https://example.com/x'), expect: 200, forwards: ['/public/fetch/https://example.com/x'] },
+  { name: 'a leading // is matched as sent (no route)', bytes: get('//public/x'), expect: 404 },
+  { name: 'dot-dot across kept empty segments', bytes: get('/public/a//../b'), expect: 200, forwards: ['/public/a/b'] },
   { name: 'dot segments are resolved', bytes: get('/public/./a/./b/../c'), expect: 200, forwards: ['/public/a/c'] },
-  { name: 'unreserved characters are decoded', bytes: get('/public/%41%7e%2D'), expect: 200, forwards: ['/public/A~-'] },
-  { name: 'an encoded slash stays encoded', bytes: get('/public/a%2fb'), expect: 200, forwards: ['/public/a%2Fb'] },
+  { name: 'unreserved characters stay encoded', bytes: get('/public/%41%7e%2D'), expect: 200, forwards: ['/public/%41%7e%2D'] },
+  { name: 'an encoded slash stays encoded as sent', bytes: get('/public/a%2fb'), expect: 200, forwards: ['/public/a%2fb'] },
+  { name: 'an encoded dot inside a segment is kept', bytes: get('/public/a%2eb'), expect: 200, forwards: ['/public/a%2eb'] },
   { name: 'the query is passed through untouched', bytes: get('/public/q?path=../../etc&x=%zz//'), expect: 200, forwards: ['/public/q?path=../../etc&x=%zz//'] },
 
   // ---- Absolute-form targets: no open proxy ----

@@ -1,24 +1,33 @@
 /**
- * Request path normalisation, done once per request before matching, so that the path a route is
+ * Request path rules, applied once per request before matching, so that the path a route is
  * matched on is the path the upstream receives: `/public/../admin` is `/admin` for both, and cannot
- * slip past a route boundary.
+ * slip past a route boundary. Apart from dot segments, the path reaches the upstream byte for byte
+ * as the client sent it (URL-in-path APIs such as `/fetch/https://example.com/x` depend on it).
  *
  * Rules, applied to the path part only (the query, from the first `?`, passes through unchanged):
- * 1. Percent-encoding (RFC 3986 §6.2.2): `%XX` with two hex digits, else rejected. Unreserved
- *    characters (`A-Z a-z 0-9 - . _ ~`) are decoded (`%41` → `A`, `%2e` → `.`); every other octet
- *    stays encoded with upper-case hex (`%2f` → `%2F`: an encoded slash never becomes a separator).
- *    Rejected: `%00` (NUL truncates paths in C upstreams) and overlong UTF-8 lead sequences
- *    (`%C0%AE`, `%E0%80%AE`, `%F0%80%80%AE`), which naive decoders turn into `.` or `/`.
- * 2. A raw backslash is rejected: some upstreams (Windows, some frameworks) treat it as `/`.
- * 3. Repeated slashes collapse (`//a///b` → `/a/b`).
- * 4. Dot segments are removed (RFC 3986 §5.2.4): `/a/./b` → `/a/b`, `/a/b/../c` → `/a/c`; a path
- *    that climbs above the root (`/../x`) is rejected rather than clamped, because no client that
- *    means well sends one. A dot segment with parameters (`/..;/`, `/.;x/`) is rejected too: Tomcat
- *    and other servlet containers strip `;...` and would resolve it after the proxy did not.
- * 5. A fragment (`#`) anywhere in the target is rejected: request targets never carry one.
+ * 1. Percent-encoding is kept as sent: no decoding (`%41` stays `%41`), no re-casing of the hex
+ *    (`%2f` stays `%2f`: an encoded slash is never a separator). It is validated: `%` must be
+ *    followed by two hex digits, else the request is refused; so are `%00` (NUL truncates paths in
+ *    C upstreams) and overlong UTF-8 lead sequences (`%C0%AE`, `%E0%80%AE`, `%F0%80%80%AE`), which
+ *    naive decoders turn into `.` or `/`. HAProxy and Envoy (`normalize_path` off) forward
+ *    encodings as sent too; matching is therefore on the bytes as sent (`/%61pi` is not `/api`).
+ * 2. A raw backslash is refused: some upstreams (Windows, some frameworks) treat it as `/`.
+ * 3. Empty segments are kept (`//a///b` stays as is), as Envoy does by default (`merge_slashes`
+ *    off): an upstream that gives `//` a meaning gets it.
+ * 4. Dot segments are removed (RFC 3986 §5.2.4), for matching and forwarding alike: `/a/./b` →
+ *    `/a/b`, `/a/b/../c` → `/a/c`, `/a//../b` → `/a/b` (`..` removes the empty segment before it,
+ *    as the RFC's algorithm does). A percent-encoded dot (`%2e`, `%2E`) in a segment made only of
+ *    dots counts as a dot (RFC 3986 §6.2.2.2: they are the same URI, and an upstream that decodes
+ *    would resolve it after the proxy did not; Envoy's `normalize_path` decodes it too): `/a/%2e%2e/b`
+ *    → `/b`. A `%2e` inside any other segment (`/a%2eb`) is kept. A path that climbs above the root
+ *    (`/../x`, `/%2e%2e/x`) is refused rather than clamped: no client that means well sends one.
+ *    A dot segment with parameters (`/..;/`, `/.;x/`, `/%2e%2e;/`) is refused too: Tomcat and other
+ *    servlet containers strip `;...` and would resolve it after the proxy did not.
+ * 5. A fragment (`#`) anywhere in the target is refused: request targets never carry one.
  *
- * Hot path: `normalizeRequestTarget` first looks for `%`, `\`, `#`, `//` and `/.` (one precompiled
- * regex test); a target without them (nearly all traffic) is returned as is, with no allocation.
+ * Hot path: `normalizeRequestTarget` first looks for `%`, `\`, `#` and `/.` (one precompiled regex
+ * test); a target without them (nearly all traffic) is returned as is. A target whose path has no
+ * dot segment comes back as the same string, with no allocation.
  */
 
 const DOT = 46; // '.'
@@ -46,14 +55,14 @@ export const PATH_REJECTIONS = Object.freeze({
   fragment: rejection('fragment', 'the request target contains a fragment'),
 });
 
-/** Any of `%`, `\`, `#`, `//`, `/.` anywhere in the target. */
-const SUSPECT = /[%\\#]|\/[./]/;
+/** Any of `%`, `\`, `#`, `/.` anywhere in the target. */
+const SUSPECT = /[%\\#]|\/\./;
 
 /**
  * Whether `target` (origin-form: starts with `/`) may need work: its path (before `?`) contains
- * `%`, `\`, `//` or `/.`, or the target contains `#`. Conservative (`/.well-known` takes the slow
- * path and comes back unchanged). The common case is one test of a precompiled regex, measured
- * faster than a JS character loop or five `indexOf` calls; the bounds are checked only on a hit.
+ * `%`, `\` or `/.`, or the target contains `#`. Conservative (`/.well-known` takes the slow path
+ * and comes back unchanged). The common case is one test of a precompiled regex, measured faster
+ * than a JS character loop or several `indexOf` calls; the bounds are checked only on a hit.
  */
 export function needsNormalization(target: string): boolean {
   if (!SUSPECT.test(target)) return false;
@@ -61,7 +70,6 @@ export function needsNormalization(target: string): boolean {
   const end = q === -1 ? target.length : q;
   return before(target.indexOf('%'), end)
     || before(target.indexOf('/.'), end)
-    || before(target.indexOf('//'), end)
     || before(target.indexOf('\\'), end)
     || target.indexOf('#') !== -1;
 }
@@ -71,8 +79,8 @@ function before(index: number, end: number): boolean {
 }
 
 /**
- * The normalised form of an origin-form request target (`/path?query`), or why it is refused.
- * Returns `target` itself (same string) when nothing changes.
+ * The target to match and forward for an origin-form request target (`/path?query`), or why it is
+ * refused. Returns `target` itself (same string) when nothing changes.
  */
 export function normalizeRequestTarget(target: string): string | PathRejection {
   if (!needsNormalization(target)) return target;
@@ -81,19 +89,17 @@ export function normalizeRequestTarget(target: string): string | PathRejection {
   const path = q === -1 ? target : target.slice(0, q);
   const normalized = normalizePath(path);
   if (typeof normalized !== 'string') return normalized;
-  if (q === -1) return normalized;
-  return normalized === path ? target : normalized + target.slice(q);
+  if (normalized === path) return target;
+  return q === -1 ? normalized : normalized + target.slice(q);
 }
 
-/** Normalise a path (no query, starts with `/`): the rules in the file comment. */
+/** A path (no query, starts with `/`) under the rules in the file comment; the same string when unchanged. */
 export function normalizePath(path: string): string | PathRejection {
-  let decoded = path;
   if (path.indexOf('%') !== -1 || path.indexOf('\\') !== -1) {
-    const result = decodeUnreserved(path);
-    if (typeof result !== 'string') return result;
-    decoded = result;
+    const problem = checkEncoding(path);
+    if (problem !== undefined) return problem;
   }
-  return removeDotSegments(decoded);
+  return removeDotSegments(path);
 }
 
 function hexValue(c: number): number {
@@ -101,10 +107,6 @@ function hexValue(c: number): number {
   if (c >= 65 && c <= 70) return c - 55; // A-F
   if (c >= 97 && c <= 102) return c - 87; // a-f
   return -1;
-}
-
-function isUnreserved(b: number): boolean {
-  return (b >= 65 && b <= 90) || (b >= 97 && b <= 122) || (b >= 48 && b <= 57) || b === 45 || b === 46 || b === 95 || b === 126;
 }
 
 /** The octet encoded at `i` (`%XX`), or -1 when there is no valid `%XX` there. */
@@ -115,12 +117,8 @@ function octetAt(s: string, i: number): number {
   return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
 }
 
-const HEX = '0123456789ABCDEF';
-
-/** Decode unreserved octets, upper-case the hex of the others, reject what rule 1 and 2 reject. */
-function decodeUnreserved(path: string): string | PathRejection {
-  let out = '';
-  let from = 0;
+/** What rules 1 and 2 refuse, or undefined. Reads the path, never rewrites it. */
+function checkEncoding(path: string): PathRejection | undefined {
   const n = path.length;
   for (let i = 0; i < n; i++) {
     const c = path.charCodeAt(i);
@@ -135,51 +133,75 @@ function decodeUnreserved(path: string): string | PathRejection {
       const next = octetAt(path, i + 3);
       if (next >= 0x80 && next <= (b === 0xe0 ? 0x9f : 0x8f)) return PATH_REJECTIONS.overlong;
     }
-    out += path.slice(from, i);
-    out += isUnreserved(b) ? String.fromCharCode(b) : `%${HEX[b >> 4]}${HEX[b & 15]}`;
-    from = i + 3;
     i += 2;
   }
-  return from === 0 ? path : out + path.slice(from);
+  return undefined;
+}
+
+/** `dotSegment` results besides 1 (`.`): not a dot segment, `..`, a dot segment with `;` parameters. */
+const NOT_DOT = 0;
+const TWO_DOTS = 2;
+const DOT_PARAMETERS = 3;
+
+/**
+ * Whether a segment is `.` or `..`, each dot literal or `%2e`/`%2E` (rule 4), possibly followed by
+ * `;` parameters. Three dots or more, or any other character, make an ordinary segment.
+ */
+function dotSegment(segment: string): number {
+  let dots = 0;
+  let i = 0;
+  const n = segment.length;
+  while (i < n && dots < 3) {
+    const c = segment.charCodeAt(i);
+    if (c === DOT) {
+      i += 1;
+    } else if (c === PERCENT && segment.charCodeAt(i + 1) === 50 /* 2 */ && (segment.charCodeAt(i + 2) | 0x20) === 101 /* e */) {
+      i += 3;
+    } else {
+      break;
+    }
+    dots += 1;
+  }
+  if (dots === 0 || dots > 2) return NOT_DOT;
+  if (i === n) return dots;
+  return segment.charCodeAt(i) === SEMICOLON ? DOT_PARAMETERS : NOT_DOT;
 }
 
 /**
- * Collapse empty segments and resolve `.` and `..` (RFC 3986 §5.2.4 on an absolute path). A
- * trailing `/`, `/.` or `/..` leaves a trailing slash, as the RFC's algorithm does.
+ * Resolve `.` and `..` (RFC 3986 §5.2.4 on an absolute path), keeping empty segments. A trailing
+ * `/.` or `/..` leaves a trailing slash, as the RFC's algorithm does. The same string when there is
+ * no dot segment.
  */
 function removeDotSegments(path: string): string | PathRejection {
-  if (!hasWork(path)) return path;
+  if (!mayHaveDotSegment(path)) return path;
   const parts = path.split('/');
   const out: string[] = [];
-  let trailingSlash = false;
+  let changed = false;
   // parts[0] is the empty string before the leading slash.
   for (let i = 1; i < parts.length; i++) {
     const segment = parts[i]!;
-    const last = i === parts.length - 1;
-    if (segment === '' || segment === '.') {
-      if (last) trailingSlash = true;
+    const kind = dotSegment(segment);
+    if (kind === NOT_DOT) {
+      out.push(segment);
       continue;
     }
-    if (segment === '..') {
+    if (kind === DOT_PARAMETERS) return PATH_REJECTIONS.dotParameters;
+    changed = true;
+    if (kind === TWO_DOTS) {
       if (out.length === 0) return PATH_REJECTIONS.aboveRoot;
       out.pop();
-      if (last) trailingSlash = true;
-      continue;
     }
-    if (segment.charCodeAt(0) === DOT && isDotWithParameters(segment)) return PATH_REJECTIONS.dotParameters;
-    out.push(segment);
+    if (i === parts.length - 1) out.push('');
   }
-  if (out.length === 0) return '/';
-  const joined = `/${out.join('/')}`;
-  return trailingSlash ? `${joined}/` : joined;
+  if (!changed) return path;
+  return out.length === 0 ? '/' : `/${out.join('/')}`;
 }
 
-/** `.;x` or `..;x`: a dot segment once path parameters are stripped. */
-function isDotWithParameters(segment: string): boolean {
-  return segment.charCodeAt(1) === SEMICOLON || (segment.charCodeAt(1) === DOT && segment.charCodeAt(2) === SEMICOLON);
-}
-
-/** Whether the path (already decoded) has an empty segment or a segment starting with `.`. */
-function hasWork(path: string): boolean {
-  return path.indexOf('//') !== -1 || path.indexOf('/.') !== -1;
+/** Whether some segment starts with `.` or `%2e`/`%2E` (a possible dot segment). */
+function mayHaveDotSegment(path: string): boolean {
+  if (path.indexOf('/.') !== -1) return true;
+  for (let i = path.indexOf('/%'); i !== -1; i = path.indexOf('/%', i + 2)) {
+    if (path.charCodeAt(i + 2) === 50 /* 2 */ && (path.charCodeAt(i + 3) | 0x20) === 101 /* e */) return true;
+  }
+  return false;
 }
