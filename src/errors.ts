@@ -5,9 +5,11 @@
 export type ErrorCode =
   | 'SY_NO_ROUTE'            // no route matches host + path → 404
   | 'SY_NO_ENDPOINT'         // route matched, but no endpoint can take traffic → 503
-  | 'SY_UPSTREAM_CONNECT'    // connect refused / reset before a response → 502
-  | 'SY_UPSTREAM_RESET'      // upstream closed the connection mid-response → 502
+  | 'SY_UPSTREAM_CONNECT'    // no connection to the upstream could be made (refused, unreachable) → 502
+  | 'SY_UPSTREAM_RESET'      // the upstream connection broke after the request was sent → 502
+  | 'SY_UPSTREAM_BAD_RESPONSE' // the upstream's answer is not valid HTTP or its head is over the limit → 502
   | 'SY_UPSTREAM_TIMEOUT'    // upstream did not answer in time → 504
+  | 'SY_QUEUE_TIMEOUT'       // waited longer than upstream.queueTimeoutMs for an upstream connection → 503
   | 'SY_BAD_REQUEST'         // malformed client request → 400
   | 'SY_RATE_LIMITED'        // token bucket empty → 429
   | 'SY_OVERLOADED'          // concurrency limit reached → 503
@@ -17,6 +19,8 @@ export type ErrorCode =
   | 'SY_UNAUTHORIZED'        // admin token missing or wrong → 401
   | 'SY_METHOD_NOT_ALLOWED'  // CONNECT, TRACE: not served → 405
   | 'SY_REQUEST_TIMEOUT'     // the client did not send its request in time → 408
+  | 'SY_NOT_FOUND'           // no such admin endpoint → 404
+  | 'SY_INTERNAL'            // a bug: an admin request failed unexpectedly → 500
   | 'SY_CONFIG_INVALID'      // a template, services file or KV value failed validation
   | 'SY_USAGE'               // bad command line flag or value
   | 'SY_CONSUL'              // Consul answered with an error or could not be reached
@@ -59,7 +63,9 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   SY_NO_ENDPOINT: 503,
   SY_UPSTREAM_CONNECT: 502,
   SY_UPSTREAM_RESET: 502,
+  SY_UPSTREAM_BAD_RESPONSE: 502,
   SY_UPSTREAM_TIMEOUT: 504,
+  SY_QUEUE_TIMEOUT: 503,
   SY_BAD_REQUEST: 400,
   SY_RATE_LIMITED: 429,
   SY_OVERLOADED: 503,
@@ -69,6 +75,8 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   SY_UNAUTHORIZED: 401,
   SY_METHOD_NOT_ALLOWED: 405,
   SY_REQUEST_TIMEOUT: 408,
+  SY_NOT_FOUND: 404,
+  SY_INTERNAL: 500,
   SY_CONFIG_INVALID: 500,
   SY_USAGE: 500,
   SY_CONSUL: 502,

@@ -3,6 +3,8 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { TableStore } from '../control/table-store.js';
+import type { ErrorCode } from '../errors.js';
+import { errorBody, sendError } from '../proxy/http/error-response.js';
 import { AdminAuth } from './admin-auth.js';
 import { routesView, type EjectionSource } from './routes-view.js';
 
@@ -40,7 +42,7 @@ export class AdminServer {
     this.server = createServer((req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         sources.logger.error({ err }, 'admin request failed');
-        if (!res.headersSent) send(res, 500, { error: 'SY_INTERNAL', message: 'admin request failed' });
+        if (!res.headersSent) sendAdminError(res, 'SY_INTERNAL', 'admin request failed');
         else res.destroy();
       });
     });
@@ -69,11 +71,12 @@ export class AdminServer {
     // /healthz stays open: orchestrators probe liveness without credentials, and it tells nothing.
     if (this.auth !== undefined && path !== '/healthz' && !this.auth.allows(req)) {
       res.setHeader('www-authenticate', 'Bearer realm="switchyard-admin"');
-      send(res, 401, { error: 'SY_UNAUTHORIZED', message: 'the admin endpoints need Authorization: Bearer <admin token>' });
+      sendAdminError(res, 'SY_UNAUTHORIZED', 'the admin endpoints need Authorization: Bearer <admin token>');
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      send(res, 405, { error: 'SY_METHOD', message: 'admin endpoints are read-only' });
+      res.setHeader('allow', 'GET, HEAD');
+      sendAdminError(res, 'SY_METHOD_NOT_ALLOWED', 'admin endpoints are read-only');
       return;
     }
     const { store, metrics } = this.sources;
@@ -101,14 +104,14 @@ export class AdminServer {
       case '/api/match': {
         const query = matchQuery((req.url ?? '').slice(path!.length + 1));
         if (query === undefined || this.sources.matcher === undefined) {
-          send(res, 400, { error: 'SY_BAD_REQUEST', message: MATCH_USAGE });
+          sendAdminError(res, 'SY_BAD_REQUEST', MATCH_USAGE);
           return;
         }
         send(res, 200, this.sources.matcher.explain(query.host, query.target));
         return;
       }
       default:
-        send(res, 404, { error: 'SY_NOT_FOUND', message: `no admin endpoint ${path}` });
+        sendAdminError(res, 'SY_NOT_FOUND', `no admin endpoint ${path}`);
     }
   }
 }
@@ -127,6 +130,11 @@ function matchQuery(query: string): { host: string | undefined; target: string }
   if (target === '') return undefined;
   const host = new URLSearchParams(query.slice(0, at)).get('host') ?? undefined;
   return { host: host === '' ? undefined : host, target };
+}
+
+/** An admin error: the proxy's serialiser (error-response.ts), its status from errors.ts. */
+function sendAdminError(res: ServerResponse, code: ErrorCode, message: string): void {
+  sendError(res, code, errorBody(code, message), undefined);
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {

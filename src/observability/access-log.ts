@@ -24,6 +24,8 @@ export interface AccessRecord {
   readonly attempts: number | undefined;
   /** A WebSocket (or other upgrade) tunnel. */
   readonly upgrade?: boolean;
+  /** How the exchange ended when not with a complete response (src/proxy/http/access-record.ts). */
+  readonly end?: string | undefined;
 }
 
 /**
@@ -62,6 +64,7 @@ export class AccessLog {
     line += `,"method":${jsonString(r.method)},"path":${jsonString(r.path)},"status":${r.status},"ms":${Math.round(r.ms * 1000) / 1000}`;
     if (r.error !== undefined) line += `,"error":${jsonString(r.error)}`;
     if (r.reason !== undefined) line += `,"reason":${jsonString(r.reason)}`;
+    if (r.end !== undefined) line += `,"end":"${r.end}"`;
     if (r.upgrade === true) line += ',"upgrade":true';
     if (r.attempts !== undefined) line += `,"attempts":${r.attempts}`;
     this.stream.write(`${line}}\n`);

@@ -137,6 +137,14 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Requests waiting for an upstream connection on routes with `upstream.maxConnections`. */
+  readonly upstreamQueued = new Gauge({
+    name: 'switchyard_upstream_queued_requests',
+    help: 'Requests waiting for a connection to an upstream endpoint, by route (only routes with upstream.maxConnections); past upstream.queueTimeoutMs they are answered 503 SY_QUEUE_TIMEOUT',
+    labelNames: ['route'] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'switchyard_process_' });
   }

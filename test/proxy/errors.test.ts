@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { after, before, describe, it } from 'node:test';
+import { startRawUpstream, type RawUpstream } from '../support/faulty-upstream.js';
 import { refusedPort, startUpstream, type EchoReply, type TestUpstream } from '../support/upstream.js';
 import { deadline, makeTable, metricValue, send, startProxy, waitFor, type TestProxy } from './harness.js';
 
@@ -35,16 +36,20 @@ describe('proxy: upstream failures map to stable error codes', () => {
     assert.equal(await metricValue(p.metrics, 'switchyard_requests_total', { route: 'dead', code: '502' }), 1);
   });
 
-  it('502 SY_UPSTREAM_CONNECT when the upstream resets before responding', async () => {
-    // POST is not retried by undici, so the reset surfaces as is.
+  it('502 SY_UPSTREAM_RESET (not SY_UPSTREAM_CONNECT) when the upstream resets after the request was sent', async () => {
+    // The route does not retry resets, so the reset surfaces as is.
     const reply = await send(p.port, { method: 'POST', path: '/x', headers: { 'x-test-action': 'reset' }, body: 'data' });
     assert.equal(reply.status, 502);
-    assert.equal(reply.json<ErrorJson>().error, 'SY_UPSTREAM_CONNECT');
+    assert.equal(reply.json<ErrorJson>().error, 'SY_UPSTREAM_RESET');
     const get = await send(p.port, { path: '/x', headers: { 'x-test-action': 'reset' } });
     assert.equal(get.status, 502);
+    assert.equal(get.json<ErrorJson>().error, 'SY_UPSTREAM_RESET');
+    assert.equal(await metricValue(p.metrics, 'switchyard_upstream_errors_total', { route: 'flaky', code: 'SY_UPSTREAM_RESET' }), 2);
+    assert.equal(await metricValue(p.metrics, 'switchyard_upstream_errors_total', { route: 'flaky', code: 'SY_UPSTREAM_CONNECT' }), 0);
   });
 
-  it('cuts the client connection when the upstream resets mid-response', async () => {
+  it('cuts the client connection when the upstream resets mid-response, logged as the 200 the client got, ending upstream_reset', async () => {
+    const resetsBefore = await metricValue(p.metrics, 'switchyard_upstream_errors_total', { route: 'flaky', code: 'SY_UPSTREAM_RESET' });
     const outcome = await deadline(new Promise<{ status: number; bytes: number; error: string }>((resolve) => {
       const req = httpRequest({ host: '127.0.0.1', port: p.port, path: '/x', headers: { 'x-test-action': 'reset-mid' }, agent: false }, (res) => {
         let bytes = 0;
@@ -58,7 +63,13 @@ describe('proxy: upstream failures map to stable error codes', () => {
     assert.equal(outcome.status, 200, 'the head had already been relayed');
     assert.equal(outcome.bytes, 10);
     assert.notEqual(outcome.error, 'ended cleanly');
-    await waitFor(async () => await metricValue(p.metrics, 'switchyard_upstream_errors_total', { route: 'flaky', code: 'SY_UPSTREAM_RESET' }) === 1, 'reset metric');
+    await waitFor(async () => await metricValue(p.metrics, 'switchyard_upstream_errors_total', { route: 'flaky', code: 'SY_UPSTREAM_RESET' }) === resetsBefore + 1, 'reset metric');
+    const cutLine = () => p.accessLines().find((l) => l.route === 'flaky' && l.error === 'SY_UPSTREAM_RESET' && l.end !== undefined);
+    await waitFor(() => cutLine() !== undefined, 'the access line of the cut response');
+    const line = cutLine()!;
+    assert.equal(line.status, 200, 'the status the client received');
+    assert.equal(line.end, 'upstream_reset');
+    assert.equal(await metricValue(p.metrics, 'switchyard_requests_total', { route: 'flaky', code: '502' }), 2, 'only the two answered 502s');
   });
 
   it('504 SY_UPSTREAM_TIMEOUT when the upstream does not answer in time', async () => {
@@ -74,6 +85,41 @@ describe('proxy: upstream failures map to stable error codes', () => {
     // Sanity for the 300 ms timeouts above: a quick answer is unaffected.
     const reply = await send(p.port, { path: '/fast' });
     assert.equal(reply.status, 200);
+  });
+});
+
+describe('proxy: invalid upstream answers are 502 SY_UPSTREAM_BAD_RESPONSE', () => {
+  let bigHead: RawUpstream;
+  let garbage: RawUpstream;
+  let p: TestProxy;
+
+  before(async () => {
+    // undici's limit on a response head is 16 KiB by default: this one is 64 KiB.
+    bigHead = await startRawUpstream(`HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(65_536)}\r\nContent-Length: 2\r\n\r\nok`);
+    garbage = await startRawUpstream('SSH-2.0-OpenSSH_9.6\r\n');
+    p = await startProxy(makeTable([
+      { name: 'big', path: '/big', to: [{ service: 'big', endpoints: [{ id: 'b1', port: bigHead.port }] }] },
+      { name: 'garbage', path: '/garbage', to: [{ service: 'garbage', endpoints: [{ id: 'g1', port: garbage.port }] }] },
+    ]));
+  });
+
+  after(async () => {
+    await p.close();
+    await Promise.all([bigHead.close(), garbage.close()]);
+  });
+
+  it('a response head over the limit: 502 SY_UPSTREAM_BAD_RESPONSE, not SY_UPSTREAM_CONNECT', async () => {
+    const reply = await send(p.port, { path: '/big' });
+    assert.equal(reply.status, 502);
+    assert.equal(reply.json<ErrorJson>().error, 'SY_UPSTREAM_BAD_RESPONSE');
+    assert.equal(await metricValue(p.metrics, 'switchyard_upstream_errors_total', { route: 'big', code: 'SY_UPSTREAM_BAD_RESPONSE' }), 1);
+    assert.equal(await metricValue(p.metrics, 'switchyard_upstream_errors_total', { route: 'big', code: 'SY_UPSTREAM_CONNECT' }), 0);
+  });
+
+  it('an answer that is not HTTP: 502 SY_UPSTREAM_BAD_RESPONSE', async () => {
+    const reply = await send(p.port, { path: '/garbage' });
+    assert.equal(reply.status, 502);
+    assert.equal(reply.json<ErrorJson>().error, 'SY_UPSTREAM_BAD_RESPONSE');
   });
 });
 
@@ -143,7 +189,7 @@ describe('proxy: client aborts', () => {
     // The upstream would answer after 5 s (and the proxy's timeouts are 60 s): only the abort ends it sooner.
     await waitFor(() => up.inflight === 0, 'the upstream request to be aborted', 3_000);
     assert.ok(Date.now() - aborted < 3_000);
-    await waitFor(() => p.accessLines().some((l) => l.path === '/hang' && l.status === 499), 'access log line with status 499');
+    await waitFor(() => p.accessLines().some((l) => l.path === '/hang' && l.status === 499 && l.end === 'client_closed'), 'access log line with status 499, ending client_closed');
     assert.equal(await metricValue(p.metrics, 'switchyard_requests_total', { route: 'patient', code: '499' }), 1);
     assert.equal(await metricValue(p.metrics, 'switchyard_upstream_errors_total', { route: 'patient' }), 0, 'a client abort is no upstream error');
   });

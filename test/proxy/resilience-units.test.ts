@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { httpsLocation } from '../../src/proxy/policy/admission.js';
 import { BodyTap, BodyTooLargeError } from '../../src/proxy/http/body-tap.js';
-import { isIdempotent } from '../../src/proxy/http/forward.js';
+import { isIdempotent } from '../../src/proxy/policy/retry-decision.js';
 import { contentLengthOf } from '../../src/proxy/http/headers.js';
 import { RateLimiter } from '../../src/proxy/policy/rate-limiter.js';
 import { RetryBudget } from '../../src/proxy/policy/retry-budget.js';

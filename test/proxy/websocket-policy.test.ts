@@ -218,11 +218,12 @@ describe('proxy: upgrade requests under the route policy', () => {
     assert.equal(await metricValue(p.metrics, 'switchyard_upstream_timeouts_total', { route: 'silent', kind: 'headers' }), 1);
   });
 
-  it('an upstream that closes without answering: 502 SY_UPSTREAM_CONNECT, not a cut connection', async () => {
+  it('an upstream that closes without answering: 502 SY_UPSTREAM_RESET (the request was sent), not a cut connection', async () => {
     const outcome = await upgrade(p.port, '/closer/x');
     assert.equal(outcome.status, 502);
-    assert.equal((JSON.parse(outcome.body) as { error: string }).error, 'SY_UPSTREAM_CONNECT');
-    assert.equal(await metricValue(p.metrics, 'switchyard_upstream_errors_total', { route: 'closer', code: 'SY_UPSTREAM_CONNECT' }), 1);
+    assert.equal((JSON.parse(outcome.body) as { error: string }).error, 'SY_UPSTREAM_RESET');
+    assert.equal(await metricValue(p.metrics, 'switchyard_upstream_errors_total', { route: 'closer', code: 'SY_UPSTREAM_RESET' }), 1);
+    assert.equal(await metricValue(p.metrics, 'switchyard_upstream_errors_total', { route: 'closer', code: 'SY_UPSTREAM_CONNECT' }), 0);
     await waitFor(() => p.proxy.upgrades.size === 0, 'every tunnel to be gone');
   });
 
@@ -240,7 +241,7 @@ describe('proxy: upgrade requests under the route policy', () => {
     await waitFor(() => silent.accepted() === acceptedBefore + 1 && route()?.state.inflight === 1, 'the upgrade to wait at the upstream');
     socket.end(); // FIN, and nothing else: the default 60 s headers timeout is far away
     await waitFor(() => route()?.state.inflight === 0 && p.proxy.upgrades.size === 0, 'the slot and the tunnel to be released');
-    await waitFor(() => p.accessLines().some((l) => l.route === 'waiting' && l.status === 499), 'a 499 access line');
+    await waitFor(() => p.accessLines().some((l) => l.route === 'waiting' && l.status === 499 && l.end === 'client_closed'), 'a 499 access line ending client_closed');
     assert.equal(await metricValue(p.metrics, 'switchyard_upstream_timeouts_total', { route: 'waiting' }), 0);
     socket.destroy();
   });
@@ -255,10 +256,10 @@ describe('proxy: upgrade requests under the route policy', () => {
     socket.destroy();
   });
 
-  it('an upstream that answers the upgrade with something other than HTTP: 502, counted against the endpoint', async () => {
+  it('an upstream that answers the upgrade with something other than HTTP: 502 SY_UPSTREAM_BAD_RESPONSE, counted against the endpoint', async () => {
     const outcome = await upgrade(p.port, '/garbage/x');
     assert.equal(outcome.status, 502);
-    assert.equal((JSON.parse(outcome.body) as { error: string }).error, 'SY_UPSTREAM_CONNECT');
+    assert.equal((JSON.parse(outcome.body) as { error: string }).error, 'SY_UPSTREAM_BAD_RESPONSE');
     assert.equal(p.proxy.runtimes.current?.byName.get('garbage')?.state.healthOf('garbage/g1').consecutive, 1, 'one failure of the endpoint');
   });
 

@@ -64,3 +64,42 @@ export async function blackholePort(): Promise<Blackhole> {
     },
   };
 }
+
+export interface RawUpstream {
+  readonly port: number;
+  /** Connections accepted so far. */
+  accepted(): number;
+  close(): Promise<void>;
+}
+
+/**
+ * An upstream that answers every request (once its head has arrived) with `answer`, byte for byte,
+ * then closes: for answers no HTTP server library would send (oversized heads, garbage).
+ */
+export async function startRawUpstream(answer: string | Buffer): Promise<RawUpstream> {
+  const { createServer } = await import('node:net');
+  let accepted = 0;
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    accepted += 1;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => { /* the proxy may reset it */ });
+    let head = '';
+    socket.on('data', (chunk: Buffer) => {
+      if (head.includes('\r\n\r\n')) return;
+      head += chunk.toString('latin1');
+      if (head.includes('\r\n\r\n')) socket.end(answer);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  return {
+    port,
+    accepted: () => accepted,
+    close: () => new Promise<void>((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    }),
+  };
+}

@@ -1,7 +1,9 @@
 import type { IncomingMessage } from 'node:http';
 import { AccessLog } from '../../observability/access-log.js';
 import type { Logger } from '../../observability/logger.js';
-import { Exchange, type ForwardContext, type ProxyResponse } from './forward.js';
+import { Exchange } from './exchange.js';
+import type { ForwardContext } from './forward-context.js';
+import type { ProxyResponse } from './proxy-response.js';
 import { RequestIdGenerator } from './request-id.js';
 import { RequestGuard, type RequestGuardOptions } from '../edge/request-guard.js';
 import type { RuntimeStore } from '../runtime/runtime.js';
@@ -34,6 +36,7 @@ export class ProxyHandler implements ForwardContext {
   /** Hostile-input checks, path normalisation and the X-Forwarded-For choice, before routing. */
   readonly guard: RequestGuard;
   closing = false;
+  cutting = false;
   /** Requests whose response has not closed yet. */
   inflight = 0;
   private idleWaiters: (() => void)[] = [];
@@ -60,6 +63,17 @@ export class ProxyHandler implements ForwardContext {
     if (!this.guard.admit(req, res)) return;
     this.inflight += 1;
     new Exchange(this, req, res, performance.now()).run();
+  };
+
+  /**
+   * For the server's `checkContinue` event (`Expect: 100-continue`): the same as `handle`, but the
+   * `100 Continue` is sent by the exchange only once the request is admitted, so a Content-Length
+   * over the route's maxBodyBytes gets its 413 before the client sends the body (nginx does the same).
+   */
+  readonly handleContinue = (req: IncomingMessage, res: ProxyResponse): void => {
+    if (!this.guard.admit(req, res)) return;
+    this.inflight += 1;
+    new Exchange(this, req, res, performance.now(), true).run();
   };
 
   /** Called once per request when its response closed. */

@@ -18,13 +18,18 @@ export interface RequestHead {
   connection: string | undefined;
   /** A body follows (Content-Length > 0 or Transfer-Encoding). */
   hasBody: boolean;
+  /** The client accepts trailer fields (`TE: trailers`), so an upstream's trailers are relayed. */
+  trailers: boolean;
 }
 
 /**
  * Fill `head` from the client's raw headers. Dropped: hop-by-hop headers (Connection, Keep-Alive,
- * Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade), Host (re-added by the caller),
- * X-Forwarded-Proto/-Host/-Prefix and X-Request-Id (set by the proxy; X-Forwarded-For is kept in
- * `forwardedFor` to be appended to), and Expect (node answered `100-continue`).
+ * Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade, and HTTP2-Settings, which only goes
+ * with an `Upgrade: h2c` offer: RFC 9113 §3.2.1 / RFC 7540 §3.2.1, a connection-specific field),
+ * Host (re-added by the caller), X-Forwarded-Proto/-Host/-Port/-Prefix and X-Request-Id (set by
+ * the proxy from the listener, whoever the client is, as Traefik does for untrusted peers;
+ * X-Forwarded-For is kept in `forwardedFor` to be appended to), and Expect (node answered
+ * `100-continue`). `TE: trailers` is remembered in `trailers` (the exchange sends its own).
  */
 export function scanRequestHeaders(raw: readonly string[], head: RequestHead): void {
   const out = head.headers;
@@ -50,14 +55,18 @@ export function scanRequestHeaders(raw: readonly string[], head: RequestHead): v
       case 'x-request-id':
         if (head.requestId === undefined && value.length > 0 && value.length <= 200) head.requestId = value;
         continue;
+      case 'te':
+        if (listsTrailers(value)) head.trailers = true;
+        continue;
       case 'keep-alive':
       case 'proxy-connection':
-      case 'te':
       case 'trailer':
       case 'upgrade':
+      case 'http2-settings':
       case 'expect':
       case 'x-forwarded-proto':
       case 'x-forwarded-host':
+      case 'x-forwarded-port':
       case 'x-forwarded-prefix':
         continue;
       default:
@@ -68,10 +77,11 @@ export function scanRequestHeaders(raw: readonly string[], head: RequestHead): v
 }
 
 /**
- * Remove the headers a `Connection` value names (RFC 9110 §7.6.1) from a flat, lower-case list.
- * Returns the list itself when the value names nothing beyond keep-alive/close/upgrade (the common case).
+ * Remove the headers a `Connection` value names (RFC 9110 §7.6.1) from a flat list whose names are
+ * lower-case (or, with `anyCase`, spelled as received). Returns the list itself when the value
+ * names nothing beyond keep-alive/close/upgrade (the common case).
  */
-export function removeConnectionNominated(headers: string[], connection: string): string[] {
+export function removeConnectionNominated(headers: string[], connection: string, anyCase = false): string[] {
   // Fast path for the values nearly every peer sends.
   if (connection.length <= 10) {
     const value = connection.toLowerCase();
@@ -86,39 +96,65 @@ export function removeConnectionNominated(headers: string[], connection: string)
   if (nominated === undefined) return headers;
   const out: string[] = [];
   for (let i = 0; i < headers.length; i += 2) {
-    if (!nominated.has(headers[i]!)) out.push(headers[i]!, headers[i + 1]!);
+    const name = headers[i]!;
+    if (!nominated.has(anyCase ? name.toLowerCase() : name)) out.push(name, headers[i + 1]!);
   }
   return out;
+}
+
+/** `TE` lists `trailers` (RFC 9110 §10.1.4), case-insensitively. */
+function listsTrailers(value: string): boolean {
+  if (value.length === 8) return value.toLowerCase() === 'trailers';
+  for (const token of value.split(',')) {
+    const t = token.trim();
+    if (t.length >= 8 && t.slice(0, 8).toLowerCase() === 'trailers' && (t.length === 8 || t.charCodeAt(8) === 59 /* ; */ || t.charCodeAt(8) === 32)) return true;
+  }
+  return false;
 }
 
 /**
  * Convert undici's raw response headers to the list for `res.writeHead`, without hop-by-hop headers
  * and without the upstream's X-Request-Id (the proxy sets its own), then append `x-request-id`.
+ * Names keep the upstream's spelling (`ETag`, `X-Custom-Thing`): node writes an array head as
+ * given, and some legacy clients compare names case-sensitively (nginx keeps them too).
+ * `trailers`: the upstream's trailer fields will be relayed, so its `Trailer` field (which names
+ * them) is kept.
  */
-export function responseHeaders(raw: readonly Buffer[], requestId: string): string[] {
+export function responseHeaders(raw: readonly Buffer[], requestId: string, trailers: boolean): string[] {
   const out: string[] = [];
   let connection: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = lowerName(raw[i]!);
+    const rawName = raw[i]!;
+    const name = lowerName(rawName);
     switch (name) {
       case 'connection':
         connection = raw[i + 1]!.toString('latin1');
         continue;
+      case 'trailer':
+        if (trailers) break;
+        continue;
       case 'keep-alive':
       case 'proxy-connection':
       case 'te':
-      case 'trailer':
       case 'transfer-encoding':
       case 'upgrade':
       case 'x-request-id':
         continue;
       default:
-        out.push(name, raw[i + 1]!.toString('latin1'));
+        break;
     }
+    out.push(rawName.toString('latin1'), raw[i + 1]!.toString('latin1'));
   }
-  const result = connection === undefined ? out : removeConnectionNominated(out, connection);
+  const result = connection === undefined ? out : removeConnectionNominated(out, connection, true);
   result.push('x-request-id', requestId);
   return result;
+}
+
+/** undici's raw trailer list (`[name, value, ...]` as Buffers) as pairs for `res.addTrailers`. */
+export function trailerPairs(raw: readonly (Buffer | string)[]): [string, string][] {
+  const out: [string, string][] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) out.push([raw[i]!.toString(), raw[i + 1]!.toString()]);
+  return out;
 }
 
 /** `::ffff:10.0.0.1` → `10.0.0.1`: the form X-Forwarded-For consumers expect. */

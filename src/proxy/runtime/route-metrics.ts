@@ -26,6 +26,7 @@ export class RouteMetrics {
   private rateLimitedCounter: Counter.Internal | undefined;
   private overloadedCounter: Counter.Internal | undefined;
   private bodyTooLargeCounter: Counter.Internal | undefined;
+  private queuedGauge: Gauge.Internal<'route'> | undefined;
 
   constructor(metrics: Metrics, route: string) {
     this.metrics = metrics;
@@ -97,6 +98,11 @@ export class RouteMetrics {
 
   overloaded(): void {
     (this.overloadedCounter ??= this.metrics.overloaded.labels(this.route)).inc();
+  }
+
+  /** One more (+1) or one less (-1) request waiting for an upstream connection. */
+  queued(delta: number): void {
+    (this.queuedGauge ??= this.metrics.upstreamQueued.labels(this.route)).inc(delta);
   }
 
   bodyTooLarge(): void {
