@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
 import { formatCidr, parseCidrList } from '../proxy/edge/client-address.js';
+import { consulConnection, type ConsulSettings } from './consul-settings.js';
 import { isLoopback, parseHostPort, type HostPort } from './host-port.js';
 
 /** The frozen configuration every component reads. Built once from flags and environment. */
@@ -49,24 +50,8 @@ export interface TlsSettings {
   readonly certDir: string;
 }
 
-export type ConsulConsistency = 'default' | 'stale' | 'consistent';
-
-/** How to reach Consul, following Consul's own CLI conventions (CONSUL_HTTP_ADDR and friends). */
-export interface ConsulSettings {
-  /** `http://host:port` or `https://host:port`. */
-  readonly url: string;
-  /** ACL token (CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE). Never logged, never shown. */
-  readonly token: string | undefined;
-  readonly caCert: string | undefined;
-  readonly clientCert: string | undefined;
-  readonly clientKey: string | undefined;
-  /** CONSUL_HTTP_SSL_VERIFY=false turns certificate verification off. */
-  readonly tlsVerify: boolean;
-  readonly datacenter: string | undefined;
-  readonly consistency: ConsulConsistency;
-  /** Blocking query `wait`; the client's own timeout is wait + wait/16 + a margin. */
-  readonly waitMs: number;
-}
+export type { ConsulConsistency, ConsulSettings } from './consul-settings.js';
+export { parseConsulAddress, parseGoBool } from './consul-settings.js';
 
 export type CliAction = { kind: 'run'; config: Config } | { kind: 'help' } | { kind: 'version' };
 
@@ -98,7 +83,7 @@ export const FLAGS = {
   'trusted-proxies': { env: 'SWITCHYARD_TRUSTED_PROXIES', value: 'CIDR,...', help: 'proxies whose X-Forwarded-For is appended to; from others it is replaced' },
   'log-level': { env: 'SWITCHYARD_LOG_LEVEL', value: 'LEVEL', default: 'info', help: 'trace, debug, info, warn, error, fatal or silent' },
   'kv-prefix': { env: 'SWITCHYARD_KV_PREFIX', value: 'PREFIX', default: 'switchyard/', help: 'KV prefix holding weights and policies' },
-  consul: { env: 'CONSUL_HTTP_ADDR', value: 'ADDR', help: 'Consul agent, host:port or http(s)://host:port; makes Consul the discovery source' },
+  consul: { env: 'CONSUL_HTTP_ADDR', value: 'ADDR', help: 'Consul agent: host:port, http(s)://host:port[/prefix] or unix:///path; makes Consul the discovery source' },
   'consul-datacenter': { env: 'CONSUL_DATACENTER', value: 'DC', help: 'datacenter to query (default: the agent\'s)' },
   'consul-consistency': { env: 'SWITCHYARD_CONSUL_CONSISTENCY', value: 'MODE', default: 'default', help: 'default (stale reads only while the cluster has no leader), stale or consistent' },
   'consul-wait': { env: 'SWITCHYARD_CONSUL_WAIT', value: 'DURATION', default: '60s', help: 'blocking query wait (1s to 10m)' },
@@ -125,8 +110,11 @@ export function helpText(): string {
     lines.push(`${left.padEnd(34)}${spec.help}${def}${spec.env === undefined ? '' : ` [${spec.env}]`}`);
   }
   lines.push(`${'  --help'.padEnd(34)}this text`, `${'  --version'.padEnd(34)}print the version`);
-  lines.push('', 'Consul connection, as Consul\'s own CLI reads it: CONSUL_HTTP_TOKEN (or CONSUL_HTTP_TOKEN_FILE),',
-    'CONSUL_CACERT, CONSUL_CLIENT_CERT, CONSUL_CLIENT_KEY, CONSUL_HTTP_SSL_VERIFY.');
+  lines.push('', 'Consul connection, read as Consul\'s own CLI reads it (api/api.go): CONSUL_HTTP_ADDR (host:port,',
+    'http(s)://host:port[/prefix] or unix:///path), CONSUL_HTTP_TOKEN_FILE (wins) or CONSUL_HTTP_TOKEN,',
+    'CONSUL_HTTP_AUTH, CONSUL_HTTP_SSL, CONSUL_HTTP_SSL_VERIFY (Go booleans: 1 t T TRUE true True, 0 f F FALSE',
+    'false False; anything else is refused), CONSUL_CACERT (wins) or CONSUL_CAPATH, CONSUL_CLIENT_CERT,',
+    'CONSUL_CLIENT_KEY, CONSUL_TLS_SERVER_NAME, CONSUL_NAMESPACE and CONSUL_PARTITION (Enterprise).');
   lines.push('', 'Without --services and without --consul Switchyard runs its embedded default:',
     'demo upstream servers on loopback and the routes in --templates.');
   return lines.join('\n');
@@ -190,21 +178,6 @@ function tlsSettings(listen: string | undefined, certDir: string | undefined): T
   return { listen: parseHostPort('--tls-listen', listen), certDir };
 }
 
-/** Consul's address forms: `host:port`, `http://host:port`, `https://host:port` (CONSUL_HTTP_SSL=true means https). */
-export function parseConsulAddress(value: string, env: NodeJS.ProcessEnv = {}): string {
-  const hasScheme = /^[a-z]+:\/\//i.test(value);
-  const scheme = env['CONSUL_HTTP_SSL'] === 'true' ? 'https' : 'http';
-  let url: URL;
-  try {
-    url = new URL(hasScheme ? value : `${scheme}://${value}`);
-  } catch {
-    throw new UsageError(`--consul: expected host:port or http(s)://host:port, got ${JSON.stringify(value)}`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--consul: scheme must be http or https, got ${url.protocol}`);
-  if (url.pathname !== '/' || url.search !== '' || url.username !== '') throw new UsageError(`--consul: expected only scheme, host and port, got ${JSON.stringify(value)}`);
-  return `${url.protocol}//${url.host}`;
-}
-
 function consulSettings(
   address: string | undefined,
   get: (name: FlagName) => string | undefined,
@@ -218,31 +191,7 @@ function consulSettings(
   const waitMs = parseDuration('consul-wait', get('consul-wait')!);
   if (waitMs < 1000 || waitMs > 600_000) throw new UsageError(`--consul-wait: must be between 1s and 10m, got ${get('consul-wait')}`);
   if (address === undefined) return undefined;
-  const verify = env['CONSUL_HTTP_SSL_VERIFY'];
-  if (verify !== undefined && verify !== '' && !['true', 'false', '1', '0'].includes(verify)) {
-    throw new UsageError(`CONSUL_HTTP_SSL_VERIFY: expected true or false, got ${JSON.stringify(verify)}`);
-  }
-  const nonEmpty = (name: string): string | undefined => (env[name] === undefined || env[name] === '' ? undefined : env[name]);
-  let token = nonEmpty('CONSUL_HTTP_TOKEN');
-  const tokenFile = nonEmpty('CONSUL_HTTP_TOKEN_FILE');
-  if (token === undefined && tokenFile !== undefined) {
-    try {
-      token = readFileSync(tokenFile, 'utf8').trim();
-    } catch (err) {
-      throw new UsageError(`CONSUL_HTTP_TOKEN_FILE: cannot read ${tokenFile}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
-    }
-  }
-  return {
-    url: parseConsulAddress(address, env),
-    token,
-    caCert: nonEmpty('CONSUL_CACERT'),
-    clientCert: nonEmpty('CONSUL_CLIENT_CERT'),
-    clientKey: nonEmpty('CONSUL_CLIENT_KEY'),
-    tlsVerify: verify !== 'false' && verify !== '0',
-    datacenter: get('consul-datacenter'),
-    consistency,
-    waitMs,
-  };
+  return consulConnection(address, env, { datacenter: get('consul-datacenter'), consistency, waitMs });
 }
 
 /** `16384`, `16KB`, `16k`, `1MB`: bytes (K and M are 1024-based). */
@@ -290,7 +239,7 @@ function trustedProxies(value: string | undefined): readonly string[] {
   }
 }
 
-/** The flag or variable wins over the file, as CONSUL_HTTP_TOKEN does over CONSUL_HTTP_TOKEN_FILE. The token never appears in a message. */
+/** The flag or variable wins over the file. (Consul does the opposite: CONSUL_HTTP_TOKEN_FILE wins over CONSUL_HTTP_TOKEN.) The token never appears in a message. */
 function adminToken(token: string | undefined, file: string | undefined): string | undefined {
   if (token !== undefined) {
     if (token.trim() === '') throw new UsageError('--admin-token: empty value');

@@ -10,6 +10,8 @@ import { Agent, fetch } from 'undici';
 import Consul from 'consul';
 import { ConsulTestServer, type ConsulTestServerOptions } from './consul/server.js';
 import { parseGoDuration, parseBlockingParams } from './consul/blocking.js';
+import { kvKeyProblem } from './consul/routes.js';
+import { waitFor } from './wait.js';
 
 // ---------------------------------------------------------------------------- fixtures
 // Sample responses copied from Consul's API docs (website/content/api-docs/*.mdx).
@@ -761,17 +763,24 @@ describe('Consul test server: ACLs', () => {
       const kvWrite = await put(s, '/v1/kv/switchyard/x', { body: '2' });
       assert.equal(kvWrite.status, 403);
       assert.equal(kvWrite.text, 'Permission denied');
+      // Lists are filtered; without a token the flag saying so is masked (agent/consul/rpc.go
+      // maskResultsFilteredByACLs): an anonymous client cannot tell "hidden" from "empty".
       const kvList = await get(s, '/v1/kv/switchyard/?recurse');
       assert.equal(kvList.status, 404, 'recurse filters, like KVS.List');
-      assert.equal(kvList.headers.get('x-consul-results-filtered-by-acls'), 'true');
+      assert.equal(kvList.headers.get('x-consul-results-filtered-by-acls'), null);
 
       const health = await get(s, '/v1/health/service/web');
       assert.equal(health.status, 200);
       assert.deepEqual(health.json(), []);
-      assert.equal(health.headers.get('x-consul-results-filtered-by-acls'), 'true');
+      assert.equal(health.headers.get('x-consul-results-filtered-by-acls'), null);
       const catalog = await get(s, '/v1/catalog/services');
       assert.deepEqual(catalog.json(), {});
-      assert.equal(catalog.headers.get('x-consul-results-filtered-by-acls'), 'true');
+      assert.equal(catalog.headers.get('x-consul-results-filtered-by-acls'), null);
+      // With a token (one that may read nothing) the same answers say they were filtered.
+      s.addToken('nothing', {});
+      assert.equal((await get(s, '/v1/kv/switchyard/?recurse', { token: 'nothing' })).headers.get('x-consul-results-filtered-by-acls'), 'true');
+      assert.equal((await get(s, '/v1/health/service/web', { token: 'nothing' })).headers.get('x-consul-results-filtered-by-acls'), 'true');
+      assert.equal((await get(s, '/v1/catalog/services', { token: 'nothing' })).headers.get('x-consul-results-filtered-by-acls'), 'true');
 
       const register = await put(s, '/v1/agent/service/register', { body: JSON.stringify({ Name: 'api', Port: 1 }) });
       assert.equal(register.status, 403);
@@ -879,13 +888,43 @@ describe('Consul test server: fault injection and observation', () => {
     });
   });
 
-  it('streaming mode leaves out the leader headers on blocking health queries', async () => {
-    await withServer({ streaming: true }, async (s) => {
+  it('streaming (the default): blocking health reads carry KnownLeader false, LastContact 0, Query-Backend streaming', async () => {
+    await withServer({}, async (s) => {
+      s.setLastContact(25);
       const reply = await get(s, `/v1/health/service/consul?index=1&wait=50ms`);
       assert.equal(reply.status, 200);
-      assert.equal(reply.headers.get('x-consul-knownleader'), null);
-      assert.equal(reply.headers.get('x-consul-lastcontact'), null);
+      assert.equal(reply.headers.get('x-consul-knownleader'), 'false', 'setMeta writes the streaming view\'s zero value');
+      assert.equal(reply.headers.get('x-consul-lastcontact'), '0');
+      assert.equal(reply.headers.get('x-consul-query-backend'), 'streaming');
       assert.ok(indexOf(reply) >= 1);
+      // The same cluster, asked without blocking, or for the catalog, or the leader: a leader.
+      const fresh = await get(s, '/v1/health/service/consul');
+      assert.equal(fresh.headers.get('x-consul-knownleader'), 'true');
+      assert.equal(fresh.headers.get('x-consul-lastcontact'), '25');
+      assert.equal(fresh.headers.get('x-consul-query-backend'), 'blocking-query');
+      const catalog = await get(s, '/v1/catalog/services?index=1&wait=50ms');
+      assert.equal(catalog.headers.get('x-consul-query-backend'), 'blocking-query');
+      assert.equal(catalog.headers.get('x-consul-knownleader'), 'true');
+      assert.equal((await get(s, '/v1/status/leader')).json(), '127.0.0.1:8300');
+      // use_streaming_backend = false: blocking health reads are plain blocking queries again.
+      s.setStreaming(false);
+      const plain = await get(s, `/v1/health/service/consul?index=1&wait=50ms`);
+      assert.equal(plain.headers.get('x-consul-knownleader'), 'true');
+      assert.equal(plain.headers.get('x-consul-query-backend'), 'blocking-query');
+    });
+  });
+
+  it('streaming answers never carry X-Consul-Results-Filtered-By-ACLs, even with a token', async () => {
+    await withServer({ aclToken: 'root' }, async (s) => {
+      s.registerService({ ID: 'web-1', Name: 'web', Port: 80 });
+      s.addToken('services-only', { service: 'read' });
+      const first = await get(s, '/v1/health/service/web', { token: 'services-only' });
+      assert.deepEqual(first.json(), [], 'no node:read: the instance is filtered out');
+      assert.equal(first.headers.get('x-consul-results-filtered-by-acls'), 'true');
+      const blocking = await get(s, `/v1/health/service/web?index=${indexOf(first)}&wait=20ms`, { token: 'services-only' });
+      assert.deepEqual(blocking.json(), []);
+      assert.equal(blocking.headers.get('x-consul-query-backend'), 'streaming');
+      assert.equal(blocking.headers.get('x-consul-results-filtered-by-acls'), null);
     });
   });
 });
@@ -948,5 +987,132 @@ describe('Consul test server: the consul npm client', () => {
       const watched = s.requests.filter((r) => r.path === '/v1/health/service/web' && r.query.index !== undefined);
       assert.ok(watched.every((r) => r.query.wait === '5s' && r.headers['x-consul-token'] === 'tok'));
     });
+  });
+});
+
+describe('Consul test server: real-Consul behaviours (docs/consul.md, "What the test server pins")', () => {
+  it('KV keys as Consul 1.21.5+ validates them (agent/kvs_endpoint.go validateKVKey): 400 with its reason, every method', async () => {
+    await withServer({}, async (s) => {
+      const refused: [string, string][] = [
+        ['switchyard/routes/tag:web:/weights', "key contains invalid character ':' at position 21. Only alphanumeric characters and ,-_./ are allowed"],
+        ['a b', "key contains invalid character ' ' at position 1. Only alphanumeric characters and ,-_./ are allowed"],
+        ['switchyard/config.json', "key contains suspicious file extension '.json' that may be cached by proxies"],
+        ['switchyard/app.JS', "key contains suspicious file extension '.js' that may be cached by proxies"],
+      ];
+      for (const [key, reason] of refused) {
+        const written = await put(s, `/v1/kv/${encodeURIComponent(key).replace(/%2F/g, '/')}`, { body: '1' });
+        assert.equal(written.status, 400, key);
+        assert.equal(written.text, reason, key);
+        assert.equal((await get(s, `/v1/kv/${encodeURIComponent(key).replace(/%2F/g, '/')}`)).status, 400, `GET ${key}`);
+        assert.equal((await call(s, 'DELETE', `/v1/kv/${encodeURIComponent(key).replace(/%2F/g, '/')}`)).status, 400, `DELETE ${key}`);
+      }
+      for (const key of ['switchyard/routes/tag.web.2f/weights', 'a,b-c_d.e/f', 'switchyard/services/users/weights']) {
+        const written = await put(s, `/v1/kv/${key}`, { body: '1' });
+        assert.equal(written.status, 200, key);
+        assert.equal(written.text, 'true');
+      }
+      // Dot segments never reach a server through fetch (the URL is normalised): checked directly.
+      assert.equal(kvKeyProblem('x/../y'), 'key contains path traversal sequence');
+      assert.equal(kvKeyProblem('/x'), "key must not begin with a '/'");
+      assert.equal(kvKeyProblem('x.html?v=1'), "key contains invalid character '?' at position 6. Only alphanumeric characters and ,-_./ are allowed");
+      // Keys written before the upgrade (in-process helper, as raft data) are still listed.
+      s.kvPut('switchyard/old:key', 'v');
+      const listed = await get(s, '/v1/kv/switchyard/?recurse');
+      assert.ok(listed.json<{ Key: string }[]>().some((e) => e.Key === 'switchyard/old:key'));
+      // Consul before 1.21.5 took them.
+      s.setKvKeyValidation(false);
+      assert.equal((await put(s, '/v1/kv/switchyard/routes/tag:web:/weights', { body: '1' })).status, 200);
+    });
+  });
+
+  it('/v1/acl/token/self: 401 "ACL support disabled" with ACLs off; 403 "ACL not found" without a token; 200 with one', async () => {
+    await withServer({}, async (s) => {
+      const off = await get(s, '/v1/acl/token/self');
+      assert.equal(off.status, 401);
+      assert.equal(off.text, 'ACL support disabled');
+    });
+    await withServer({ aclToken: 'root' }, async (s) => {
+      const anonymous = await get(s, '/v1/acl/token/self');
+      assert.equal(anonymous.status, 403);
+      assert.equal(anonymous.text, 'ACL not found');
+      assert.equal((await get(s, '/v1/acl/token/self', { token: 'wrong' })).status, 403);
+      const self = await get(s, '/v1/acl/token/self', { token: 'root' });
+      assert.equal(self.status, 200);
+      assert.equal(self.json<{ SecretID: string }>().SecretID, 'root');
+    });
+  });
+
+  it('/v1/status/leader: the leader\'s address, "" without one', async () => {
+    await withServer({}, async (s) => {
+      assert.equal((await get(s, '/v1/status/leader')).json(), '127.0.0.1:8300');
+      s.setLeaderless(true);
+      assert.equal((await get(s, '/v1/status/leader')).json(), '');
+      s.setLeaderless(false);
+      s.setKnownLeader(false);
+      assert.equal((await get(s, '/v1/status/leader')).json(), '', 'the server that knows no leader says so here too');
+    });
+  });
+
+  it('limits.http_max_conns_per_client: past the limit a connection gets go-connlimit\'s raw 429 and is closed', async () => {
+    await withServer({ maxConnsPerClient: 3 }, async (s) => {
+      const { connect } = await import('node:net');
+      const open = async (): Promise<{ socket: import('node:net').Socket; data: () => string; closed: Promise<void> }> => {
+        const socket = connect(s.port, '127.0.0.1');
+        let text = '';
+        socket.on('data', (chunk: Buffer) => {
+          text += chunk.toString('latin1');
+        });
+        const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+        socket.on('error', () => undefined);
+        await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+        return { socket, data: () => text, closed };
+      };
+      const kept = [await open(), await open(), await open()];
+      await waitFor('s.openConnections === 3', () => s.openConnections === 3);
+      const fourth = await open();
+      await fourth.closed;
+      assert.equal(fourth.data(), 'HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain\r\nContent-Length: 81\r\nConnection: close\r\n\r\nYour IP is issuing too many concurrent connections, please rate limit your calls\n');
+      assert.equal(s.refusedConnections, 1);
+      // The kept ones still work, and a freed slot takes a new connection.
+      kept[0]!.socket.write('GET /v1/status/leader HTTP/1.1\r\nHost: x\r\n\r\n');
+      await waitFor('kept[0]!.data().includes(127.0.0.1:8300)', () => kept[0]!.data().includes('127.0.0.1:8300'));
+      kept[1]!.socket.destroy();
+      await waitFor('s.openConnections === 2', () => s.openConnections === 2);
+      const again = await open();
+      again.socket.write('GET /v1/status/leader HTTP/1.1\r\nHost: x\r\n\r\n');
+      await waitFor('again.data().startsWith(HTTP/1.1 200)', () => again.data().startsWith('HTTP/1.1 200'));
+      for (const c of [...kept, again]) c.socket.destroy();
+    });
+  });
+
+  it('the default limit is 200 per client (agent/config/default.go)', async () => {
+    const { DEFAULT_MAX_CONNS_PER_CLIENT } = await import('./consul/server.js');
+    assert.equal(DEFAULT_MAX_CONNS_PER_CLIENT, 200);
+  });
+
+  it('listens on a unix socket (CONSUL_HTTP_ADDR=unix:///path)', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { request } = await import('node:http');
+    const dir = mkdtempSync(join(tmpdir(), 'sy-consul-sock-'));
+    const socketPath = join(dir, 'consul.sock');
+    try {
+      await withServer({ socketPath }, async (s) => {
+        assert.equal(s.address, `unix://${socketPath}`);
+        const body = await new Promise<string>((resolve, reject) => {
+          request({ socketPath, path: '/v1/status/leader' }, (res) => {
+            let text = '';
+            res.on('data', (chunk: Buffer) => {
+              text += chunk.toString();
+            });
+            res.on('end', () => resolve(text));
+          }).on('error', reject).end();
+        });
+        assert.equal(JSON.parse(body), '127.0.0.1:8300');
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

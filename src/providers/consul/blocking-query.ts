@@ -33,7 +33,15 @@ export interface QueryMeta {
   readonly filteredByAcls: boolean;
   /** A stale read made because the cluster has no leader (see ConsulClient's fallback). */
   readonly staleFallback?: boolean;
+  /**
+   * `X-Consul-Query-Backend`: `streaming` or `blocking-query` (absent before Consul 1.10). A
+   * streaming answer's KnownLeader/LastContact are zero values, not facts (hashicorp/consul#9776).
+   */
+  readonly queryBackend?: string;
 }
+
+/** What a veto hook decides: apply (undefined), refuse (an error), or confirm by a fresh read. */
+export type Veto = ConsulWatchError | undefined | 'reread';
 
 export interface Answer<R> {
   readonly body: R;
@@ -62,8 +70,13 @@ export interface BlockingQueryHooks<R, T> {
   fetch(request: QueryRequest): Promise<Answer<R>>;
   /** The body as the value kept and compared (stable: equal data, equal JSON). Throws if unusable. */
   decode(body: R): T;
-  /** Why a changed value must not be applied, if it must not. `previous` is the last applied value. */
-  veto?(next: T, previous: T | undefined, meta: QueryMeta): ConsulWatchError | undefined;
+  /**
+   * Why a changed value must not be applied, if it must not. `previous` is the last applied value.
+   * May ask Consul something first (a promise; `signal` aborts on stop() and refresh()): the loop
+   * waits for it before the next call. `'reread'`: not applied, not a failure: the next call reads
+   * afresh (index 0) and that answer decides (only for an answer to a blocking call).
+   */
+  veto?(next: T, previous: T | undefined, meta: QueryMeta, signal: AbortSignal): Veto | Promise<Veto>;
   /** A new value was applied. */
   onChange(value: T, meta: QueryMeta): void;
   /** Every applied answer, changed or not. */
@@ -80,6 +93,8 @@ export interface WatchState {
   readonly index: number;
   readonly calls: number;
   readonly changes: number;
+  /** Answers not applied but confirmed by a fresh read first (a veto's `'reread'`). */
+  readonly rereads: number;
   /** At least one answer was applied. */
   readonly synced: boolean;
   /** The last attempt succeeded (false before the first attempt ends). */
@@ -116,7 +131,7 @@ export class BlockingQuery<R, T> {
   private pendingWaiters: (() => void)[] = [];
   private attemptWaiters: (() => void)[] = [];
   private cut = false;
-  private stats = { calls: 0, changes: 0, synced: false, healthy: false, failures: 0, lastSuccessAt: undefined as number | undefined, lastError: undefined as ConsulWatchError | undefined };
+  private stats = { calls: 0, changes: 0, rereads: 0, synced: false, healthy: false, failures: 0, lastSuccessAt: undefined as number | undefined, lastError: undefined as ConsulWatchError | undefined };
 
   constructor(
     readonly name: string,
@@ -190,7 +205,8 @@ export class BlockingQuery<R, T> {
       try {
         const answer = await this.hooks.fetch({ index: sent, waitMs: this.timings.waitMs, signal: controller.signal });
         if (this.stopped) break;
-        retryInMs = this.apply(answer, sent);
+        retryInMs = await this.apply(answer, sent, controller.signal);
+        if (this.stopped) break;
       } catch (err) {
         if (this.stopped) break;
         if (this.cut) {
@@ -210,7 +226,7 @@ export class BlockingQuery<R, T> {
   }
 
   /** Applies one answer; returns the pause before the next call (0, or a backoff after a veto). */
-  private apply(answer: Answer<R>, sent: number): number {
+  private async apply(answer: Answer<R>, sent: number, signal: AbortSignal): Promise<number> {
     if (answer.meta.staleFallback === true && answer.meta.index < this.index) {
       // A stale read (the cluster has no leader) from a server behind what the leader already
       // gave us: older data, not a restore. Keep what we have and block on our own index again.
@@ -228,7 +244,23 @@ export class BlockingQuery<R, T> {
     const fingerprint = JSON.stringify(value);
     const changed = fingerprint !== this.fingerprint;
     if (changed) {
-      const veto = this.hooks.veto?.(value, this.value, answer.meta);
+      let veto: Veto;
+      try {
+        veto = await this.hooks.veto?.(value, this.value, answer.meta, signal);
+      } catch (err) {
+        veto = asWatchError(err);
+      }
+      // Cut by stop() or refresh() while the veto asked Consul: drop this answer, the loop goes on.
+      if (signal.aborted) return 0;
+      if (veto === 'reread') {
+        if (sent > 0) {
+          this.sendIndex = 0;
+          this.stats.rereads += 1;
+          return 0;
+        }
+        // A fresh read is the confirmation itself: it is applied.
+        veto = undefined;
+      }
       // Keep the old index: the next call returns at once with whatever Consul has then.
       if (veto !== undefined) return this.fail(veto);
     }

@@ -1,8 +1,9 @@
 import { lookup as dnsLookup } from 'node:dns';
 import { EventEmitter } from 'node:events';
-import { readFileSync } from 'node:fs';
-import { Agent as HttpAgent, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent } from 'node:https';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { join } from 'node:path';
 import Consul from 'consul';
 import type { ConsulSettings } from '../../config/config.js';
 import { ConsulError } from '../../errors.js';
@@ -10,10 +11,16 @@ import type { Answer, QueryMeta, QueryRequest } from './blocking-query.js';
 import { ConsulWatchError } from './watch-error.js';
 
 /**
- * The three reads the provider makes, through the `consul` package: it builds the URLs, sends the
- * token as `X-Consul-Token`, and with a `ctx` that has `includeResponse` hands back the response so
- * the `X-Consul-*` headers can be read; `ctx.emit('cancel')` aborts the request. Its typings leave
- * out `index`, `wait`, `stale`, `consistent`, `ctx` and `timeout`, hence the narrow interface below.
+ * The reads the provider makes. The three watched ones go through the `consul` package: it builds
+ * the URLs, sends the token as `X-Consul-Token`, and with a `ctx` that has `includeResponse` hands
+ * back the response so the `X-Consul-*` headers can be read; `ctx.emit('cancel')` aborts the
+ * request. Its typings leave out `index`, `wait`, `stale`, `consistent`, `ctx` and `timeout`, hence
+ * the narrow interface below. The two endpoints it lacks (`/v1/status/leader`, `/v1/acl/token/self`)
+ * are plain GETs through the same connection agent.
+ *
+ * The connection follows Consul's api/api.go: a unix socket (`socketPath`), a path prefix, basic
+ * auth (CONSUL_HTTP_AUTH), CONSUL_CACERT or CONSUL_CAPATH, CONSUL_TLS_SERVER_NAME (SNI and the name
+ * checked), and `ns` / `partition` on every request (CONSUL_NAMESPACE, CONSUL_PARTITION).
  *
  * Every failure becomes a ConsulWatchError whose message says what happened in Consul's words
  * (status and its short error text) and what to do about it, and never contains the token.
@@ -40,8 +47,13 @@ interface ConsulApi {
   catalog: { service: { list(options: ReadOptions): Promise<WithResponse> } };
   health: { service(options: ReadOptions & { service: string }): Promise<WithResponse> };
   kv: { get(options: ReadOptions & { key: string; recurse: boolean }): Promise<WithResponse> };
+  /** papi's extension hook: `onCreate` runs before the request URL is built from `opts.query`. */
+  _ext(event: 'onCreate', callback: (request: { opts: { query?: Record<string, string> } }, next: () => void) => void): void;
   destroy(): void;
 }
+
+/** What `/v1/acl/token/self` without a token says about ACLs. */
+export type AclProbe = 'enabled' | 'disabled' | 'unknown';
 
 /** What the provider asks of Consul; tests may substitute it. */
 export interface ConsulReader {
@@ -49,6 +61,19 @@ export interface ConsulReader {
   healthService(name: string, request: QueryRequest): Promise<Answer<unknown>>;
   /** `undefined` body: 404, no key under the prefix. */
   kvList(prefix: string, request: QueryRequest): Promise<Answer<unknown>>;
+  /**
+   * `GET /v1/status/leader`: the raft leader's address as the agent's server knows it, `""` when
+   * the cluster has none (agent/status_endpoint.go StatusLeader). A plain RPC read: never answered
+   * from the streaming view, so it says what the streaming answers' KnownLeader cannot.
+   */
+  leader(signal: AbortSignal): Promise<string>;
+  /**
+   * Whether ACLs are on, asked without a token: `GET /v1/acl/token/self` answers 401 "ACL support
+   * disabled" when they are off (agent/acl_endpoint.go checkACLDisabled) and, when they are on,
+   * 403 "ACL not found" (no secret to look up: ACLTokenSelf returns acl.ErrNotFound, which
+   * agent/http.go writes as 403) or 200 (the agent's default token, when one is configured).
+   */
+  aclProbe(signal: AbortSignal): Promise<AclProbe>;
   close(): void;
 }
 
@@ -73,6 +98,33 @@ function readPem(what: string, path: string | undefined): Buffer | undefined {
   }
 }
 
+/**
+ * CONSUL_CAPATH as go-rootcerts LoadCAPath reads it: every file under the directory, walked
+ * recursively, must hold PEM certificates ("Couldn't parse PEM in: <file>" otherwise).
+ */
+export function readCaPath(dir: string): Buffer[] {
+  const out: Buffer[] = [];
+  const walk = (path: string): void => {
+    let entries: string[];
+    try {
+      if (!statSync(path).isDirectory()) {
+        const pem = readFileSync(path);
+        if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new ConsulError(`CONSUL_CAPATH: no PEM certificate in ${path}`);
+        out.push(pem);
+        return;
+      }
+      entries = readdirSync(path).sort();
+    } catch (err) {
+      if (err instanceof ConsulError) throw err;
+      throw new ConsulError(`CONSUL_CAPATH: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    for (const entry of entries) walk(join(path, entry));
+  };
+  walk(dir);
+  if (out.length === 0) throw new ConsulError(`CONSUL_CAPATH: no certificate file in ${dir}`);
+  return out;
+}
+
 /** Consul's answer to a default or consistent read while the cluster has no leader. */
 function isNoLeader(error: ConsulWatchError): boolean {
   return error.status === 500 && /no cluster leader/i.test(error.message);
@@ -86,11 +138,13 @@ export function parseMeta(res: IncomingMessage | undefined): QueryMeta {
   const index = Number(header('x-consul-index'));
   const known = header('x-consul-knownleader');
   const contact = header('x-consul-lastcontact');
+  const backend = header('x-consul-query-backend');
   return {
     index: Number.isFinite(index) && index > 0 ? index : 0,
     knownLeader: known === undefined ? undefined : known === 'true',
     lastContactMs: contact === undefined || !Number.isFinite(Number(contact)) ? undefined : Number(contact),
     filteredByAcls: header('x-consul-results-filtered-by-acls') === 'true',
+    ...(backend === undefined ? {} : { queryBackend: backend }),
   };
 }
 
@@ -98,34 +152,122 @@ export class ConsulClient implements ConsulReader {
   private readonly api: ConsulApi;
   private readonly agent: HttpAgent | HttpsAgent;
   private readonly consistency: { stale?: boolean; consistent?: boolean };
+  /** Where the plain GETs go (leader, ACL probe). */
+  private readonly target: RequestOptions;
+  private readonly secure: boolean;
+  /** `ns` / `partition` sent on every request, as api.go newRequest does. */
+  private readonly scope: Record<string, string>;
+  /** `/v1` behind the address's path prefix (api.go PathPrefix). */
+  private readonly basePath: string;
 
   constructor(
     private readonly settings: ConsulSettings,
     private readonly options: ConsulClientOptions,
   ) {
-    const url = new URL(settings.url);
+    const socketPath = settings.socketPath;
+    // A unix socket has no host: the URL only carries the scheme (TLS over the socket or not).
+    const url = new URL(socketPath === undefined ? settings.url : `${settings.secure === true ? 'https' : 'http'}://localhost`);
     const secure = url.protocol === 'https:';
+    this.secure = secure;
+    const servername = settings.tlsServerName;
     this.agent = secure
       ? new HttpsAgent({
         keepAlive: true,
-        ca: readPem('CONSUL_CACERT', settings.caCert),
+        // CONSUL_CACERT wins over CONSUL_CAPATH (go-rootcerts LoadCACerts).
+        ca: settings.caCert !== undefined ? readPem('CONSUL_CACERT', settings.caCert) : settings.caPath !== undefined ? readCaPath(settings.caPath) : undefined,
         cert: readPem('CONSUL_CLIENT_CERT', settings.clientCert),
         key: readPem('CONSUL_CLIENT_KEY', settings.clientKey),
         rejectUnauthorized: settings.tlsVerify,
+        ...(servername === undefined ? {} : { servername }),
       })
       : new HttpAgent({ keepAlive: true });
+    this.basePath = `${url.pathname.replace(/\/+$/, '')}/v1`;
+    const auth = settings.httpAuth;
+    this.target = {
+      agent: this.agent,
+      ...(socketPath !== undefined
+        ? { socketPath }
+        : { host: unbracket(url.hostname), port: url.port === '' ? (secure ? 443 : 80) : Number(url.port) }),
+      ...(servername === undefined ? {} : { servername }),
+      ...(auth === undefined ? {} : { auth }),
+    } as RequestOptions;
+    const baseUrl = new URL(`${url.protocol}//${socketPath === undefined ? url.host : 'localhost'}${this.basePath}`);
+    if (auth !== undefined) {
+      const at = auth.indexOf(':');
+      baseUrl.username = encodeURIComponent(at < 0 ? auth : auth.slice(0, at));
+      if (at >= 0) baseUrl.password = encodeURIComponent(auth.slice(at + 1));
+    }
     const clientOptions = {
-      host: url.hostname,
-      port: url.port === '' ? (secure ? 443 : 80) : Number(url.port),
-      secure,
+      baseUrl,
       agent: this.agent,
       // papi hands URL.hostname to http.request: an IPv6 literal keeps its brackets, which DNS
-      // lookup does not resolve. Strip them here.
-      lookup: unbracketLookup,
+      // lookup does not resolve. Strip them here. With a socket papi leaves host and port out.
+      ...(socketPath === undefined ? { lookup: unbracketLookup } : { socketPath }),
+      ...(servername === undefined ? {} : { servername }),
       ...(settings.token === undefined ? {} : { defaults: { token: settings.token } }),
     };
     this.api = new Consul(clientOptions) as unknown as ConsulApi;
+    this.scope = {
+      ...(settings.namespace === undefined ? {} : { ns: settings.namespace }),
+      ...(settings.partition === undefined ? {} : { partition: settings.partition }),
+    };
+    if (Object.keys(this.scope).length > 0) {
+      // The consul package knows no `ns` option: both go into every request's query here.
+      this.api._ext('onCreate', (request, next) => {
+        request.opts.query = { ...(request.opts.query ?? {}), ...this.scope };
+        next();
+      });
+    }
     this.consistency = settings.consistency === 'stale' ? { stale: true } : settings.consistency === 'consistent' ? { consistent: true } : {};
+  }
+
+  async leader(signal: AbortSignal): Promise<string> {
+    const what = 'the leader status';
+    const { status, body } = await this.plainGet(what, '/status/leader', true, signal);
+    if (status !== 200) {
+      throw new ConsulWatchError(`${what}: Consul at ${this.settings.url} answered ${status}${body === '' ? '' : ` "${this.redact(bodyText(body))}"`}`, String(status) as `${number}`, { status });
+    }
+    let leader: unknown;
+    try {
+      leader = JSON.parse(body);
+    } catch {
+      throw new ConsulWatchError(`${what}: unexpected answer from Consul at ${this.settings.url}`, 'invalid');
+    }
+    return typeof leader === 'string' ? leader : '';
+  }
+
+  async aclProbe(signal: AbortSignal): Promise<AclProbe> {
+    // Without the token on purpose: the question is what an anonymous request meets.
+    const { status } = await this.plainGet('the ACL probe', '/acl/token/self', false, signal);
+    if (status === 401) return 'disabled';
+    if (status === 403 || status === 200) return 'enabled';
+    return 'unknown';
+  }
+
+  /** One short GET outside the consul package, through the same agent, with dc / ns / partition. */
+  private plainGet(what: string, path: string, withToken: boolean, signal: AbortSignal): Promise<{ status: number; body: string }> {
+    const params = new URLSearchParams({ ...(this.settings.datacenter === undefined ? {} : { dc: this.settings.datacenter }), ...this.scope }).toString();
+    const headers: Record<string, string> = {};
+    if (withToken && this.settings.token !== undefined) headers['x-consul-token'] = this.settings.token;
+    const timeoutMs = this.options.readTimeoutMs;
+    return new Promise((resolve, reject) => {
+      const req = (this.secure ? httpsRequest : httpRequest)({
+        ...this.target,
+        method: 'GET',
+        path: `${this.basePath}${path}${params === '' ? '' : `?${params}`}`,
+        headers,
+        signal,
+        timeout: timeoutMs,
+      }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8').trim() }));
+        res.on('error', (err) => reject(this.describe(what, err, timeoutMs)));
+      });
+      req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { isTimeout: true })));
+      req.on('error', (err) => reject(this.describe(what, err, timeoutMs)));
+      req.end();
+    });
   }
 
   catalogServices(request: QueryRequest): Promise<Answer<unknown>> {
@@ -241,8 +383,12 @@ export class ConsulClient implements ConsulReader {
   }
 }
 
+function unbracket(hostname: string): string {
+  return hostname.startsWith('[') && hostname.endsWith(']') ? hostname.slice(1, -1) : hostname;
+}
+
 function unbracketLookup(hostname: string, options: object, callback: (...args: never[]) => void): void {
-  const unbracketed = hostname.startsWith('[') && hostname.endsWith(']') ? hostname.slice(1, -1) : hostname;
+  const unbracketed = unbracket(hostname);
   (dnsLookup as unknown as (h: string, o: object, cb: (...args: never[]) => void) => void)(unbracketed, options, callback);
 }
 

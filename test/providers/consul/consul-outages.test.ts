@@ -183,20 +183,31 @@ describe('consul provider: outages and refused answers', () => {
     await waitFor('the catalog change after the restart', () => harness.discovery?.catalog['api'] !== undefined, 3_000);
   });
 
-  it('no known leader: an answer that would empty a live pool is not applied; other answers are', async () => {
-    const harness = await synced();
-    server.setKnownLeader(false);
-    server.setCheck('service:web-1', 'critical');
-    await waitFor('web-1 critical (the pool keeps web-2)', () => harness.statuses('web')?.['web-1'] === 'critical');
-    server.setCheck('service:web-2', 'critical');
-    await waitFor('the refused answer to be counted', async () => (await harness.errors('health', 'no_leader')) >= 1);
-    assert.deepEqual(harness.statuses('web'), { 'web-1': 'critical', 'web-2': 'passing' }, 'the pool was not emptied');
-    assert.match(harness.provider.status().lastError ?? '', /no known leader/);
-    assert.equal(harness.provider.status().healthy, false);
-    server.setKnownLeader(true);
-    await waitFor('the answer applied once a leader is known', () => harness.statuses('web')?.['web-2'] === 'critical', 3_000);
-    assert.equal(harness.provider.status().healthy, true);
-  });
+  // Both backends: with streaming (Consul's default since 1.10) the health answers always say
+  // KnownLeader false, so the provider asks /v1/status/leader; without it, the header is a fact.
+  for (const streaming of [true, false]) {
+    it(`no known leader (${streaming ? 'streaming: /v1/status/leader' : 'use_streaming_backend=false: X-Consul-KnownLeader'}): an answer that would empty a live pool is not applied; other answers are`, async () => {
+      server.setStreaming(streaming);
+      try {
+        const harness = await synced();
+        server.clearRequests();
+        server.setKnownLeader(false);
+        server.setCheck('service:web-1', 'critical');
+        await waitFor('web-1 critical (the pool keeps web-2)', () => harness.statuses('web')?.['web-1'] === 'critical');
+        server.setCheck('service:web-2', 'critical');
+        await waitFor('the refused answer to be counted', async () => (await harness.errors('health', 'no_leader')) >= 1);
+        assert.deepEqual(harness.statuses('web'), { 'web-1': 'critical', 'web-2': 'passing' }, 'the pool was not emptied');
+        assert.match(harness.provider.status().lastError ?? '', streaming ? /no leader \(\/v1\/status\/leader is empty\)/ : /no known leader \(X-Consul-KnownLeader: false\)/);
+        assert.equal(harness.provider.status().healthy, false);
+        assert.equal(requestsTo(server, '/v1/status/leader').length > 0, streaming, 'the leader is asked only for streaming answers');
+        server.setKnownLeader(true);
+        await waitFor('the answer applied once a leader is known', () => harness.statuses('web')?.['web-2'] === 'critical', 3_000);
+        assert.equal(harness.provider.status().healthy, true);
+      } finally {
+        server.setStreaming(true);
+      }
+    });
+  }
 
   it('leaderless cluster: default reads fall back to ?stale and keep following; back to default reads with a leader', async () => {
     const harness = await synced();

@@ -24,6 +24,8 @@ export interface RouteContext {
   nodeName: string;
   jitter: () => boolean;
   streaming: () => boolean;
+  /** Consul 1.21.5+ KV key validation (agent/kvs_endpoint.go validateKVKey). */
+  kvKeyValidation: () => boolean;
 }
 
 export interface RouteRequest {
@@ -131,9 +133,14 @@ async function blockingRead(
   if (!result) return undefined;
   if (result.denied !== undefined) return textResponse(403, result.denied);
 
+  // use_streaming_backend (default true since 1.10): a blocking health read is answered from the
+  // agent's streaming view, whose QueryMeta has no leader facts, and agent/http.go setMeta writes
+  // them anyway: KnownLeader false, LastContact 0, whatever the cluster's state (hashicorp/consul#9776).
   const streaming = opts.streamingCapable === true && ctx.streaming() && blocking.minIndex > 0;
   const headers: Record<string, string> = { 'X-Consul-Index': String(Math.max(1, result.index)) };
   if (streaming) {
+    headers['X-Consul-KnownLeader'] = 'false';
+    headers['X-Consul-LastContact'] = '0';
     headers['X-Consul-Query-Backend'] = 'streaming';
   } else {
     headers['X-Consul-KnownLeader'] = String(ctx.faults.knownLeader);
@@ -141,7 +148,10 @@ async function blockingRead(
     headers['X-Consul-Query-Backend'] = 'blocking-query';
   }
   headers['X-Consul-Effective-Consistency'] = consistency;
-  if (result.filtered) headers['X-Consul-Results-Filtered-By-ACLs'] = 'true';
+  // agent/consul/rpc.go maskResultsFilteredByACLs: a request without a token never learns that
+  // something was filtered; the streaming view never sets the flag at all.
+  const anonymous = (extractToken(req.query, req.headers) ?? '') === '';
+  if (result.filtered === true && !streaming && !anonymous) headers['X-Consul-Results-Filtered-By-ACLs'] = 'true';
 
   if (result.raw !== undefined) {
     return {
@@ -205,7 +215,50 @@ async function healthService(ctx: RouteContext, req: RouteRequest, name: string)
 
 // ------------------------------------------------------------------ KV
 
+/** Consul's validateKVKey "suspicious" extensions (cache deception), checked on the lower-cased key. */
+const SUSPICIOUS_EXTENSIONS = [
+  '.js', '.css', '.html', '.htm', '.xml', '.json', '.txt', '.log',
+  '.php', '.asp', '.jsp', '.cgi', '.pl', '.py', '.rb', '.sh',
+  '.exe', '.dll', '.bat', '.cmd', '.com', '.scr', '.vbs',
+  '.pdf', '.doc', '.docx', '.xls', '.xlsx', '.ppt', '.pptx',
+  '.zip', '.rar', '.tar', '.gz', '.7z', '.bz2',
+  '.jpg', '.jpeg', '.png', '.gif', '.svg', '.ico', '.bmp',
+  '.mp3', '.mp4', '.avi', '.mov', '.wmv', '.flv', '.swf',
+  '.woff', '.woff2', '.ttf', '.eot', '.otf',
+];
+
+/**
+ * Consul 1.21.5+ agent/kvs_endpoint.go `validateKVKey` (hashicorp/consul#22822), same order and
+ * texts: the reason a key is refused (400), or undefined. Positions are byte offsets, as Go's
+ * `for i, r := range key` gives them.
+ */
+export function kvKeyProblem(key: string): string | undefined {
+  if (key === '') return 'key cannot be empty';
+  if (key.startsWith('/')) return "key must not begin with a '/'";
+  let at = 0;
+  for (const ch of key) {
+    if (!/^[a-zA-Z0-9,\-_./]$/.test(ch)) {
+      return `key contains invalid character '${ch}' at position ${at}. Only alphanumeric characters and ,-_./ are allowed`;
+    }
+    at += Buffer.byteLength(ch);
+  }
+  if (key.includes('../') || key.includes('..\\')) return 'key contains path traversal sequence';
+  if (['%2e%2e%2f', '%2e%2e/', '..%2f', '%2e%2e%5c'].some((s) => key.includes(s))) return 'key contains encoded path traversal sequence';
+  const lower = key.toLowerCase();
+  for (const ext of SUSPICIOUS_EXTENSIONS) {
+    if (lower.endsWith(ext)) return `key contains suspicious file extension '${ext}' that may be cached by proxies`;
+  }
+  if (['.js?', '.css?', '.html?', '.htm?'].some((s) => lower.includes(s))) return 'key contains suspicious file extension with parameters that may be cached';
+  return undefined;
+}
+
 async function kv(ctx: RouteContext, req: RouteRequest, key: string): Promise<RouteResponse | undefined> {
+  if (ctx.kvKeyValidation()) {
+    // KVSEndpoint checks the path, then the key, for every method, before anything else.
+    if (req.path.includes('../') || req.path.includes('..\\')) return textResponse(400, 'URL path contains invalid traversal sequence');
+    const problem = key === '' ? undefined : kvKeyProblem(key);
+    if (problem !== undefined) return textResponse(400, problem);
+  }
   switch (req.method) {
     case 'GET':
       if (req.query.has('keys')) return kvKeys(ctx, req, key);
@@ -429,6 +482,31 @@ function agentNodeMaintenance(ctx: RouteContext, req: RouteRequest): RouteRespon
 
 const TTL_VERBS: Record<string, CheckStatus> = { pass: 'passing', warn: 'warning', fail: 'critical' };
 
+// ------------------------------------------------------------------ ACL
+
+/**
+ * agent/acl_endpoint.go ACLTokenSelf: 401 "ACL support disabled" when ACLs are off
+ * (checkACLDisabled); the token of the request is looked up by its secret: none or an unknown one
+ * gives acl.ErrNotFound, written as 403 "ACL not found" (agent/http.go); a known one, 200.
+ */
+function aclTokenSelf(ctx: RouteContext, req: RouteRequest): RouteResponse {
+  if (!ctx.acl.enabled) return textResponse(401, 'ACL support disabled');
+  const secret = extractToken(req.query, req.headers);
+  if (secret === undefined || secret === '') return ACL_NOT_FOUND();
+  const resolved = ctx.acl.resolve(secret);
+  if (resolved.kind !== 'identity') return ACL_NOT_FOUND();
+  const identity = resolved.identity;
+  return jsonResponse(200, {
+    AccessorID: identity.accessorId,
+    SecretID: secret,
+    Description: identity.anonymous ? 'Anonymous Token' : '',
+    Policies: [],
+    Local: false,
+    CreateIndex: 1,
+    ModifyIndex: 1,
+  });
+}
+
 // ------------------------------------------------------------------ dispatch
 
 /** Answers one request; `undefined` when the client went away while it was held. */
@@ -476,7 +554,9 @@ async function dispatch(ctx: RouteContext, req: RouteRequest): Promise<RouteResp
     });
   }
   if (path === '/v1/status/leader') {
-    return only('GET', () => jsonResponse(200, ctx.faults.leaderless ? '' : '127.0.0.1:8300'));
+    // A plain RPC read (agent/status_endpoint.go): "" while the answering server knows no leader.
+    return only('GET', () => jsonResponse(200, ctx.faults.leaderless || !ctx.faults.knownLeader ? '' : '127.0.0.1:8300'));
   }
+  if (path === '/v1/acl/token/self') return only('GET', () => aclTokenSelf(ctx, req));
   return textResponse(404, '404 page not found\n');
 }

@@ -64,7 +64,7 @@
  *   are absent.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { EventEmitter } from 'node:events';
 import { AclStore, READ_POLICY } from './acl.js';
 import { ChangeFeed } from './blocking.js';
@@ -92,6 +92,16 @@ export type {
   ServiceRegistration,
 } from './types.js';
 export { ConsulHttpError } from './errors.js';
+
+/** agent/config/default.go `limits.http_max_conns_per_client`. */
+export const DEFAULT_MAX_CONNS_PER_CLIENT = 200;
+
+/**
+ * hashicorp/go-connlimit `tooManyRequestsResponse`, written raw on an over-limit connection
+ * before any request is read, then the connection is closed (HTTPConnStateFuncWithDefault429Handler).
+ */
+const TOO_MANY_CONNS_MSG = 'Your IP is issuing too many concurrent connections, please rate limit your calls\n';
+const TOO_MANY_REQUESTS_RESPONSE = Buffer.from(`HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain\r\nContent-Length: ${TOO_MANY_CONNS_MSG.length}\r\nConnection: close\r\n\r\n${TOO_MANY_CONNS_MSG}`);
 
 /** Most entries kept in `requests` (the oldest are dropped; `requestCount` keeps counting). */
 const MAX_LOGGED_REQUESTS = 20_000;
@@ -128,9 +138,16 @@ export class ConsulTestServer {
   private readonly sockets = new Set<Socket>();
   private readonly log: LoggedRequest[] = [];
   private httpServer: Server | undefined;
+  private netServer: NetServer | undefined;
   private listeningPort = 0;
+  private readonly socketPath: string | undefined;
   private jitterOn: boolean;
   private streamingOn: boolean;
+  private kvValidation: boolean;
+  private maxConnsPerClient: number;
+  private readonly perClient = new Map<string, number>();
+  /** Connections refused with the 429 of the per-client limit. */
+  refusedConnections = 0;
   private blocked = 0;
   private stopped = false;
   private readonly datacenter: string;
@@ -142,7 +159,10 @@ export class ConsulTestServer {
     this.datacenter = opts.datacenter ?? 'dc1';
     this.nodeName = opts.nodeName ?? 'consul-test';
     this.jitterOn = opts.jitter ?? true;
-    this.streamingOn = opts.streaming ?? false;
+    this.streamingOn = opts.streaming ?? true;
+    this.kvValidation = opts.kvKeyValidation ?? true;
+    this.maxConnsPerClient = opts.maxConnsPerClient ?? DEFAULT_MAX_CONNS_PER_CLIENT;
+    this.socketPath = opts.socketPath;
     this.acl = new AclStore(opts.aclToken);
     this.state = new ConsulState(
       { datacenter: this.datacenter, nodeName: this.nodeName, nodeAddress: opts.nodeAddress ?? '127.0.0.1' },
@@ -162,14 +182,14 @@ export class ConsulTestServer {
     return this.listeningPort;
   }
 
-  /** `127.0.0.1:PORT`, the form of CONSUL_HTTP_ADDR. */
+  /** `127.0.0.1:PORT` (or `unix:///path`), the form of CONSUL_HTTP_ADDR. */
   get address(): string {
-    return `127.0.0.1:${this.listeningPort}`;
+    return this.socketPath === undefined ? `127.0.0.1:${this.listeningPort}` : `unix://${this.socketPath}`;
   }
 
-  /** `http://127.0.0.1:PORT`. */
+  /** `http://127.0.0.1:PORT` (or `unix:///path`). */
   get url(): string {
-    return `http://${this.address}`;
+    return this.socketPath === undefined ? `http://${this.address}` : this.address;
   }
 
   /** The global index: the index of the last write. */
@@ -179,32 +199,66 @@ export class ConsulTestServer {
 
   // ------------------------------------------------------------------ lifecycle
 
+  /**
+   * A net server accepts, applies the per-client connection limit (go-connlimit keys TCP clients
+   * by IP; every unix-socket client shares one key), and hands the connections it keeps to the
+   * HTTP server, which never listens itself.
+   */
   private listen(port: number): Promise<void> {
     const server = createServer({ requestTimeout: 0, keepAliveTimeout: 30_000 }, (req, res) => {
       void this.handle(req, res);
     });
-    server.on('connection', (socket: Socket) => {
+    const net = createNetServer((socket: Socket) => {
+      const client = socket.remoteAddress ?? 'unix';
+      const open = this.perClient.get(client) ?? 0;
+      if (this.maxConnsPerClient > 0 && open >= this.maxConnsPerClient) {
+        this.refusedConnections += 1;
+        socket.on('error', () => undefined);
+        socket.end(TOO_MANY_REQUESTS_RESPONSE);
+        return;
+      }
+      this.perClient.set(client, open + 1);
       this.sockets.add(socket);
-      socket.on('close', () => this.sockets.delete(socket));
+      socket.on('close', () => {
+        this.sockets.delete(socket);
+        const left = (this.perClient.get(client) ?? 1) - 1;
+        if (left <= 0) this.perClient.delete(client);
+        else this.perClient.set(client, left);
+      });
+      server.emit('connection', socket);
     });
     return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => {
-        server.off('error', reject);
-        const addr = server.address();
+      net.once('error', reject);
+      const ready = (): void => {
+        net.off('error', reject);
+        const addr = net.address();
         if (addr && typeof addr === 'object') this.listeningPort = addr.port;
         this.httpServer = server;
+        this.netServer = net;
         resolve();
-      });
+      };
+      if (this.socketPath !== undefined) net.listen(this.socketPath, ready);
+      else net.listen(port, '127.0.0.1', ready);
     });
   }
 
   private closeListener(): Promise<void> {
-    const server = this.httpServer;
+    const net = this.netServer;
+    this.netServer = undefined;
     this.httpServer = undefined;
     this.dropConnections();
-    if (!server) return Promise.resolve();
-    return new Promise((resolve) => server.close(() => resolve()));
+    if (!net) return Promise.resolve();
+    return new Promise((resolve) => net.close(() => resolve()));
+  }
+
+  /** Per-client connection limit (0: none); applies to connections accepted from now on. */
+  setMaxConnsPerClient(n: number): void {
+    this.maxConnsPerClient = Math.max(0, n);
+  }
+
+  /** Consul 1.21.5+ KV key validation on or off (off: Consul before 1.21.5). */
+  setKvKeyValidation(on: boolean): void {
+    this.kvValidation = on;
   }
 
   /** Closes the listener and every socket, held blocking queries included. */
@@ -342,6 +396,7 @@ export class ConsulTestServer {
       nodeName: this.nodeName,
       jitter: () => this.jitterOn,
       streaming: () => this.streamingOn,
+      kvKeyValidation: () => this.kvValidation,
     };
   }
 
@@ -463,7 +518,10 @@ export class ConsulTestServer {
     this.jitterOn = on;
   }
 
-  /** Streaming-backend headers for blocking health queries (no KnownLeader / LastContact). */
+  /**
+   * use_streaming_backend (default on): blocking health reads answer with the streaming view's
+   * headers (KnownLeader false, LastContact 0, Query-Backend streaming, no ACL-filtered flag).
+   */
   setStreaming(on: boolean): void {
     this.streamingOn = on;
   }

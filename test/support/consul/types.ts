@@ -70,10 +70,21 @@ export interface ConsulTestServerOptions {
   /** Add up to wait/16 of random extra time to blocking queries, like Consul (default true). */
   jitter?: boolean;
   /**
-   * Behave like the streaming backend for `/v1/health/service` blocking queries: no
-   * `X-Consul-KnownLeader` / `X-Consul-LastContact` headers on those (default false).
+   * `use_streaming_backend` (Consul's default since 1.10, dev mode included): blocking
+   * `/v1/health/service` reads (index > 0) are answered as the streaming view answers them:
+   * `X-Consul-KnownLeader: false`, `X-Consul-LastContact: 0`, `X-Consul-Query-Backend: streaming`,
+   * never `X-Consul-Results-Filtered-By-ACLs` (default true; false = use_streaming_backend=false).
    */
   streaming?: boolean;
+  /**
+   * `limits.http_max_conns_per_client` (agent/config/default.go: 200): connections past it from
+   * one client IP get go-connlimit's raw 429 and are closed (agent/agent.go). 0: no limit.
+   */
+  maxConnsPerClient?: number;
+  /** Consul 1.21.5+ KV key validation on /v1/kv (default true; false = Consul before 1.21.5). */
+  kvKeyValidation?: boolean;
+  /** Listen on this unix socket path instead of 127.0.0.1 (CONSUL_HTTP_ADDR=unix://...). */
+  socketPath?: string;
 }
 
 export interface RestartOptions {
