@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,7 +30,7 @@ function makeCertificates(dir: string): void {
     execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
   };
   run('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=switchyard-test-ca');
-  writeFileSync(join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1\n');
+  writeFileSync(join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:server.dc1.consul\n');
   writeFileSync(join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
   for (const who of ['server', 'client']) {
     run('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${who}.key`, '-out', `${who}.csr`, '-subj', `/CN=${who === 'server' ? '127.0.0.1' : 'switchyard'}`);
@@ -44,6 +44,8 @@ describe('consul provider over TLS', { skip: hasOpenssl() ? false : 'openssl not
   let terminator: Server;
   let url: string;
   const sockets = new Set<Socket>();
+  /** The SNI name of each TLS connection the terminator accepted (false: none sent). */
+  const serverNames: (string | false)[] = [];
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'sy-consul-tls-'));
@@ -52,6 +54,7 @@ describe('consul provider over TLS', { skip: hasOpenssl() ? false : 'openssl not
     consul.registerService(instance('web', 'web-1', 9001));
     const pem = (name: string): Buffer => readFileSync(join(dir, name));
     terminator = createServer({ key: pem('server.key'), cert: pem('server.crt'), ca: pem('ca.crt'), requestCert: true, rejectUnauthorized: true }, (socket) => {
+      serverNames.push(socket.servername);
       const upstream = connect(consul.port, '127.0.0.1');
       sockets.add(socket).add(upstream);
       socket.on('close', () => sockets.delete(socket));
@@ -117,6 +120,43 @@ describe('consul provider over TLS', { skip: hasOpenssl() ? false : 'openssl not
       assert.match(h.provider.status().lastError ?? '', /Consul at https:\/\/127\.0\.0\.1:\d+/);
     } finally {
       await h.stop();
+    }
+  });
+
+  it('CONSUL_CAPATH: a directory of PEM certificates, walked recursively, verifies the server', async () => {
+    const caDir = join(dir, 'ca.d');
+    mkdirSync(join(caDir, 'nested'), { recursive: true });
+    copyFileSync(join(dir, 'ca.crt'), join(caDir, 'nested', 'switchyard-ca.pem'));
+    const h = new ProviderHarness(url, { caPath: caDir, clientCert: join(dir, 'client.crt'), clientKey: join(dir, 'client.key') });
+    try {
+      await h.start(['web']);
+      await h.waitSynced();
+    } finally {
+      await h.stop();
+    }
+    writeFileSync(join(caDir, 'README'), 'not a certificate\n');
+    assert.throws(() => new ProviderHarness(url, { caPath: caDir }), /CONSUL_CAPATH: no PEM certificate in .*README/);
+    assert.throws(() => new ProviderHarness(url, { caPath: join(dir, 'nowhere') }), /CONSUL_CAPATH: cannot read .*nowhere: ENOENT/);
+  });
+
+  it('CONSUL_TLS_SERVER_NAME: sent as SNI and checked against the certificate', async () => {
+    serverNames.length = 0;
+    const tls = { caCert: join(dir, 'ca.crt'), clientCert: join(dir, 'client.crt'), clientKey: join(dir, 'client.key') };
+    const h = new ProviderHarness(url, { ...tls, tlsServerName: 'server.dc1.consul' });
+    try {
+      await h.start(['web']);
+      await h.waitSynced();
+    } finally {
+      await h.stop();
+    }
+    assert.ok(serverNames.length > 0 && serverNames.every((name) => name === 'server.dc1.consul'), JSON.stringify(serverNames));
+    const wrong = new ProviderHarness(url, { ...tls, tlsServerName: 'other.dc1.consul' });
+    try {
+      await wrong.start(['web']);
+      await waitFor('a tls error', async () => (await wrong.errors('catalog', 'tls')) >= 1);
+      assert.equal(wrong.provider.status().synced, false);
+    } finally {
+      await wrong.stop();
     }
   });
 
