@@ -45,7 +45,7 @@ describe('consul provider over TLS', { skip: hasOpenssl() ? false : 'openssl not
   let url: string;
   const sockets = new Set<Socket>();
   /** The SNI name of each TLS connection the terminator accepted (false: none sent). */
-  const serverNames: (string | false)[] = [];
+  const serverNames: (string | false | null)[] = [];
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'sy-consul-tls-'));

@@ -102,7 +102,7 @@ describe('consul provider: real Consul wire behaviour', () => {
     assert.equal(detail.aclEnabled, true);
     assert.match(detail.aclWarning ?? '', /CONSUL_HTTP_TOKEN/);
     await waitFor('a few retries', async () => (await harness.errors('catalog', 'acl_filtered')) >= 3, 5_000);
-    const lines = harness.log.lines.filter((l) => l['level'] >= 40 && /CONSUL_HTTP_TOKEN/.test(String(l['msg'])) && l['watch'] === 'catalog');
+    const lines = harness.log.lines.filter((l) => Number(l['level']) >= 40 && /CONSUL_HTTP_TOKEN/.test(String(l['msg'])) && l['watch'] === 'catalog');
     assert.equal(lines.length, 1, 'one log line, not one per retry');
     assert.equal(lines[0]?.['code'], 'SY_CONSUL_ACL');
     assert.equal(requestsTo(s, '/v1/acl/token/self').length, 1, 'asked once');
