@@ -30,7 +30,9 @@ import { normalizeRequestTarget, type PathRejection } from './path-normalize.js'
  * - Header names that are an underscore spelling of a framing or forwarding header
  *   (`Content_Length`, `X_Forwarded_For`, ...): CGI-style upstreams map both spellings to the same
  *   variable → 400.
- * - `Upgrade: h2c`: a cleartext HTTP/2 tunnel to an upstream would bypass routing → 400.
+ * - `Upgrade: h2c` offers are not refused (Java's HttpClient and `curl --http2` send them): the
+ *   upgrade listener serves them as plain HTTP/1.1 requests without the offer (nginx ignores it
+ *   too; upgrade/h2c-offer.ts), so no h2c connection ever reaches an upstream.
  * - The request target: origin-form paths are normalised (path-normalize.ts) and the result is
  *   what is matched and forwarded; absolute-form (`GET http://host/p`) is turned into origin-form
  *   with its authority as the Host (RFC 9112 §3.2.2), so a host no route serves gets the usual 404
@@ -91,7 +93,6 @@ export const REFUSALS = Object.freeze({
   transferEncodingHttp10: makeRefusal('SY_BAD_REQUEST', 'framing', 'Transfer-Encoding is not allowed on HTTP/1.0'),
   contentLength: makeRefusal('SY_BAD_REQUEST', 'framing', 'Content-Length is too large'),
   ambiguousHeader: makeRefusal('SY_BAD_REQUEST', 'header', 'a header name uses "_" where a framing or forwarding header has "-"'),
-  h2c: makeRefusal('SY_BAD_REQUEST', 'upgrade', 'cleartext HTTP/2 upgrade (h2c) is not served'),
   target: makeRefusal('SY_BAD_REQUEST', 'target', 'the request target must be a path or an http(s) URL'),
   badRequest: makeRefusal('SY_BAD_REQUEST', 'parse', 'the request is malformed'),
   timeout: makeRefusal('SY_REQUEST_TIMEOUT', 'timeout', 'the request was not received in time'),
@@ -132,13 +133,6 @@ export function isValidAuthority(value: string): boolean {
 
 function isChunked(value: string): boolean {
   return value.length === 7 && (value === 'chunked' || value.toLowerCase() === 'chunked');
-}
-
-function listsH2c(value: string): boolean {
-  for (const token of value.split(',')) {
-    if (token.trim().toLowerCase() === 'h2c') return true;
-  }
-  return false;
 }
 
 /** `http://host:port/p?q` → authority and origin-form target, or undefined (other schemes, userinfo, no host). */
@@ -254,9 +248,10 @@ export class RequestGuard {
 
   /**
    * The refusal for `req`, or undefined after rewriting it for forwarding. `trusted`: its peer is
-   * a trusted proxy; `upgrade`: it came through the `upgrade` event.
+   * a trusted proxy; `_upgrade`: it came through the `upgrade` event (upgrades and plain requests
+   * get the same checks since h2c offers are served as plain requests).
    */
-  inspect(req: IncomingMessage, trusted: boolean, upgrade = false): Refusal | undefined {
+  inspect(req: IncomingMessage, trusted: boolean, _upgrade = false): Refusal | undefined {
     const minor = req.httpVersionMinor;
     if (req.httpVersionMajor !== 1 || minor > 1) return REFUSALS.version;
     const method = req.method;
@@ -297,9 +292,6 @@ export class RequestGuard {
           break;
         case 'x-real-ip':
           if (!trusted) editableHeaders(req)[name] = raw[i + 1] = clientAddress(req.socket.remoteAddress);
-          break;
-        case 'upgrade':
-          if (upgrade && listsH2c(raw[i + 1]!)) return REFUSALS.h2c;
           break;
         default:
           if (name.indexOf('_') !== -1 && isAmbiguous(name)) return REFUSALS.ambiguousHeader;

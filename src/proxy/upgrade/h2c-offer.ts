@@ -1,4 +1,4 @@
-import type { IncomingMessage, Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { util } from 'undici';
 
@@ -82,6 +82,16 @@ export function replayAsPlainRequest(req: IncomingMessage, socket: Socket, head:
   if (target === undefined || socket.destroyed) return false;
   const bytes = Buffer.from(plainRequestHead(req), 'latin1');
   socket.unshift(head.length === 0 ? bytes : Buffer.concat([bytes, head]));
+  // An offer pipelined behind a request whose response is still being written: the socket goes
+  // back to the HTTP server once that response is out, so responses keep their order.
+  const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (inFlight !== null && inFlight !== undefined && !inFlight.writableFinished) {
+    // Until then nothing reads the socket (node left it neither flowing nor paused).
+    inFlight.once('finish', () => {
+      if (!socket.destroyed) target.listener.call(target.server, socket);
+    });
+    return true;
+  }
   target.listener.call(target.server, socket);
   return true;
 }
