@@ -7,7 +7,7 @@
  *   arrives, end when the request ends.
  * - `x-test-action: count`: consume the body, answer JSON `{ bytes, sha256 }`.
  * - `x-test-action: generate` with `x-test-bytes: N`: stream N bytes (0x61) honouring backpressure.
- * - `x-test-action: early`: answer 200 `early` at once, without reading the request body.
+ * - `x-test-action: early`: answer `early` at once (200, or `x-test-status`), without reading the request body.
  * - `x-test-action: reset`: destroy the connection before any response.
  * - `x-test-action: reset-mid`: send a head announcing 1000 bytes, 10 bytes of body, then destroy.
  * - `x-test-action: slow-body`: send the head at once, then `x-test-chunks` (default 3) chunks of
@@ -195,8 +195,8 @@ function handle(name: string, req: IncomingMessage, res: ServerResponse, plain =
       res.write('0123456789', () => setImmediate(() => req.socket.destroy()));
       return;
     case 'early':
-      // Answer at once without reading the request body.
-      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '5', 'x-upstream': name });
+      // Answer at once without reading the request body (status from x-test-status, default 200).
+      res.writeHead(Number(req.headers['x-test-status'] ?? 200), { 'content-type': 'text/plain', 'content-length': '5', 'x-upstream': name });
       res.end('early');
       return;
     case 'stream-echo':
