@@ -9,7 +9,7 @@ import { createLogger, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { ConsulProvider } from './providers/consul/consul-provider.js';
 import { FileProvider } from './providers/file/file-provider.js';
-import type { DiscoveryProvider } from './providers/provider.js';
+import type { DiscoveryProvider, ProviderStatus } from './providers/provider.js';
 import { StaticProvider } from './providers/static-provider.js';
 import { DirectoryTemplatesProvider } from './providers/templates/templates-provider.js';
 import { explainRequest } from './proxy/runtime/explain.js';
@@ -22,7 +22,26 @@ export interface StartOptions {
   /** Collect Node's default process metrics (off in tests that start many instances). */
   readonly defaultMetrics?: boolean;
   readonly watcher?: WatcherOptions;
+  /**
+   * How long the proxy listener waits for the first table built from every source's data before
+   * it opens anyway (see `waitForFirstTable`). Default FIRST_TABLE_WAIT_MS; 0 opens at once.
+   */
+  readonly firstTableWaitMs?: number;
+  /**
+   * Aborts the start-up (SIGTERM before the listener opened): what was started is released and
+   * the promise rejects with `signal.reason`.
+   */
+  readonly signal?: AbortSignal;
 }
+
+/**
+ * The default bound of the wait for the first table: Envoy's `initial_fetch_timeout` (15 s), after
+ * which Envoy too starts its listeners with what it has.
+ */
+export const FIRST_TABLE_WAIT_MS = 15_000;
+
+/** `starting`: the proxy listener is not open yet; `draining`: SIGTERM (or `stop()`) arrived. */
+export type Lifecycle = 'starting' | 'serving' | 'draining';
 
 /** A running Switchyard: what cli.ts drives and what integration tests start in-process. */
 export interface Switchyard {
@@ -39,8 +58,15 @@ export interface Switchyard {
   readonly certificates: CertStore | undefined;
   /** Present when running the embedded default. */
   readonly demo: DemoUpstreams | undefined;
+  /** `serving` once returned; `draining` from the first call of `stop()`. */
+  readonly lifecycle: Lifecycle;
   reload(): Promise<void>;
-  /** Stop accepting, let in-flight requests finish (bounded by the drain timeout), release all. */
+  /**
+   * Graceful shutdown: /readyz answers 503 at once; requests are served as usual for
+   * `config.shutdownDelayMs` (so load balancers and Consul checks see the 503 first); then the
+   * listeners close and in-flight requests finish, bounded by the drain timeout; then everything
+   * is released. Resolves as soon as that is done: no timer outlives the last request.
+   */
   stop(): Promise<void>;
 }
 
@@ -73,13 +99,17 @@ export async function startSwitchyard(config: Config, options: StartOptions = {}
   const proxy: Proxy = createProxy({ store, upstreams, logger: logger.child({ component: 'proxy' }), metrics, options: { ...hardeningOptions(config), drainTimeoutMs: config.drainTimeoutMs, httpsPort: config.tls?.listen.port } });
   const templates = new DirectoryTemplatesProvider(config.templatesDir, logger.child({ component: 'templates' }), metrics);
   const watcher = new ConfigWatcher(discovery, templates, store, logger.child({ component: 'control' }), metrics, options.watcher ?? DEFAULT_WATCHER_OPTIONS);
+  let lifecycle: Lifecycle = 'starting';
+  // Subscribed before the watcher starts, so the first table's swap cannot be missed.
+  const firstTable = waitForFirstTable(store, watcher, [templates, ...discovery], logger, options.firstTableWaitMs ?? FIRST_TABLE_WAIT_MS);
 
   const admin = new AdminServer({
     store,
     metrics,
     logger: logger.child({ component: 'admin' }),
     token: config.adminToken,
-    ready: () => watcher.ready,
+    // Not ready while starting (no listener yet) or draining (SIGTERM: tell load balancers first).
+    ready: () => lifecycle === 'serving' && watcher.ready,
     ejections: proxy.runtimes,
     matcher: { explain: (host, target) => explainRequest(proxy.runtimes.current, host, target) },
     config: () => ({
@@ -99,6 +129,8 @@ export async function startSwitchyard(config: Config, options: StartOptions = {}
       tls: config.tls === undefined || certificates === undefined ? null : { listen: formatHostPort(config.tls.listen), ...certificates.status() },
       embeddedDefault: demo !== undefined,
       drainTimeoutMs: config.drainTimeoutMs,
+      shutdownDelayMs: config.shutdownDelayMs,
+      lifecycle,
       listener: config.listener,
       trustedProxies: config.trustedProxies,
       adminToken: config.adminToken === undefined ? 'not set' : 'set (hidden)',
@@ -109,31 +141,130 @@ export async function startSwitchyard(config: Config, options: StartOptions = {}
     }),
   });
 
-  const adminAddress = await admin.listen(config.admin.host, config.admin.port);
-  await watcher.start();
+  /** Everything but the delay: stop watching, drain the proxy, close the rest. Once. */
+  let released: Promise<void> | undefined;
+  const release = (): Promise<void> => {
+    released ??= (async () => {
+      firstTable.cancel();
+      await watcher.stop();
+      await proxy.close(config.drainTimeoutMs); // also closes the upstream pools
+      await certificates?.close();
+      await admin.close();
+      await demo?.close();
+      logger.info('switchyard stopped');
+      logger.flush();
+    })();
+    return released;
+  };
+  const { signal } = options;
+  /** Between start-up steps: SIGTERM arrived, so release what was started and reject. */
+  const checkAborted = async (): Promise<void> => {
+    if (signal?.aborted !== true) return;
+    await release();
+    throw signal.reason;
+  };
+
+  let adminAddress: AddressInfo;
+  try {
+    adminAddress = await admin.listen(config.admin.host, config.admin.port);
+    await checkAborted();
+    // The first attempt of a source can take long (an unreachable Consul: its read timeout).
+    await abortable(watcher.start(), signal);
+    await checkAborted();
+    logger.info({ waitMs: firstTable.waitMs }, 'waiting for the first routing table before opening the proxy listener');
+    await abortable(firstTable.live, signal);
+  } catch (err) {
+    await release();
+    throw err;
+  }
   const proxyAddress = await proxy.listen(config.listen.host, config.listen.port);
   const tlsAddress = config.tls === undefined || certificates === undefined ? undefined : await proxy.listenTls(config.tls.listen.host, config.tls.listen.port, certificates);
-  logger.info({ proxy: proxyAddress, admin: adminAddress, ...(tlsAddress === undefined ? {} : { tls: tlsAddress }) }, 'switchyard listening');
+  await checkAborted();
+  lifecycle = 'serving';
+  logger.info({ proxy: proxyAddress, admin: adminAddress, tableVersion: store.version, ...(tlsAddress === undefined ? {} : { tls: tlsAddress }) }, 'switchyard listening');
 
   let stopping: Promise<void> | undefined;
   return {
     config, logger, metrics, store, watcher, proxyAddress, adminAddress, tlsAddress, certificates, demo,
+    get lifecycle() {
+      return lifecycle;
+    },
     reload: async () => {
       await Promise.all([watcher.reload(), certificates?.reload()]);
     },
     stop: () => {
       stopping ??= (async () => {
-        await watcher.stop();
-        await proxy.close(config.drainTimeoutMs); // also closes the upstream pools
-        await certificates?.close();
-        await admin.close();
-        await demo?.close();
-        logger.info('switchyard stopped');
-        logger.flush();
+        lifecycle = 'draining';
+        if (config.shutdownDelayMs > 0) {
+          logger.info({ shutdownDelayMs: config.shutdownDelayMs }, 'draining: /readyz answers 503; serving as usual until the shutdown delay ends');
+          await new Promise((resolve) => setTimeout(resolve, config.shutdownDelayMs));
+        }
+        await release();
       })();
       return stopping;
     },
   };
+}
+
+interface FirstTableWait {
+  /** Resolves when the first table is live, or when the wait ends without it (logged). */
+  readonly live: Promise<void>;
+  readonly waitMs: number;
+  /** Stop waiting (start-up failed or aborted): clears the timer. */
+  cancel(): void;
+}
+
+/**
+ * "The first table is live": a table swapped in while every source (templates, services file,
+ * Consul) had delivered its data, Consul's health of every service a route needs included. Until
+ * then a request could only get 404 SY_NO_ROUTE or 503 SY_NO_ENDPOINT for lack of data, so the
+ * proxy listener stays closed (connections are refused: clients and load balancers try elsewhere),
+ * as Fabio does ("Waiting for first routing table"). The wait is bounded by `waitMs`, as Envoy's
+ * `initial_fetch_timeout`: a source that cannot deliver (Consul down, an ACL token that may not
+ * read a service) must not keep every other route down; the listener then opens with the live
+ * table, one warning names each source not synced and why, and /readyz stays 503 until they are.
+ *
+ * Invariant: `ready` is read in a swapped hook, when the new table is `current`; the watcher builds
+ * in a timer, after the provider step that set `synced` and emitted the data (one synchronous
+ * step), so a swap seen as ready was built from the data of every source.
+ */
+function waitForFirstTable(store: TableStore, watcher: ConfigWatcher, sources: readonly { status(): ProviderStatus }[], logger: Logger, waitMs: number): FirstTableWait {
+  let done = false;
+  let timer: NodeJS.Timeout | undefined;
+  let resolveLive: () => void = () => {};
+  const live = new Promise<void>((resolve) => {
+    resolveLive = resolve;
+  });
+  const finish = (): void => {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    resolveLive();
+  };
+  // TableStore has no unsubscribe: after the first table this hook is one boolean test per swap.
+  store.onSwapped(() => {
+    if (!done && watcher.ready) finish();
+  });
+  if (waitMs <= 0) finish();
+  else if (Number.isFinite(waitMs)) {
+    timer = setTimeout(() => {
+      const waiting = sources.map((s) => s.status()).filter((s) => !s.synced).map((s) => ({ source: s.name, lastError: s.lastError ?? null }));
+      logger.warn({ waitMs, tableVersion: store.version, waiting }, `no routing table from every source after ${waitMs} ms: opening the proxy listener with the live table; /readyz stays 503 until every source has delivered`);
+      finish();
+    }, waitMs);
+  }
+  return { live, waitMs, cancel: finish };
+}
+
+/** `promise`, or a rejection with the signal's reason as soon as it aborts. */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise;
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 /** Listener limits and request guard settings from the command line, for createProxy. */

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { startSwitchyard } from './app.js';
+import { startSwitchyard, type Switchyard } from './app.js';
 import { helpText, parseCommandLine, type CliAction } from './config/config.js';
 import { SwitchyardError } from './errors.js';
+import { createLogger } from './observability/logger.js';
 
 /** Entry point: flags and environment → start; SIGHUP reloads, SIGTERM/SIGINT drain and exit 0. */
 function version(): string {
@@ -29,17 +30,35 @@ async function main(): Promise<void> {
     process.stdout.write(`switchyard ${version()}\n`);
     return;
   }
-  const app = await startSwitchyard(action.config);
-  process.on('SIGHUP', () => {
-    app.logger.info('SIGHUP: reloading every source');
-    void app.reload();
-  });
+  // Signal handlers first: a SIGTERM while start-up waits (for Consul, for the first table) stops
+  // it cleanly and exits 0, as one after start-up does.
+  const { config } = action;
+  const logger = createLogger({ level: config.logLevel });
+  const aborter = new AbortController();
+  let app: Switchyard | undefined;
   const shutdown = (signal: string): void => {
-    app.logger.info({ signal, drainTimeoutMs: action.config.drainTimeoutMs }, 'draining and stopping');
-    void app.stop().then(() => app.logger.flush(() => process.exit(0)));
+    if (app === undefined) {
+      logger.info({ signal }, 'stopping during start-up');
+      aborter.abort();
+      return;
+    }
+    logger.info({ signal, shutdownDelayMs: config.shutdownDelayMs, drainTimeoutMs: config.drainTimeoutMs }, 'draining and stopping');
+    void app.stop().then(() => logger.flush(() => process.exit(0)));
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGHUP', () => {
+    if (app === undefined) return; // start-up reads every source anyway
+    logger.info('SIGHUP: reloading every source');
+    void app.reload();
+  });
+  try {
+    app = await startSwitchyard(config, { logger, signal: aborter.signal });
+  } catch (err) {
+    // Aborted: startSwitchyard released what it had started and flushed the log.
+    if (aborter.signal.aborted) process.exit(0);
+    throw err;
+  }
 }
 
 main().catch((err: unknown) => {

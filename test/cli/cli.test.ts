@@ -108,3 +108,40 @@ describe('switchyard process: SIGHUP reloads, SIGTERM drains and exits 0', () =>
     assert.equal(await exited, 0);
   });
 });
+
+describe('switchyard process: start-up waits for the first table; SIGTERM meanwhile exits 0', () => {
+  let workspace: Workspace;
+  let child: ChildProcess | undefined;
+  let closedPort = 0;
+
+  before(async () => {
+    workspace = await Workspace.create();
+    await workspace.writeTemplate('r.yaml', 'routes:\n  - name: r\n    to: [ { service: s } ]\n');
+    // A port nothing listens on: Consul is down at start (connections refused).
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    closedPort = (probe.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+  });
+
+  after(async () => {
+    child?.kill('SIGKILL');
+    await workspace?.remove();
+  });
+
+  it('keeps the proxy listener closed while Consul is down, and exits 0 on SIGTERM without listening', async () => {
+    let output = '';
+    child = spawn(process.execPath, [CLI, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--templates', workspace.templatesDir,
+      '--consul', `http://127.0.0.1:${closedPort}`], { env: { PATH: process.env['PATH'] } });
+    child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child!.on('exit', (code) => resolve(code)));
+    await waitFor('Consul to refuse the first reads', () => output.includes('consul catalog watch failed') && output.includes('consul kv watch failed'), 10_000);
+    assert.ok(!output.includes('proxy listening'), `no listener before the first table: ${output}`);
+    assert.match(output, /waiting for the first routing table/);
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0, output);
+    assert.match(output, /stopping during start-up/);
+    assert.ok(!output.includes('proxy listening'), 'the listener never opened');
+  });
+});

@@ -4,8 +4,11 @@ import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { after, before, describe, it } from 'node:test';
 import { Agent, request } from 'undici';
-import type { Switchyard } from '../../src/app.js';
+import { startSwitchyard, type Switchyard } from '../../src/app.js';
+import { parseCommandLine, type Config } from '../../src/config/config.js';
+import { createLogger } from '../../src/observability/logger.js';
 import type { RoutingTable } from '../../src/model/types.js';
+import { captureLogger } from '../support/capture-logger.js';
 import { startTestSwitchyard, Workspace } from '../support/switchyard.js';
 import { waitFor } from '../support/wait.js';
 
@@ -159,5 +162,65 @@ describe('hot swap under load', () => {
     const served = new Set(answers.map((a) => a.id));
     assert.equal(served.size, INSTANCES, 'every instance served at some point');
     t.diagnostic(`${answers.length} requests, ${rewrites} rewrites, ${versions.length} table versions, 0 failures`);
+  });
+});
+
+describe('start-up: the proxy listener opens only once the first table is live', () => {
+  let workspace: Workspace;
+  let upstream: Server;
+  let app: Switchyard | undefined;
+
+  before(async () => {
+    upstream = createServer((_req, res) => res.end('up'));
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    workspace = await Workspace.create();
+    await workspace.writeTemplate('app.yaml', 'routes:\n  - name: app\n    match: { path: / }\n    to: [ { service: app } ]\n');
+    await workspace.writeServices(`services:\n  app:\n    - { id: app-0, address: 127.0.0.1, port: ${(upstream.address() as AddressInfo).port} }\n`);
+  });
+
+  after(async () => {
+    await app?.stop();
+    upstream.closeAllConnections();
+    upstream.close();
+    await workspace?.remove();
+  });
+
+  it('serves the first request once start resolves, even when the first build is slow to come', async () => {
+    // The watcher builds 400 ms after the sources delivered: the window in which a listener
+    // opened right after the sources' first read answered 404 SY_NO_ROUTE.
+    const config = (parseCommandLine(['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--templates', workspace.templatesDir,
+      '--services', workspace.servicesFile], {}) as { config: Config }).config;
+    app = await startSwitchyard(config, { logger: createLogger({ level: 'silent' }), defaultMetrics: false, watcher: { coalesceMs: 400, minIntervalMs: 0 } });
+    const res = await request(`http://127.0.0.1:${app.proxyAddress.port}/`);
+    assert.equal(res.statusCode, 200, 'the first request is routed (was 404 SY_NO_ROUTE)');
+    assert.equal(await res.body.text(), 'up');
+    assert.equal(app.store.version, 1, 'the first table was live when start resolved');
+    assert.equal(app.lifecycle, 'serving');
+    const readyz = await request(`http://127.0.0.1:${app.adminAddress.port}/readyz`);
+    assert.equal(readyz.statusCode, 200);
+    await readyz.body.dump();
+  });
+
+  it('stop() turns /readyz to 503 at once, and start-up aborted by a signal releases everything', async () => {
+    const running = app!;
+    const stopped = running.stop();
+    assert.equal(running.lifecycle, 'draining');
+    await stopped;
+    app = undefined;
+
+    // A source that never delivers (a services file that is not there yet): the wait is aborted.
+    const config = (parseCommandLine(['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--templates', workspace.templatesDir,
+      '--services', `${workspace.dir}/missing.yaml`], {}) as { config: Config }).config;
+    const aborter = new AbortController();
+    const log = captureLogger('info');
+    const starting = startSwitchyard(config, { logger: log.logger, defaultMetrics: false, signal: aborter.signal });
+    let outcome = 'pending';
+    starting.then(() => (outcome = 'started'), (err: unknown) => (outcome = (err as Error).name));
+    await waitFor('the wait for the first table', () => log.lines.some((l) => String(l['msg']).startsWith('waiting for the first routing table')));
+    aborter.abort();
+    await waitFor('start-up to end', () => outcome !== 'pending');
+    assert.equal(outcome, 'AbortError');
+    assert.ok(!log.lines.some((l) => l['msg'] === 'proxy listening'), 'the proxy listener never opened');
+    assert.ok(log.lines.some((l) => l['msg'] === 'switchyard stopped'), 'what was started is released');
   });
 });

@@ -66,7 +66,8 @@ export async function startTestSwitchyard(
 
 /**
  * Start Switchyard in-process with Consul as the discovery source (`--consul ADDRESS`, no services
- * file); `env` carries CONSUL_HTTP_TOKEN and friends. Waits until ready unless `waitReady` is false.
+ * file); `env` carries CONSUL_HTTP_TOKEN and friends. Waits until ready unless `waitReady` is false
+ * (then the proxy listener opens without waiting for the first table).
  */
 export async function startConsulSwitchyard(
   workspace: Workspace,
@@ -79,7 +80,12 @@ export async function startConsulSwitchyard(
     '--drain-timeout', '2s', ...(options.extraArgs ?? []),
   ], options.env ?? {});
   const config = (action as { config: Config }).config;
-  const app = await startSwitchyard(config, { logger: options.logger ?? createLogger({ level: 'silent' }), defaultMetrics: false });
+  // Not waiting for readiness: the proxy listener opens at once too (no wait for the first table).
+  const app = await startSwitchyard(config, {
+    logger: options.logger ?? createLogger({ level: 'silent' }),
+    defaultMetrics: false,
+    ...(options.waitReady === false ? { firstTableWaitMs: 0 } : {}),
+  });
   if (options.waitReady !== false) await waitFor('switchyard to be ready', () => app.watcher.ready);
   return app;
 }
