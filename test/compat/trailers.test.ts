@@ -19,7 +19,7 @@ describe('compat: response trailers', () => {
 
   before(async () => {
     upstream = createServer((req, res) => {
-      te.push(req.headers.te);
+      te.push(req.headers.te as string | undefined);
       req.resume();
       res.writeHead(200, { 'Content-Type': 'text/plain', Trailer: 'X-Checksum' });
       res.write('part one\n');

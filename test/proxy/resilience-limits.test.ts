@@ -153,3 +153,44 @@ describe('proxy: admission policies', () => {
     assert.equal(noTls.status, 200, 'without a TLS listener the request is proxied');
   });
 });
+
+describe('policy: upstream connection cap and queue timeout', () => {
+  let up: TestUpstream;
+  let p: TestProxy;
+
+  before(async () => {
+    up = await startUpstream({ name: 'capped' });
+    p = await startProxy(makeTable([{
+      name: 'capped',
+      to: [{ service: 'capped', endpoints: [{ id: 'c1', port: up.port }] }],
+      policy: { upstream: { maxConnections: 1, queueTimeoutMs: 300 } },
+    }]));
+  });
+
+  after(async () => {
+    await p.close();
+    await up.close();
+  });
+
+  const queued = (): Promise<number> => metricValue(p.metrics, 'switchyard_upstream_queued_requests', { route: 'capped' });
+
+  it('a request that waits for a connection longer than queueTimeoutMs: 503 SY_QUEUE_TIMEOUT, counted in the queue gauge meanwhile', async () => {
+    // The one connection is busy for 2 s.
+    const busy = send(p.port, { path: '/busy', headers: { 'x-test-delay-ms': '2000' } });
+    await waitFor(() => up.inflight === 1, 'the first request to hold the only connection');
+    const waiting = send(p.port, { path: '/waiting' });
+    await waitFor(async () => await queued() === 1, 'the second request to be counted as queued');
+    const reply = await waiting;
+    assert.equal(reply.status, 503);
+    assert.equal(reply.json<ErrorJson>().error, 'SY_QUEUE_TIMEOUT');
+    assert.equal(await queued(), 0, 'no longer queued once answered');
+    await waitFor(() => p.accessLines().some((l) => l.path === '/waiting' && l.status === 503 && l.error === 'SY_QUEUE_TIMEOUT' && l.end === 'queue_timeout'), 'the queue timeout access line');
+    assert.equal((await busy).status, 200);
+    // The abandoned request leaves undici's queue when it reaches the connection, without being sent.
+    const after = await send(p.port, { path: '/after' });
+    assert.equal(after.status, 200);
+    assert.equal(await metricValue(p.metrics, 'switchyard_upstream_errors_total', { route: 'capped', code: 'SY_QUEUE_TIMEOUT' }), 1);
+    assert.equal(up.requests, 2, 'the upstream saw /busy and /after, never /waiting');
+    assert.equal(await queued(), 0);
+  });
+});

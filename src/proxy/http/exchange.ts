@@ -41,17 +41,13 @@ function bodyUntouched(body: Dispatcher.DispatchOptions['body']): boolean {
   return typeof stream.readableDidRead === 'boolean' && !stream.readableDidRead && !stream.destroyed;
 }
 
-/** The `upstream` block of a route's policy, read defensively (older tables have none). */
-interface UpstreamCap {
-  readonly maxConnections?: number | null;
-  readonly queueTimeoutMs?: number;
-}
-
-/** The queue wait of a route, in ms: > 0 only when the route caps its upstream connections. */
+/**
+ * The queue wait of a route, in ms: > 0 only when the route caps its upstream connections
+ * (`upstream.maxConnections`; without a cap undici never queues a request for long). 0 = no limit.
+ */
 function queueTimeoutOf(route: RuntimeRoute): number {
-  const upstream = (route.policy as { upstream?: UpstreamCap }).upstream;
-  if (upstream === undefined || upstream.maxConnections === null || upstream.maxConnections === undefined) return 0;
-  return upstream.queueTimeoutMs ?? 0;
+  const upstream = route.policy.upstream;
+  return upstream.maxConnections === null ? 0 : upstream.queueTimeoutMs;
 }
 
 /** The end of an exchange whose response head was relayed and that `failure` cut. */
