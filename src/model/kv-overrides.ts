@@ -5,8 +5,16 @@
  *   services/<service>/weights  {"<instanceId>": weight, ...}
  *   routes/<route>/policy       a policy layer (policy-parse.ts), merged over the template's policy
  *
- * - <route> / <service> is everything between the first `/` and the final `/weights`, so route names
- *   containing `/` or `:` (tag routes: `tag:users:/api`) work: `routes/tag:users:/api/weights`.
+ * - <route> / <service> is everything between the first `/` and the final `/weights`, written in
+ *   the key form `kvKeyName` gives it: Consul 1.21.5+ refuses keys with any character outside
+ *   `a-zA-Z0-9,-_./`, and keys containing `../` (agent/kvs_endpoint.go validateKVKey,
+ *   hashicorp/consul#22822), so every other byte of the name is written `,XX` (two lower-case hex
+ *   digits of its UTF-8 byte, `,` itself included), as is a `.` that would make `../`. A tag
+ *   route `tag:users:/api` has the key `routes/tag,3ausers,3a/api/weights`. Names made only of
+ *   allowed characters (`api-users`) are their own key form.
+ * - The raw name is still read (keys written before Consul 1.21.5, or by its other APIs):
+ *   `routes/tag:users:/api/weights`. When both forms of one name exist, the encoded one applies and
+ *   the raw one is reported (kind 'kv') as ignored.
  * - A weight is a finite number >= 0. A value that is not JSON, not a plain object, or holds any
  *   entry that is not such a number, is skipped as a whole (a half-applied canary split is worse
  *   than none) and reported as a BuildProblem of kind 'kv' naming the key; other keys still apply.
@@ -38,31 +46,93 @@ export interface KvOverrides {
 const WEIGHTS_SUFFIX = '/weights';
 const POLICY_SUFFIX = '/policy';
 
+/** Characters a Consul 1.21.5+ key may hold, `,` aside (it is the escape here). */
+const KEY_SAFE = /^[a-zA-Z0-9\-_./]$/;
+const ESCAPE = /,([0-9a-fA-F]{2})/g;
+const HAS_ESCAPE = /,[0-9a-fA-F]{2}/;
+
+/**
+ * A route or service name as it is written in a KV key: every byte outside `a-zA-Z0-9-_./` as
+ * `,XX`, and the `.` that would complete a `../` likewise, so that Consul 1.21.5+ accepts the key.
+ */
+export function kvKeyName(name: string): string {
+  let out = '';
+  for (const ch of name) {
+    if (KEY_SAFE.test(ch)) out += ch;
+    else for (const byte of Buffer.from(ch, 'utf8')) out += `,${byte.toString(16).padStart(2, '0')}`;
+  }
+  // "../" is refused anywhere in a key; escaping the second dot breaks every occurrence.
+  return out.replaceAll('../', '.,2e/');
+}
+
+/** The inverse of kvKeyName (`,XX` → byte); a name without escapes is returned as is. */
+export function nameFromKvKey(keyName: string): string {
+  if (!HAS_ESCAPE.test(keyName)) return keyName;
+  const bytes: number[] = [];
+  let last = 0;
+  for (const match of keyName.matchAll(ESCAPE)) {
+    bytes.push(...Buffer.from(keyName.slice(last, match.index), 'utf8'), Number.parseInt(match[1] ?? '0', 16));
+    last = match.index + match[0].length;
+  }
+  bytes.push(...Buffer.from(keyName.slice(last), 'utf8'));
+  return Buffer.from(bytes).toString('utf8');
+}
+
+/** The KV keys (relative to the KV prefix) of a route's weights and policy, in the key form. */
+export function routeKvKeys(route: string): { weights: string; policy: string } {
+  const name = kvKeyName(route);
+  return { weights: `routes/${name}${WEIGHTS_SUFFIX}`, policy: `routes/${name}${POLICY_SUFFIX}` };
+}
+
+/** The KV key (relative to the KV prefix) of a service's instance weights. */
+export function serviceKvWeightsKey(service: string): string {
+  return `services/${kvKeyName(service)}${WEIGHTS_SUFFIX}`;
+}
+
 export function parseKvOverrides(kv: KvSnapshot): KvOverrides {
   const routeWeights = new Map<string, ReadonlyMap<string, number>>();
   const instanceWeights = new Map<string, ReadonlyMap<string, number>>();
   const routePolicies = new Map<string, PolicyInput>();
   const problems: BuildProblem[] = [];
+  // Which key set each (map, name): an encoded key beats the raw (pre-1.21.5) form of the same name.
+  const setBy = new Map<object, Map<string, string>>();
+  const claim = (target: object, name: string, key: string, rawName: string): boolean => {
+    const owners = setBy.get(target) ?? new Map<string, string>();
+    setBy.set(target, owners);
+    const encoded = kvKeyName(name) === rawName;
+    const previous = owners.get(name);
+    if (previous !== undefined) {
+      const [kept, dropped] = encoded ? [key, previous] : [previous, key];
+      problems.push({ kind: 'kv', source: dropped, message: `same name as ${kept}, the Consul 1.21.5+ key form, which applies; key ignored` });
+      if (!encoded) return false;
+    }
+    owners.set(name, key);
+    return true;
+  };
   // Sorted so problems come out in a stable order whatever order the provider listed keys in.
   for (const key of Object.keys(kv).sort(compareCodeUnits)) {
     if (key.startsWith('routes/') && key.endsWith(POLICY_SUFFIX)) {
-      const name = key.slice('routes/'.length, key.length - POLICY_SUFFIX.length);
-      if (name === '') continue;
+      const rawName = key.slice('routes/'.length, key.length - POLICY_SUFFIX.length);
+      if (rawName === '') continue;
       const policy = parsePolicyJson(kv[key] ?? '');
       if (typeof policy === 'string') problems.push({ kind: 'kv', source: key, message: `${policy}; key ignored` });
-      else routePolicies.set(name, policy);
+      else {
+        const name = nameFromKvKey(rawName);
+        if (claim(routePolicies, name, key, rawName)) routePolicies.set(name, policy);
+      }
       continue;
     }
     const target = key.startsWith('routes/') ? routeWeights : key.startsWith('services/') ? instanceWeights : undefined;
     if (target === undefined || !key.endsWith(WEIGHTS_SUFFIX)) continue;
-    const name = key.slice(key.indexOf('/') + 1, key.length - WEIGHTS_SUFFIX.length);
-    if (name === '') continue;
+    const rawName = key.slice(key.indexOf('/') + 1, key.length - WEIGHTS_SUFFIX.length);
+    if (rawName === '') continue;
     const parsed = parseWeights(kv[key] ?? '');
     if (typeof parsed === 'string') {
       problems.push({ kind: 'kv', source: key, message: `${parsed}; key ignored` });
       continue;
     }
-    target.set(name, parsed);
+    const name = nameFromKvKey(rawName);
+    if (claim(target, name, key, rawName)) target.set(name, parsed);
   }
   return { routeWeights, instanceWeights, routePolicies, problems };
 }

@@ -14,6 +14,8 @@
  * - The route is named `tag:<service>:<host><path>` (host lower-case, path normalised), weighs 1,
  *   and sends traffic to the instances of the service that carry that exact tag string, as Fabio
  *   does: its destination is `{ service, tag: <the whole tag> }`.
+ * - Its KV keys use the key form of kv-overrides.ts (`routeKvKeys`): the `:` of the name, which
+ *   Consul 1.21.5+ refuses in keys, is written `,3a`: `routes/tag,3ausers,3a/api/weights`.
  * - Conflicts are not fatal (any registration can add tags, and one bad registration must not block
  *   every table): a tag route whose name or host + path is already taken by a template route or an
  *   earlier tag route is skipped with a problem. Order: services by name, tags by code-unit order,

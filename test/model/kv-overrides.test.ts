@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { buildTable } from '../../src/model/build-table.js';
-import { parseKvOverrides, parseWeights } from '../../src/model/kv-overrides.js';
+import { kvKeyName, nameFromKvKey, parseKvOverrides, parseWeights, routeKvKeys, serviceKvWeightsKey } from '../../src/model/kv-overrides.js';
+import { kvKeyProblem } from '../support/consul/routes.js';
 import { discovery, endpointWeights, instance, routeNamed, template } from './fixtures.js';
 
 const asObject = (m: ReadonlyMap<string, ReadonlyMap<string, number>>): Record<string, Record<string, number>> =>
@@ -73,6 +74,47 @@ describe('parseKvOverrides', () => {
     assert.match(o.problems[0]?.message ?? '', /not valid JSON; key ignored/);
     assert.deepEqual(asObject(o.routeWeights), {});
     assert.deepEqual(asObject(o.instanceWeights), { a: { 'a-1': 3 } });
+  });
+});
+
+describe('KV key form (Consul 1.21.5+ validateKVKey refuses ":" and more)', () => {
+  const names = [
+    'api-users', 'tag:users:/api', 'tag:users:api.example.com/v1/x', 'tag:web:[::1]/', 'api users', 'naïve:ünïcode/€',
+    'a,b', 'a,2cb', '../up', 'x/../y', 'a...//b', 'ends.json', 'q?x=1&y#z', '50%', 'back\\slash', 'tab\tand"quote\'',
+  ];
+  for (const name of names) {
+    it(`${JSON.stringify(name)}: every key Consul accepts, and read back to the name`, () => {
+      const { weights, policy } = routeKvKeys(name);
+      for (const key of [`switchyard/${weights}`, `switchyard/${policy}`, `switchyard/${serviceKvWeightsKey(name)}`]) {
+        assert.equal(kvKeyProblem(key), undefined, key);
+      }
+      assert.equal(nameFromKvKey(kvKeyName(name)), name);
+      const o = parseKvOverrides({ [weights]: '{"x": 2}', [policy]: '{"retries": {"count": 1}}', [serviceKvWeightsKey(name)]: '{"i-1": 0}' });
+      assert.deepEqual(o.problems, []);
+      assert.deepEqual(asObject(o.routeWeights), { [name]: { x: 2 } });
+      assert.deepEqual(asObject(o.instanceWeights), { [name]: { 'i-1': 0 } });
+      assert.deepEqual([...o.routePolicies.keys()], [name]);
+    });
+  }
+
+  it('names of allowed characters are their own key form; a tag route\'s key is readable', () => {
+    assert.equal(kvKeyName('api-users'), 'api-users');
+    assert.equal(routeKvKeys('tag:users:/api').weights, 'routes/tag,3ausers,3a/api/weights');
+    assert.equal(kvKeyProblem('switchyard/routes/tag:users:/api/weights')?.startsWith("key contains invalid character ':'"), true, 'the old form is what Consul refuses');
+  });
+
+  it('the old form (written before Consul 1.21.5) is still read; with both forms, the new one applies and the old is reported', () => {
+    const old = parseKvOverrides({ 'routes/tag:users:/api/weights': '{"users:urlprefix-/api": 2}' });
+    assert.deepEqual(asObject(old.routeWeights), { 'tag:users:/api': { 'users:urlprefix-/api': 2 } });
+    for (const kv of [
+      { 'routes/tag:users:/api/weights': '{"a": 1}', 'routes/tag,3ausers,3a/api/weights': '{"a": 5}' },
+      { 'routes/tag,3ausers,3a/api/weights': '{"a": 5}', 'routes/tag:users:/api/weights': '{"a": 1}' },
+    ]) {
+      const both = parseKvOverrides(kv);
+      assert.deepEqual(asObject(both.routeWeights), { 'tag:users:/api': { a: 5 } });
+      assert.deepEqual(both.problems.map((p) => p.source), ['routes/tag:users:/api/weights']);
+      assert.match(both.problems[0]?.message ?? '', /same name as routes\/tag,3ausers,3a\/api\/weights, the Consul 1\.21\.5\+ key form, which applies; key ignored/);
+    }
   });
 });
 

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { buildTable, neededServices } from '../../src/model/build-table.js';
+import { routeKvKeys } from '../../src/model/kv-overrides.js';
 import { parseUrlprefixTag } from '../../src/model/tag-routes.js';
+import { kvKeyProblem } from '../support/consul/routes.js';
 import { discovery, endpointWeights, instance, routeNamed, template } from './fixtures.js';
 
 describe('parseUrlprefixTag: supported forms', () => {
@@ -58,6 +60,17 @@ describe('tag routes in the table', () => {
   it('creates one route per valid tag, named tag:<service>:<host><path>', () => {
     assert.deepEqual(table.routes.map((r) => r.name), ['tag:bad:/ok', 'tag:users:/users', 'tag:web:www.example.com/']);
     for (const r of table.routes) assert.equal(r.origin, 'tag');
+  });
+
+  it('every tag route has weights and policy keys Consul 1.21.5+ accepts, and they apply', () => {
+    for (const r of table.routes) {
+      const keys = routeKvKeys(r.name);
+      assert.equal(kvKeyProblem(`switchyard/${keys.weights}`), undefined, keys.weights);
+      assert.equal(kvKeyProblem(`switchyard/${keys.policy}`), undefined, keys.policy);
+    }
+    assert.equal(routeKvKeys('tag:users:/users').weights, 'routes/tag,3ausers,3a/users/weights');
+    const weighted = buildTable(snap, { 'routes/tag,3ausers,3a/users/weights': '{"users:urlprefix-/users strip=/users": 0}' }, []);
+    assert.equal(routeNamed(weighted, 'tag:users:/users').destinations[0]?.weight, 0);
   });
 
   it('routes to the instances carrying that exact tag, with the strip option', () => {

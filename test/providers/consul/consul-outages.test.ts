@@ -11,7 +11,7 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import { ConsulTestServer } from '../../support/consul/server.js';
 import { refusedPort } from '../../support/upstream.js';
 import { waitFor } from '../../support/wait.js';
-import { instance, ProviderHarness, requestsTo } from './harness.js';
+import { instance, parkedSince, ProviderHarness, requestsTo, WEB_WATCH_PATHS } from './harness.js';
 
 /** The value of a gauge without labels. */
 async function gauge(harness: ProviderHarness, name: string): Promise<number | undefined> {
@@ -157,20 +157,26 @@ describe('consul provider: outages and refused answers', () => {
   it('dropped connections: retries at once with a fresh read and keeps following', async () => {
     const harness = await synced();
     const emitted = harness.updates.length;
+    const mark = server.requestCount;
     server.dropConnections();
-    await server.waitForBlocked(3);
+    // Only the new state makes this true: each watch read afresh (no index) after the drop, then
+    // parked a new blocking read. (The blocked count alone is 3 before the drop too.)
+    await parkedSince(server, mark, WEB_WATCH_PATHS);
+    const fresh = server.requests.filter((r) => r.seq > mark && r.query['index'] === undefined && r.status === 200);
+    for (const path of WEB_WATCH_PATHS) assert.ok(fresh.some((r) => r.path === path), `${path}: read afresh after the drop`);
+    assert.equal(await harness.errors(undefined, 'reset'), 3, 'each watch saw its connection cut once');
     assert.equal(harness.updates.length, emitted, 'the fresh reads found nothing new: nothing emitted');
     server.deregisterService('web-2');
     await waitFor('web-2 gone', () => harness.instances('web')?.length === 1);
-    assert.ok(await harness.errors(undefined, 'reset') >= 1);
   });
 
   it('restart with the index reset: detects it, recovers, and still follows changes', async () => {
     const harness = await synced({ waitMs: 60_000 });
     const before = harness.provider.status().detail?.['watches'] as Record<string, { index: number }>;
     assert.ok((before['catalog']?.index ?? 0) > 3);
+    const mark = server.requestCount;
     await server.restart({ resetIndex: true, downMs: 50 });
-    await server.waitForBlocked(3, 5_000);
+    await parkedSince(server, mark, WEB_WATCH_PATHS);
     const afterRestart = harness.provider.status().detail?.['watches'] as Record<string, { index: number }>;
     assert.ok((afterRestart['catalog']?.index ?? 0) < (before['catalog']?.index ?? 0), 'the lower index was taken');
     assert.ok(harness.log.lines.some((l) => l['watch'] === 'catalog' && /index went backwards/.test(String(l['msg']))), 'logged');

@@ -114,3 +114,16 @@ export function instance(
     Check: { TTL: '30s', Status: extra.status ?? 'passing' },
   };
 }
+
+/**
+ * Resolves once every path in `paths` has a blocking read parked that arrived after request
+ * `mark` (server.requestCount taken before the event): true only of the state after the event,
+ * unlike the blocked-query count, which may already be reached before it.
+ */
+export function parkedSince(server: ConsulTestServer, mark: number, paths: readonly string[], timeoutMs = 5_000): Promise<true> {
+  return waitFor(`a new parked read of ${paths.join(', ')}`, () => paths.every((path) =>
+    server.requests.some((r) => r.seq > mark && r.path === path && r.blocked === true && r.status === undefined)), timeoutMs);
+}
+
+/** The paths of the three watches of a provider watching `web` under the `switchyard/` prefix. */
+export const WEB_WATCH_PATHS = ['/v1/catalog/services', '/v1/kv/switchyard/', '/v1/health/service/web'] as const;
