@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { connect } from 'node:net';
+import { request as httpRequest } from 'node:http';
+import { WebSocket } from 'ws';
 import { startUpstream, type TestUpstream } from '../support/upstream.js';
 import { makeTable, metricValue, send, startProxy, waitFor, type TestProxy } from './harness.js';
 
@@ -53,17 +56,84 @@ describe('proxy: access log and metrics', () => {
   });
 
   it('counts requests by route and status code and observes their duration', async () => {
+    // A request is counted when its response closes, which may be just after the client has the
+    // whole answer: wait for each count to reach its new value (the earlier test's 404 already
+    // made `>= 1` true for the no-route counter, so waiting on that proved nothing).
     const before200 = await metricValue(p.metrics, 'switchyard_requests_total', { route: 'shop', code: '200' });
+    const before404 = await metricValue(p.metrics, 'switchyard_requests_total', { route: '(none)', code: '404' });
     const beforeHist = await metricValue(p.metrics, 'switchyard_request_duration_seconds', { route: 'shop' }, 'switchyard_request_duration_seconds_count');
     for (let i = 0; i < 3; i++) await send(p.port, { path: '/shop' });
     await send(p.port, { path: '/shop', headers: { 'x-test-status': '418' } });
     await send(p.port, { path: '/nope' });
-    await waitFor(async () => await metricValue(p.metrics, 'switchyard_requests_total', { route: '(none)', code: '404' }) >= 1, 'the 404 to be counted');
+    await waitFor(async () => await metricValue(p.metrics, 'switchyard_requests_total', { route: '(none)', code: '404' }) === before404 + 1, 'the new 404 to be counted');
+    await waitFor(async () => await metricValue(p.metrics, 'switchyard_request_duration_seconds', { route: 'shop' }, 'switchyard_request_duration_seconds_count') - beforeHist === 4, 'the four shop requests to be observed');
     assert.equal(await metricValue(p.metrics, 'switchyard_requests_total', { route: 'shop', code: '200' }) - before200, 3);
     assert.equal(await metricValue(p.metrics, 'switchyard_requests_total', { route: 'shop', code: '418' }), 1);
     assert.equal(await metricValue(p.metrics, 'switchyard_request_duration_seconds', { route: 'shop' }, 'switchyard_request_duration_seconds_count') - beforeHist, 4);
     const text = await p.metrics.registry.metrics();
     assert.match(text, /switchyard_requests_total\{route="shop",code="418"\} 1/);
     assert.match(text, /switchyard_upstream_pools 1/);
+  });
+});
+
+describe('proxy: the access log says how an exchange ended', () => {
+  let up: TestUpstream;
+
+  before(async () => {
+    up = await startUpstream({ name: 'ends', websocket: true });
+  });
+
+  after(async () => {
+    await up.close();
+  });
+
+  it("a slow upload cut by the listener's request timeout is logged 408 request_timeout (what the client got), not 499", async () => {
+    const p = await startProxy(makeTable([{ name: 'uploads', to: [{ service: 'ends', endpoints: [{ id: 'e1', port: up.port }] }] }]), {
+      options: { requestTimeoutMs: 400, headersTimeoutMs: 300 },
+    });
+    try {
+      const socket = connect(p.port, '127.0.0.1');
+      let answer = '';
+      socket.on('data', (chunk: Buffer) => { answer += chunk.toString('latin1'); });
+      socket.on('error', () => { /* closed by the proxy */ });
+      socket.write('POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789');
+      await waitFor(() => p.accessLines().some((l) => l.path === '/slow'), 'the access line of the cut upload', 10_000);
+      const line = p.accessLines().find((l) => l.path === '/slow')!;
+      assert.equal(line.status, 408);
+      assert.equal(line.end, 'request_timeout');
+      assert.equal(line.error, 'SY_REQUEST_TIMEOUT');
+      await waitFor(() => answer.includes('408'), 'the 408 the client received');
+      assert.equal(await metricValue(p.metrics, 'switchyard_requests_total', { route: 'uploads', code: '499' }), 0);
+      socket.destroy();
+    } finally {
+      await p.close();
+    }
+  });
+
+  it('a response still streaming when the drain timeout ends: logged with its status and drain_cut; an open tunnel too', async () => {
+    const p = await startProxy(makeTable([{ name: 'stream', to: [{ service: 'ends', endpoints: [{ id: 'e1', port: up.port }] }] }]));
+    const closed = new Promise<void>((resolve) => {
+      const req = httpRequest({ host: '127.0.0.1', port: p.port, path: '/long', headers: { 'x-test-action': 'slow-body', 'x-test-chunks': '100', 'x-test-chunk-delay-ms': '100' }, agent: false }, (res) => {
+        res.resume();
+        res.on('close', () => resolve());
+        res.on('error', () => resolve());
+      });
+      req.on('error', () => resolve());
+      req.end();
+    });
+    const ws = new WebSocket(`ws://127.0.0.1:${p.port}/ws`);
+    ws.on('error', () => { /* cut */ });
+    await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('unexpected-response', () => reject(new Error('no 101'))); });
+    await waitFor(() => up.inflight >= 1 && p.proxy.upgrades.size === 1, 'the stream and the tunnel to be open');
+    await p.close(300);
+    await closed;
+    await waitFor(() => p.accessLines().filter((l) => l.end === 'drain_cut').length === 2, 'both access lines');
+    const stream = p.accessLines().find((l) => l.path === '/long')!;
+    assert.equal(stream.status, 200, 'the status the client received');
+    assert.equal(stream.end, 'drain_cut');
+    const tunnel = p.accessLines().find((l) => l.path === '/ws')!;
+    assert.equal(tunnel.status, 101);
+    assert.equal(tunnel.upgrade, true);
+    assert.equal(tunnel.end, 'drain_cut');
   });
 });

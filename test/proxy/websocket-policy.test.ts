@@ -281,7 +281,7 @@ describe('proxy: upgrade requests under the route policy', () => {
     assert.ok(closedAt - openedAt >= 250, `closed after ${closedAt - openedAt} ms, before the idle timeout`);
     assert.equal(busyClosed, false, 'the tunnel with traffic is still open');
     assert.equal(await metricValue(p.metrics, 'switchyard_upstream_timeouts_total', { route: 'idle', kind: 'tunnel' }), 1);
-    await waitFor(() => p.accessLines().some((l) => l.route === 'idle' && l.reason === 'tunnel idle for 300 ms'), 'the access line with the reason');
+    await waitFor(() => p.accessLines().some((l) => l.route === 'idle' && l.reason === 'tunnel idle for 300 ms' && l.end === 'tunnel_idle' && l.status === 101), 'the access line with the reason and end tunnel_idle');
     busy.ws!.close();
   });
 
