@@ -35,9 +35,16 @@ describe('docker/: the files match the code they run', () => {
     assert.ok(existsSync(join(root, 'src', 'cli.ts')));
     const action = parseCommandLine(instruction('CMD'), {});
     assert.equal(action.kind, 'run');
+    const checked: string[] = [];
     for (const copied of dockerfile.matchAll(/^COPY (?!--from)(.+) \S+$/gm)) {
-      for (const path of copied[1]!.split(' ')) assert.ok(existsSync(join(root, path)), `COPY ${path} exists`);
+      for (const path of copied[1]!.split(' ')) {
+        assert.ok(existsSync(join(root, path)), `COPY ${path} exists`);
+        checked.push(path);
+      }
     }
+    // The loop above asserts nothing if no line matches (a COPY rewritten in JSON form, say): the
+    // build context the image needs must have been checked.
+    for (const needed of ['package.json', 'package-lock.json', 'src', 'templates']) assert.ok(checked.includes(needed), `COPY ${needed} checked`);
   });
 
   it('the compose switchyard command parses with its environment, with Consul and an admin token off loopback', () => {

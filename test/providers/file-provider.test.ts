@@ -80,13 +80,14 @@ describe('file provider', () => {
       assert.equal(provider.status().healthy, false);
       assert.match(provider.status().lastError ?? '', /port/);
       const errors = await metrics.configErrors.get();
-      assert.ok((errors.values.find((v) => v.labels.kind === 'services')?.value ?? 0) >= 1);
+      assert.equal(errors.values.find((v) => v.labels.kind === 'services')?.value, 1, 'counted once');
 
       for (let n = 1; n <= 30; n++) {
         await write(version(n));
         await new Promise((resolve) => setImmediate(resolve));
       }
-      await waitFor('the final version to be read', () => seen.at(-1) === 's-30', 3000);
+      await waitFor('the final version to be read', () => seen.at(-1) === 's-30', 10_000);
+      assert.ok(!seen.includes('s-x'), 'the broken version was never emitted');
       assert.equal(provider.status().healthy, true);
     } finally {
       await provider.stop();

@@ -31,10 +31,14 @@ describe('templates provider', () => {
     const metrics = new Metrics({ defaultMetrics: false });
     const provider = new DirectoryTemplatesProvider(dir, logger, metrics);
     let latest: readonly RouteTemplate[] = [];
-    let emits = 0;
+    // Each emission with the provider's view of broken files at that moment: a wait below can then
+    // pick the emission of a read that saw the broken file (the emission before it, still holding
+    // a2, would otherwise satisfy "a2 is still there" without the keep-last-good rule).
+    const emissions: { names: string[]; broken: Record<string, string> }[] = [];
+    const brokenNow = (): Record<string, string> => ({ ...(provider.status().detail as { broken: Record<string, string> }).broken });
     await provider.start((templates) => {
       latest = templates;
-      emits += 1;
+      emissions.push({ names: templates.map((t) => t.name), broken: brokenNow() });
     });
     try {
       assert.deepEqual(latest.map((t) => t.name), ['a', 'b']);
@@ -46,19 +50,22 @@ describe('templates provider', () => {
 
       await writeAtomic(join(dir, 'a.yaml'), 'routes:\n  - name: a2\n    to: [ { service: sa } ]\n');
       await waitFor('a2 to replace a', () => latest.some((t) => t.name === 'a2'));
+      assert.deepEqual(latest.map((t) => t.name), ['a2', 'b'], 'a is gone with the old a.yaml');
       assert.deepEqual(latest.find((t) => t.name === 'a2')!.match, { path: '/' }, 'match defaults to path /');
 
-      const before = emits;
       await writeAtomic(join(dir, 'a.yaml'), 'routes:\n  - name: broken\n    to: not-a-list\n');
-      await waitFor('the broken file to be logged', () => lines.some((l) => String(l['msg']).includes('template rejected')));
-      assert.ok(latest.some((t) => t.name === 'a2'), 'the last good version of a.yaml stays in force');
-      assert.ok(emits >= before);
+      const rejected = await waitFor('an emission from a read that rejected a.yaml', () => emissions.find((e) => e.broken['a.yaml']?.includes('routes.0.to')));
+      assert.deepEqual(rejected.names, ['a2', 'b'], 'the last good version of a.yaml stays in force');
+      assert.ok(lines.some((l) => String(l['msg']).includes('template rejected')), 'the rejection is logged');
       const errors = await metrics.configErrors.get();
       assert.equal(errors.values.find((v) => v.labels.kind === 'template')?.value, 1);
-      assert.equal((provider.status().detail as { broken: Record<string, string> }).broken['a.yaml']?.includes('routes.0.to'), true);
 
       await writeAtomic(join(dir, 'a.yaml'), 'routes: [ { name: a3, to: [ { service: sa } ]\n  - oops: [\n');
-      await waitFor('invalid YAML to be logged', () => lines.some((l) => String(l['msg']).includes('invalid YAML')));
+      const invalid = await waitFor('an emission from a read that found invalid YAML', () => emissions.find((e) => e.broken['a.yaml']?.includes('invalid YAML')));
+      assert.deepEqual(invalid.names, ['a2', 'b'], 'still the last good version after invalid YAML');
+      assert.ok(lines.some((l) => String(l['msg']).includes('invalid YAML')), 'invalid YAML is logged');
+      assert.equal((await metrics.configErrors.get()).values.find((v) => v.labels.kind === 'template')?.value, 2, 'one count per distinct problem');
+      assert.ok(emissions.every((e) => !e.names.includes('broken') && !e.names.includes('a3')), 'no route of a rejected file was ever emitted');
 
       await unlink(join(dir, 'a.yaml'));
       await waitFor('a.yaml routes to go away', () => latest.length === 1 && latest[0]!.name === 'b');
@@ -80,6 +87,8 @@ describe('templates provider', () => {
     assert.deepEqual(latest, []);
     const message = String(lines.find((l) => String(l['msg']).includes('template rejected'))?.['msg']);
     assert.match(message, /x\.yaml/);
-    assert.match(message, /retries|weight/);
+    // Both problems are named (not one or the other): the file is rejected for each of them.
+    assert.match(message, /routes\.0\.to\.0\.weight: .*>=0/);
+    assert.match(message, /routes\.0: Unrecognized key: "retries"/);
   });
 });

@@ -75,15 +75,28 @@ export class CertDir {
 
   /** Write `certs/<file>` by rename from the staging area: a reader sees the old or the new file, never half of one. */
   async write(file: string, text: string): Promise<void> {
-    const staged = join(this.root, 'staging', `${file}.${this.counter++}`);
-    await writeFile(staged, text);
+    const staged = await this.stage(file, text);
     await rename(staged, join(this.dir, file));
   }
 
-  /** Install a pair as `name.crt` + `name.key`: certificate first, then key, as certbot replaces its links. */
+  /**
+   * Install a pair as `name.crt` + `name.key`: certificate first, then key, as certbot replaces its
+   * links. Both files are staged before either rename, so the two renames follow each other
+   * directly, as a deploy tool's do: the store reads once after a burst (75 ms after its last
+   * event), and a key still being written when that read ran (a loaded machine stretched the
+   * write) would show a mismatched pair no real renewal shows.
+   */
   async install(name: string, pair: Pair): Promise<void> {
-    await this.write(`${name}.crt`, pair.cert);
-    await this.write(`${name}.key`, pair.key);
+    const cert = await this.stage(`${name}.crt`, pair.cert);
+    const key = await this.stage(`${name}.key`, pair.key);
+    await rename(cert, join(this.dir, `${name}.crt`));
+    await rename(key, join(this.dir, `${name}.key`));
+  }
+
+  private async stage(file: string, text: string): Promise<string> {
+    const staged = join(this.root, 'staging', `${file}.${this.counter++}`);
+    await writeFile(staged, text);
+    return staged;
   }
 
   async remove(file: string): Promise<void> {
