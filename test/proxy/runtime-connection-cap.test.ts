@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { after, describe, it } from 'node:test';
+import { makeTable, send, startProxy, waitFor, type Reply, type TestProxy } from './harness.js';
+
+/**
+ * An upstream that holds every request until the test releases it (a long-poll server), counting
+ * the TCP connections it accepted and the requests it holds.
+ */
+async function startHoldingUpstream(): Promise<{
+  port: number; accepted: () => number; held: () => number; releaseAll: () => void; close: () => Promise<void>;
+}> {
+  const waiting: ServerResponse[] = [];
+  let accepted = 0;
+  let releasing = false;
+  const sockets = new Set<Socket>();
+  const answer = (res: ServerResponse): void => {
+    res.writeHead(200, { 'content-type': 'text/plain' }).end('done');
+  };
+  const server: Server = createServer((_req: IncomingMessage, res: ServerResponse) => {
+    if (releasing) answer(res);
+    else waiting.push(res);
+  });
+  server.on('connection', (socket: Socket) => {
+    accepted += 1;
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    accepted: () => accepted,
+    held: () => waiting.length,
+    releaseAll: () => {
+      releasing = true;
+      for (const res of waiting.splice(0)) answer(res);
+    },
+    close: () => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      for (const socket of sockets) socket.destroy();
+    }),
+  };
+}
+
+describe('runtime: upstream connections per endpoint', () => {
+  const cleanups: (() => Promise<void>)[] = [];
+  after(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+
+  it('upstream.maxConnections 2: five concurrent slow requests hold at most 2 upstream connections, the rest queue, all succeed', async () => {
+    const up = await startHoldingUpstream();
+    cleanups.push(up.close);
+    const p: TestProxy = await startProxy(makeTable([{
+      name: 'capped', to: [{ service: 'app', endpoints: [{ id: 'a', port: up.port }] }], policy: { upstream: { maxConnections: 2 } },
+    }]));
+    cleanups.push(() => p.close());
+    const route = p.proxy.runtimes.current!.byName.get('capped')!;
+    assert.equal(route.policy.upstream.maxConnections, 2);
+    assert.equal(route.policy.upstream.queueTimeoutMs, 30_000);
+
+    const replies: Promise<Reply>[] = [];
+    for (let i = 0; i < 5; i++) replies.push(send(p.port, { path: `/poll/${i}` }));
+    const pool = p.upstreams.get(`http://127.0.0.1:${up.port}`, { connectMs: 5_000, maxConnections: 2 });
+    assert.ok(pool !== undefined, 'the capped route has a pool of its own');
+    // All five reached the proxy: two on the wire, three queued behind the cap.
+    await waitFor(() => up.held() === 2 && p.proxy.handler.inflight === 5, 'two requests held upstream, five in the proxy', 10_000)
+      .catch((err: Error) => {
+        throw new Error(`${err.message} (held ${up.held()}, accepted ${up.accepted()}, in the proxy ${p.proxy.handler.inflight}, pool pending ${pool.stats.pending})`);
+      });
+    assert.equal(up.accepted(), 2);
+    up.releaseAll();
+    const done = await Promise.all(replies);
+    assert.deepEqual(done.map((r) => r.status), [200, 200, 200, 200, 200]);
+    assert.equal(up.accepted(), 2, 'the queued requests reused the two connections');
+  });
+
+  it('no cap by default: 150 concurrent long-polls to one endpoint are all on the wire at once (the old hidden cap was 128)', async () => {
+    const up = await startHoldingUpstream();
+    cleanups.push(up.close);
+    const p: TestProxy = await startProxy(makeTable([{ name: 'open', to: [{ service: 'app', endpoints: [{ id: 'a', port: up.port }] }] }]));
+    cleanups.push(() => p.close());
+    assert.equal(p.proxy.runtimes.current!.byName.get('open')!.policy.upstream.maxConnections, null);
+
+    const replies: Promise<Reply>[] = [];
+    for (let i = 0; i < 150; i++) replies.push(send(p.port, { path: `/poll/${i}`, timeoutMs: 30_000 }));
+    await waitFor(() => up.held() === 150, '150 long-polls held upstream at once', 20_000).catch((err: Error) => {
+      const detail = `held ${up.held()}, accepted ${up.accepted()}`;
+      up.releaseAll();
+      throw new Error(`${err.message} (${detail})`);
+    });
+    assert.equal(up.accepted(), 150);
+    up.releaseAll();
+    const done = await Promise.all(replies);
+    assert.equal(done.filter((r) => r.status === 200).length, 150);
+  });
+});
