@@ -63,7 +63,7 @@ export interface ConsulReader {
   kvList(prefix: string, request: QueryRequest): Promise<Answer<unknown>>;
   /**
    * `GET /v1/status/leader`: the raft leader's address as the agent's server knows it, `""` when
-   * the cluster has none (agent/status_endpoint.go StatusLeader). A plain RPC read: never answered
+   * the cluster has none (agent/consul/status_endpoint.go Status.Leader: raft.Leader()). A plain RPC, never answered
    * from the streaming view, so it says what the streaming answers' KnownLeader cannot.
    */
   leader(signal: AbortSignal): Promise<string>;

@@ -554,7 +554,7 @@ async function dispatch(ctx: RouteContext, req: RouteRequest): Promise<RouteResp
     });
   }
   if (path === '/v1/status/leader') {
-    // A plain RPC read (agent/status_endpoint.go): "" while the answering server knows no leader.
+    // agent/consul/status_endpoint.go Status.Leader: raft.Leader(), "" while the server knows no leader.
     return only('GET', () => jsonResponse(200, ctx.faults.leaderless || !ctx.faults.knownLeader ? '' : '127.0.0.1:8300'));
   }
   if (path === '/v1/acl/token/self') return only('GET', () => aclTokenSelf(ctx, req));

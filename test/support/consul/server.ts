@@ -15,13 +15,21 @@
  * - PUT  /v1/agent/check/pass|warn|fail/:id    ?note= becomes Output; PUT /v1/agent/check/update/:id
  * - PUT  /v1/agent/service/maintenance/:id     ?enable= ?reason= → critical `_service_maintenance:<id>`
  * - PUT  /v1/agent/maintenance                 ?enable= ?reason= → critical `_node_maintenance`
- * - GET  /v1/status/leader
+ * - GET  /v1/status/leader                    "127.0.0.1:8300", "" without a leader
+ * - GET  /v1/acl/token/self                    401 "ACL support disabled" / 403 "ACL not found" / 200
  * - Blocking queries (?index, ?wait: Go durations, default 5m, max 10m, + up to wait/16 jitter),
  *   per-resource indexes (see state.ts), never below 1; a blocked query returns when its own
  *   index moves past ?index, or at the deadline with the current state.
  * - Headers on reads (catalog, health, KV GET, 404s included): X-Consul-Index,
  *   X-Consul-KnownLeader, X-Consul-LastContact, X-Consul-Effective-Consistency,
- *   X-Consul-Query-Backend, X-Consul-Results-Filtered-By-ACLs (only when something was removed).
+ *   X-Consul-Query-Backend, X-Consul-Results-Filtered-By-ACLs (only when something was removed,
+ *   and never for a request without a token: agent/consul/rpc.go maskResultsFilteredByACLs).
+ * - Streaming backend (default on, as use_streaming_backend since 1.10): blocking health reads
+ *   (index > 0) carry X-Consul-KnownLeader: false, X-Consul-LastContact: 0,
+ *   X-Consul-Query-Backend: streaming and never the ACL-filtered flag (agent/http.go setMeta).
+ * - KV keys validated as Consul 1.21.5+ (agent/kvs_endpoint.go validateKVKey): 400 with its reason.
+ * - limits.http_max_conns_per_client (default 200): past it, go-connlimit's raw 429 and a close.
+ * - A unix socket instead of TCP (`socketPath`).
  *   Writes carry none of them, as in Consul. Content-Type is application/json on JSON bodies,
  *   text/plain on ?raw and on error texts; empty answers (KV 404, agent writes) have none.
  * - ACLs (when aclToken is set): X-Consul-Token, Authorization: Bearer, deprecated ?token=;
@@ -49,15 +57,14 @@
  * - Response order: instances by node then service ID, checks by CheckID (Consul does not
  *   promise an order; `?passing` in Consul also reorders).
  * - `X-Consul-KnownLeader`/`X-Consul-LastContact` come from setKnownLeader/setLastContact, not a
- *   raft; `setLeaderless(true)` makes default and consistent reads and KV writes answer 500
+ *   raft (setKnownLeader(false) also empties /v1/status/leader: the answering server knows no
+ *   leader); `setLeaderless(true)` makes default and consistent reads and KV writes answer 500
  *   "No cluster leader" while `?stale` reads keep working (agent writes still work locally).
  * - ACL policies are one level per resource kind (+ an optional name prefix), default deny; no
  *   roles, templated policies, or key_list permission.
  * - Registering a service whose ID exists on the node replaces it; old checks that the new
  *   definition does not list are kept (Consul's default without ?replace-existing-checks);
  *   re-registered checks keep their status and output, as the agent does.
- * - The KV key validation of the newest Consul releases (allowed characters, file extensions) is
- *   not applied.
  * - JSON mirrors Consul OSS 1.1x: Service.Meta is null when registered without Meta, Tags and
  *   ServiceTags are [] when empty, TaggedAddresses entries use {Address, Port} (the docs' sample
  *   shows lowercase keys, Consul's struct does not), enterprise-only fields (Namespace, Partition)
