@@ -5,13 +5,13 @@ import type { TableStore } from '../control/table-store.js';
 import type { TlsCertificates } from '../tls/cert-store.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import { ProxyResponse } from './http/forward.js';
+import { ProxyResponse } from './http/proxy-response.js';
 import { ProxyHandler, type HandlerOptions } from './http/handler.js';
 import { guardListener, listenerServerOptions, type ListenerLimits } from './edge/listener-guard.js';
 import { RequestGuard } from './edge/request-guard.js';
 import { RuntimeStore } from './runtime/runtime.js';
 import type { Upstreams } from './runtime/upstreams.js';
-import { UpgradeProxy } from './upgrade/websocket.js';
+import { UpgradeProxy } from './upgrade/upgrade-proxy.js';
 
 /**
  * Listener limits (listener-guard.ts: header timeout 10 s, request timeout 5 min, keep-alive 65 s,
@@ -83,6 +83,9 @@ export function createProxy(deps: ProxyDeps): Proxy {
     ...listenerServerOptions(options),
   };
   const server = createServer<typeof IncomingMessage, typeof ProxyResponse>(serverOptions, handler.handle);
+  // `Expect: 100-continue`: node would answer 100 Continue before any check; the exchange sends it
+  // only once the request is admitted, so an oversized upload gets its 413 first (as nginx does).
+  server.on('checkContinue', handler.handleContinue);
   // Upgrades through the request guard, CONNECT refused, parser errors answered, connection cap.
   guardListener(server, handler.guard, upgrades.handle, options, logger);
 

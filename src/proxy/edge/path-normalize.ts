@@ -94,7 +94,7 @@ export function normalizeRequestTarget(target: string): string | PathRejection {
 }
 
 /** A path (no query, starts with `/`) under the rules in the file comment; the same string when unchanged. */
-export function normalizePath(path: string): string | PathRejection {
+function normalizePath(path: string): string | PathRejection {
   if (path.indexOf('%') !== -1 || path.indexOf('\\') !== -1) {
     const problem = checkEncoding(path);
     if (problem !== undefined) return problem;

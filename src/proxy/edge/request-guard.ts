@@ -33,8 +33,9 @@ import { normalizeRequestTarget, type PathRejection } from './path-normalize.js'
  * - `Upgrade: h2c` offers are not refused (Java's HttpClient and `curl --http2` send them): the
  *   upgrade listener serves them as plain HTTP/1.1 requests without the offer (nginx ignores it
  *   too; upgrade/h2c-offer.ts), so no h2c connection ever reaches an upstream.
- * - The request target: origin-form paths are normalised (path-normalize.ts) and the result is
- *   what is matched and forwarded; absolute-form (`GET http://host/p`) is turned into origin-form
+ * - The request target: origin-form paths are checked and their dot segments resolved, `//` and
+ *   percent-encoding kept as sent (path-normalize.ts), and the result is what is matched and
+ *   forwarded; absolute-form (`GET http://host/p`) is turned into origin-form
  *   with its authority as the Host (RFC 9112 §3.2.2), so a host no route serves gets the usual 404
  *   and nothing is ever forwarded *to* that host; `*` and anything else → 400.
  * - X-Forwarded-For and Forwarded from a client outside the trusted proxies are removed (the
@@ -49,12 +50,10 @@ import { normalizeRequestTarget, type PathRejection } from './path-normalize.js'
 
 const lowerName = util.headerNameToString;
 
-/** The SY_* code of a refusal; its status comes from errors.ts. */
-export type RefusalCode = ErrorCode;
-
 export interface Refusal {
   readonly status: number;
-  readonly code: RefusalCode;
+  /** The SY_* code; its status comes from errors.ts. */
+  readonly code: ErrorCode;
   /** Label of `switchyard_requests_refused_total`. */
   readonly reason: string;
   readonly message: string;
@@ -69,7 +68,7 @@ const STATUS_TEXT: Readonly<Record<number, string>> = {
   400: 'Bad Request', 405: 'Method Not Allowed', 408: 'Request Timeout', 431: 'Request Header Fields Too Large',
 };
 
-export function makeRefusal(code: RefusalCode, reason: string, message: string): Refusal {
+export function makeRefusal(code: ErrorCode, reason: string, message: string): Refusal {
   const status = httpStatusFor(code);
   const body = Buffer.from(JSON.stringify({ error: code, message }));
   const headers = ['content-type', 'application/json', 'content-length', String(body.length), 'cache-control', 'no-store'];
