@@ -223,4 +223,26 @@ describe('start-up: the proxy listener opens only once the first table is live',
     assert.ok(!log.lines.some((l) => l['msg'] === 'proxy listening'), 'the proxy listener never opened');
     assert.ok(log.lines.some((l) => l['msg'] === 'switchyard stopped'), 'what was started is released');
   });
+
+  it('a source that never delivers delays the listener by the bound only: it opens with a warning, /readyz stays 503', async () => {
+    const config = (parseCommandLine(['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--templates', workspace.templatesDir,
+      '--services', `${workspace.dir}/missing.yaml`], {}) as { config: Config }).config;
+    const log = captureLogger('info');
+    const bounded = await startSwitchyard(config, { logger: log.logger, defaultMetrics: false, firstTableWaitMs: 300 });
+    try {
+      const warning = log.lines.find((l) => String(l['msg']).startsWith('no routing table from every source after 300 ms'));
+      assert.deepEqual((warning?.['waiting'] as { source: string }[] | undefined)?.map((w) => w.source), ['file'], 'the warning names the source');
+      assert.equal(bounded.lifecycle, 'serving');
+      const readyz = await request(`http://127.0.0.1:${bounded.adminAddress.port}/readyz`);
+      assert.equal(readyz.statusCode, 503);
+      const body = await readyz.body.json() as { config: { lifecycle: string } };
+      assert.equal(body.config.lifecycle, 'serving');
+      // The listener is open: the template's route answers, without data (503 SY_NO_ENDPOINT).
+      const res = await request(`http://127.0.0.1:${bounded.proxyAddress.port}/`);
+      assert.equal(res.statusCode, 503);
+      await res.body.dump();
+    } finally {
+      await bounded.stop();
+    }
+  });
 });
