@@ -39,6 +39,23 @@ describe('live configuration through the proxy', () => {
     return counts;
   }
 
+  /**
+   * Rewrite the services file and wait for the table built from it: a new table version, which
+   * only the change can make (waiting for a traffic pattern could be met by the old table too).
+   */
+  async function changeServices(text: string): Promise<void> {
+    const version = app.store.version;
+    await workspace.writeServices(text);
+    await waitFor('the services change to swap a new table', () => app.store.version > version, 5_000);
+  }
+
+  /** Write a template file and wait for the table built from it (a new table version). */
+  async function changeTemplate(name: string, text: string): Promise<void> {
+    const version = app.store.version;
+    await workspace.writeTemplate(name, text);
+    await waitFor(`the change of ${name} to swap a new table`, () => app.store.version > version, 5_000);
+  }
+
   async function metric(name: string, labels: string): Promise<number> {
     const text = await (await request(`${admin}/metrics`)).body.text();
     const prefix = labels === '' ? `${name} ` : `${name}{${labels}}`;
@@ -86,31 +103,26 @@ describe('live configuration through the proxy', () => {
     // 3:1 across destinations, 1:1 inside v1: over 400 requests 150/150/100.
     assert.deepEqual(await split('/users', 400), { 'users-0': 150, 'users-1': 150, 'users-2': 100 });
 
-    await workspace.writeServices(services(instance(0) + instance(1) + instance(2)) +
+    await changeServices(services(instance(0) + instance(1) + instance(2)) +
       `kv:\n  switchyard/routes/api-users/weights: '{"users:v1": 1, "users:v2": 1}'\n  switchyard/services/users/weights: '{"users-0": 3, "users-1": 1}'\n`);
-    await waitFor('the KV weights to apply', async () => {
-      const r = await (await request(`${admin}/api/routes`)).body.json() as { routes: { destinations: { weight: number }[] }[] };
-      return r.routes[0]!.destinations[1]!.weight === 1 && r.routes[0]!.destinations[0]!.weight === 1;
-    }, 3000);
+    const r = await (await request(`${admin}/api/routes`)).body.json() as { routes: { destinations: { weight: number }[] }[] };
+    assert.deepEqual(r.routes[0]!.destinations.map((d) => d.weight), [1, 1]);
     // 1:1 across destinations; 3:1 inside v1: over 800 → v1 400 (300/100), v2 400.
     assert.deepEqual(await split('/users', 800), { 'users-0': 300, 'users-1': 100, 'users-2': 400 });
   });
 
   it('drains an instance with weight 0: its in-flight request finishes, no new request reaches it', async () => {
-    await workspace.writeServices(services(instance(0) + instance(1) + instance(2)) +
+    await changeServices(services(instance(0) + instance(1) + instance(2)) +
       `kv:\n  switchyard/routes/api-users/weights: '{"users:v2": 0}'\n`);
-    await waitFor('v2 to be weighted 0', async () => (await split('/users', 4))['users-2'] === undefined, 3000);
+    assert.equal((await split('/users', 4))['users-2'], undefined, 'v2 is weighted 0');
     // A slow request on users-0, then drain users-0 while it is in flight.
     const slow = request(`${proxy}/users/slow`, { headers: { 'x-test-delay-ms': '400' } });
     await waitFor('the slow request to be in flight', () => upstreams[0]!.inflight > 0 || upstreams[1]!.inflight > 0);
     const slowTarget = upstreams[0]!.inflight > 0 ? 0 : 1;
     const other = 1 - slowTarget;
-    await workspace.writeServices(services(instance(0) + instance(1) + instance(2)) +
+    await changeServices(services(instance(0) + instance(1) + instance(2)) +
       `kv:\n  switchyard/routes/api-users/weights: '{"users:v2": 0}'\n  switchyard/services/users/weights: '{"users-${slowTarget}": 0}'\n`);
-    await waitFor('the drain to apply', async () => {
-      const counts = await split('/users', 4);
-      return counts[`users-${other}`] === 4;
-    }, 3000);
+    assert.deepEqual(await split('/users', 4), { [`users-${other}`]: 4 }, 'the drain applied');
     const res = await slow;
     assert.equal(res.statusCode, 200);
     assert.equal((JSON.parse(await res.body.text()) as EchoReply).upstream, `users-${slowTarget}`);
@@ -118,36 +130,32 @@ describe('live configuration through the proxy', () => {
   });
 
   it('maps health to weight: critical and maintenance out, warning takes its warning weight', async () => {
-    await workspace.writeServices(services(
+    // The previous test left v2 weighted 0, so "no request reaches users-2" holds before this
+    // change too: wait for the new table itself, then count.
+    await changeServices(services(
       instance(0, ', status: warning, weights: { passing: 5, warning: 1 }') +
       instance(1, ', status: passing, weights: { passing: 3, warning: 1 }') +
       instance(2, ', status: critical'),
     ));
-    await waitFor('health to apply', async () => (await split('/users', 8))['users-2'] === undefined, 3000);
     // v2 has no healthy endpoint: its destination weighs 0, all traffic to v1 at 1:3.
     assert.deepEqual(await split('/users', 400), { 'users-0': 100, 'users-1': 300 });
-    await workspace.writeServices(services(instance(0, ', status: maintenance') + instance(1, ', status: critical') + instance(2, ', status: critical')));
-    await waitFor('503 when no endpoint is healthy', async () => (await get('/users')).status === 503, 3000);
+    await changeServices(services(instance(0, ', status: maintenance') + instance(1, ', status: critical') + instance(2, ', status: critical')));
     const body = JSON.parse((await get('/users')).body) as { error: string };
     assert.equal(body.error, 'SY_NO_ENDPOINT');
   });
 
   it('ignores bad JSON in one KV key with a log line and a metric; the other keys still apply', async () => {
     const before = await metric('switchyard_config_errors_total', 'kind="kv"');
-    await workspace.writeServices(services(instance(0) + instance(1) + instance(2)) +
+    await changeServices(services(instance(0) + instance(1) + instance(2)) +
       `kv:\n  switchyard/routes/api-users/weights: '{"users:v1": 1, "users:v2": 1'\n  switchyard/services/users/weights: '{"users-1": 0}'\n`);
-    await waitFor('the valid key to apply', async () => {
-      const counts = await split('/users', 4);
-      return counts['users-1'] === undefined && counts['users-0'] !== undefined;
-    }, 3000);
     assert.equal(await metric('switchyard_config_errors_total', 'kind="kv"'), before + 1);
     // The broken route weights are ignored: the template's 3:1 holds, users-1 drained.
     assert.deepEqual(await split('/users', 400), { 'users-0': 300, 'users-2': 100 });
   });
 
   it('follows template changes, and keeps the last good table when a change is broken', async () => {
-    await workspace.writeTemplate('extra.yaml', 'routes:\n  - name: extra\n    match: { host: Extra.Example, path: /x }\n    strip: /x\n    to: [ { service: users, tag: v2 } ]\n');
-    await waitFor('the new route to serve', async () => (await get('/x/y', 'extra.example:8080')).status === 200, 3000);
+    await changeTemplate('extra.yaml', 'routes:\n  - name: extra\n    match: { host: Extra.Example, path: /x }\n    strip: /x\n    to: [ { service: users, tag: v2 } ]\n');
+    assert.equal((await get('/x/y', 'extra.example:8080')).status, 200);
     const echoed = JSON.parse((await get('/x/y?q=1', 'EXTRA.example')).body) as EchoReply;
     assert.equal(echoed.url, '/y?q=1');
     assert.equal(echoed.upstream, 'users-2');
@@ -173,8 +181,8 @@ describe('live configuration through the proxy', () => {
     assert.equal((await get('/x/y', 'extra.example')).status, 200);
 
     // Fixing the file heals the build.
-    await workspace.writeTemplate('clash.yaml', 'routes:\n  - name: clash\n    match: { path: /clash }\n    to: [ { service: users, tag: v2 } ]\n');
-    await waitFor('the fixed template to serve', async () => (await get('/clash')).status === 200, 3000);
+    await changeTemplate('clash.yaml', 'routes:\n  - name: clash\n    match: { path: /clash }\n    to: [ { service: users, tag: v2 } ]\n');
+    assert.equal((await get('/clash')).status, 200);
     const healed = await (await request(`${admin}/api/config`)).body.json() as { lastRejectedBuild: unknown };
     assert.equal(healed.lastRejectedBuild, null);
   });
