@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'SY_UNAUTHORIZED'        // admin token missing or wrong → 401
   | 'SY_METHOD_NOT_ALLOWED'  // CONNECT, TRACE: not served → 405
   | 'SY_REQUEST_TIMEOUT'     // the client did not send its request in time → 408
+  | 'SY_CLIENT_CLOSED'       // the client closed its connection before the answer (never sent; logged as nginx's 499)
   | 'SY_NOT_FOUND'           // no such admin endpoint → 404
   | 'SY_INTERNAL'            // a bug: an admin request failed unexpectedly → 500
   | 'SY_CONFIG_INVALID'      // a template, services file or KV value failed validation
@@ -75,6 +76,7 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   SY_UNAUTHORIZED: 401,
   SY_METHOD_NOT_ALLOWED: 405,
   SY_REQUEST_TIMEOUT: 408,
+  SY_CLIENT_CLOSED: 499,
   SY_NOT_FOUND: 404,
   SY_INTERNAL: 500,
   SY_CONFIG_INVALID: 500,

@@ -9,7 +9,7 @@ describe('access log line', () => {
     const log = new AccessLog(logger.child({ component: 'proxy' }), { kind: 'access' });
     log.write({
       reqId: 'r-1', routeJson: jsonString('api "users"'), upstream: 'http://127.0.0.1:9001', endpoint: 'users/users-1',
-      method: 'GET', path: '/a\\b"c\u0001?q=ü', status: 502, ms: 1.23456, error: 'SY_UPSTREAM_CONNECT', reason: 'connect ECONNREFUSED', attempts: 2,
+      method: 'GET', path: '/a\\b"c\u0001?q=ü', status: 200, ms: 1.23456, error: 'SY_UPSTREAM_RESET', reason: 'other side closed', attempts: 2, end: 'upstream_reset',
     });
     log.write({ reqId: 'r-2', routeJson: '"(none)"', upstream: undefined, endpoint: undefined, method: 'POST', path: '/', status: 404, ms: 0.5, error: undefined, reason: undefined, attempts: undefined });
     assert.equal(lines.length, 2);
@@ -21,8 +21,8 @@ describe('access log line', () => {
     assert.equal(first['kind'], 'access');
     assert.equal(first['route'], 'api "users"');
     assert.equal(first['path'], '/a\\b"c\u0001?q=ü');
-    assert.deepEqual([first['status'], first['ms'], first['error'], first['attempts']], [502, 1.235, 'SY_UPSTREAM_CONNECT', 2]);
-    assert.deepEqual(Object.keys(second).filter((k) => ['upstream', 'endpoint', 'error', 'reason', 'attempts'].includes(k)), []);
+    assert.deepEqual([first['status'], first['ms'], first['error'], first['attempts'], first['end']], [200, 1.235, 'SY_UPSTREAM_RESET', 2, 'upstream_reset']);
+    assert.deepEqual(Object.keys(second).filter((k) => ['upstream', 'endpoint', 'error', 'reason', 'attempts', 'end', 'upgrade'].includes(k)), []);
     assert.equal(second['route'], '(none)');
   });
 

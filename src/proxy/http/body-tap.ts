@@ -1,10 +1,10 @@
 import { Transform, type TransformCallback } from 'node:stream';
+import { SwitchyardError } from '../../errors.js';
 
 /** The request body grew past the route's `maxBodyBytes` while streaming. */
-export class BodyTooLargeError extends Error {
-  readonly code = 'SY_BODY_TOO_LARGE';
+export class BodyTooLargeError extends SwitchyardError {
   constructor(limit: number) {
-    super(`the request body exceeds ${limit} bytes`);
+    super('SY_BODY_TOO_LARGE', `the request body exceeds ${limit} bytes`);
   }
 }
 

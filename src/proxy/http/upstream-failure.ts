@@ -1,4 +1,4 @@
-import type { ErrorCode } from '../../errors.js';
+import { SwitchyardError, type ErrorCode } from '../../errors.js';
 import { RETRY_ON_CONNECT_FAILURE, RETRY_ON_RESET } from '../runtime/runtime.js';
 
 /**
@@ -23,11 +23,11 @@ export type Failure =
   | 'headers-timeout' | 'body-timeout' | 'total-timeout' | 'queue-timeout'
   | 'bad-request' | 'client-closed' | 'body-too-large' | 'local';
 
-/** An error the proxy raises into undici itself, carrying its Failure. */
-export class ProxyAbort extends Error {
+/** An error the proxy raises into undici itself (to abort an attempt), carrying its Failure. */
+export class ProxyAbort extends SwitchyardError {
   readonly failure: Failure;
   constructor(failure: Failure, message: string) {
-    super(message);
+    super(FAILURE_CODE[failure], message);
     this.failure = failure;
   }
 }
@@ -95,7 +95,7 @@ export const FAILURE_CODE: Readonly<Record<Failure, ErrorCode>> = {
   'total-timeout': 'SY_UPSTREAM_TIMEOUT',
   'queue-timeout': 'SY_QUEUE_TIMEOUT',
   'bad-request': 'SY_BAD_REQUEST',
-  'client-closed': 'SY_UPSTREAM_RESET', // never answered: the client is gone
+  'client-closed': 'SY_CLIENT_CLOSED', // never answered: the client is gone
   'body-too-large': 'SY_BODY_TOO_LARGE',
   local: 'SY_UPSTREAM_CONNECT',
 };
