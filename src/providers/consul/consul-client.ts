@@ -376,10 +376,13 @@ export class ConsulClient implements ConsulReader {
     return `${token} was refused`;
   }
 
-  /** Belt and braces: Consul does not echo tokens, but nothing we log may contain one. */
+  /** Belt and braces: Consul does not echo tokens, but nothing we log may contain one (nor CONSUL_HTTP_AUTH). */
   private redact(text: string): string {
-    const token = this.settings.token;
-    return token === undefined || token === '' ? text : text.split(token).join('[redacted]');
+    let out = text;
+    for (const secret of [this.settings.token, this.settings.httpAuth]) {
+      if (secret !== undefined && secret !== '') out = out.split(secret).join('[redacted]');
+    }
+    return out;
   }
 }
 

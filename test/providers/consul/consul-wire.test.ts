@@ -136,8 +136,10 @@ describe('consul provider: real Consul wire behaviour', () => {
   });
 
   it('CONSUL_HTTP_AUTH is sent as basic auth', async () => {
-    const { s } = await synced({ httpAuth: 'user:p@ss' });
+    const { s, harness } = await synced({ httpAuth: 'user:p@ss' });
     for (const r of s.requests) assert.equal(r.headers.authorization, `Basic ${Buffer.from('user:p@ss').toString('base64')}`);
+    assert.ok(!JSON.stringify(harness.provider.status()).includes('p@ss'), 'never in the status');
+    assert.ok(!harness.log.text().includes('p@ss'), 'never logged');
   });
 
   it('unix:// agent address: watches through the socket', async () => {
