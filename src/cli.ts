@@ -36,14 +36,19 @@ async function main(): Promise<void> {
   const logger = createLogger({ level: config.logLevel });
   const aborter = new AbortController();
   let app: Switchyard | undefined;
+  const stop = (running: Switchyard, signal: string): void => {
+    logger.info({ signal, shutdownDelayMs: config.shutdownDelayMs, drainTimeoutMs: config.drainTimeoutMs }, 'draining and stopping');
+    void running.stop().then(() => logger.flush(() => process.exit(0)));
+  };
+  let signalled: string | undefined;
   const shutdown = (signal: string): void => {
-    if (app === undefined) {
-      logger.info({ signal }, 'stopping during start-up');
-      aborter.abort();
+    signalled = signal;
+    if (app !== undefined) {
+      stop(app, signal);
       return;
     }
-    logger.info({ signal, shutdownDelayMs: config.shutdownDelayMs, drainTimeoutMs: config.drainTimeoutMs }, 'draining and stopping');
-    void app.stop().then(() => logger.flush(() => process.exit(0)));
+    logger.info({ signal }, 'stopping during start-up');
+    aborter.abort();
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
@@ -59,6 +64,8 @@ async function main(): Promise<void> {
     if (aborter.signal.aborted) process.exit(0);
     throw err;
   }
+  // The signal came after start-up's last check but before it returned: drain now.
+  if (signalled !== undefined) stop(app, signalled);
 }
 
 main().catch((err: unknown) => {
