@@ -164,6 +164,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     trustedProxies: trustedProxies(get('trusted-proxies')),
     adminToken: adminToken(get('admin-token'), get('admin-token-file')),
   };
+  if (config.consul !== undefined) consulKvPrefixCheck(config.kvPrefix);
   if (config.adminToken === undefined && !isLoopback(config.admin.host)) {
     throw new UsageError(`--admin ${get('admin')} is not a loopback address: set --admin-token (or SWITCHYARD_ADMIN_TOKEN, SWITCHYARD_ADMIN_TOKEN_FILE) to expose the admin endpoints`);
   }
@@ -192,6 +193,19 @@ function consulSettings(
   if (waitMs < 1000 || waitMs > 600_000) throw new UsageError(`--consul-wait: must be between 1s and 10m, got ${get('consul-wait')}`);
   if (address === undefined) return undefined;
   return consulConnection(address, env, { datacenter: get('consul-datacenter'), consistency, waitMs });
+}
+
+/**
+ * With Consul, the KV prefix is read as `GET /v1/kv/<prefix>?recurse`, and Consul 1.21.5+ answers
+ * 400 for a key outside `a-zA-Z0-9,-_./`, containing `../` or starting with `/`
+ * (agent/kvs_endpoint.go validateKVKey): refuse such a prefix at start rather than fail every read.
+ */
+function consulKvPrefixCheck(prefix: string): void {
+  const bad = [...prefix].find((ch) => !/^[a-zA-Z0-9,\-_./]$/.test(ch));
+  if (bad !== undefined || prefix.startsWith('/') || prefix.includes('../')) {
+    const why = bad !== undefined ? `the character ${JSON.stringify(bad)}` : prefix.startsWith('/') ? 'a leading "/"' : '"../"';
+    throw new UsageError(`--kv-prefix: Consul 1.21.5+ refuses KV keys with ${why} (only letters, digits and ,-_./ are allowed), got ${JSON.stringify(prefix)}`);
+  }
 }
 
 /** `16384`, `16KB`, `16k`, `1MB`: bytes (K and M are 1024-based). */

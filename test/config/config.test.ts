@@ -162,3 +162,18 @@ describe('Consul environment, read as Consul\'s api/api.go reads it', () => {
     }
   });
 });
+
+describe('--kv-prefix with Consul', () => {
+  it('a prefix Consul 1.21.5+ would refuse (validateKVKey) is a usage error; without Consul it is not checked', () => {
+    for (const [prefix, reason] of [['sw:yard/', /the character ":"/], ['/switchyard/', /a leading "\/"/], ['a/../b/', /"\.\.\/"/], ['my prefix', /the character " "/]] as const) {
+      assert.throws(() => parseCommandLine(['--kv-prefix', prefix], { CONSUL_HTTP_ADDR: '127.0.0.1:8500' }), (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'SY_USAGE');
+        assert.match(err.message, /^--kv-prefix: Consul 1\.21\.5\+ refuses KV keys with /);
+        assert.match(err.message, reason);
+        return true;
+      }, prefix);
+    }
+    assert.equal(run(['--kv-prefix', 'sw:yard'], {}).kvPrefix, 'sw:yard/');
+    assert.equal(run(['--kv-prefix', 'team-a/switchyard'], { CONSUL_HTTP_ADDR: '127.0.0.1:8500' }).kvPrefix, 'team-a/switchyard/');
+  });
+});
