@@ -1,5 +1,5 @@
 import { SwitchyardError } from '../errors.js';
-import { buildTable } from '../model/index.js';
+import { buildTable } from '../model/build-table.js';
 import type { BuildProblem, DiscoverySnapshot, KvSnapshot, RouteTemplate, RoutingTable } from '../model/types.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -72,7 +72,6 @@ export class ConfigWatcher {
   private starting = true;
   /** The last rejected build, cleared by the next successful one. */
   lastFailure: BuildFailure | undefined;
-  builds = 0;
 
   constructor(
     discovery: readonly DiscoveryProvider[],
@@ -174,7 +173,6 @@ export class ConfigWatcher {
     }
     this.lastFailure = undefined;
     this.reportProblems(table.problems);
-    this.builds += 1;
     this.metrics.tableSwaps.inc();
     this.metrics.tableRoutes.set(table.routes.length);
     this.metrics.tableBuiltAt.set(this.store.swappedAt / 1000);

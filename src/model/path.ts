@@ -1,12 +1,13 @@
 /**
- * Path prefixes: normalisation, validation, segment-boundary matching and stripping.
+ * Path prefixes: normalisation, validation and segment-boundary matching. (Stripping runs in the
+ * proxy: runtime.ts `stripPath`, on the prefix normalised here.)
  *
  * Invariants of a normalised prefix: it starts with `/`; it does not end with `/` unless it is the
  * root `/` itself; it has no empty segment (`//`), no `.`/`..` segment, no `?`, `#`, whitespace or
  * control character. Matching is on the raw request path (no percent-decoding, case-sensitive), as
  * Fabio and Traefik do.
  *
- * `matchesPrefix` and `stripPrefix` run per request: no regex, no allocation beyond the result.
+ * `matchesPrefix` runs per request: no regex, no allocation.
  */
 
 const SLASH = 47; // '/'
@@ -65,17 +66,4 @@ export function matchesPrefix(path: string, prefix: string): boolean {
   if (path.length === n) return true;
   const c = path.charCodeAt(n);
   return c === SLASH || c === QUESTION || c === HASH;
-}
-
-/**
- * Remove a normalised prefix from a request path before forwarding. The result always starts with
- * `/` and keeps the query: `/users/1?a=b` → `/1?a=b`, `/users` → `/`, `/users?x` → `/?x`.
- * A path not under the prefix on a segment boundary (`/usersx`) is returned unchanged, as is any
- * path when the prefix is the root.
- */
-export function stripPrefix(path: string, strip: string): string {
-  if (strip === '/' || !matchesPrefix(path, strip)) return path;
-  const n = strip.length;
-  if (path.length === n) return '/';
-  return path.charCodeAt(n) === SLASH ? path.slice(n) : `/${path.slice(n)}`;
 }

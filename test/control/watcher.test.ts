@@ -47,7 +47,6 @@ describe('ConfigWatcher', () => {
     clock.advance(1);
     assert.equal(store.version, 1);
     assert.deepEqual(ports(), [9001]);
-    assert.equal(watcher.builds, 1);
     assert.equal(watcher.ready, true);
   });
 

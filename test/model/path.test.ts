@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { matchesPrefix, normalizePrefix, pathEnd, prefixProblem, stripPrefix } from '../../src/model/path.js';
+import { matchesPrefix, normalizePrefix, pathEnd, prefixProblem } from '../../src/model/path.js';
 
 describe('normalizePrefix', () => {
   const cases: [string, string][] = [
@@ -64,28 +64,4 @@ describe('matchesPrefix (segment boundary)', () => {
   for (const [path, prefix, expected] of cases) {
     it(`${path} ${expected ? 'matches' : 'does not match'} ${prefix}`, () => assert.equal(matchesPrefix(path, prefix), expected));
   }
-});
-
-describe('stripPrefix', () => {
-  const cases: [string, string, string][] = [
-    ['/users/1?a=b', '/users', '/1?a=b'],
-    ['/users', '/users', '/'],
-    ['/users/', '/users', '/'],
-    ['/users?x=1', '/users', '/?x=1'],
-    ['/users#f', '/users', '/#f'],
-    ['/users/a/b', '/users', '/a/b'],
-    ['/api/v1/x', '/api/v1', '/x'],
-    ['/usersx', '/users', '/usersx'],
-    ['/other/1', '/users', '/other/1'],
-    ['/users/1', '/', '/users/1'],
-    ['/a?/users', '/users', '/a?/users'],
-  ];
-  for (const [path, strip, expected] of cases) {
-    it(`${path} strip ${strip} → ${expected}`, () => assert.equal(stripPrefix(path, strip), expected));
-  }
-  it('always returns a path starting with "/" for paths under the prefix', () => {
-    for (const tail of ['', '/', '?', '?q', '#', '/x', '/x/y?z']) {
-      assert.equal(stripPrefix(`/p${tail}`, '/p').charCodeAt(0), 47, tail);
-    }
-  });
 });

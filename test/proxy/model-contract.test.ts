@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { buildTable } from '../../src/model/index.js';
+import { buildTable } from '../../src/model/build-table.js';
 import type { DiscoverySnapshot, KvSnapshot, RouteTemplate, ServiceInstance } from '../../src/model/types.js';
 import { startUpstream, type EchoReply, type TestUpstream } from '../support/upstream.js';
 import { send, startProxy, type TestProxy } from './harness.js';

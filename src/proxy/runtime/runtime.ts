@@ -127,7 +127,7 @@ export class RuntimeRoute {
     this.name = route.name;
     this.nameJson = jsonString(route.name);
     this.route = route;
-    this.strip = normaliseStrip(route.strip);
+    this.strip = stripOf(route.strip);
     this.balancer = new SmoothWeightedRoundRobin(destinations, previous?.balancer);
     this.destinations = new Map(destinations.map((d) => [d.id, d]));
     this.state = state;
@@ -237,13 +237,12 @@ function wasTried(tried: readonly RuntimeEndpoint[], endpoint: RuntimeEndpoint):
   return false;
 }
 
-/** `/users/` → `/users`; `/` and `` → undefined (stripping the root is a no-op). */
-export function normaliseStrip(strip: string | undefined): string | undefined {
-  if (strip === undefined) return undefined;
-  let s = strip;
-  while (s.length > 1 && s.endsWith('/')) s = s.slice(0, -1);
-  if (s === '' || s === '/') return undefined;
-  return s.startsWith('/') ? s : `/${s}`;
+/**
+ * The prefix to strip, or undefined when nothing is: `Route.strip` is already a normalised prefix
+ * (model/path.ts: leading `/`, no trailing `/`), and stripping the root `/` is a no-op.
+ */
+function stripOf(strip: string | undefined): string | undefined {
+  return strip === '/' ? undefined : strip;
 }
 
 /**

@@ -203,7 +203,7 @@ export class Upstreams {
   }
 
   /** Resolves once every retired pool has closed or been destroyed. */
-  async drained(): Promise<void> {
+  private async drained(): Promise<void> {
     while (this.draining.size > 0) await Promise.all([...this.draining]);
   }
 

@@ -1,0 +1,28 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { stripPath } from '../../src/proxy/runtime/runtime.js';
+
+/** The one implementation of `strip` (the model's copy, used by tests only, was removed). */
+describe('stripPath', () => {
+  const cases: [string, string | undefined, string][] = [
+    ['/users/1?a=b', '/users', '/1?a=b'],
+    ['/users', '/users', '/'],
+    ['/users/', '/users', '/'],
+    ['/users?x=1', '/users', '/?x=1'],
+    ['/users/a/b', '/users', '/a/b'],
+    ['/api/v1/x', '/api/v1', '/x'],
+    ['/usersx', '/users', '/usersx'],
+    ['/other/1', '/users', '/other/1'],
+    ['/users/1', undefined, '/users/1'],
+    ['/a?/users', '/users', '/a?/users'],
+    ['/users//x', '/users', '//x'],
+  ];
+  for (const [path, strip, expected] of cases) {
+    it(`${path} strip ${String(strip)} → ${expected}`, () => assert.equal(stripPath(path, strip), expected));
+  }
+  it('always returns a path starting with "/" for paths under the prefix', () => {
+    for (const tail of ['', '/', '?', '?q', '/x', '/x/y?z']) {
+      assert.equal(stripPath(`/p${tail}`, '/p').charCodeAt(0), 47, tail);
+    }
+  });
+});
