@@ -350,6 +350,12 @@ describe('consul end to end, through the proxy', () => {
       started.push(withoutToken);
       await waitFor('the ACL error', async () => (await consulStatus(withoutToken)).lastError !== undefined, DEADLINE_MS);
       assert.match((await consulStatus(withoutToken)).lastError ?? '', /no ACL token is configured \(set CONSUL_HTTP_TOKEN/);
+      // Anonymous requests never learn that ACLs filtered them (the flag is masked): the provider
+      // asked /v1/acl/token/self, and /api/config says ACLs are on and what to set.
+      const detail = (await consulStatus(withoutToken)).detail as { aclEnabled?: boolean; aclWarning?: string } | undefined;
+      assert.equal(detail?.aclEnabled, true);
+      assert.match(detail?.aclWarning ?? '', /set CONSUL_HTTP_TOKEN/);
+      assert.ok(acl.requests.some((r) => r.path === '/v1/acl/token/self' && r.status === 403));
       const readyz = await fetch(`http://127.0.0.1:${withoutToken.adminAddress.port}/readyz`);
       assert.equal(readyz.status, 503);
       await readyz.arrayBuffer();
