@@ -76,6 +76,31 @@ describe('runtime: upstream connections per endpoint', () => {
     assert.equal(up.accepted(), 2, 'the queued requests reused the two connections');
   });
 
+  it('pools: routes with the same settings share one, a cap or a connect timeout of its own gets its own', async () => {
+    const p: TestProxy = await startProxy(undefined);
+    cleanups.push(() => p.close());
+    const to = [{ service: 'app', endpoints: [{ id: 'a', port: 1 }] }];
+    p.store.swap(makeTable([
+      { name: 'plain', path: '/plain', to },
+      { name: 'plain2', path: '/plain2', to },
+      { name: 'capped', path: '/capped', to, policy: { upstream: { maxConnections: 2 } } },
+      { name: 'capped-slow', path: '/capped-slow', to, policy: { upstream: { maxConnections: 2, queueTimeoutMs: '1s' }, timeouts: { connectMs: 250 } } },
+      { name: 'queue-only', path: '/queue-only', to, policy: { upstream: { queueTimeoutMs: '1s' } } },
+    ]));
+    assert.deepEqual(p.upstreams.origins().sort(), [
+      'http://127.0.0.1:1', 'http://127.0.0.1:1 connect=250 max=2', 'http://127.0.0.1:1 max=2',
+    ]);
+    const byName = p.proxy.runtimes.current!.byName;
+    const pool = (name: string): unknown => byName.get(name)!.balancer.items[0]!.balancer.items[0]!.pool;
+    assert.equal(pool('plain'), pool('plain2'));
+    assert.equal(pool('plain'), pool('queue-only'), 'a queue timeout without a cap needs no pool of its own');
+    assert.notEqual(pool('capped'), pool('plain'));
+    assert.notEqual(pool('capped'), pool('capped-slow'));
+    // The cap removed again (KV null): the route goes back to the shared pool, the capped one retires.
+    p.store.swap(makeTable([{ name: 'plain', path: '/plain', to }, { name: 'capped', path: '/capped', to, policy: { upstream: { maxConnections: null } } }]));
+    assert.deepEqual(p.upstreams.origins(), ['http://127.0.0.1:1']);
+  });
+
   it('no cap by default: 150 concurrent long-polls to one endpoint are all on the wire at once (the old hidden cap was 128)', async () => {
     const up = await startHoldingUpstream();
     cleanups.push(up.close);
