@@ -26,8 +26,8 @@
  * 5. A fragment (`#`) anywhere in the target is refused: request targets never carry one.
  *
  * Hot path: `normalizeRequestTarget` first looks for `%`, `\`, `#` and `/.` (one precompiled regex
- * test); a target without them (nearly all traffic) is returned as is. A target whose path has no
- * dot segment comes back as the same string, with no allocation.
+ * test); a target without them (nearly all traffic) is returned as is, with no allocation. A
+ * target that has them but no dot segment comes back as the same string.
  */
 
 const DOT = 46; // '.'
