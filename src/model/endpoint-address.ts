@@ -1,7 +1,8 @@
 /**
  * Which instance addresses the proxy can connect to. Consul accepts any string as
- * `Service.Address` (agent/structs/structs.go keeps it as a plain string; nothing validates it),
- * but an upstream origin must parse as a WHATWG URL host (undici's `new Pool(origin)`), and an
+ * `Service.Address`: hashicorp/consul agent/agent.go `validateService` checks only the tagged
+ * addresses (`lan_ipv4` and friends must parse as IPs), and `addServiceInternal` parses the address
+ * only to derive those tags. But an upstream origin must parse as a WHATWG URL host (undici's `new Pool(origin)`), and an
  * address that does not would make pool creation throw. Checked here, in the pure model, so such an
  * instance is left out of its pool as a build problem instead of reaching the runtime.
  *
