@@ -2,9 +2,10 @@
  * Which instance addresses the proxy can connect to. Consul accepts any string as
  * `Service.Address`: hashicorp/consul agent/agent.go `validateService` checks only the tagged
  * addresses (`lan_ipv4` and friends must parse as IPs), and `addServiceInternal` parses the address
- * only to derive those tags. But an upstream origin must parse as a WHATWG URL host (undici's `new Pool(origin)`), and an
- * address that does not would make pool creation throw. Checked here, in the pure model, so such an
- * instance is left out of its pool as a build problem instead of reaching the runtime.
+ * only to derive those tags. An upstream origin, though, must parse as a WHATWG URL host (undici's
+ * `new Pool(origin)`), and an address that does not made pool creation throw. Checked here, in the
+ * pure model, so such an instance is left out of its pool as a build problem instead of reaching
+ * the runtime.
  *
  * Accepted, exactly:
  * - IPv4 in dotted-decimal form, four parts 0..255 without leading zeros (`10.0.0.7`). Shorthand
