@@ -12,6 +12,7 @@ import {
   type BlockingQueryTimings,
   type QueryMeta,
   type QueryRequest,
+  type Veto,
 } from '../../../src/providers/consul/blocking-query.js';
 import { ConsulWatchError } from '../../../src/providers/consul/watch-error.js';
 import { waitFor } from '../../support/wait.js';
@@ -59,7 +60,7 @@ class Script {
 
 const TIMINGS: BlockingQueryTimings = { waitMs: 1_000, minIntervalMs: 1, backoffBaseMs: 10, backoffMaxMs: 40 };
 
-function loop(script: Script, timings: Partial<BlockingQueryTimings> = {}, veto?: (next: string, prev: string | undefined, meta: QueryMeta) => ConsulWatchError | undefined) {
+function loop(script: Script, timings: Partial<BlockingQueryTimings> = {}, veto?: (next: string, prev: string | undefined, meta: QueryMeta, signal: AbortSignal) => Veto | Promise<Veto>) {
   const changes: string[] = [];
   const failures: { reason: string; failures: number; retryInMs: number }[] = [];
   const backwards: [number, number][] = [];
@@ -184,6 +185,55 @@ describe('blocking query loop', () => {
     await script.answer(3, 'full', 10);
     assert.equal((await script.call(4)).index, 10);
     assert.deepEqual(changes, ['full']);
+    await q.stop();
+  });
+
+  it('an async veto is awaited before the next call; stop() while it waits ends the loop without applying', async () => {
+    const script = new Script();
+    let release: ((v: Veto) => void) | undefined;
+    let vetoSignal: AbortSignal | undefined;
+    const { q, changes } = loop(script, {}, (next, _prev, _meta, signal) => {
+      if (next !== 'empty') return undefined;
+      vetoSignal = signal;
+      return new Promise<Veto>((resolve) => {
+        release = resolve;
+      });
+    });
+    void q.start();
+    await script.answer(1, 'full', 5);
+    await script.answer(2, 'empty', 9);
+    await waitFor('the veto asked', () => release !== undefined);
+    assert.equal(script.calls.length, 2, 'no call while the veto is pending');
+    const stopping = q.stop();
+    assert.equal(vetoSignal?.aborted, true, 'the veto\'s signal aborts on stop()');
+    release?.(undefined);
+    await stopping;
+    assert.deepEqual(changes, ['full'], 'an answer whose veto was cut is not applied');
+  });
+
+  it("'reread': a blocking answer is not applied nor a failure; the next call reads afresh at once, and its answer decides", async () => {
+    const script = new Script();
+    const { q, changes, failures } = loop(script, {}, (next, _prev, meta) => (next === 'empty' && meta.queryBackend === 'streaming' ? 'reread' : undefined));
+    void q.start();
+    await script.answer(1, 'full', 5);
+    await script.answer(2, 'empty', 9, { queryBackend: 'streaming' });
+    assert.equal((await script.call(3)).index, 0, 'a fresh read');
+    assert.deepEqual(failures, [], 'not a failure: no backoff, no error');
+    assert.equal(q.state.rereads, 1);
+    await script.answer(3, 'empty', 9, { queryBackend: 'blocking-query' });
+    assert.equal((await script.call(4)).index, 9);
+    assert.deepEqual(changes, ['full', 'empty']);
+    await q.stop();
+  });
+
+  it("'reread' on a fresh read applies the answer (the fresh read is the confirmation)", async () => {
+    const script = new Script();
+    const { q, changes } = loop(script, {}, () => 'reread');
+    void q.start();
+    await script.answer(1, 'a', 5, { queryBackend: 'streaming' });
+    assert.equal((await script.call(2)).index, 5);
+    assert.deepEqual(changes, ['a']);
+    assert.equal(q.state.rereads, 0);
     await q.stop();
   });
 
