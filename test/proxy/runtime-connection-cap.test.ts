@@ -59,6 +59,7 @@ describe('runtime: upstream connections per endpoint', () => {
     const route = p.proxy.runtimes.current!.byName.get('capped')!;
     assert.equal(route.policy.upstream.maxConnections, 2);
     assert.equal(route.policy.upstream.queueTimeoutMs, 30_000);
+    assert.deepEqual([route.maxConnections, route.queueTimeout], [2, 30_000]);
 
     const replies: Promise<Reply>[] = [];
     for (let i = 0; i < 5; i++) replies.push(send(p.port, { path: `/poll/${i}` }));
@@ -106,7 +107,9 @@ describe('runtime: upstream connections per endpoint', () => {
     cleanups.push(up.close);
     const p: TestProxy = await startProxy(makeTable([{ name: 'open', to: [{ service: 'app', endpoints: [{ id: 'a', port: up.port }] }] }]));
     cleanups.push(() => p.close());
-    assert.equal(p.proxy.runtimes.current!.byName.get('open')!.policy.upstream.maxConnections, null);
+    const open = p.proxy.runtimes.current!.byName.get('open')!;
+    assert.equal(open.policy.upstream.maxConnections, null);
+    assert.deepEqual([open.maxConnections, open.queueTimeout], [null, 0], 'no cap, no queue, no queue timer');
 
     const replies: Promise<Reply>[] = [];
     for (let i = 0; i < 150; i++) replies.push(send(p.port, { path: `/poll/${i}`, timeoutMs: 30_000 }));

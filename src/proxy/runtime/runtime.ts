@@ -122,6 +122,13 @@ export class RuntimeRoute {
   readonly maxConcurrent: number;
   /** Body size limit in bytes; -1 = none. */
   readonly maxBody: number;
+  /** Connections per endpoint (the route's pools are capped at it); null = no cap. */
+  readonly maxConnections: number | null;
+  /**
+   * Longest wait for an upstream connection behind that cap, in ms; 0 when there is no cap (no
+   * queue forms, so no timer is needed). From `policy.upstream.queueTimeoutMs`.
+   */
+  readonly queueTimeout: number;
 
   constructor(route: Route, destinations: RuntimeDestination[], state: RouteState, previous: RuntimeRoute | undefined) {
     this.name = route.name;
@@ -154,6 +161,8 @@ export class RuntimeRoute {
     this.limiter = state.limiter;
     this.maxConcurrent = policy.concurrency === null ? Number.POSITIVE_INFINITY : policy.concurrency.max;
     this.maxBody = policy.maxBodyBytes ?? -1;
+    this.maxConnections = policy.upstream.maxConnections;
+    this.queueTimeout = this.maxConnections === null ? 0 : policy.upstream.queueTimeoutMs;
     this.guarded = this.redirectToHttps || this.limiter !== undefined || this.maxBody >= 0 || policy.concurrency !== null;
   }
 
