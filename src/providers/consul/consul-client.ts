@@ -1,13 +1,11 @@
 import { lookup as dnsLookup } from 'node:dns';
 import { EventEmitter } from 'node:events';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { join } from 'node:path';
 import Consul from 'consul';
 import type { ConsulSettings } from '../../config/config.js';
-import { ConsulError } from '../../errors.js';
 import type { Answer, QueryMeta, QueryRequest } from './blocking-query.js';
+import { readCaPath, readPem } from './tls-files.js';
 import { ConsulWatchError } from './watch-error.js';
 
 /**
@@ -87,42 +85,6 @@ export interface ConsulClientOptions {
 /** Client timeout for a blocking call: above the server's wait plus its jitter (wait/16). */
 export function blockingTimeoutMs(waitMs: number, marginMs: number): number {
   return waitMs + Math.ceil(waitMs / 16) + marginMs;
-}
-
-function readPem(what: string, path: string | undefined): Buffer | undefined {
-  if (path === undefined) return undefined;
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    throw new ConsulError(`${what}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-}
-
-/**
- * CONSUL_CAPATH as go-rootcerts LoadCAPath reads it: every file under the directory, walked
- * recursively, must hold PEM certificates ("Couldn't parse PEM in: <file>" otherwise).
- */
-export function readCaPath(dir: string): Buffer[] {
-  const out: Buffer[] = [];
-  const walk = (path: string): void => {
-    let entries: string[];
-    try {
-      if (!statSync(path).isDirectory()) {
-        const pem = readFileSync(path);
-        if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new ConsulError(`CONSUL_CAPATH: no PEM certificate in ${path}`);
-        out.push(pem);
-        return;
-      }
-      entries = readdirSync(path).sort();
-    } catch (err) {
-      if (err instanceof ConsulError) throw err;
-      throw new ConsulError(`CONSUL_CAPATH: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
-    for (const entry of entries) walk(join(path, entry));
-  };
-  walk(dir);
-  if (out.length === 0) throw new ConsulError(`CONSUL_CAPATH: no certificate file in ${dir}`);
-  return out;
 }
 
 /** Consul's answer to a default or consistent read while the cluster has no leader. */
