@@ -6,11 +6,12 @@ import type { Metrics } from '../../observability/metrics.js';
 import type { DiscoveryProvider, DiscoveryUpdate, ProviderStatus } from '../provider.js';
 import { BlockingQuery, type BlockingQueryTimings, type QueryMeta, type WatchState } from './blocking-query.js';
 import { catalogFromServices } from './catalog.js';
-import { ConsulClient, type AclProbe, type ConsulReader } from './consul-client.js';
+import { ConsulClient, type ConsulReader } from './consul-client.js';
+import { EmptyAnswerGuard } from './empty-answer-guard.js';
 import { consulMetrics, type ConsulMetrics } from './consul-metrics.js';
 import { instancesFromHealth, isUp } from './health.js';
 import { kvFromEntries } from './kv.js';
-import { ConsulWatchError } from './watch-error.js';
+import type { ConsulWatchError } from './watch-error.js';
 
 /**
  * The Consul provider: the catalog, the health of every service some route needs, and the KV
@@ -25,17 +26,10 @@ import { ConsulWatchError } from './watch-error.js';
  *   logged, retried with backoff keeping the old index): an answer emptied by ACL filtering
  *   (`X-Consul-Results-Filtered-By-ACLs: true`) is a permissions problem; an answer that would empty
  *   a pool (or the catalog, or the KV overrides) while the cluster has no leader is not trusted.
- * - "No leader" is decided per answer (the no-leader rule, docs/consul.md):
- *   a stale-fallback answer proves it; a streaming answer (`X-Consul-Query-Backend: streaming`,
- *   every blocking health read of Consul >= 1.10) carries `X-Consul-KnownLeader: false` whatever the
- *   cluster's state (agent/http.go setMeta writes the zero value; hashicorp/consul#9776), so for it
- *   `/v1/status/leader` is asked, and only when the answer would empty something: `""` means no
- *   leader; any other answer `X-Consul-KnownLeader: false` means it.
- * - Without a token, Consul masks `X-Consul-Results-Filtered-By-ACLs` (agent/consul/rpc.go) and
- *   streaming answers never carry it: an empty catalog, or a service the catalog lists but whose
- *   health shows no instance, makes the provider ask `/v1/acl/token/self` once (401: ACLs off; 403
- *   or 200: on). With ACLs on, such an answer is refused as `acl_filtered`, naming
- *   CONSUL_HTTP_TOKEN: the catalog is then not synced (not ready) and /api/config says why.
+ * - Which empty answers are refused, and how "no leader" and "ACLs on without a token" are told
+ *   (a streaming answer's `X-Consul-KnownLeader: false` says nothing): empty-answer-guard.ts.
+ * - A streaming health answer with no instance at all is confirmed by a fresh (index 0) read
+ *   first: the streaming view never says whether ACLs filtered it; a plain read does.
  * - `status().synced` once the catalog, the KV prefix and every currently wanted service have been
  *   read at least once (readiness); `healthy` while no watch is failing.
  * - The token goes to Consul as `X-Consul-Token` and nowhere else: not in messages, errors, status.
@@ -97,9 +91,7 @@ export class ConsulProvider implements DiscoveryProvider {
   private readonly stopping = new Set<Promise<void>>();
   private readonly logs = new Map<string, WatchLog>();
   private wanted: readonly string[] = [];
-  /** What /v1/acl/token/self said (asked only without a token, on an empty answer). */
-  private acl: AclProbe | undefined;
-  private aclWarned = false;
+  private readonly guard: EmptyAnswerGuard;
   private started = false;
   private stopped = false;
   private wasSynced = false;
@@ -117,6 +109,7 @@ export class ConsulProvider implements DiscoveryProvider {
       timeoutMarginMs: this.options.timeoutMarginMs,
       readTimeoutMs: this.options.readTimeoutMs,
     });
+    this.guard = new EmptyAnswerGuard(this.client, settings.token !== undefined, logger);
     this.consulMetrics = consulMetrics(metrics.registry);
     this.consulMetrics.up.set(0);
     this.timings = {
@@ -158,7 +151,7 @@ export class ConsulProvider implements DiscoveryProvider {
 
   /** SIGHUP: every watch reads afresh now. */
   async reload(): Promise<void> {
-    this.acl = undefined;
+    this.guard.forgetAcl();
     await Promise.all(this.loops().map((loop) => loop.refresh()));
   }
 
@@ -179,8 +172,7 @@ export class ConsulProvider implements DiscoveryProvider {
         waitMs: this.settings.waitMs,
         aclToken: this.settings.token === undefined ? 'none' : 'set',
         // Asked only without a token, when an answer came back empty: null until then.
-        aclEnabled: this.acl === undefined || this.acl === 'unknown' ? null : this.acl === 'enabled',
-        aclWarning: this.aclWarned ? 'Consul has ACLs enabled and no token is set: empty answers may hide what the anonymous token may not read; set CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE' : null,
+        ...this.guard.aclStatus(),
         ...(this.settings.namespace === undefined ? {} : { namespace: this.settings.namespace }),
         ...(this.settings.partition === undefined ? {} : { partition: this.settings.partition }),
         lastSyncAgeMs: this.lastSyncAt === undefined ? null : Date.now() - this.lastSyncAt,
@@ -208,8 +200,8 @@ export class ConsulProvider implements DiscoveryProvider {
       decode: catalogFromServices,
       veto: async (next, previous, meta, signal) => {
         const empty = Object.keys(next).length === 0;
-        return await this.vetoEmpty('the catalog', empty, Object.keys(previous ?? {}).length > 0, meta, signal)
-          ?? (empty ? this.vetoAnonymous('the catalog', signal) : undefined);
+        return await this.guard.emptied('the catalog', empty, Object.keys(previous ?? {}).length > 0, meta, signal)
+          ?? (empty ? this.guard.anonymous('the catalog', signal) : undefined);
       },
       onChange: () => this.emitDiscovery(),
       onSuccess: (meta, _changed, recovered) => this.succeeded('catalog', meta, recovered),
@@ -222,7 +214,7 @@ export class ConsulProvider implements DiscoveryProvider {
     return new BlockingQuery<unknown, KvSnapshot>('kv', {
       fetch: (request) => this.client.kvList(this.kvPrefix, request),
       decode: (body) => kvFromEntries(body, this.kvPrefix),
-      veto: (next, previous, meta, signal) => this.vetoEmpty(`the KV prefix "${this.kvPrefix}"`, Object.keys(next).length === 0, Object.keys(previous ?? {}).length > 0, meta, signal),
+      veto: (next, previous, meta, signal) => this.guard.emptied(`the KV prefix "${this.kvPrefix}"`, Object.keys(next).length === 0, Object.keys(previous ?? {}).length > 0, meta, signal),
       onChange: (kv) => {
         if (!this.stopped) this.emit?.({ kv });
       },
@@ -240,16 +232,16 @@ export class ConsulProvider implements DiscoveryProvider {
       veto: async (next, previous, meta, signal) => {
         const what = `service "${service}"`;
         // Filtered to nothing: whatever was there before, this is a permissions problem.
-        if (meta.filteredByAcls && next.length === 0) return this.vetoEmpty(what, true, true, meta, signal);
+        if (meta.filteredByAcls && next.length === 0) return this.guard.emptied(what, true, true, meta, signal);
         // Every instance gone in a streaming answer: the streaming view never says whether ACLs
         // filtered them. A fresh (index 0) read is a plain RPC read that does; it decides.
         if (meta.queryBackend === 'streaming' && next.length === 0 && (previous ?? []).length > 0) return 'reread';
-        const refused = await this.vetoEmpty(what, !next.some(isUp), (previous ?? []).some(isUp), { ...meta, filteredByAcls: false }, signal);
+        const refused = await this.guard.emptied(what, !next.some(isUp), (previous ?? []).some(isUp), { ...meta, filteredByAcls: false }, signal);
         if (refused !== undefined || next.length > 0) return refused;
         // No instance at all while the catalog lists the service (or is not known yet): hidden
         // (node:read), or the catalog has not caught up with a deregistration (the retry applies it).
         const catalog = this.catalog?.current;
-        return catalog !== undefined && catalog[service] === undefined ? undefined : this.vetoAnonymous(what, signal);
+        return catalog !== undefined && catalog[service] === undefined ? undefined : this.guard.anonymous(what, signal);
       },
       onChange: () => {
         if (this.health.get(service) === loop) this.emitDiscovery();
@@ -261,69 +253,6 @@ export class ConsulProvider implements DiscoveryProvider {
     this.health.set(service, loop);
     this.logger.debug({ service }, 'watching the health of a service');
     return loop.start();
-  }
-
-  /**
-   * Refuses an answer that would empty `what` for the wrong reason: ACL filtering (always: an empty
-   * filtered answer says nothing about what is registered), or no leader (when it had data).
-   */
-  private async vetoEmpty(what: string, empty: boolean, hadData: boolean, meta: QueryMeta, signal: AbortSignal): Promise<ConsulWatchError | undefined> {
-    if (meta.filteredByAcls && empty) {
-      const who = this.settings.token === undefined
-        ? 'no ACL token is configured (set CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE) and the anonymous token may not read it'
-        : 'the ACL token in CONSUL_HTTP_TOKEN lacks a policy granting read on it';
-      return new ConsulWatchError(
-        `${what}: Consul hid every result (X-Consul-Results-Filtered-By-ACLs: true): ${who}; the empty answer is not applied, the last data is kept`,
-        'acl_filtered', { acl: true },
-      );
-    }
-    if (!empty || !hadData) return undefined;
-    const why = await this.noLeader(meta, signal);
-    if (why === undefined) return undefined;
-    return new ConsulWatchError(`${what}: ${why} and its answer would empty what was there; not applied, asking again`, 'no_leader');
-  }
-
-  /**
-   * Why this answer's cluster has no leader, or undefined if it has one (the no-leader rule).
-   * A streaming answer's `X-Consul-KnownLeader: false` is a zero value, not a fact: ask
-   * `/v1/status/leader`, a plain read the streaming view does not answer.
-   */
-  private async noLeader(meta: QueryMeta, signal: AbortSignal): Promise<string | undefined> {
-    // A stale-fallback answer proves there is no leader, whatever the headers say.
-    if (meta.staleFallback === true) return 'Consul has no leader (its default reads fail with "No cluster leader")';
-    if (meta.queryBackend === 'streaming') {
-      let leader: string;
-      try {
-        leader = await this.client.leader(signal);
-      } catch (err) {
-        return `Consul's leader could not be confirmed (/v1/status/leader: ${(err as Error).message})`;
-      }
-      return leader === '' ? 'Consul has no leader (/v1/status/leader is empty)' : undefined;
-    }
-    return meta.knownLeader === false ? 'Consul has no known leader (X-Consul-KnownLeader: false)' : undefined;
-  }
-
-  /**
-   * Without a token an empty answer may be ACL filtering Consul does not admit to (the header is
-   * masked for anonymous requests, agent/consul/rpc.go): when ACLs are on, refuse it, naming the
-   * token variable. Asked once (`/v1/acl/token/self`), again after a reload.
-   */
-  private async vetoAnonymous(what: string, signal: AbortSignal): Promise<ConsulWatchError | undefined> {
-    if (this.settings.token !== undefined) return undefined;
-    if (this.acl === undefined || this.acl === 'unknown') {
-      try {
-        this.acl = await this.client.aclProbe(signal);
-      } catch {
-        this.acl = 'unknown';
-      }
-      this.logger.debug({ acl: this.acl }, 'consul: asked /v1/acl/token/self whether ACLs are enabled');
-    }
-    if (this.acl !== 'enabled') return undefined;
-    this.aclWarned = true;
-    return new ConsulWatchError(
-      `${what}: Consul answered with nothing, has ACLs enabled, and no ACL token is configured (set CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE): without a token Consul hides what the anonymous token may not read and does not say so, so the empty answer is not applied`,
-      'acl_filtered', { acl: true },
-    );
   }
 
   private emitDiscovery(): void {

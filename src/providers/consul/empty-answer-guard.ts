@@ -1,0 +1,107 @@
+import type { Logger } from '../../observability/logger.js';
+import type { QueryMeta } from './blocking-query.js';
+import type { AclProbe, ConsulReader } from './consul-client.js';
+import { ConsulWatchError } from './watch-error.js';
+
+/**
+ * Decides whether an answer that would empty something (a pool, the catalog, the KV overrides)
+ * may be applied. Refused, with the reason as a ConsulWatchError, when:
+ *
+ * - ACLs filtered it (`X-Consul-Results-Filtered-By-ACLs: true` on an empty answer);
+ * - the cluster has no leader (the no-leader rule, docs/consul.md): a stale-fallback answer proves
+ *   it; a streaming answer (`X-Consul-Query-Backend: streaming`, every blocking health read of
+ *   Consul >= 1.10) carries `X-Consul-KnownLeader: false` whatever the cluster's state
+ *   (agent/http.go setMeta writes the view's zero value; hashicorp/consul#9776), so for it
+ *   `/v1/status/leader` is asked, only then: `""` means no leader; any other answer's
+ *   `X-Consul-KnownLeader: false` means it;
+ * - no token is set and ACLs are on (`anonymous`): Consul masks the filtered flag for requests
+ *   without a token (agent/consul/rpc.go maskResultsFilteredByACLs), so an empty answer may be
+ *   hiding what the anonymous token may not read. Whether ACLs are on is asked once
+ *   (`/v1/acl/token/self`: 401 off; 403 or 200 on), again after forgetAcl() (SIGHUP).
+ */
+export class EmptyAnswerGuard {
+  /** What /v1/acl/token/self said (asked only without a token, on an empty answer). */
+  private acl: AclProbe | undefined;
+  private warned = false;
+
+  constructor(
+    private readonly client: ConsulReader,
+    private readonly hasToken: boolean,
+    private readonly logger: Logger,
+  ) {}
+
+  /** For the provider's status: whether ACLs are on (null: not asked) and the warning once refused. */
+  aclStatus(): { aclEnabled: boolean | null; aclWarning: string | null } {
+    return {
+      aclEnabled: this.acl === undefined || this.acl === 'unknown' ? null : this.acl === 'enabled',
+      aclWarning: this.warned ? 'Consul has ACLs enabled and no token is set: empty answers may hide what the anonymous token may not read; set CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE' : null,
+    };
+  }
+
+  forgetAcl(): void {
+    this.acl = undefined;
+  }
+
+  /**
+   * Refuses an answer that would empty `what` for the wrong reason: ACL filtering (always: an empty
+   * filtered answer says nothing about what is registered), or no leader (when it had data).
+   */
+  async emptied(what: string, empty: boolean, hadData: boolean, meta: QueryMeta, signal: AbortSignal): Promise<ConsulWatchError | undefined> {
+    if (meta.filteredByAcls && empty) {
+      const who = !this.hasToken
+        ? 'no ACL token is configured (set CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE) and the anonymous token may not read it'
+        : 'the ACL token in CONSUL_HTTP_TOKEN lacks a policy granting read on it';
+      return new ConsulWatchError(
+        `${what}: Consul hid every result (X-Consul-Results-Filtered-By-ACLs: true): ${who}; the empty answer is not applied, the last data is kept`,
+        'acl_filtered', { acl: true },
+      );
+    }
+    if (!empty || !hadData) return undefined;
+    const why = await this.noLeader(meta, signal);
+    if (why === undefined) return undefined;
+    return new ConsulWatchError(`${what}: ${why} and its answer would empty what was there; not applied, asking again`, 'no_leader');
+  }
+
+  /**
+   * Why this answer's cluster has no leader, or undefined if it has one (the no-leader rule).
+   * A streaming answer's `X-Consul-KnownLeader: false` is a zero value, not a fact: ask
+   * `/v1/status/leader`, a plain read the streaming view does not answer.
+   */
+  private async noLeader(meta: QueryMeta, signal: AbortSignal): Promise<string | undefined> {
+    // A stale-fallback answer proves there is no leader, whatever the headers say.
+    if (meta.staleFallback === true) return 'Consul has no leader (its default reads fail with "No cluster leader")';
+    if (meta.queryBackend === 'streaming') {
+      let leader: string;
+      try {
+        leader = await this.client.leader(signal);
+      } catch (err) {
+        return `Consul's leader could not be confirmed (/v1/status/leader: ${(err as Error).message})`;
+      }
+      return leader === '' ? 'Consul has no leader (/v1/status/leader is empty)' : undefined;
+    }
+    return meta.knownLeader === false ? 'Consul has no known leader (X-Consul-KnownLeader: false)' : undefined;
+  }
+
+  /**
+   * Without a token an empty answer may be ACL filtering Consul does not admit to (the header is
+   * masked for anonymous requests, agent/consul/rpc.go): when ACLs are on, refuse it, naming the
+   * token variable. Asked once (`/v1/acl/token/self`), again after a reload.
+   */
+  async anonymous(what: string, signal: AbortSignal): Promise<ConsulWatchError | undefined> {
+    if (this.hasToken) return undefined;
+    if (this.acl === undefined || this.acl === 'unknown') {
+      try {
+        this.acl = await this.client.aclProbe(signal);
+      } catch {
+        this.acl = 'unknown';
+      }
+      this.logger.debug({ acl: this.acl }, 'consul: asked /v1/acl/token/self whether ACLs are enabled');
+    }
+    if (this.acl !== 'enabled') return undefined;
+    this.warned = true;
+    return new ConsulWatchError(
+      `${what}: Consul answered with nothing, has ACLs enabled, and no ACL token is configured (set CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE): without a token Consul hides what the anonymous token may not read and does not say so, so the empty answer is not applied`,
+      'acl_filtered', { acl: true },
+    );
+  }
+}
