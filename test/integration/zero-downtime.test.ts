@@ -246,3 +246,35 @@ describe('start-up: the proxy listener opens only once the first table is live',
     }
   });
 });
+
+describe('stop() leaves nothing behind', () => {
+  it('after stop() with a shutdown delay, every handle and timer Switchyard opened is released', async () => {
+    const workspace = await Workspace.create();
+    const upstream = createServer((_req, res) => res.end('up'));
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    await workspace.writeTemplate('app.yaml', 'routes:\n  - name: app\n    match: { path: / }\n    to: [ { service: app } ]\n');
+    await workspace.writeServices(`services:\n  app:\n    - { id: app-0, address: 127.0.0.1, port: ${(upstream.address() as AddressInfo).port} }\n`);
+    const count = (): Map<string, number> => {
+      const counts = new Map<string, number>();
+      for (const kind of process.getActiveResourcesInfo()) counts.set(kind, (counts.get(kind) ?? 0) + 1);
+      return counts;
+    };
+    const baseline = count();
+    const app = await startTestSwitchyard(workspace, ['--shutdown-delay', '200ms']);
+    const agent = new Agent();
+    const res = await request(`http://127.0.0.1:${app.proxyAddress.port}/`, { dispatcher: agent });
+    assert.equal(await res.body.text(), 'up');
+    assert.ok((count().get('TCPServerWrap') ?? 0) > (baseline.get('TCPServerWrap') ?? 0), 'the listeners show as handles');
+    await app.stop();
+    await agent.close();
+    // Handles close asynchronously (a closed socket or file watcher is freed a tick later).
+    const leftover = await waitFor('every handle to be released', () => {
+      const now = count();
+      const extra = [...now].filter(([kind, n]) => kind !== 'FSReqCallback' && kind !== 'FSReqPromise' && n > (baseline.get(kind) ?? 0));
+      return extra.length === 0 ? 'none' : undefined;
+    }, 5_000).catch(() => JSON.stringify([...count()]));
+    assert.equal(leftover, 'none', `left behind: ${leftover} (baseline ${JSON.stringify([...baseline])})`);
+    upstream.close();
+    await workspace.remove();
+  });
+});
