@@ -8,6 +8,9 @@ import { contentLengthOf } from '../../src/proxy/http/headers.js';
 import { RateLimiter } from '../../src/proxy/policy/rate-limiter.js';
 import { RetryBudget } from '../../src/proxy/policy/retry-budget.js';
 import { poolKey } from '../../src/proxy/runtime/upstreams.js';
+import { RETRY_ON_CONNECT_FAILURE, RETRY_ON_RESET } from '../../src/proxy/runtime/runtime.js';
+import { FAILURE_CODE, failureOf, isUpstreamFault, ProxyAbort, retryCondition } from '../../src/proxy/http/upstream-failure.js';
+import { httpStatusFor } from '../../src/errors.js';
 
 describe('RetryBudget', () => {
   it('allows percent of the requests in the window plus minPerSecond × 10', () => {
@@ -138,5 +141,44 @@ describe('BodyTap', () => {
     const limited = new BodyTap(10, 0);
     const { error } = await through(limited, [Buffer.alloc(6), Buffer.alloc(6)]);
     assert.ok(error instanceof BodyTooLargeError);
+  });
+});
+
+describe('failureOf: the one classification of undici and socket errors', () => {
+  const err = (code: string | undefined, name = 'Error'): Error => Object.assign(new Error(code ?? 'x'), { code, name });
+
+  it('maps each failure to the truthful error code, retry condition and outlier accounting', () => {
+    const cases: [Error, boolean, string, string, number, boolean][] = [
+      // error, connected, failure, code, retry condition, counts against the endpoint
+      [err('ECONNREFUSED'), false, 'refused', 'SY_UPSTREAM_CONNECT', RETRY_ON_CONNECT_FAILURE, true],
+      [err('UND_ERR_CONNECT_TIMEOUT'), false, 'connect-timeout', 'SY_UPSTREAM_TIMEOUT', RETRY_ON_CONNECT_FAILURE, true],
+      [err('UND_ERR_SOCKET'), true, 'reset', 'SY_UPSTREAM_RESET', RETRY_ON_RESET, true],
+      [err('ECONNRESET'), true, 'reset', 'SY_UPSTREAM_RESET', RETRY_ON_RESET, true],
+      [err('UND_ERR_RES_CONTENT_LENGTH_MISMATCH'), true, 'reset', 'SY_UPSTREAM_RESET', RETRY_ON_RESET, true],
+      [err('UND_ERR_HEADERS_OVERFLOW'), true, 'bad-response', 'SY_UPSTREAM_BAD_RESPONSE', 0, true],
+      [err(undefined, 'HTTPParserError'), true, 'bad-response', 'SY_UPSTREAM_BAD_RESPONSE', 0, true],
+      [err('UND_ERR_HEADERS_TIMEOUT'), true, 'headers-timeout', 'SY_UPSTREAM_TIMEOUT', 0, true],
+      [err('UND_ERR_INVALID_ARG'), false, 'bad-request', 'SY_BAD_REQUEST', 0, false],
+      [err('UND_ERR_DESTROYED'), false, 'local', 'SY_UPSTREAM_CONNECT', 0, false],
+      [new BodyTooLargeError(10), true, 'body-too-large', 'SY_BODY_TOO_LARGE', 0, false],
+      [new ProxyAbort('queue-timeout', 'q'), false, 'queue-timeout', 'SY_QUEUE_TIMEOUT', 0, false],
+      [new ProxyAbort('client-closed', 'c'), true, 'client-closed', 'SY_CLIENT_CLOSED', 0, false],
+      // Unknown errors: before a connection nothing was sent; after, the attempt broke.
+      [err('EWHATEVER'), false, 'refused', 'SY_UPSTREAM_CONNECT', RETRY_ON_CONNECT_FAILURE, true],
+      [err('EWHATEVER'), true, 'reset', 'SY_UPSTREAM_RESET', RETRY_ON_RESET, true],
+    ];
+    for (const [error, connected, failure, code, condition, fault] of cases) {
+      const f = failureOf(error, connected);
+      assert.equal(f, failure, `${error.name} ${(error as { code?: string }).code}`);
+      assert.equal(FAILURE_CODE[f], code, f);
+      assert.equal(retryCondition(f), condition, f);
+      assert.equal(isUpstreamFault(f), fault, f);
+    }
+  });
+
+  it('every failure code is in the code -> status map', () => {
+    for (const code of Object.values(FAILURE_CODE)) assert.ok(httpStatusFor(code) >= 400, code);
+    assert.equal(httpStatusFor('SY_UPSTREAM_BAD_RESPONSE'), 502);
+    assert.equal(httpStatusFor('SY_QUEUE_TIMEOUT'), 503);
   });
 });
