@@ -19,7 +19,7 @@
  */
 import { collectRoutes, servicesOf } from './collect-routes.js';
 import { deepFreeze } from './deep-freeze.js';
-import { parseKvOverrides, type KvOverrides } from './kv-overrides.js';
+import { parseKvOverrides, routeKvKeys, type KvOverrides } from './kv-overrides.js';
 import { resolvePolicy, type RoutePolicy } from './policy.js';
 import { RouteIndex } from './route-index.js';
 import { destinationKey, type RouteSpec } from './route-spec.js';
@@ -109,7 +109,7 @@ function resolveRoute(
     const keys = new Set(destinations.map((d) => d.key));
     for (const name of routeOverride.keys()) {
       if (!keys.has(name)) {
-        problems.push({ kind: 'kv', source: `routes/${spec.name}/weights`, message: `route "${spec.name}" has no destination "${name}"; entry ignored` });
+        problems.push({ kind: 'kv', source: routeKvKeys(spec.name).weights, message: `route "${spec.name}" has no destination "${name}"; entry ignored` });
       }
     }
   }

@@ -2,10 +2,12 @@
  * The JSON shape of a route, destination and endpoint for the admin API (/api/routes, /api/match),
  * in one place so both answer with the same field names. Pure: plain objects, undefined as null.
  */
+import { routeKvKeys } from './kv-overrides.js';
 import type { Destination, Endpoint, Route } from './types.js';
 
-export function routeHead(route: Route): { name: string; host: string | null; path: string; strip: string | null; origin: string; source: string } {
-  return { name: route.name, host: route.host ?? null, path: route.path, strip: route.strip ?? null, origin: route.origin, source: route.source };
+/** `kvKeys`: the route's KV keys relative to the KV prefix, in the form every Consul version accepts. */
+export function routeHead(route: Route): { name: string; host: string | null; path: string; strip: string | null; origin: string; source: string; kvKeys: { weights: string; policy: string } } {
+  return { name: route.name, host: route.host ?? null, path: route.path, strip: route.strip ?? null, origin: route.origin, source: route.source, kvKeys: routeKvKeys(route.name) };
 }
 
 export function destinationHead(d: Destination): { key: string; service: string; tag: string | null; weight: number; configuredWeight: number } {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { buildTable } from '../../src/model/build-table.js';
 import { kvKeyName, nameFromKvKey, parseKvOverrides, parseWeights, routeKvKeys, serviceKvWeightsKey } from '../../src/model/kv-overrides.js';
+import { routeHead } from '../../src/model/views.js';
 import { kvKeyProblem } from '../support/consul/routes.js';
 import { discovery, endpointWeights, instance, routeNamed, template } from './fixtures.js';
 
@@ -149,6 +150,19 @@ describe('KV overrides applied to the table', () => {
     assert.deepEqual(routeNamed(t, 'api-users').destinations.map((d) => d.weight), [90, 40, 7]);
     assert.deepEqual(t.problems.map((p) => [p.kind, p.source]), [['kv', 'routes/api-users/weights']]);
     assert.match(t.problems[0]?.message ?? '', /no destination "users:v9"/);
+  });
+
+  it('a problem with the weights of a route whose name has a colon names the key Consul 1.21.5+ accepts', () => {
+    const colon = [template('tag:users:/api', '/api', [{ service: 'users', tag: 'v1', weight: 1 }])];
+    const t = buildTable(snap, { 'routes/tag,3ausers,3a/api/weights': '{"users:v9": 5}' }, colon);
+    assert.deepEqual(t.problems.map((p) => [p.kind, p.source]), [['kv', 'routes/tag,3ausers,3a/api/weights']]);
+    assert.equal(kvKeyProblem(t.problems[0]!.source), undefined);
+  });
+
+  it('the admin view of a route names its KV keys in the accepted form', () => {
+    const colon = [template('tag:users:/api', '/api', [{ service: 'users', tag: 'v1', weight: 1 }])];
+    const head = routeHead(routeNamed(buildTable(snap, {}, colon), 'tag:users:/api'));
+    assert.deepEqual(head.kvKeys, { weights: 'routes/tag,3ausers,3a/api/weights', policy: 'routes/tag,3ausers,3a/api/policy' });
   });
 
   it('an override for a route that does not exist is silent', () => {
