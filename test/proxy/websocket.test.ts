@@ -50,7 +50,7 @@ describe('proxy: WebSocket upgrades', () => {
   });
 
   it('echoes messages through the proxy with the path stripped and forwarded headers set', async () => {
-    const { ws, next } = await open(`ws://127.0.0.1:${p.port}/chat/room-1?u=7`, { 'x-request-id': 'ws-id-1', 'x-forwarded-for': '198.51.100.1' });
+    const { ws, next } = await open(`ws://127.0.0.1:${p.port}/chat/room-1?u=7`, { 'x-request-id': 'ws-id-1', 'x-forwarded-for': '198.51.100.1', 'x-forwarded-port': '1234' });
     try {
       const hello = JSON.parse(await next()) as EchoReply;
       assert.equal(hello.url, '/room-1?u=7');
@@ -60,6 +60,7 @@ describe('proxy: WebSocket upgrades', () => {
       assert.equal(hello.headers['x-forwarded-proto'], 'http');
       assert.equal(hello.headers['x-forwarded-host'], `127.0.0.1:${p.port}`);
       assert.equal(hello.headers['x-forwarded-prefix'], '/chat');
+      assert.equal(hello.headers['x-forwarded-port'], String(p.port), 'from the listener, not the client');
       assert.equal(hello.headers.upgrade, 'websocket');
       for (let i = 0; i < 5; i++) {
         ws.send(`message ${i}`);
