@@ -142,7 +142,7 @@ describe('proxy: upgrade requests under the route policy', () => {
         policy: { retries: { count: 1, on: ['503'] }, outlier: { consecutiveFailures: 0 } },
       },
       { name: 'busy', path: '/busy', to: [{ service: 'busy', endpoints: [{ id: 'down', port: unavailable.port }] }] },
-      { name: 'idle', path: '/idle', to: [live], policy: { timeouts: { tunnelIdleMs: 300 } } },
+      { name: 'idle', path: '/idle', to: [live], policy: { timeouts: { tunnelIdleMs: 1_000 } } },
       { name: 'garbage', path: '/garbage', to: [{ service: 'garbage', endpoints: [{ id: 'g1', port: garbage.port }] }] },
     ]), { options: { httpsPort: 8443 } });
   });
@@ -272,16 +272,17 @@ describe('proxy: upgrade requests under the route policy', () => {
     const openedAt = performance.now();
     let busyClosed = false;
     busy.ws!.once('close', () => { busyClosed = true; });
-    // Traffic on one tunnel every 100 ms (well inside 300 ms) for 900 ms; nothing on the other.
-    for (let i = 0; i < 9; i++) {
+    // Traffic on one tunnel every 100 ms (a tenth of the 1 s idle timeout, so a loaded machine's
+    // late timers cannot make it idle) for 1.5 s; nothing on the other.
+    for (let i = 0; i < 15; i++) {
       busy.ws!.send(`tick ${i}`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     const closedAt = await deadline(quietClosed, 5_000, 'the quiet tunnel to be closed');
-    assert.ok(closedAt - openedAt >= 250, `closed after ${closedAt - openedAt} ms, before the idle timeout`);
+    assert.ok(closedAt - openedAt >= 900, `closed after ${closedAt - openedAt} ms, before the idle timeout`);
     assert.equal(busyClosed, false, 'the tunnel with traffic is still open');
     assert.equal(await metricValue(p.metrics, 'switchyard_upstream_timeouts_total', { route: 'idle', kind: 'tunnel' }), 1);
-    await waitFor(() => p.accessLines().some((l) => l.route === 'idle' && l.reason === 'tunnel idle for 300 ms' && l.end === 'tunnel_idle' && l.status === 101), 'the access line with the reason and end tunnel_idle');
+    await waitFor(() => p.accessLines().some((l) => l.route === 'idle' && l.reason === 'tunnel idle for 1000 ms' && l.end === 'tunnel_idle' && l.status === 101), 'the access line with the reason and end tunnel_idle');
     busy.ws!.close();
   });
 
