@@ -413,15 +413,50 @@ describe('Consul test server: blocking queries', () => {
     });
   });
 
-  it('adds at most wait/16 of jitter when enabled', async () => {
-    await withServer({ jitter: true }, async (s) => {
+  // The jitter is random, so one timed request cannot show it: it passed with the jitter always 0
+  // and with it always the whole wait. The server records the hold it chose for every parked
+  // query (LoggedRequest.holdMs); over many queries each extra lies in [0, wait/16], and at least
+  // one is above 0 exactly when jitter is on (all 40 drawing 0 from Math.random() cannot happen).
+  const JITTER_SAMPLES = 40;
+  async function holdsChosen(jitter: boolean): Promise<Array<{ waitMs: number; extra: number }>> {
+    const holds: Array<{ waitMs: number; extra: number }> = [];
+    await withServer({ jitter }, async (s) => {
       const index = indexOf(await get(s, '/v1/kv/missing'));
-      const started = performance.now();
-      const reply = await get(s, `/v1/kv/missing?index=${index}&wait=320ms`);
-      const elapsed = performance.now() - started;
-      assert.equal(reply.status, 404);
-      assert.ok(elapsed >= 310 && elapsed < 320 + 20 + 2_000, `waited ${elapsed} ms`);
+      const mark = s.requestCount;
+      // Short waits keep the test quick; the hold chosen does not depend on the length.
+      const replies = await Promise.all(
+        Array.from({ length: JITTER_SAMPLES }, () => get(s, `/v1/kv/missing?index=${index}&wait=320ms`)),
+      );
+      for (const reply of replies) {
+        assert.equal(reply.status, 404);
+        assert.equal(indexOf(reply), index, 'answered at the timeout, same index');
+      }
+      const held = s.requests.filter((r) => r.seq > mark);
+      assert.equal(held.length, JITTER_SAMPLES);
+      for (const r of held) {
+        assert.equal(r.blocked, true, 'every query was parked');
+        assert.equal(r.waitMs, 320);
+        assert.ok(r.holdMs !== undefined && r.endedAt !== undefined);
+        // The hold is a ceiling the server honours: never answered before the wait is over.
+        assert.ok(r.endedAt - r.at >= 320 - 10, `answered after ${r.endedAt - r.at} ms`);
+        holds.push({ waitMs: r.waitMs, extra: r.holdMs - r.waitMs });
+      }
     });
+    return holds;
+  }
+
+  it('adds at most wait/16 of jitter when enabled, and some jitter', async () => {
+    const holds = await holdsChosen(true);
+    for (const { waitMs, extra } of holds) {
+      assert.ok(extra >= 0 && extra <= waitMs / 16, `extra ${extra} ms for wait ${waitMs} ms`);
+    }
+    assert.ok(holds.some((h) => h.extra > 0), `some jitter drawn: ${holds.map((h) => h.extra).join(', ')}`);
+  });
+
+  it('adds no jitter when disabled', async () => {
+    const holds = await holdsChosen(false);
+    assert.equal(holds.length, JITTER_SAMPLES);
+    for (const { extra } of holds) assert.equal(extra, 0);
   });
 
   it('health index is at least 1 and moves with the service checks; catalog index ignores checks', async () => {

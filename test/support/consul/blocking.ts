@@ -115,8 +115,11 @@ export interface HoldOptions<R extends { index: number }> {
   run: () => R;
   /** A result to return at once whatever its index (an error, as Consul's fn returning err). */
   isFinal?: (result: R) => boolean;
-  /** Called once if the query is parked (nothing newer than minIndex yet). */
-  onBlocked?: () => void;
+  /**
+   * Called once if the query is parked (nothing newer than minIndex yet), with the hold chosen:
+   * `holdMs` = `waitMs` + the jitter drawn for this query (tests check the jitter's range with it).
+   */
+  onBlocked?: (hold: { waitMs: number; holdMs: number }) => void;
   /** Called once when a parked query stops waiting. */
   onUnblocked?: () => void;
 }
@@ -130,7 +133,7 @@ export async function holdQuery<R extends { index: number }>(opts: HoldOptions<R
   if (opts.minIndex === 0 || result.index > opts.minIndex || opts.isFinal?.(result)) return result;
   const timeout = opts.waitMs + (opts.jitter ? jitterFor(opts.waitMs) : 0);
   const deadline = performance.now() + timeout;
-  opts.onBlocked?.();
+  opts.onBlocked?.({ waitMs: opts.waitMs, holdMs: timeout });
   try {
     for (;;) {
       const why = await opts.feed.next(deadline, opts.signal);

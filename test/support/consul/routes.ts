@@ -37,7 +37,8 @@ export interface RouteRequest {
   body: Buffer;
   /** Aborts when the client goes away. */
   signal: AbortSignal;
-  onBlocked: () => void;
+  /** The query was parked, to be held `holdMs` at most (its `waitMs` plus any jitter). */
+  onBlocked: (hold: { waitMs: number; holdMs: number }) => void;
   onUnblocked: () => void;
 }
 

@@ -369,9 +369,11 @@ export class ConsulTestServer {
         headers: req.headers,
         body,
         signal: gone.signal,
-        onBlocked: () => {
+        onBlocked: (hold) => {
           counted = true;
           entry.blocked = true;
+          entry.waitMs = hold.waitMs;
+          entry.holdMs = hold.holdMs;
           this.blocked += 1;
           this.events.emit('blocked', this.blocked);
         },

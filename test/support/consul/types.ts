@@ -118,6 +118,10 @@ export interface LoggedRequest {
   endedAt?: number;
   /** True if the request was held as a blocking query (index > 0 and nothing newer). */
   blocked?: boolean;
+  /** For a held query: the wait it asked for (after Consul's default and cap), in ms. */
+  waitMs?: number;
+  /** For a held query: the longest the server chose to hold it, `waitMs` plus the jitter drawn. */
+  holdMs?: number;
   /** Set when a fault was injected into this request: `fail`, `hang`. */
   fault?: string;
 }
