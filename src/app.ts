@@ -24,7 +24,7 @@ export interface StartOptions {
   readonly watcher?: WatcherOptions;
   /**
    * How long the proxy listener waits for the first table built from every source's data before
-   * it opens anyway (see `waitForFirstTable`). Default FIRST_TABLE_WAIT_MS; 0 opens at once.
+   * it opens anyway (see `waitForFirstTable`). Default `config.startupWaitMs` (--startup-wait, 15 s: Envoy's initial_fetch_timeout); 0 opens at once.
    */
   readonly firstTableWaitMs?: number;
   /**
@@ -33,12 +33,6 @@ export interface StartOptions {
    */
   readonly signal?: AbortSignal;
 }
-
-/**
- * The default bound of the wait for the first table: Envoy's `initial_fetch_timeout` (15 s), after
- * which Envoy too starts its listeners with what it has.
- */
-export const FIRST_TABLE_WAIT_MS = 15_000;
 
 /** `starting`: the proxy listener is not open yet; `draining`: SIGTERM (or `stop()`) arrived. */
 export type Lifecycle = 'starting' | 'serving' | 'draining';
@@ -101,7 +95,7 @@ export async function startSwitchyard(config: Config, options: StartOptions = {}
   const watcher = new ConfigWatcher(discovery, templates, store, logger.child({ component: 'control' }), metrics, options.watcher ?? DEFAULT_WATCHER_OPTIONS);
   let lifecycle: Lifecycle = 'starting';
   // Subscribed before the watcher starts, so the first table's swap cannot be missed.
-  const firstTable = waitForFirstTable(store, watcher, [templates, ...discovery], logger, options.firstTableWaitMs ?? FIRST_TABLE_WAIT_MS);
+  const firstTable = waitForFirstTable(store, watcher, [templates, ...discovery], logger, options.firstTableWaitMs ?? config.startupWaitMs);
 
   const admin = new AdminServer({
     store,
@@ -123,13 +117,21 @@ export async function startSwitchyard(config: Config, options: StartOptions = {}
         datacenter: config.consul.datacenter ?? null,
         consistency: config.consul.consistency,
         waitMs: config.consul.waitMs,
+        socketPath: config.consul.socketPath ?? null,
+        namespace: config.consul.namespace ?? null,
+        partition: config.consul.partition ?? null,
         token: config.consul.token === undefined ? 'not set' : 'set (hidden)',
-        tls: { caCert: config.consul.caCert ?? null, clientCert: config.consul.clientCert ?? null, verify: config.consul.tlsVerify },
+        httpAuth: config.consul.httpAuth === undefined ? 'not set' : 'set (hidden)',
+        tls: {
+          caCert: config.consul.caCert ?? null, caPath: config.consul.caPath ?? null, clientCert: config.consul.clientCert ?? null,
+          serverName: config.consul.tlsServerName ?? null, verify: config.consul.tlsVerify,
+        },
       },
       tls: config.tls === undefined || certificates === undefined ? null : { listen: formatHostPort(config.tls.listen), ...certificates.status() },
       embeddedDefault: demo !== undefined,
       drainTimeoutMs: config.drainTimeoutMs,
       shutdownDelayMs: config.shutdownDelayMs,
+      startupWaitMs: config.startupWaitMs,
       lifecycle,
       listener: config.listener,
       trustedProxies: config.trustedProxies,
@@ -137,6 +139,7 @@ export async function startSwitchyard(config: Config, options: StartOptions = {}
       tableVersion: store.version,
       lastSwapAt: store.swappedAt === 0 ? null : new Date(store.swappedAt).toISOString(),
       lastRejectedBuild: watcher.lastFailure ?? null,
+      problems: store.current?.problems ?? [],
       providers: [templates.status(), ...discovery.map((p) => p.status())],
     }),
   });

@@ -16,6 +16,8 @@ export interface Config {
   readonly drainTimeoutMs: number;
   /** On SIGTERM: time /readyz answers 503 while the listeners still serve, before they close. */
   readonly shutdownDelayMs: number;
+  /** Longest wait at start for every source's first data before the proxy listener opens anyway. */
+  readonly startupWaitMs: number;
   readonly logLevel: string;
   /** KV prefix Switchyard reads (services file and Consul alike), with its trailing `/`. */
   readonly kvPrefix: string;
@@ -73,6 +75,7 @@ export const FLAGS = {
   templates: { env: 'SWITCHYARD_TEMPLATES', value: 'DIR', default: './templates', help: 'route templates: every *.yaml in DIR, watched' },
   services: { env: 'SWITCHYARD_SERVICES', value: 'FILE', help: 'services file (same data as Consul catalog, health and KV), watched' },
   'drain-timeout': { env: 'SWITCHYARD_DRAIN_TIMEOUT', value: 'DURATION', default: '10s', help: 'bound on in-flight requests at shutdown and on draining removed pools' },
+  'startup-wait': { env: 'SWITCHYARD_STARTUP_WAIT', value: 'DURATION', default: '15s', help: 'at start, open the proxy listener once every source has delivered, or after this long (then with a warning; /readyz stays 503)' },
   'shutdown-delay': { env: 'SWITCHYARD_SHUTDOWN_DELAY', value: 'DURATION', default: '0', help: 'on SIGTERM, keep serving this long (with /readyz at 503) before the listeners close' },
   'header-timeout': { env: 'SWITCHYARD_HEADER_TIMEOUT', value: 'DURATION', default: '10s', help: 'time a client gets to send a whole request head (slowloris); then 408' },
   'request-timeout': { env: 'SWITCHYARD_REQUEST_TIMEOUT', value: 'DURATION', default: '5m', help: 'time a client gets to send a whole request, body included; 0 = none (long uploads)' },
@@ -156,6 +159,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     servicesFile: get('services'),
     drainTimeoutMs: parseDuration('drain-timeout', get('drain-timeout')!),
     shutdownDelayMs: parseDuration('shutdown-delay', get('shutdown-delay')!),
+    startupWaitMs: parseDuration('startup-wait', get('startup-wait')!),
     logLevel,
     kvPrefix: kvPrefix.endsWith('/') ? kvPrefix : `${kvPrefix}/`,
     consul: consulSettings(get('consul'), get, env),

@@ -144,4 +144,23 @@ describe('switchyard process: start-up waits for the first table; SIGTERM meanwh
     assert.match(output, /stopping during start-up/);
     assert.ok(!output.includes('proxy listening'), 'the listener never opened');
   });
+
+  it('--startup-wait bounds that wait: the listener opens with a warning and /readyz stays 503', async () => {
+    let output = '';
+    child = spawn(process.execPath, [CLI, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--templates', workspace.templatesDir,
+      '--consul', `http://127.0.0.1:${closedPort}`, '--startup-wait', '1s'], { env: { PATH: process.env['PATH'] } });
+    child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child!.on('exit', (code) => resolve(code)));
+    // Without the flag the wait is 15 s: this deadline is shorter, so only the flag can open the listener in time.
+    await waitFor('the listener to open after the start-up wait', () => output.includes('proxy listening'), 10_000);
+    assert.match(output, /no routing table from every source after 1000 ms/);
+    await waitFor('the start-up line', () => output.includes('switchyard listening'), 10_000);
+    const line = output.split('\n').find((l) => l.includes('switchyard listening'))!;
+    const { admin } = JSON.parse(line) as { admin: { port: number } };
+    const ready = await fetch(`http://127.0.0.1:${admin.port}/readyz`);
+    assert.equal(ready.status, 503, 'Consul never delivered: not ready');
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0, output);
+  });
 });

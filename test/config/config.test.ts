@@ -20,6 +20,14 @@ describe('command line', () => {
     assert.equal(config.templatesDir, './templates');
     assert.equal(config.servicesFile, undefined);
     assert.equal(config.drainTimeoutMs, 10_000);
+    assert.equal(config.shutdownDelayMs, 0);
+    assert.equal(config.startupWaitMs, 15_000);
+  });
+
+  it('reads the lifecycle durations from flags and environment', () => {
+    const config = run(['--shutdown-delay', '5s'], { SWITCHYARD_STARTUP_WAIT: '2m' });
+    assert.equal(config.shutdownDelayMs, 5_000);
+    assert.equal(config.startupWaitMs, 120_000);
   });
 
   it('takes flags over environment variables, and environment over defaults', () => {
@@ -44,6 +52,8 @@ describe('command line', () => {
     [['--listen', '1.2.3.4:70000'], /out of range/],
     [['--admin', '[zz]:80'], /--admin/],
     [['--drain-timeout', 'soon'], /--drain-timeout: expected a duration/],
+    [['--startup-wait', 'forever'], /--startup-wait: expected a duration/],
+    [['--shutdown-delay', 'later'], /--shutdown-delay: expected a duration/],
     [['--log-level', 'loud'], /--log-level/],
     [['--services', ''], /empty value/],
     [['positional'], /positional|Unexpected argument/i],

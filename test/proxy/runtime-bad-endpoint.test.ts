@@ -129,6 +129,8 @@ describe('runtime: one bad instance never freezes the table', () => {
       const metrics = await (await request(`${admin}/metrics`)).body.text();
       assert.match(metrics, /switchyard_config_errors_total\{kind="endpoint"\} 3/);
       assert.equal(app.watcher.lastFailure, undefined);
+      const config = await (await request(`${admin}/api/config`)).body.json() as { problems: { kind: string; source: string }[] };
+      assert.deepEqual(config.problems.filter((q) => q.kind === 'endpoint').map((q) => q.source).sort(), ['users/users-hostport', 'users/users-space', 'users/users-zone']);
 
       // A change to the other route: it applies (a new table version), the bad instances notwithstanding.
       const version = app.store.version;
