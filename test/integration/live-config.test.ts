@@ -188,11 +188,35 @@ describe('live configuration through the proxy', () => {
   });
 
   it('keeps serving the last good services file when a new version is broken', async () => {
+    const destinations = async (): Promise<unknown> => {
+      const view = await (await request(`${admin}/api/routes`)).body.json() as { routes: { name: string; destinations: unknown }[] };
+      return view.routes.find((r) => r.name === 'api-users')?.destinations;
+    };
+    // The table version is what a swap moves: it must not move for the broken file (a count of
+    // swaps ">= 1" was already true from the earlier tests, so it could not fail).
+    const version = app.store.version;
+    const swaps = await metric('switchyard_table_swaps_total', '');
+    const liveBefore = await destinations();
     const errors = await metric('switchyard_config_errors_total', 'kind="services"');
     await workspace.writeServices('services:\n  users: "not a list"\n');
-    await waitFor('the broken services file to be counted', async () => (await metric('switchyard_config_errors_total', 'kind="services"')) === errors + 1, 3000);
-    assert.equal((await get('/users')).status, 200);
-    const swaps = await metric('switchyard_table_swaps_total', '');
-    assert.ok(swaps >= 1);
+    await waitFor('the broken services file to be counted', async () => (await metric('switchyard_config_errors_total', 'kind="services"')) === errors + 1, 10_000);
+    assert.equal(app.store.version, version, 'the broken file swapped no table');
+
+    // A rebuild the broken file had caused could still be pending (builds are coalesced), so the
+    // check above alone could pass too early. Barrier: a template change swaps a table built
+    // from the newest input of every provider, so whatever the broken file made is in it by
+    // then. Exactly one swap (the barrier's; identical inputs are never rebuilt) and the same
+    // destinations as before (users-1 drained by the last good file's KV).
+    await changeTemplate('barrier.yaml', 'routes:\n  - name: barrier\n    match: { path: /barrier }\n    to: [ { service: users, tag: v2 } ]\n');
+    assert.equal(app.store.version, version + 1, 'only the barrier swapped a table');
+    assert.equal(await metric('switchyard_table_swaps_total', ''), swaps + 1);
+    assert.deepEqual(await destinations(), liveBefore, 'the last good services file still serves');
+    assert.deepEqual(await split('/users', 8), { 'users-0': 6, 'users-2': 2 });
+
+    // A following good file moves the version (the watcher was not wedged by the bad one) and
+    // applies: no KV now, so the template's 3:1 with users-1 back in.
+    await changeServices(services(instance(0) + instance(1) + instance(2)));
+    assert.equal(app.store.version, version + 2);
+    assert.deepEqual(await split('/users', 400), { 'users-0': 150, 'users-1': 150, 'users-2': 100 });
   });
 });
