@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { connect } from 'node:net';
 import { request as httpRequest } from 'node:http';
 import { WebSocket } from 'ws';
+import { startRawUpstream } from '../support/faulty-upstream.js';
 import { startUpstream, type TestUpstream } from '../support/upstream.js';
 import { makeTable, metricValue, send, startProxy, waitFor, type TestProxy } from './harness.js';
 
@@ -135,5 +136,28 @@ describe('proxy: the access log says how an exchange ended', () => {
     assert.equal(tunnel.status, 101);
     assert.equal(tunnel.upgrade, true);
     assert.equal(tunnel.end, 'drain_cut');
+  });
+
+  it('a tunnel whose upstream resets after the 101: logged 101 (what the client got), end upstream_reset, like a plain exchange', async () => {
+    const resetter = await startRawUpstream('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n', { resetAfterMs: 50 });
+    const p = await startProxy(makeTable([{ name: 'tunnel', to: [{ service: 'r', endpoints: [{ id: 'r1', port: resetter.port }] }] }]));
+    try {
+      const socket = connect(p.port, '127.0.0.1');
+      socket.on('error', () => { /* cut */ });
+      let answer = '';
+      socket.on('data', (chunk: Buffer) => { answer += chunk.toString('latin1'); });
+      socket.write('GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+      await waitFor(() => p.accessLines().some((l) => l.path === '/ws'), 'the tunnel access line');
+      const line = p.accessLines().find((l) => l.path === '/ws')!;
+      assert.match(answer, /^HTTP\/1\.1 101 /);
+      assert.equal(line.status, 101);
+      assert.equal(line.upgrade, true);
+      assert.equal(line.end, 'upstream_reset');
+      assert.equal(line.error, 'SY_UPSTREAM_RESET');
+      socket.destroy();
+    } finally {
+      await p.close();
+      await resetter.close();
+    }
   });
 });

@@ -74,9 +74,10 @@ export interface RawUpstream {
 
 /**
  * An upstream that answers every request (once its head has arrived) with `answer`, byte for byte,
- * then closes: for answers no HTTP server library would send (oversized heads, garbage).
+ * then closes: for answers no HTTP server library would send (oversized heads, garbage). With
+ * `resetAfterMs`, it keeps the connection open that long after the answer and then resets it (RST).
  */
-export async function startRawUpstream(answer: string | Buffer): Promise<RawUpstream> {
+export async function startRawUpstream(answer: string | Buffer, options: { resetAfterMs?: number } = {}): Promise<RawUpstream> {
   const { createServer } = await import('node:net');
   let accepted = 0;
   const sockets = new Set<Socket>();
@@ -89,7 +90,9 @@ export async function startRawUpstream(answer: string | Buffer): Promise<RawUpst
     socket.on('data', (chunk: Buffer) => {
       if (head.includes('\r\n\r\n')) return;
       head += chunk.toString('latin1');
-      if (head.includes('\r\n\r\n')) socket.end(answer);
+      if (!head.includes('\r\n\r\n')) return;
+      if (options.resetAfterMs === undefined) socket.end(answer);
+      else socket.write(answer, () => setTimeout(() => socket.resetAndDestroy(), options.resetAfterMs));
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
