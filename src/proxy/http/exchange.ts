@@ -41,15 +41,6 @@ function bodyUntouched(body: Dispatcher.DispatchOptions['body']): boolean {
   return typeof stream.readableDidRead === 'boolean' && !stream.readableDidRead && !stream.destroyed;
 }
 
-/**
- * The queue wait of a route, in ms: > 0 only when the route caps its upstream connections
- * (`upstream.maxConnections`; without a cap undici never queues a request for long). 0 = no limit.
- */
-function queueTimeoutOf(route: RuntimeRoute): number {
-  const upstream = route.policy.upstream;
-  return upstream.maxConnections === null ? 0 : upstream.queueTimeoutMs;
-}
-
 /** The end of an exchange whose response head was relayed and that `failure` cut. */
 function endAfterHead(failure: Failure): ExchangeEnd {
   switch (failure) {
@@ -189,7 +180,8 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler, Exchan
   /** Hand the request to `endpoint`'s pool; on a capped route, start waiting for a connection. */
   private dispatch(endpoint: RuntimeEndpoint, route: RuntimeRoute): void {
     this.connected = false;
-    const queueMs = queueTimeoutOf(route);
+    // route.queueTimeout > 0 only on routes that cap their upstream connections (a queue can form).
+    const queueMs = route.queueTimeout;
     if (queueMs > 0 && this.queueTimer === undefined) {
       route.metrics.queued(1);
       this.queueTimer = setTimeout(onQueueTimeout, queueMs, this);
@@ -324,7 +316,7 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler, Exchan
     if (this.queueTimer === undefined) return;
     this.leaveQueue();
     if (this.settled) return;
-    const ms = queueTimeoutOf(this.route!);
+    const ms = this.route!.queueTimeout;
     this.onError(new ProxyAbort('queue-timeout', `no upstream connection became free within ${ms} ms`));
   }
 
