@@ -60,7 +60,14 @@ export async function startTestSwitchyard(
   ], {});
   const config = (action as { config: Config }).config;
   const app = await startSwitchyard(config, { logger, defaultMetrics: false });
-  await waitFor('switchyard to be ready', () => app.watcher.ready);
+  try {
+    await waitFor('switchyard to be ready', () => app.watcher.ready);
+  } catch (e) {
+    // The caller never gets the app to stop: its listeners and watchers would keep the test
+    // process alive after the failure (a hang instead of a failed test).
+    await app.stop();
+    throw e;
+  }
   return app;
 }
 
@@ -86,6 +93,13 @@ export async function startConsulSwitchyard(
     defaultMetrics: false,
     ...(options.waitReady === false ? { firstTableWaitMs: 0 } : {}),
   });
-  if (options.waitReady !== false) await waitFor('switchyard to be ready', () => app.watcher.ready);
+  if (options.waitReady !== false) {
+    try {
+      await waitFor('switchyard to be ready', () => app.watcher.ready);
+    } catch (e) {
+      await app.stop(); // as above: a timed-out start must not leak a running app
+      throw e;
+    }
+  }
   return app;
 }
