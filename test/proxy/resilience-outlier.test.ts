@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { refusedPort, startUpstream, type EchoReply, type TestUpstream } from '../support/upstream.js';
-import { makeTable, metricValue, send, startProxy, waitFor, type RouteSpec, type TestProxy } from './harness.js';
+import { makeTable, metricValue, send, startProxy, type RouteSpec, type TestProxy } from './harness.js';
+import { waitFor } from '../support/wait.js';
 
 describe('proxy: outlier ejection', () => {
   let a: TestUpstream;
@@ -37,8 +38,23 @@ describe('proxy: outlier ejection', () => {
     return reply.status === 200 ? reply.json<EchoReply>().upstream : String(reply.status);
   };
 
+  /**
+   * The route's RouteState clock, fixed at `at.value` so the multiplier's decay (one step per base
+   * ejection time back in service) depends on what the test sets, not on how fast a loaded machine
+   * runs the requests in between. The ejection timers themselves stay real.
+   */
+  function fixClock(proxy: TestProxy, routeName: string): { value: number } {
+    const state = proxy.proxy.runtimes.current?.byName.get(routeName)?.state;
+    assert.ok(state !== undefined, `route ${routeName} has a state`);
+    const at = { value: 1_000_000 };
+    state.now = () => at.value;
+    return at;
+  }
+
   it('ejects after N consecutive failures, sends nothing there while ejected, takes it back after the time, ejects for longer the next time', async () => {
-    p = await startProxy(makeTable([route({ retries: { count: 0 }, outlier: { consecutiveFailures: 3, baseEjectionMs: 600, maxEjectionMs: 10_000 } })]));
+    // base 2 s: the six requests that must all avoid the ejected endpoint fit in it on a loaded machine.
+    p = await startProxy(makeTable([route({ retries: { count: 0 }, outlier: { consecutiveFailures: 3, baseEjectionMs: 2_000, maxEjectionMs: 10_000 } })]));
+    fixClock(p, 'pool');
     const fail = { 'x-test-only': 'a', 'x-test-status': '503' };
     // Round-robin a, b, c: a fails every third request; the third failure ejects it.
     const seen: string[] = [];
@@ -48,25 +64,48 @@ describe('proxy: outlier ejection', () => {
     assert.equal(await metricValue(p.metrics, 'switchyard_ejections_total', { route: 'pool' }), 1);
     assert.equal(await metricValue(p.metrics, 'switchyard_ejected_endpoints', { route: 'pool' }), 1);
     const first = p.proxy.runtimes.ejectedEndpoints()[0]!;
-    assert.equal(Date.parse(first.until) - Date.parse(first.ejectedAt), 600);
+    assert.equal(Date.parse(first.until) - Date.parse(first.ejectedAt), 2_000);
     assert.equal(first.ejections, 1);
 
     const aBefore = a.requests;
     for (let i = 0; i < 6; i++) assert.notEqual(await get(p), 'a');
     assert.equal(a.requests, aBefore, 'an ejected endpoint takes no request');
 
-    // After 600 ms it is back: traffic reaches it again.
-    await waitFor(async () => (await get(p!)) === 'a', 'a to take traffic again', 3_000);
+    // After 2 s it is back: traffic reaches it again.
+    await waitFor('a to take traffic again', async () => (await get(p!)) === 'a', 10_000);
     assert.deepEqual(ejected(p), []);
     assert.equal(await metricValue(p.metrics, 'switchyard_ejected_endpoints', { route: 'pool' }), 0);
 
-    // Failing again right away: ejected again, for base × 2.
+    // Failing again with no time back in service (the fixed clock): ejected again, for base × 2.
     for (let i = 0; i < 9 && ejected(p).length === 0; i++) await get(p, fail);
     assert.deepEqual(ejected(p), ['svc/a']);
     const second = p.proxy.runtimes.ejectedEndpoints()[0]!;
     assert.equal(second.ejections, 2);
-    assert.equal(Date.parse(second.until) - Date.parse(second.ejectedAt), 1_200, 'the ejection time grows with each ejection');
+    assert.equal(Date.parse(second.until) - Date.parse(second.ejectedAt), 4_000, 'the ejection time grows with each ejection');
     assert.equal(await metricValue(p.metrics, 'switchyard_ejections_total', { route: 'pool' }), 2);
+  });
+
+  it('the multiplier drops by one per base ejection time spent back in service', async () => {
+    p = await startProxy(makeTable([route({ retries: { count: 0 }, outlier: { consecutiveFailures: 1, baseEjectionMs: 300, maxEjectionMs: 10_000 } }, [a, b])]));
+    const clock = fixClock(p, 'pool');
+    const fail = { 'x-test-only': 'a', 'x-test-status': '503' };
+    const ejectA = async (): Promise<number> => {
+      for (let i = 0; i < 4 && ejected(p!).length === 0; i++) await get(p!, fail);
+      assert.deepEqual(ejected(p!), ['svc/a']);
+      return p!.proxy.runtimes.ejectedEndpoints()[0]!.ejections;
+    };
+    const backInService = () => waitFor('a to take traffic again', async () => (await get(p!)) === 'a', 10_000);
+    assert.equal(await ejectA(), 1);
+    await backInService();
+    assert.equal(await ejectA(), 2, 'no time back in service: no decay');
+    await backInService();
+    clock.value += 299;
+    assert.equal(await ejectA(), 3, 'less than one base time back: no decay');
+    await backInService();
+    clock.value += 2 * 300;
+    assert.equal(await ejectA(), 2, 'two base times back in service: 3 - 2 + 1');
+    const last = p.proxy.runtimes.ejectedEndpoints()[0]!;
+    assert.equal(Date.parse(last.until) - Date.parse(last.ejectedAt), 600);
   });
 
   it('a success resets the consecutive count', async () => {
@@ -128,6 +167,6 @@ describe('proxy: outlier ejection', () => {
     assert.deepEqual(ejected(p), []);
     assert.equal(await metricValue(p.metrics, 'switchyard_ejected_endpoints', { route: 'pool' }), 0);
     p.store.swap(makeTable([route(policy)]));
-    await waitFor(async () => (await get(p!)) === 'b', 'b, back in the table, to take traffic at once');
+    await waitFor('b, back in the table, to take traffic at once', async () => (await get(p!)) === 'b');
   });
 });

@@ -21,7 +21,7 @@ export class EndpointHealth {
   /** Wall-clock times of the current ejection, for /api/routes. */
   ejectedAt = 0;
   ejectedUntil = 0;
-  /** performance.now() when the endpoint last came back. */
+  /** The owner's clock (`RouteState.now`) when the endpoint last came back. */
   returnedAt = 0;
   timer: NodeJS.Timeout | undefined = undefined;
 
@@ -41,12 +41,16 @@ export interface EjectedEndpoint {
   readonly until: string;
 }
 
+function monotonicNow(): number {
+  return performance.now();
+}
+
 function endEjection(health: EndpointHealth): void {
   health.timer = undefined;
   if (!health.ejected) return;
   health.ejected = false;
   health.consecutive = 0;
-  health.returnedAt = performance.now();
+  health.returnedAt = health.owner.now();
   health.owner.ejectedCount -= 1;
   health.owner.metrics.ejectedEndpoints(health.owner.ejectedCount);
 }
@@ -65,6 +69,12 @@ export class RouteState {
   inflight = 0;
   limiter: RateLimiter | undefined;
   ejectedCount = 0;
+  /**
+   * Monotonic milliseconds, read when an endpoint comes back and when it is ejected again (the
+   * multiplier decays by one per base ejection time in between). Not on the hot path. Replaceable
+   * so a test can fix the decay instead of racing the wall clock.
+   */
+  now: () => number = monotonicNow;
   private readonly health = new Map<string, EndpointHealth>();
 
   constructor(metrics: Metrics, name: string) {
@@ -113,7 +123,7 @@ export class RouteState {
     let allowed = Math.floor((poolSize * policy.maxEjectionPercent) / 100);
     if (allowed === 0 && poolSize > 1 && policy.maxEjectionPercent > 0) allowed = 1;
     if (ejectedInPool + 1 > allowed) return false;
-    const now = performance.now();
+    const now = this.now();
     if (health.ejections > 0 && health.returnedAt > 0) {
       health.ejections = Math.max(0, health.ejections - Math.floor((now - health.returnedAt) / policy.baseEjectionMs));
     }
