@@ -3,7 +3,8 @@ import { request as httpRequest } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { startRawUpstream, type RawUpstream } from '../support/faulty-upstream.js';
 import { refusedPort, startUpstream, type EchoReply, type TestUpstream } from '../support/upstream.js';
-import { deadline, makeTable, metricValue, send, startProxy, waitFor, type TestProxy } from './harness.js';
+import { deadline, makeTable, metricValue, send, startProxy, type TestProxy } from './harness.js';
+import { waitFor } from '../support/wait.js';
 
 interface ErrorJson { error: string; message: string }
 
@@ -63,9 +64,9 @@ describe('proxy: upstream failures map to stable error codes', () => {
     assert.equal(outcome.status, 200, 'the head had already been relayed');
     assert.equal(outcome.bytes, 10);
     assert.notEqual(outcome.error, 'ended cleanly');
-    await waitFor(async () => await metricValue(p.metrics, 'switchyard_upstream_errors_total', { route: 'flaky', code: 'SY_UPSTREAM_RESET' }) === resetsBefore + 1, 'reset metric');
+    await waitFor('reset metric', async () => await metricValue(p.metrics, 'switchyard_upstream_errors_total', { route: 'flaky', code: 'SY_UPSTREAM_RESET' }) === resetsBefore + 1);
     const cutLine = () => p.accessLines().find((l) => l.route === 'flaky' && l.error === 'SY_UPSTREAM_RESET' && l.end !== undefined);
-    await waitFor(() => cutLine() !== undefined, 'the access line of the cut response');
+    await waitFor('the access line of the cut response', () => cutLine() !== undefined);
     const line = cutLine()!;
     assert.equal(line.status, 200, 'the status the client received');
     assert.equal(line.end, 'upstream_reset');
@@ -74,10 +75,13 @@ describe('proxy: upstream failures map to stable error codes', () => {
 
   it('504 SY_UPSTREAM_TIMEOUT when the upstream does not answer in time', async () => {
     const started = Date.now();
-    const reply = await send(p.port, { path: '/slow', headers: { 'x-test-delay-ms': '3000' } });
+    // The upstream would answer after 30 s and the client waits up to 60 s: the 10 s bound rules
+    // out a 504 that only comes once the upstream answers (or the client gives up), with room for
+    // a loaded machine over the 300 ms headers timeout.
+    const reply = await send(p.port, { path: '/slow', headers: { 'x-test-delay-ms': '30000' }, timeoutMs: 60_000 });
     assert.equal(reply.status, 504);
     assert.equal(reply.json<ErrorJson>().error, 'SY_UPSTREAM_TIMEOUT');
-    assert.ok(Date.now() - started < 2_500, 'answered at the headers timeout, not when the upstream would have');
+    assert.ok(Date.now() - started < 10_000, 'answered at the headers timeout, not when the upstream would have');
     assert.equal(await metricValue(p.metrics, 'switchyard_upstream_errors_total', { route: 'flaky', code: 'SY_UPSTREAM_TIMEOUT' }), 1);
   });
 
@@ -151,7 +155,7 @@ describe('proxy: retry after a connect failure', () => {
       assert.equal(reply.json<EchoReply>().upstream, 'alive');
     }
     assert.equal(await metricValue(p.metrics, 'switchyard_upstream_errors_total', { route: 'half', code: 'SY_UPSTREAM_CONNECT' }), 4);
-    await waitFor(() => p.accessLines().filter((l) => l.attempts === 2 && l.endpoint === 'half/alive' && l.status === 200).length === 4, 'four retried requests in the access log');
+    await waitFor('four retried requests in the access log', () => p.accessLines().filter((l) => l.attempts === 2 && l.endpoint === 'half/alive' && l.status === 200).length === 4);
   });
 
   it('retries a request with a body only while none of it was sent (a connect failure)', async () => {
@@ -183,13 +187,13 @@ describe('proxy: client aborts', () => {
     const req = httpRequest({ host: '127.0.0.1', port: p.port, path: '/hang', headers: { 'x-test-delay-ms': '5000' }, agent: false });
     req.on('error', () => { /* expected: we destroy it */ });
     req.end();
-    await waitFor(() => up.inflight === 1, 'the request to reach the upstream');
+    await waitFor('the request to reach the upstream', () => up.inflight === 1);
     const aborted = Date.now();
     req.destroy();
     // The upstream would answer after 5 s (and the proxy's timeouts are 60 s): only the abort ends it sooner.
-    await waitFor(() => up.inflight === 0, 'the upstream request to be aborted', 3_000);
+    await waitFor('the upstream request to be aborted', () => up.inflight === 0, 3_000);
     assert.ok(Date.now() - aborted < 3_000);
-    await waitFor(() => p.accessLines().some((l) => l.path === '/hang' && l.status === 499 && l.end === 'client_closed'), 'access log line with status 499, ending client_closed');
+    await waitFor('access log line with status 499, ending client_closed', () => p.accessLines().some((l) => l.path === '/hang' && l.status === 499 && l.end === 'client_closed'));
     assert.equal(await metricValue(p.metrics, 'switchyard_requests_total', { route: 'patient', code: '499' }), 1);
     assert.equal(await metricValue(p.metrics, 'switchyard_upstream_errors_total', { route: 'patient' }), 0, 'a client abort is no upstream error');
   });

@@ -8,7 +8,8 @@ import { request as httpRequest } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import type { ProxyOptions } from '../../src/proxy/server.js';
 import { startUpstream, type EchoReply, type TestUpstream } from '../support/upstream.js';
-import { deadline, makeTable, metricValue, send, startProxy, waitFor, type Reply, type TestProxy } from './harness.js';
+import { deadline, makeTable, metricValue, send, startProxy, type Reply, type TestProxy } from './harness.js';
+import { waitFor } from '../support/wait.js';
 
 interface ErrorJson { error: string }
 
@@ -49,7 +50,10 @@ describe('proxy: admission policies', () => {
     up = await startUpstream({ name: 'up' });
     const to = [{ service: 'up', endpoints: [{ id: 'u1', port: up.port }] }];
     p = await startProxy(makeTable([
-      { name: 'limited', path: '/limited', to, policy: { rateLimit: { requestsPerSecond: 1, burst: 3 } } },
+      // 1 request a minute: the exact 200/429 sequence holds however slowly a loaded machine sends it.
+      { name: 'limited', path: '/limited', to, policy: { rateLimit: { requestsPerSecond: 1 / 60, burst: 3 } } },
+      // Fast refill, for tokens coming back within the test.
+      { name: 'refill', path: '/refill', to, policy: { rateLimit: { requestsPerSecond: 2, burst: 1 } } },
       { name: 'per-client', path: '/per-client', to, policy: { rateLimit: { requestsPerSecond: 0.1, burst: 1, perClient: true } } },
       { name: 'narrow', path: '/narrow', to, policy: { concurrency: { max: 2 } } },
       { name: 'small', path: '/small', to, policy: { maxBodyBytes: 100 } },
@@ -64,16 +68,33 @@ describe('proxy: admission policies', () => {
     await up.close();
   });
 
-  it('rate limit: the burst passes, then 429 SY_RATE_LIMITED with Retry-After; tokens come back with time', async () => {
+  it('rate limit: the burst passes, then 429 SY_RATE_LIMITED with Retry-After', async () => {
+    const started = Date.now();
     const replies: Reply[] = [];
     for (let i = 0; i < 5; i++) replies.push(await send(p.port, { path: '/limited/x' }));
+    const elapsedS = Math.ceil((Date.now() - started) / 1_000);
     assert.deepEqual(replies.map((r) => r.status), [200, 200, 200, 429, 429]);
-    assert.equal(replies[3]!.headers['retry-after'], '1', '1 request/s: a token within a second, rounded up');
+    // 1 request a minute: the next token is 60 s away less the time the requests took, rounded up.
+    const retryAfter = Number(replies[3]!.headers['retry-after']);
+    assert.ok(retryAfter <= 60 && retryAfter >= 60 - elapsedS, `Retry-After ${retryAfter} s, ${elapsedS} s after the first request`);
     assert.equal(replies[3]!.json<ErrorJson>().error, 'SY_RATE_LIMITED');
     assert.equal(await metricValue(p.metrics, 'switchyard_rate_limited_total', { route: 'limited' }), 2);
     assert.equal(await metricValue(p.metrics, 'switchyard_requests_total', { route: 'limited', code: '429' }), 2);
-    await waitFor(async () => (await send(p.port, { path: '/limited/x' })).status === 200, 'a token to come back', 3_000);
     assert.equal((await send(p.port, { path: '/' })).status, 200, 'other routes are not limited');
+  });
+
+  it('rate limit: tokens come back with time', async () => {
+    assert.equal((await send(p.port, { path: '/refill/x' })).status, 200, 'the burst of 1');
+    // Empty the bucket (2 tokens/s: at most a few requests before one finds it empty).
+    let refused: Reply | undefined;
+    for (let i = 0; i < 20 && refused === undefined; i++) {
+      const reply = await send(p.port, { path: '/refill/x' });
+      if (reply.status === 429) refused = reply;
+    }
+    assert.ok(refused !== undefined, 'the bucket runs empty');
+    assert.equal(refused.json<ErrorJson>().error, 'SY_RATE_LIMITED');
+    // Only a refill can turn the 429 into a 200.
+    await waitFor('a token to come back', async () => (await send(p.port, { path: '/refill/x' })).status === 200, 5_000);
   });
 
   it('per-client rate limit: each client address has its own bucket', async () => {
@@ -97,7 +118,7 @@ describe('proxy: admission policies', () => {
 
   it('concurrency: 503 SY_OVERLOADED while max requests are in flight; capacity returns when they finish', async () => {
     const slow = [0, 1].map(() => send(p.port, { path: '/narrow/slow', headers: { 'x-test-delay-ms': '1000' } }));
-    await waitFor(() => up.inflight === 2, 'two slow requests at the upstream');
+    await waitFor('two slow requests at the upstream', () => up.inflight === 2);
     const refused = await send(p.port, { path: '/narrow/x' });
     assert.equal(refused.status, 503);
     assert.equal(refused.json<ErrorJson>().error, 'SY_OVERLOADED');
@@ -129,7 +150,7 @@ describe('proxy: admission policies', () => {
     assert.equal(over.status, 413, over.body);
     assert.equal((JSON.parse(over.body) as ErrorJson).error, 'SY_BODY_TOO_LARGE');
     assert.ok(up.requests - before <= 1);
-    await waitFor(() => up.inflight === 0, 'the upstream request to be aborted');
+    await waitFor('the upstream request to be aborted', () => up.inflight === 0);
     assert.equal(await metricValue(p.metrics, 'switchyard_body_too_large_total', { route: 'chunked' }), 1);
     assert.equal(await metricValue(p.metrics, 'switchyard_upstream_errors_total', { route: 'chunked' }), 0, 'the client’s body is no upstream error');
   });
@@ -177,14 +198,14 @@ describe('policy: upstream connection cap and queue timeout', () => {
   it('a request that waits for a connection longer than queueTimeoutMs: 503 SY_QUEUE_TIMEOUT, counted in the queue gauge meanwhile', async () => {
     // The one connection is busy for 2 s.
     const busy = send(p.port, { path: '/busy', headers: { 'x-test-delay-ms': '2000' } });
-    await waitFor(() => up.inflight === 1, 'the first request to hold the only connection');
+    await waitFor('the first request to hold the only connection', () => up.inflight === 1);
     const waiting = send(p.port, { path: '/waiting' });
-    await waitFor(async () => await queued() === 1, 'the second request to be counted as queued');
+    await waitFor('the second request to be counted as queued', async () => await queued() === 1);
     const reply = await waiting;
     assert.equal(reply.status, 503);
     assert.equal(reply.json<ErrorJson>().error, 'SY_QUEUE_TIMEOUT');
     assert.equal(await queued(), 0, 'no longer queued once answered');
-    await waitFor(() => p.accessLines().some((l) => l.path === '/waiting' && l.status === 503 && l.error === 'SY_QUEUE_TIMEOUT' && l.end === 'queue_timeout'), 'the queue timeout access line');
+    await waitFor('the queue timeout access line', () => p.accessLines().some((l) => l.path === '/waiting' && l.status === 503 && l.error === 'SY_QUEUE_TIMEOUT' && l.end === 'queue_timeout'));
     assert.equal((await busy).status, 200);
     // The abandoned request leaves undici's queue when it reaches the connection, without being sent.
     const after = await send(p.port, { path: '/after' });

@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { refusedPort, startUpstream, type EchoReply, type TestUpstream } from '../support/upstream.js';
-import { makeTable, metricValue, send, startProxy, waitFor, type TestProxy } from './harness.js';
+import { makeTable, metricValue, send, startProxy, type TestProxy } from './harness.js';
+import { waitFor } from '../support/wait.js';
 
 describe('proxy: retries', () => {
   let a: TestUpstream;
@@ -56,7 +57,7 @@ describe('proxy: retries', () => {
     }
     assert.ok(a.requests - aBefore >= 3, 'a was tried (and failed) along the way');
     assert.equal(await retries('status', '503'), a.requests - aBefore);
-    await waitFor(() => p.accessLines().filter((l) => l.route === 'status' && l.attempts === 2 && l.endpoint === 'ab/b').length === a.requests - aBefore, 'retried requests logged with attempts=2');
+    await waitFor('retried requests logged with attempts=2', () => p.accessLines().filter((l) => l.route === 'status' && l.attempts === 2 && l.endpoint === 'ab/b').length === a.requests - aBefore);
   });
 
   it('502 and 504 too; a 500 is not among the conditions and is relayed as is', async () => {
@@ -166,7 +167,7 @@ describe('proxy: retries', () => {
     }
     assert.equal(c.requests - counts.c, 6, 'c answered each request exactly once');
     assert.ok(a.requests - counts.a <= 6 && b.requests - counts.b <= 6, 'no endpoint was tried twice for one request');
-    await waitFor(() => p.accessLines().filter((l) => l.route === 'three' && l.status === 200).length === 6, 'access lines');
+    await waitFor('access lines', () => p.accessLines().filter((l) => l.route === 'three' && l.status === 200).length === 6);
     assert.ok(p.accessLines().filter((l) => l.route === 'three').every((l) => (l.attempts ?? 1) as number <= 3));
   });
 

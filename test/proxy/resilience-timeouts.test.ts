@@ -9,7 +9,8 @@ import { request as httpRequest } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { blackholePort, type Blackhole } from '../support/faulty-upstream.js';
 import { startUpstream, type EchoReply, type TestUpstream } from '../support/upstream.js';
-import { deadline, makeTable, metricValue, send, startProxy, waitFor, type TestProxy } from './harness.js';
+import { deadline, makeTable, metricValue, send, startProxy, type TestProxy } from './harness.js';
+import { waitFor } from '../support/wait.js';
 
 interface ErrorJson { error: string; message: string }
 
@@ -64,10 +65,12 @@ describe('proxy: per-route timeouts', () => {
 
   it('response headers: 504 at the route deadline, counted as kind=headers', async () => {
     const started = Date.now();
-    const reply = await send(p.port, { path: '/headers/x', headers: { 'x-test-delay-ms': '3000' } });
+    // The upstream would answer after 30 s, the client waits up to 60 s: the 10 s bound rules out
+    // a 504 sent only when the upstream answers or the client gives up (the deadline is 200 ms).
+    const reply = await send(p.port, { path: '/headers/x', headers: { 'x-test-delay-ms': '30000' }, timeoutMs: 60_000 });
     assert.equal(reply.status, 504);
     assert.equal(reply.json<ErrorJson>().error, 'SY_UPSTREAM_TIMEOUT');
-    assert.ok(Date.now() - started < 2_000, 'answered at the 200 ms deadline, not when the upstream would have');
+    assert.ok(Date.now() - started < 10_000, 'answered at the 200 ms deadline, not when the upstream would have');
     assert.equal(await timeouts(p, 'headers', 'headers'), 1);
     assert.equal(await metricValue(p.metrics, 'switchyard_upstream_errors_total', { route: 'headers', code: 'SY_UPSTREAM_TIMEOUT' }), 1);
   });
@@ -88,18 +91,20 @@ describe('proxy: per-route timeouts', () => {
     assert.ok(cut.status === 200 || cut.status === 0, `status ${cut.status}`);
     assert.equal(cut.ended, false, 'the client connection is cut, not ended cleanly');
     assert.equal(cut.body, '');
-    await waitFor(async () => await timeouts(p, 'body', 'body') === 1, 'a body timeout to be counted');
-    await waitFor(() => up.inflight === 0, 'the upstream request to be aborted');
+    await waitFor('a body timeout to be counted', async () => await timeouts(p, 'body', 'body') === 1);
+    await waitFor('the upstream request to be aborted', () => up.inflight === 0);
   });
 
   it('total: 504 when the upstream hangs, and the upstream request is aborted (kind=total)', async () => {
     const started = Date.now();
-    const reply = await send(p.port, { path: '/total/hang', headers: { 'x-test-action': 'hang' } });
+    // The upstream never answers and the client waits up to 60 s: the 10 s bound rules out an
+    // exchange ended by the client giving up instead of by the 300 ms total deadline.
+    const reply = await send(p.port, { path: '/total/hang', headers: { 'x-test-action': 'hang' }, timeoutMs: 60_000 });
     assert.equal(reply.status, 504);
     assert.equal(reply.json<ErrorJson>().error, 'SY_UPSTREAM_TIMEOUT');
-    assert.ok(Date.now() - started < 2_000);
+    assert.ok(Date.now() - started < 10_000, 'answered at the total deadline');
     assert.equal(await timeouts(p, 'total', 'total'), 1);
-    await waitFor(() => up.inflight === 0, 'the hung upstream request to be aborted');
+    await waitFor('the hung upstream request to be aborted', () => up.inflight === 0);
   });
 
   it('total: a body still streaming at the deadline is cut', async () => {
@@ -107,15 +112,18 @@ describe('proxy: per-route timeouts', () => {
     assert.equal(cut.status, 200);
     assert.equal(cut.ended, false);
     assert.ok(cut.body.length < 'chunk\n'.length * 10, 'not every chunk arrived');
-    await waitFor(async () => await timeouts(p, 'total', 'total') === 2, 'the second total timeout to be counted');
+    await waitFor('the second total timeout to be counted', async () => await timeouts(p, 'total', 'total') === 2);
   });
 
   it('connect: 504 when the TCP connect hangs past connectMs (kind=connect), on a pool of its own', async () => {
     const started = Date.now();
-    const reply = await send(p.port, { path: '/connect' });
+    // The connect never completes (the kernel drops the SYNs) and the client waits up to 60 s: the
+    // 10 s bound rules out waiting for the OS connect timeout (minutes of SYN retries on Linux) or
+    // for the client to give up, instead of the route's 200 ms connectMs.
+    const reply = await send(p.port, { path: '/connect', timeoutMs: 60_000 });
     assert.equal(reply.status, 504);
     assert.equal(reply.json<ErrorJson>().error, 'SY_UPSTREAM_TIMEOUT');
-    assert.ok(Date.now() - started < 3_000);
+    assert.ok(Date.now() - started < 10_000, 'answered at the connect deadline');
     assert.equal(await timeouts(p, 'connect', 'connect'), 1);
     assert.ok(p.upstreams.origins().includes(`http://127.0.0.1:${hole.port} connect=200`), 'routes with their own connect timeout get their own pool');
     assert.ok(p.upstreams.origins().includes(up.origin), 'routes with the default connect timeout share the plain pool');

@@ -9,7 +9,8 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { refusedPort, startUpstream, type TestUpstream } from '../support/upstream.js';
-import { deadline, makeTable, metricValue, send, startProxy, waitFor, type TestProxy } from './harness.js';
+import { deadline, makeTable, metricValue, send, startProxy, type TestProxy } from './harness.js';
+import { waitFor } from '../support/wait.js';
 
 interface Outcome {
   status: number;
@@ -185,11 +186,11 @@ describe('proxy: upgrade requests under the route policy', () => {
     assert.equal((JSON.parse(second.body) as { error: string }).error, 'SY_OVERLOADED');
     assert.equal(await metricValue(p.metrics, 'switchyard_overloaded_total', { route: 'narrow' }), 1);
     first.ws!.close();
-    await waitFor(() => p.proxy.runtimes.current?.byName.get('narrow')?.state.inflight === 0, 'the tunnel to give its slot back');
+    await waitFor('the tunnel to give its slot back', () => p.proxy.runtimes.current?.byName.get('narrow')?.state.inflight === 0);
     const third = await upgrade(p.port, '/narrow/3');
     assert.equal(third.status, 101);
     third.ws!.close();
-    await waitFor(() => p.proxy.runtimes.current?.byName.get('narrow')?.state.inflight === 0, 'the last tunnel to close');
+    await waitFor('the last tunnel to close', () => p.proxy.runtimes.current?.byName.get('narrow')?.state.inflight === 0);
   });
 
   it('redirectToHttps: a plain upgrade gets 308 to the TLS listener', async () => {
@@ -207,7 +208,7 @@ describe('proxy: upgrade requests under the route policy', () => {
     assert.equal(await metricValue(p.metrics, 'switchyard_upstream_errors_total', { route: 'flaky', code: 'SY_UPSTREAM_CONNECT' }), retried, 'each retried failure is counted');
     const ejected = p.proxy.runtimes.ejectedEndpoints().map((e) => e.endpoint);
     assert.deepEqual(ejected, ['mixed/dead']);
-    await waitFor(() => p.accessLines().some((l) => l.route === 'flaky' && l.upgrade === true && l.attempts === 2), 'an access line with two attempts');
+    await waitFor('an access line with two attempts', () => p.accessLines().some((l) => l.route === 'flaky' && l.upgrade === true && l.attempts === 2));
   });
 
   it('an upstream that never answers the upgrade: 504 SY_UPSTREAM_TIMEOUT at the headers timeout', async () => {
@@ -224,35 +225,35 @@ describe('proxy: upgrade requests under the route policy', () => {
     assert.equal((JSON.parse(outcome.body) as { error: string }).error, 'SY_UPSTREAM_RESET');
     assert.equal(await metricValue(p.metrics, 'switchyard_upstream_errors_total', { route: 'closer', code: 'SY_UPSTREAM_RESET' }), 1);
     assert.equal(await metricValue(p.metrics, 'switchyard_upstream_errors_total', { route: 'closer', code: 'SY_UPSTREAM_CONNECT' }), 0);
-    await waitFor(() => p.proxy.upgrades.size === 0, 'every tunnel to be gone');
+    await waitFor('every tunnel to be gone', () => p.proxy.upgrades.size === 0);
   });
 
   it('an upstream that closes (FIN) without answering is retried on another endpoint when the route retries resets', async () => {
     const before = await metricValue(p.metrics, 'switchyard_retries_total', { route: 'fin-retry', reason: 'reset' });
     await allUpgraded(p.port, '/fin-retry', 4);
     assert.ok(await metricValue(p.metrics, 'switchyard_retries_total', { route: 'fin-retry', reason: 'reset' }) - before >= 1);
-    await waitFor(() => p.accessLines().some((l) => l.route === 'fin-retry' && l.status === 101 && l.attempts === 2), 'a retried tunnel logged as 101 with two attempts');
+    await waitFor('a retried tunnel logged as 101 with two attempts', () => p.accessLines().some((l) => l.route === 'fin-retry' && l.status === 101 && l.attempts === 2));
   });
 
   it('a client that leaves before the upstream answers frees its concurrency slot at once, logged as 499', async () => {
     const route = () => p.proxy.runtimes.current?.byName.get('waiting');
     const acceptedBefore = silent.accepted();
     const { socket } = await rawUpgrade(p.port, '/waiting/x');
-    await waitFor(() => silent.accepted() === acceptedBefore + 1 && route()?.state.inflight === 1, 'the upgrade to wait at the upstream');
+    await waitFor('the upgrade to wait at the upstream', () => silent.accepted() === acceptedBefore + 1 && route()?.state.inflight === 1);
     socket.end(); // FIN, and nothing else: the default 60 s headers timeout is far away
-    await waitFor(() => route()?.state.inflight === 0 && p.proxy.upgrades.size === 0, 'the slot and the tunnel to be released');
-    await waitFor(() => p.accessLines().some((l) => l.route === 'waiting' && l.status === 499 && l.end === 'client_closed'), 'a 499 access line ending client_closed');
+    await waitFor('the slot and the tunnel to be released', () => route()?.state.inflight === 0 && p.proxy.upgrades.size === 0);
+    await waitFor('a 499 access line ending client_closed', () => p.accessLines().some((l) => l.route === 'waiting' && l.status === 499 && l.end === 'client_closed'));
     assert.equal(await metricValue(p.metrics, 'switchyard_upstream_timeouts_total', { route: 'waiting' }), 0);
     socket.destroy();
   });
 
   it('a refusal from an upstream that keeps its connection open: relayed, and the tunnel ends when the client leaves', async () => {
     const { socket, received } = await rawUpgrade(p.port, '/stubborn/x');
-    await waitFor(() => received().includes('\r\n\r\nno'), 'the 400 answer');
+    await waitFor('the 400 answer', () => received().includes('\r\n\r\nno'));
     assert.match(received(), /^HTTP\/1\.1 400 Bad Request/);
     socket.end();
-    await waitFor(() => p.proxy.upgrades.size === 0 && p.proxy.runtimes.current?.byName.get('stubborn')?.state.inflight === 0, 'the tunnel to end');
-    await waitFor(() => p.accessLines().some((l) => l.route === 'stubborn' && l.status === 400), 'a 400 access line');
+    await waitFor('the tunnel to end', () => p.proxy.upgrades.size === 0 && p.proxy.runtimes.current?.byName.get('stubborn')?.state.inflight === 0);
+    await waitFor('a 400 access line', () => p.accessLines().some((l) => l.route === 'stubborn' && l.status === 400));
     socket.destroy();
   });
 
@@ -282,7 +283,7 @@ describe('proxy: upgrade requests under the route policy', () => {
     assert.ok(closedAt - openedAt >= 900, `closed after ${closedAt - openedAt} ms, before the idle timeout`);
     assert.equal(busyClosed, false, 'the tunnel with traffic is still open');
     assert.equal(await metricValue(p.metrics, 'switchyard_upstream_timeouts_total', { route: 'idle', kind: 'tunnel' }), 1);
-    await waitFor(() => p.accessLines().some((l) => l.route === 'idle' && l.reason === 'tunnel idle for 1000 ms' && l.end === 'tunnel_idle' && l.status === 101), 'the access line with the reason and end tunnel_idle');
+    await waitFor('the access line with the reason and end tunnel_idle', () => p.accessLines().some((l) => l.route === 'idle' && l.reason === 'tunnel idle for 1000 ms' && l.end === 'tunnel_idle' && l.status === 101));
     busy.ws!.close();
   });
 

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { refusedPort, startUpstream, type EchoReply, type TestUpstream } from '../support/upstream.js';
-import { deadline, makeTable, startProxy, waitFor, type TestProxy } from './harness.js';
+import { deadline, makeTable, startProxy, type TestProxy } from './harness.js';
+import { waitFor } from '../support/wait.js';
 
 /** Open a WebSocket; resolve with it and a queue of incoming text messages. */
 function open(url: string, headers: Record<string, string> = {}): Promise<{ ws: WebSocket; next: () => Promise<string> }> {
@@ -72,8 +73,8 @@ describe('proxy: WebSocket upgrades', () => {
     } finally {
       ws.close();
     }
-    await waitFor(() => p.proxy.upgrades.size === 0, 'the tunnel to close');
-    await waitFor(() => p.accessLines().some((l) => l.upgrade === true && l.route === 'chat' && l.status === 101 && l.reqId === 'ws-id-1'), 'the tunnel access log line');
+    await waitFor('the tunnel to close', () => p.proxy.upgrades.size === 0);
+    await waitFor('the tunnel access log line', () => p.accessLines().some((l) => l.upgrade === true && l.route === 'chat' && l.status === 101 && l.reqId === 'ws-id-1'));
   });
 
   it('closing the client closes the upstream connection', async () => {
@@ -82,12 +83,12 @@ describe('proxy: WebSocket upgrades', () => {
     await next();
     assert.equal(up.openConnections, before + 1);
     ws.terminate();
-    await waitFor(() => up.openConnections === before, 'the upstream side of the tunnel to close');
+    await waitFor('the upstream side of the tunnel to close', () => up.openConnections === before);
   });
 
   it('answers 502 SY_UPSTREAM_CONNECT when the upstream refuses the connection', async () => {
     await assert.rejects(open(`ws://127.0.0.1:${p.port}/dead/x`), (err: Error & { status?: number }) => err.status === 502);
-    await waitFor(() => p.accessLines().some((l) => l.upgrade === true && l.route === 'dead' && l.error === 'SY_UPSTREAM_CONNECT'), 'the failed tunnel log line');
+    await waitFor('the failed tunnel log line', () => p.accessLines().some((l) => l.upgrade === true && l.route === 'dead' && l.error === 'SY_UPSTREAM_CONNECT'));
   });
 
   it('answers 404 and 503 like plain requests', async () => {
