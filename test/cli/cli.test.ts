@@ -91,11 +91,36 @@ describe('switchyard process: SIGHUP reloads, SIGTERM drains and exits 0', () =>
     await waitFor('ready', async () => (await request(`http://127.0.0.1:${listening.admin.port}/readyz`)).statusCode === 200);
     assert.equal(await (await request(`${proxy}/`)).body.text(), 'quick');
 
-    const swapsBefore = output.split('\n').filter((l) => l.includes('routing table swapped')).length;
-    // A change the file watcher cannot see (same content) still rebuilds nothing; SIGHUP re-reads everything.
+    // SIGHUP with nothing changed on disk: the file watcher sees no event, so only the signal can
+    // make the services file be read again (its provider's lastSyncAt moves forward) and a table be
+    // rebuilt (the watcher rebuilds after every SIGHUP: src/control/watcher.ts reload()).
+    const admin = `http://127.0.0.1:${listening.admin.port}`;
+    type ConfigView = { tableVersion: number; providers: { name: string; lastSyncAt: number | null }[] };
+    const readConfig = async (): Promise<ConfigView> => (await (await request(`${admin}/api/config`)).body.json()) as ConfigView;
+    const fileSync = (config: ConfigView): number => {
+      const file = config.providers.find((p) => p.name === 'file');
+      assert.ok(file !== undefined && typeof file.lastSyncAt === 'number', JSON.stringify(config.providers));
+      return file.lastSyncAt;
+    };
+    const swapLines = (): number => output.split('\n').filter((l) => l.includes('routing table swapped')).length;
+    const routesBefore = JSON.stringify(((await (await request(`${admin}/api/routes`)).body.json()) as { routes: unknown }).routes);
+    const configBefore = await readConfig();
+    const syncBefore = fileSync(configBefore);
+    const swapsBefore = swapLines();
+    assert.equal(swapsBefore, configBefore.tableVersion, 'one swap log line per table version so far');
     child.kill('SIGHUP');
     await waitFor('the SIGHUP log line', () => output.includes('SIGHUP: reloading'));
-    assert.ok(output.split('\n').filter((l) => l.includes('routing table swapped')).length >= swapsBefore);
+    await waitFor('the services file to be read again (lastSyncAt moves forward)', async () => fileSync(await readConfig()) > syncBefore, 10_000);
+    const after = await waitFor('the rebuild that follows the re-read', async () => {
+      const config = await readConfig();
+      return config.tableVersion > configBefore.tableVersion && config;
+    }, 10_000);
+    assert.equal(after.tableVersion, configBefore.tableVersion + 1, 'one SIGHUP, one rebuild');
+    await waitFor('its swap log line', () => swapLines() === swapsBefore + 1);
+    // Same content on disk: the rebuilt table routes exactly as before.
+    const routesAfter = JSON.stringify(((await (await request(`${admin}/api/routes`)).body.json()) as { routes: unknown }).routes);
+    assert.equal(routesAfter, routesBefore);
+    assert.equal(await (await request(`${proxy}/`)).body.text(), 'quick');
 
     const inflight = request(`${proxy}/slow`);
     await waitFor('the slow request to reach the upstream', () => release !== undefined);
