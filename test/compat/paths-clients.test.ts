@@ -52,10 +52,21 @@ describe('compat: paths reach the upstream as curl and python3 sent them', () =>
     await workspace?.remove();
   });
 
-  /** The request line the upstream received for the last request (raw bytes). */
-  function lastRequestLine(): string {
-    const lines = upstream.rawText().split('\r\n').filter((l) => /^GET \S+ HTTP\/1\.1$/.test(l));
-    return lines.at(-1) ?? '';
+  /** The request lines the upstream received so far (raw bytes). */
+  function requestLines(): string[] {
+    return upstream.rawText().split('\r\n').filter((l) => /^GET \S+ HTTP\/1\.1$/.test(l));
+  }
+
+  /**
+   * The one request line `send` made the upstream receive. The curl and python3 cases expect the
+   * same line, so "the last line" alone would also be met by the previous case's request: count.
+   */
+  async function newRequestLine(send: () => Promise<void>): Promise<string> {
+    const before = requestLines().length;
+    await send();
+    const lines = requestLines();
+    assert.equal(lines.length, before + 1, 'exactly one request reached the upstream');
+    return lines.at(-1)!;
   }
 
   // [what the client sends, what the upstream must receive]
@@ -72,15 +83,19 @@ describe('compat: paths reach the upstream as curl and python3 sent them', () =>
 
   for (const [sent, received] of CASES) {
     it(`curl: ${sent} arrives as ${received}`, async () => {
-      const status = await run('curl', ['-sS', '--path-as-is', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '10', `${base}${sent}`]);
-      assert.equal(status, '200');
-      assert.equal(lastRequestLine(), `GET ${received} HTTP/1.1`);
+      const line = await newRequestLine(async () => {
+        const status = await run('curl', ['-sS', '--path-as-is', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '10', `${base}${sent}`]);
+        assert.equal(status, '200');
+      });
+      assert.equal(line, `GET ${received} HTTP/1.1`);
     });
 
     it(`python3 http.client: ${sent} arrives as ${received}`, async () => {
-      const status = await run('python3', ['-c', PYTHON_GET, String(app.proxyAddress.port), sent]);
-      assert.equal(status.trim(), '200');
-      assert.equal(lastRequestLine(), `GET ${received} HTTP/1.1`);
+      const line = await newRequestLine(async () => {
+        const status = await run('python3', ['-c', PYTHON_GET, String(app.proxyAddress.port), sent]);
+        assert.equal(status.trim(), '200');
+      });
+      assert.equal(line, `GET ${received} HTTP/1.1`);
     });
   }
 
@@ -89,5 +104,6 @@ describe('compat: paths reach the upstream as curl and python3 sent them', () =>
     const status = await run('python3', ['-c', PYTHON_GET, String(app.proxyAddress.port), '/%2e%2e/etc/passwd']);
     assert.equal(status.trim(), '400');
     assert.equal(upstream.requests.length, before);
+    assert.doesNotMatch(upstream.rawText(), /passwd/);
   });
 });
