@@ -120,6 +120,35 @@ describe('proxy: the access log says how an exchange ended', () => {
     }
   });
 
+  it('a request timeout after a slow head is logged 408 too: the listener says what it answered, no guess from elapsed time', async () => {
+    // node counts the request timeout from the request's first byte, the exchange from its
+    // complete head. A head that takes 1.2 s of a 2 s request timeout leaves the exchange 0.8 s
+    // old when the listener answers 408: an inference from the exchange's age (">= 90% of the
+    // request timeout") would log that 408 as a 400 framing error.
+    const p = await startProxy(makeTable([{ name: 'uploads', to: [{ service: 'ends', endpoints: [{ id: 'e1', port: up.port }] }] }]), {
+      options: { requestTimeoutMs: 2_000, headersTimeoutMs: 1_900, connectionsCheckingIntervalMs: 50 },
+    });
+    try {
+      const socket = connect(p.port, '127.0.0.1');
+      let answer = '';
+      socket.on('data', (chunk: Buffer) => { answer += chunk.toString('latin1'); });
+      socket.on('error', () => { /* closed by the proxy */ });
+      socket.write('POST /slow-head HTTP/1.1\r\n');
+      // The client's pace, not a wait for a condition: the rest of the head 1.2 s later.
+      await new Promise((resolve) => setTimeout(resolve, 1_200));
+      socket.write('Host: x\r\nContent-Length: 1000\r\n\r\n0123456789');
+      await waitFor('the access line of the cut upload', () => p.accessLines().find((l) => l.path === '/slow-head'), 10_000);
+      const line = p.accessLines().find((l) => l.path === '/slow-head')!;
+      assert.equal(line.status, 408, `logged ${String(line.status)} ${String(line.error)} after ${String(line.ms)} ms`);
+      assert.equal(line.end, 'request_timeout');
+      assert.equal(line.error, 'SY_REQUEST_TIMEOUT');
+      await waitFor('the 408 the client received', () => answer.includes('HTTP/1.1 408'));
+      socket.destroy();
+    } finally {
+      await p.close();
+    }
+  });
+
   it('a response still streaming when the drain timeout ends: logged with its status and drain_cut; an open tunnel too', async () => {
     const p = await startProxy(makeTable([{ name: 'stream', to: [{ service: 'ends', endpoints: [{ id: 'e1', port: up.port }] }] }]));
     const closed = new Promise<void>((resolve) => {

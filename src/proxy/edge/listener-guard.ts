@@ -3,6 +3,7 @@ import type { Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../observability/logger.js';
+import type { Exchange } from '../http/exchange.js';
 import { REFUSALS, type Refusal, type RequestGuard } from './request-guard.js';
 
 /**
@@ -108,10 +109,13 @@ function answerClientError(guard: RequestGuard, err: NodeJS.ErrnoException, sock
   }
   guard.count(refusal.reason, { code: err.code });
   // A response already on the wire (an error in a pipelined request): an answer would corrupt it.
-  const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+  // node keeps the response of the request being read on the socket (`_httpMessage`).
+  const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean; exchange?: Exchange } | null })._httpMessage;
   if (inFlight?.headersSent === true) {
     socket.destroy();
     return;
   }
+  // The request whose body was still arriving: its exchange logs what the client gets from us.
+  inFlight?.exchange?.answeredByListener(refusal.code);
   guard.refuseSocket(socket, refusal);
 }

@@ -103,6 +103,11 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler, Exchan
   private clientGone = false;
   /** The route state this exchange was admitted into (counted in its `inflight`) until it closes. */
   private state: RouteState | undefined = undefined;
+  /**
+   * The listener answered on this exchange's socket itself (listener-guard.ts: node's request
+   * timeout, or a parser error in the body): the code of the answer the client received.
+   */
+  private listenerAnswer: ErrorCode | undefined = undefined;
   /** The total-timeout timer, when the route has one. */
   private timer: NodeJS.Timeout | undefined = undefined;
   private timedOut = false;
@@ -441,6 +446,14 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler, Exchan
 
   // ---- response lifecycle ----
 
+  /**
+   * The listener guard is about to answer `code` on this exchange's socket (before the proxy sent
+   * a head): the access record then says what the client got, instead of a client close.
+   */
+  answeredByListener(code: ErrorCode): void {
+    this.listenerAnswer = code;
+  }
+
   drained(): void {
     const resume = this.resumeUpstream;
     if (resume !== null) resume();
@@ -468,25 +481,23 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler, Exchan
 
   /** The response closed before it ended, without the exchange cutting it: who ended it? */
   private cut(): void {
-    const { req, res, ctx } = this;
+    const { res, ctx } = this;
     if (!this.settled) {
       this.settled = true;
       this.clientGone = true;
       const abort = this.abortUpstream;
       if (abort !== null) abort(new ProxyAbort('client-closed', 'client closed the connection'));
     }
-    const socket = req.socket as (typeof req.socket & { server?: { requestTimeout?: number } }) | null;
-    if (ctx.cutting) {
+    const listenerAnswer = this.listenerAnswer;
+    if (listenerAnswer !== undefined && !res.headersSent) {
+      // The listener answered on the socket itself while the body was still arriving and told
+      // us which answer: its request timeout (408) or a framing error in the body (400).
+      this.status = httpStatusFor(listenerAnswer);
+      this.errorCode = listenerAnswer;
+      this.end = listenerAnswer === 'SY_REQUEST_TIMEOUT' ? 'request_timeout' : undefined;
+    } else if (ctx.cutting) {
       this.end = 'drain_cut';
       if (!res.headersSent) this.status = 0;
-    } else if (!res.headersSent && !req.complete && socket !== null && socket.writableEnded) {
-      // The listener answered on the socket itself while the body was still arriving: its
-      // request timeout (408; a framing error in the body gets a 400 the same way).
-      const limit = socket.server?.requestTimeout ?? 0;
-      const timedOut = limit > 0 && performance.now() - this.start >= limit * 0.9;
-      this.end = timedOut ? 'request_timeout' : undefined;
-      this.status = timedOut ? httpStatusFor('SY_REQUEST_TIMEOUT') : httpStatusFor('SY_BAD_REQUEST');
-      this.errorCode = timedOut ? 'SY_REQUEST_TIMEOUT' : 'SY_BAD_REQUEST';
     } else {
       this.end = 'client_closed';
       if (!res.headersSent) this.status = CLIENT_CLOSED_STATUS;
