@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { startRawUpstream, type RawUpstream } from '../support/faulty-upstream.js';
 import { refusedPort, startUpstream, type EchoReply, type TestUpstream } from '../support/upstream.js';
 import { deadline, makeTable, metricValue, send, startProxy, type TestProxy } from './harness.js';
+import { makeRefusal, REFUSALS } from '../../src/proxy/edge/request-guard.js';
 import { waitFor } from '../support/wait.js';
 
 interface ErrorJson { error: string; message: string }
@@ -196,5 +197,18 @@ describe('proxy: client aborts', () => {
     await waitFor('access log line with status 499, ending client_closed', () => p.accessLines().some((l) => l.path === '/hang' && l.status === 499 && l.end === 'client_closed'));
     assert.equal(await metricValue(p.metrics, 'switchyard_requests_total', { route: 'patient', code: '499' }), 1);
     assert.equal(await metricValue(p.metrics, 'switchyard_upstream_errors_total', { route: 'patient' }), 0, 'a client abort is no upstream error');
+  });
+});
+
+describe('proxy: refusals go through the one error serialiser', () => {
+  it('a refusal on a raw socket is byte for byte the head and JSON body clients have always received (no request id)', () => {
+    const refusal = makeRefusal('SY_HEADERS_TOO_LARGE', 'headers_too_large', 'a "quoted" message');
+    const body = '{"error":"SY_HEADERS_TOO_LARGE","message":"a \\"quoted\\" message"}';
+    assert.equal(refusal.body.toString('latin1'), body);
+    assert.equal(refusal.raw.toString('latin1'), 'HTTP/1.1 431 Request Header Fields Too Large\r\n'
+      + `content-type: application/json\r\ncontent-length: ${body.length}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${body}`);
+    assert.deepEqual(refusal.headers, ['content-type', 'application/json', 'content-length', String(body.length), 'cache-control', 'no-store']);
+    assert.equal(refusal.status, 431);
+    assert.equal(REFUSALS.timeout.raw.toString('latin1').split('\r\n')[0], 'HTTP/1.1 408 Request Timeout');
   });
 });

@@ -7,6 +7,7 @@ import { httpStatusFor, type ErrorCode } from '../../errors.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import { TrustedProxies, type Cidr } from './client-address.js';
+import { errorBody, rawErrorResponse } from '../http/error-response.js';
 import { clientAddress } from '../http/headers.js';
 import { normalizeRequestTarget, type PathRejection } from './path-normalize.js';
 
@@ -64,18 +65,23 @@ export interface Refusal {
   readonly raw: Buffer;
 }
 
-const STATUS_TEXT: Readonly<Record<number, string>> = {
-  400: 'Bad Request', 405: 'Method Not Allowed', 408: 'Request Timeout', 431: 'Request Header Fields Too Large',
-};
+const NO_REQUEST_ID = Buffer.from('x-request-id: \r\n', 'latin1');
 
+/**
+ * A refusal, serialised by the one error serialiser (error-response.ts): `errorBody` for the JSON
+ * and `rawErrorResponse` for the bytes on sockets outside the HTTP server. Refusals are built once
+ * and shared by every request, before any request id exists, so the raw answer carries none: the
+ * empty `x-request-id` field rawErrorResponse writes for '' is taken out.
+ */
 export function makeRefusal(code: ErrorCode, reason: string, message: string): Refusal {
   const status = httpStatusFor(code);
-  const body = Buffer.from(JSON.stringify({ error: code, message }));
+  const body = errorBody(code, message);
   const headers = ['content-type', 'application/json', 'content-length', String(body.length), 'cache-control', 'no-store'];
-  let head = `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\n`;
-  for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
-  head += 'connection: close\r\n\r\n';
-  return Object.freeze({ status, code, reason, message, body, headers: Object.freeze(headers), raw: Buffer.concat([Buffer.from(head, 'latin1'), body]) });
+  const withEmptyId = rawErrorResponse(code, body, '');
+  const at = withEmptyId.indexOf(NO_REQUEST_ID);
+  if (at === -1) throw new Error('rawErrorResponse no longer writes an x-request-id field: update makeRefusal');
+  const raw = Buffer.concat([withEmptyId.subarray(0, at), withEmptyId.subarray(at + NO_REQUEST_ID.length)]);
+  return Object.freeze({ status, code, reason, message, body, headers: Object.freeze(headers), raw });
 }
 
 /** Every refusal, built once. */
