@@ -8,7 +8,8 @@ import { request } from 'undici';
 import { AdminServer } from '../../src/admin/admin-server.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { explainRequest } from '../../src/proxy/runtime/explain.js';
-import { makeTable, send, startProxy, waitFor, type TestProxy } from '../proxy/harness.js';
+import { makeTable, send, startProxy, type TestProxy } from '../proxy/harness.js';
+import { waitFor } from '../support/wait.js';
 import { refusedPort, startUpstream, type TestUpstream } from '../support/upstream.js';
 
 interface EndpointJson { id: string; weight: number; share: number; takesTraffic: boolean; ejected: boolean; ejectedUntil: string | null; why: string }
@@ -130,7 +131,10 @@ describe('admin: /api/match', () => {
 
   it('an endpoint ejected by outlier detection is shown with why and until when', async () => {
     for (let i = 0; i < 4; i++) assert.equal((await send(p.port, { path: '/flaky/x' })).status, 200);
-    await waitFor(() => p.proxy.runtimes.ejectedEndpoints().length === 1, 'the dead endpoint to be ejected');
+    await waitFor('the dead endpoint (and only it) to be ejected', () => {
+      const ejected = p.proxy.runtimes.ejectedEndpoints();
+      return ejected.length === 1 && ejected[0]!.endpoint === 'flaky/dead';
+    });
     const endpoints = (await match('/flaky/x')).route!.destinations[0]!.endpoints;
     const dead = endpoints.find((e) => e.id === 'flaky/dead')!;
     assert.equal(dead.ejected, true);
@@ -154,7 +158,7 @@ describe('admin: /api/match', () => {
     // The canary's only endpoint refuses connections: connect failures are retried on stable and
     // eject the canary endpoint (maxEjectionPercent 100 allows the last one of its pool).
     for (let i = 0; i < 4; i++) assert.equal((await send(p.port, { path: '/split/x' })).status, 200);
-    await waitFor(() => p.proxy.runtimes.ejectedEndpoints().some((e) => e.endpoint === 'canary/c1'), 'the canary endpoint to be ejected');
+    await waitFor('the canary endpoint to be ejected', () => p.proxy.runtimes.ejectedEndpoints().some((e) => e.endpoint === 'canary/c1'));
     const m = await match('/split/x');
     const [stable, canary] = m.route!.destinations;
     assert.deepEqual([stable!.share, canary!.share], [1, 0]);

@@ -11,7 +11,8 @@ import { Upstreams } from '../../src/proxy/runtime/upstreams.js';
 import { parseResponses, plainGet, rawExchange } from '../support/raw-http.js';
 import { startRecordingUpstream, type RecordingUpstream } from '../support/recording-upstream.js';
 import { startUpstream, type TestUpstream } from '../support/upstream.js';
-import { deadline, makeTable, metricValue, send, startProxy, waitFor, type TestProxy } from './harness.js';
+import { deadline, makeTable, metricValue, send, startProxy, type TestProxy } from './harness.js';
+import { waitFor } from '../support/wait.js';
 
 function table(port: number) {
   return makeTable([{ name: 'public', path: '/', to: [{ service: 'rec', endpoints: [{ id: 'r1', port }] }] }]);
@@ -108,7 +109,7 @@ describe('listener: limits and timeouts', () => {
     const slow = await rawExchange(p.port, 'POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n' + 'x'.repeat(1000), { paceMs: 20, chunkSize: 5, deadlineMs: 5_000 });
     assert.equal(slow.closed, true);
     assert.deepEqual(slow.responses.map((r) => r.status), [408]);
-    await waitFor(() => up.requests.length > before, 'the upstream to see the request start');
+    await waitFor('the upstream to see the request start', () => up.requests.length > before);
     const seen = up.requests.slice(before);
     assert.deepEqual(seen.map((r) => [r.url, r.complete]), [['/upload', false]], 'streamed to the upstream, then aborted');
   });
@@ -126,11 +127,11 @@ describe('listener: limits and timeouts', () => {
       client.on('error', () => { /* a reset is a close too */ });
       client.write('POST /chunks HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n');
       // The head has been forwarded: the upstream is reading this request's body.
-      await waitFor(() => up.requests.length === 1, 'the upstream to see the request start');
+      await waitFor('the upstream to see the request start', () => up.requests.length === 1);
       assert.deepEqual(ended, [], 'still streaming');
       client.write('zz\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n');
       await deadline(closed, 5_000, 'the proxy to close the client connection');
-      await waitFor(() => ended.length === 1, 'the upstream request to end');
+      await waitFor('the upstream request to end', () => ended.length === 1);
       assert.deepEqual(ended, [false], 'aborted mid-body, never completed');
       assert.deepEqual(up.requests.map((r) => [r.url, r.complete]), [['/chunks', false]]);
       const statuses = parseResponses(Buffer.concat(received)).map((r) => r.status);
@@ -169,9 +170,9 @@ describe('listener: limits and timeouts', () => {
       assert.equal(result.responses.length, 1, JSON.stringify(result.responses.map((r) => r.status)));
       assert.ok(result.responses.every((r) => r.status === 400 || r.status === 502), JSON.stringify(result.responses.map((r) => r.status)));
       // The proxy recorded the exchange as finished (one request, whatever its status)...
-      await waitFor(async () => await metricValue(p.metrics, 'switchyard_requests_total', { route: 'public' }) === exchangesBefore + 1, 'the proxy to finish the /chunks exchange');
+      await waitFor('the proxy to finish the /chunks exchange', async () => await metricValue(p.metrics, 'switchyard_requests_total', { route: 'public' }) === exchangesBefore + 1);
       // ...and the upstream request it opened (if the head got that far) has ended.
-      await waitFor(() => ended.length === up.requests.length, 'every upstream request to end');
+      await waitFor('every upstream request to end', () => ended.length === up.requests.length);
       assert.ok(up.requests.length <= 1, JSON.stringify(up.requests.map((r) => r.url)));
       assert.ok(up.requests.every((r) => r.url === '/chunks' && !r.complete), JSON.stringify(up.requests.map((r) => [r.url, r.complete])));
       assert.deepEqual(ended, up.requests.map(() => false), 'aborted mid-body, never completed');
@@ -209,7 +210,7 @@ describe('listener: timeouts never cut a WebSocket tunnel', () => {
         assert.equal(ws.readyState, WebSocket.OPEN, `open after ${(i + 1) * 100} ms`);
         ws.send(`m${i}`);
       }
-      await waitFor(() => messages.length === 9, 'all echoes');
+      await waitFor('all echoes', () => messages.length === 9);
       assert.equal(messages.at(-1), 'ws:m7');
     } finally {
       ws.close();
@@ -235,7 +236,7 @@ describe('listener: connection cap', () => {
 
   it('closes connections beyond --max-connections at once, and accepts again when one closes', async () => {
     for (let i = 0; i < 3; i++) held.push(await openSocket(p.port));
-    await waitFor(async () => (await new Promise<number>((resolve) => p.proxy.server.getConnections((_e, n) => resolve(n)))) === 3, 'three connections');
+    await waitFor('three connections', async () => (await new Promise<number>((resolve) => p.proxy.server.getConnections((_e, n) => resolve(n)))) === 3);
     const refusedBefore = await metricValue(p.metrics, 'switchyard_requests_refused_total', { reason: 'max_connections' });
     const refused = await rawExchange(p.port, plainGet('/over'), { deadlineMs: 2_000 });
     assert.equal(refused.closed, true);
@@ -244,7 +245,7 @@ describe('listener: connection cap', () => {
     assert.ok(!up.requests.some((r) => r.url === '/over'));
 
     held.pop()!.destroy();
-    await waitFor(async () => (await new Promise<number>((resolve) => p.proxy.server.getConnections((_e, n) => resolve(n)))) === 2, 'one connection freed');
+    await waitFor('one connection freed', async () => (await new Promise<number>((resolve) => p.proxy.server.getConnections((_e, n) => resolve(n)))) === 2);
     const accepted = await rawExchange(p.port, plainGet('/again'));
     assert.deepEqual(accepted.responses.map((r) => r.status), [200]);
   });
