@@ -10,7 +10,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { makeTable, startProxy, waitFor, type TestProxy } from '../proxy/harness.js';
+import { makeTable, startProxy, type TestProxy } from '../proxy/harness.js';
+import { waitFor } from '../support/wait.js';
 import { rawExchange } from '../support/raw-http.js';
 import { refusedPort, startUpstream, type TestUpstream } from '../support/upstream.js';
 import { missing, run } from './real-clients.js';
@@ -114,6 +115,6 @@ describe('compat: early answers to uploads', () => {
     const text = result.data.toString('latin1');
     assert.match(text, /^HTTP\/1\.1 100 Continue\r\n/);
     assert.match(text, /HTTP\/1\.1 200 /);
-    await waitFor(() => p.accessLines().some((l) => l.path === '/small/h' && l.status === 200), 'the 200 access line');
+    await waitFor('the 200 access line', () => p.accessLines().some((l) => l.path === '/small/h' && l.status === 200));
   });
 });

@@ -13,7 +13,6 @@ import { createLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { createProxy, type Proxy, type ProxyOptions } from '../../src/proxy/server.js';
 import { Upstreams, type UpstreamOptions } from '../../src/proxy/runtime/upstreams.js';
-import { waitFor as sharedWaitFor } from '../support/wait.js';
 
 export interface EndpointSpec {
   /** Instance id; the endpoint id is `service/id`. */
@@ -233,17 +232,6 @@ export function send(port: number, options: SendOptions = {}): Promise<Reply> {
     req.on('error', reject);
     req.end(options.body);
   });
-}
-
-/**
- * The one bounded wait is test/support/wait.ts (`waitFor(what, probe, timeoutMs)`): import it from
- * there. This adapter keeps the old argument order for the callers not yet moved over
- * (runtime-bad-endpoint, runtime-connection-cap, swap, hardening-listener, admin/match,
- * compat/early-answer); it delegates, so their probes are bounded too. Remove it once they move.
- * @deprecated use waitFor from '../support/wait.js'.
- */
-export async function waitFor(predicate: () => boolean | Promise<boolean>, what: string, timeoutMs = 5_000): Promise<void> {
-  await sharedWaitFor(what, predicate, timeoutMs, 10);
 }
 
 /** Reject after `ms` with a message naming what did not happen. */

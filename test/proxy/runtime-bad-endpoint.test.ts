@@ -4,7 +4,8 @@ import { request } from 'undici';
 import type { Switchyard } from '../../src/app.js';
 import { startTestSwitchyard, Workspace } from '../support/switchyard.js';
 import { startUpstream, type EchoReply, type TestUpstream } from '../support/upstream.js';
-import { makeTable, metricValue, send, startProxy, waitFor, type RouteSpec, type TestProxy } from './harness.js';
+import { makeTable, metricValue, send, startProxy, type RouteSpec, type TestProxy } from './harness.js';
+import { waitFor } from '../support/wait.js';
 
 /**
  * Consul accepts any string as Service.Address. An address undici cannot parse used to make pool
@@ -113,7 +114,7 @@ describe('runtime: one bad instance never freezes the table', () => {
     it('bad instances appear: the good ones serve, the bad ones show as problems, and a later change to another route still applies', async () => {
       const first = app.store.version;
       await workspace.writeServices(services(good.port));
-      await waitFor(() => app.store.version > first, 'the table with the bad instances to swap', 5_000);
+      await waitFor('the table with the bad instances to swap', () => app.store.version > first, 5_000);
       const users = await request(`${proxy}/users`);
       assert.equal(users.statusCode, 200);
       assert.equal((await users.body.json() as EchoReply).upstream, 'good');
@@ -135,7 +136,7 @@ describe('runtime: one bad instance never freezes the table', () => {
       // A change to the other route: it applies (a new table version), the bad instances notwithstanding.
       const version = app.store.version;
       await workspace.writeServices(services(other.port));
-      await waitFor(() => app.store.version > version, 'a new table version after the change', 5_000);
+      await waitFor('a new table version after the change', () => app.store.version > version, 5_000);
       const moved = await request(`${proxy}/other`);
       assert.equal((await moved.body.json() as EchoReply).upstream, 'other');
       assert.equal(app.watcher.lastFailure, undefined);

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { makeTable, send, startProxy, waitFor, type Reply, type TestProxy } from './harness.js';
+import { makeTable, send, startProxy, type Reply, type TestProxy } from './harness.js';
+import { waitFor } from '../support/wait.js';
 
 /**
  * An upstream that holds every request until the test releases it (a long-poll server), counting
@@ -66,7 +67,7 @@ describe('runtime: upstream connections per endpoint', () => {
     const pool = p.upstreams.get(`http://127.0.0.1:${up.port}`, { connectMs: 5_000, maxConnections: 2 });
     assert.ok(pool !== undefined, 'the capped route has a pool of its own');
     // All five reached the proxy: two on the wire, three queued behind the cap.
-    await waitFor(() => up.held() === 2 && p.proxy.handler.inflight === 5, 'two requests held upstream, five in the proxy', 10_000)
+    await waitFor('two requests held upstream, five in the proxy', () => up.held() === 2 && p.proxy.handler.inflight === 5, 10_000)
       .catch((err: Error) => {
         throw new Error(`${err.message} (held ${up.held()}, accepted ${up.accepted()}, in the proxy ${p.proxy.handler.inflight}, pool pending ${pool.stats.pending})`);
       });
@@ -113,7 +114,7 @@ describe('runtime: upstream connections per endpoint', () => {
 
     const replies: Promise<Reply>[] = [];
     for (let i = 0; i < 150; i++) replies.push(send(p.port, { path: `/poll/${i}`, timeoutMs: 30_000 }));
-    await waitFor(() => up.held() === 150, '150 long-polls held upstream at once', 20_000).catch((err: Error) => {
+    await waitFor('150 long-polls held upstream at once', () => up.held() === 150, 20_000).catch((err: Error) => {
       const detail = `held ${up.held()}, accepted ${up.accepted()}`;
       up.releaseAll();
       throw new Error(`${err.message} (${detail})`);

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { Agent } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { startUpstream, type EchoReply, type TestUpstream } from '../support/upstream.js';
-import { deadline, metricValue, send, simpleTable, startProxy, waitFor, type TestProxy } from './harness.js';
+import { deadline, metricValue, send, simpleTable, startProxy, type TestProxy } from './harness.js';
+import { waitFor } from '../support/wait.js';
 
 describe('proxy: hot swap, make before break', () => {
   let a: TestUpstream;
@@ -29,7 +30,7 @@ describe('proxy: hot swap, make before break', () => {
     const p = await proxyFor([a.port]);
     const aConnectionsBefore = a.openConnections;
     const inflight = send(p.port, { path: '/slow', headers: { 'x-test-delay-ms': '400' } });
-    await waitFor(() => a.inflight === 1, 'the slow request to reach a');
+    await waitFor('the slow request to reach a', () => a.inflight === 1);
 
     p.store.swap(simpleTable([b.port]));
     // Make before break: b's pool exists; a's pool drains and still counts.
@@ -43,9 +44,9 @@ describe('proxy: hot swap, make before break', () => {
     assert.equal(reply.status, 200);
     assert.equal(reply.json<EchoReply>().upstream, 'a', 'finished on the endpoint it started on');
 
-    await waitFor(() => p.upstreams.size === 1, "a's pool to close after draining");
+    await waitFor("a's pool to close after draining", () => p.upstreams.size === 1);
     assert.equal(await metricValue(p.metrics, 'switchyard_upstream_pools'), 1);
-    await waitFor(() => a.openConnections <= aConnectionsBefore, "a's pooled connection to be closed");
+    await waitFor("a's pooled connection to be closed", () => a.openConnections <= aConnectionsBefore);
   });
 
   it('a removed pool that does not drain in time is destroyed at the drain timeout', async () => {
@@ -54,9 +55,9 @@ describe('proxy: hot swap, make before break', () => {
     // The upstream would answer after 30 s (its timer ends when the proxy closes the connection);
     // the client waits 60 s, so only the proxy can end this exchange within the bound below.
     const stuck = send(p.port, { path: '/stuck', headers: { 'x-test-delay-ms': '30000' }, timeoutMs: 60_000 });
-    await waitFor(() => a.inflight === 1, 'the stuck request to reach a');
+    await waitFor('the stuck request to reach a', () => a.inflight === 1);
     p.store.swap(simpleTable([b.port]));
-    await waitFor(() => p.upstreams.size === 1, 'the pool to be destroyed', 10_000);
+    await waitFor('the pool to be destroyed', () => p.upstreams.size === 1, 10_000);
     const reply = await deadline(stuck, 10_000, 'the stuck request to end');
     assert.equal(reply.status, 502, 'the destroyed pool fails the request before any response');
     // Typically ~200 ms (the drain timeout). 10 s rules out a pool that waited for its request to
@@ -67,13 +68,13 @@ describe('proxy: hot swap, make before break', () => {
   it('an origin that comes back while its old pool drains gets a fresh pool', async () => {
     const p = await proxyFor([a.port]);
     const slow = send(p.port, { headers: { 'x-test-delay-ms': '300' } });
-    await waitFor(() => a.inflight === 1, 'the slow request to reach a');
+    await waitFor('the slow request to reach a', () => a.inflight === 1);
     p.store.swap(simpleTable([b.port]));
     p.store.swap(simpleTable([a.port]));
     assert.deepEqual(p.upstreams.origins(), [a.origin]);
     assert.equal((await send(p.port)).json<EchoReply>().upstream, 'a');
     assert.equal((await slow).status, 200);
-    await waitFor(() => p.upstreams.size === 1, 'the retired pools to close');
+    await waitFor('the retired pools to close', () => p.upstreams.size === 1);
   });
 
   it('reuses upstream keep-alive connections', async () => {
@@ -112,14 +113,14 @@ describe('proxy: hot swap, make before break', () => {
     for (let i = 0; i < 40; i++) {
       p.store.swap(simpleTable(sets[i % sets.length]!));
       await new Promise((resolve) => setImmediate(resolve));
-      await waitFor(() => served > i * 5, 'traffic between swaps');
+      await waitFor('traffic between swaps', () => served > i * 5);
     }
     stop = true;
     await Promise.all(clients);
     agent.destroy();
     assert.equal(failures, 0);
     assert.ok(served >= 200);
-    await waitFor(() => p.upstreams.size === 1, 'retired pools to close');
+    await waitFor('retired pools to close', () => p.upstreams.size === 1);
   });
 });
 
@@ -129,9 +130,9 @@ describe('proxy: graceful close', () => {
     const p = await startProxy(simpleTable([up.port]));
     try {
       const inflight = send(p.port, { headers: { 'x-test-delay-ms': '300' } });
-      await waitFor(() => up.inflight === 1, 'the request to reach the upstream');
+      await waitFor('the request to reach the upstream', () => up.inflight === 1);
       const closing = p.close(5_000);
-      await waitFor(() => !p.proxy.server.listening, 'the server to stop listening');
+      await waitFor('the server to stop listening', () => !p.proxy.server.listening);
       await assert.rejects(send(p.port), /ECONNREFUSED/);
       const reply = await inflight;
       assert.equal(reply.status, 200);
@@ -151,7 +152,7 @@ describe('proxy: graceful close', () => {
       // The upstream would answer after 30 s (its timer ends when the proxy closes the connection);
       // the client waits 60 s, so only the proxy can end this exchange within the bound below.
       const stuck = send(p.port, { headers: { 'x-test-delay-ms': '30000' }, timeoutMs: 60_000 }).then((r) => r.status, (e: Error) => e.message);
-      await waitFor(() => up.inflight === 1, 'the request to reach the upstream');
+      await waitFor('the request to reach the upstream', () => up.inflight === 1);
       const started = Date.now();
       await deadline(p.close(200), 10_000, 'close bounded by the drain time');
       // Typically ~200 ms (the drain time). 10 s rules out a close() that waited for the request

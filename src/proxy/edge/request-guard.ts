@@ -65,22 +65,16 @@ export interface Refusal {
   readonly raw: Buffer;
 }
 
-const NO_REQUEST_ID = Buffer.from('x-request-id: \r\n', 'latin1');
-
 /**
  * A refusal, serialised by the one error serialiser (error-response.ts): `errorBody` for the JSON
  * and `rawErrorResponse` for the bytes on sockets outside the HTTP server. Refusals are built once
- * and shared by every request, before any request id exists, so the raw answer carries none: the
- * empty `x-request-id` field rawErrorResponse writes for '' is taken out.
+ * and shared by every request, before any request id exists, so the raw answer carries none.
  */
 export function makeRefusal(code: ErrorCode, reason: string, message: string): Refusal {
   const status = httpStatusFor(code);
   const body = errorBody(code, message);
   const headers = ['content-type', 'application/json', 'content-length', String(body.length), 'cache-control', 'no-store'];
-  const withEmptyId = rawErrorResponse(code, body, '');
-  const at = withEmptyId.indexOf(NO_REQUEST_ID);
-  if (at === -1) throw new Error('rawErrorResponse no longer writes an x-request-id field: update makeRefusal');
-  const raw = Buffer.concat([withEmptyId.subarray(0, at), withEmptyId.subarray(at + NO_REQUEST_ID.length)]);
+  const raw = rawErrorResponse(code, body, undefined);
   return Object.freeze({ status, code, reason, message, body, headers: Object.freeze(headers), raw });
 }
 

@@ -52,14 +52,15 @@ export function sendError(res: ServerResponse, code: ErrorCode, body: Buffer, re
 }
 
 /**
- * A complete raw HTTP/1.1 error response, for sockets that left the HTTP server (upgrades).
- * `extra` adds one header (e.g. Retry-After).
+ * A complete raw HTTP/1.1 error response, for sockets that left the HTTP server (upgrades, and the
+ * refusals built once at start, which have no request id). `extra` adds one header (e.g. Retry-After).
  */
-export function rawErrorResponse(code: ErrorCode, body: Buffer, requestId: string, extraName?: string, extraValue?: string): Buffer {
+export function rawErrorResponse(code: ErrorCode, body: Buffer, requestId: string | undefined, extraName?: string, extraValue?: string): Buffer {
   const status = httpStatusFor(code);
+  const id = requestId === undefined ? '' : `x-request-id: ${requestId}\r\n`;
   const extra = extraName !== undefined && extraValue !== undefined ? `${extraName}: ${extraValue}\r\n` : '';
   const head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n`
-    + `cache-control: no-store\r\nx-request-id: ${requestId}\r\n${extra}connection: close\r\n\r\n`;
+    + `cache-control: no-store\r\n${id}${extra}connection: close\r\n\r\n`;
   return Buffer.concat([Buffer.from(head, 'latin1'), body]);
 }
 
