@@ -358,7 +358,7 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler, Exchan
     this.tap?.forgetCopy();
     const res = this.res;
     this.resumeUpstream = resume;
-    const headers = responseHeaders(rawHeaders, this.requestId!, this.trailers);
+    const headers = responseHeaders(rawHeaders, this.requestId!, this.trailers && willChunk(res, statusCode, this.req.method));
     // Draining, or an answer before the request body has fully arrived: close the client
     // connection after this response (lingering, so the client reads it).
     if (this.closeAfterAnswer()) res.shouldKeepAlive = false;
@@ -367,6 +367,7 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler, Exchan
     } catch (err) {
       // A head node refuses to send (invalid characters): undici aborts the request, onError answers 502.
       this.badHead = true;
+      forgetRefusedHead(res, this.req.method);
       throw err;
     }
     this.status = statusCode;
@@ -503,6 +504,33 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler, Exchan
       if (!res.headersSent) this.status = CLIENT_CLOSED_STATUS;
     }
   }
+}
+
+/**
+ * Whether node will send the response chunked, the only framing that can carry trailers: not for
+ * HEAD, 204 or 304 (no body), nor for an HTTP/1.0 client (node sends the body to the close unless
+ * the client's TE lists chunked: `useChunkedEncodingByDefault`). An upstream Content-Length also
+ * rules it out; responseHeaders checks that one.
+ */
+function willChunk(res: ProxyResponse, status: number, method: string | undefined): boolean {
+  return res.useChunkedEncodingByDefault && status !== 204 && status !== 304 && method !== 'HEAD';
+}
+
+/** The body-less mark node's writeHead sets before it builds (and may refuse) the head. */
+interface BodyMark { _hasBody: boolean }
+
+/**
+ * writeHead threw on the upstream's head, and the error answer is written on the same response:
+ * undo what the refused writeHead left behind. Its reason phrase would otherwise label the 502
+ * (`502 Not Modified`), and for a 204/304 node's body-less mark would drop the error body its
+ * Content-Length announces, leaving the client waiting. When node no longer has that mark (an
+ * internal field), the connection closes after the answer instead: a cut, never a hang.
+ */
+function forgetRefusedHead(res: ProxyResponse, method: string | undefined): void {
+  res.statusMessage = '';
+  const mark = res as unknown as BodyMark;
+  if (typeof mark._hasBody === 'boolean') mark._hasBody = method !== 'HEAD';
+  else res.shouldKeepAlive = false;
 }
 
 /** Count an upstream failure, and its timeout kind when it is a timeout. */

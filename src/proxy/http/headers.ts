@@ -117,12 +117,16 @@ function listsTrailers(value: string): boolean {
  * and without the upstream's X-Request-Id (the proxy sets its own), then append `x-request-id`.
  * Names keep the upstream's spelling (`ETag`, `X-Custom-Thing`): node writes an array head as
  * given, and some legacy clients compare names case-sensitively (nginx keeps them too).
- * `trailers`: the upstream's trailer fields will be relayed, so its `Trailer` field (which names
- * them) is kept.
+ * `trailers`: the response may go out chunked and the client accepts trailers, so the upstream's
+ * `Trailer` field (which names them) is kept, unless the upstream also sent a Content-Length: then
+ * the response is not chunked and node refuses a head with both (ERR_HTTP_TRAILER_INVALID; a
+ * message without chunked framing cannot carry trailers, RFC 9112 §7.1.2). nginx drops it too.
  */
 export function responseHeaders(raw: readonly Buffer[], requestId: string, trailers: boolean): string[] {
   const out: string[] = [];
   let connection: string | undefined;
+  let trailer: string | undefined;
+  let contentLength = false;
   for (let i = 0; i < raw.length; i += 2) {
     const rawName = raw[i]!;
     const name = lowerName(rawName);
@@ -130,8 +134,14 @@ export function responseHeaders(raw: readonly Buffer[], requestId: string, trail
       case 'connection':
         connection = raw[i + 1]!.toString('latin1');
         continue;
+      case 'content-length':
+        contentLength = true;
+        break;
       case 'trailer':
-        if (trailers) break;
+        if (trailers) {
+          const value = raw[i + 1]!.toString('latin1');
+          trailer = trailer === undefined ? value : `${trailer}, ${value}`;
+        }
         continue;
       case 'keep-alive':
       case 'proxy-connection':
@@ -145,6 +155,7 @@ export function responseHeaders(raw: readonly Buffer[], requestId: string, trail
     }
     out.push(rawName.toString('latin1'), raw[i + 1]!.toString('latin1'));
   }
+  if (trailer !== undefined && !contentLength) out.push('Trailer', trailer);
   const result = connection === undefined ? out : removeConnectionNominated(out, connection, true);
   result.push('x-request-id', requestId);
   return result;
