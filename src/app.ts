@@ -198,6 +198,9 @@ export async function startSwitchyard(config: Config, options: StartOptions = {}
     stop: () => {
       stopping ??= (async () => {
         lifecycle = 'draining';
+        // From now on every answer says `Connection: close`: a keep-alive client reconnects for its
+        // next request (served during the delay) rather than losing an idle connection at its end.
+        proxy.beginDrain();
         if (config.shutdownDelayMs > 0) {
           logger.info({ shutdownDelayMs: config.shutdownDelayMs }, 'draining: /readyz answers 503; serving as usual until the shutdown delay ends');
           await new Promise((resolve) => setTimeout(resolve, config.shutdownDelayMs));

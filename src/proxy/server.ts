@@ -53,6 +53,13 @@ export interface Proxy {
    */
   listenTls(host: string, port: number, certificates: TlsCertificates): Promise<AddressInfo>;
   /**
+   * Drain start (SIGTERM, before any shutdown delay): keep accepting and serving, but every answer
+   * from now on carries `Connection: close` and ends its connection, so keep-alive clients open a
+   * fresh connection for their next request instead of reusing one the listener's close would drop
+   * under them (Envoy's HTTP/1.1 drain, HAProxy's soft-stop). Idempotent; `close()` implies it.
+   */
+  beginDrain(): void;
+  /**
    * Graceful shutdown: stop accepting, close idle keep-alive connections, ask busy ones to close
    * after their response, let in-flight requests finish for at most `drainMs`, then destroy what is
    * left (connections and WebSocket tunnels) and close the upstream pools.
@@ -126,6 +133,10 @@ export function createProxy(deps: ProxyDeps): Proxy {
           resolve(address);
         });
       });
+    },
+    beginDrain(): void {
+      // The exchange reads it for every answer (closeAfterAnswer): res.shouldKeepAlive = false.
+      handler.closing = true;
     },
     close(drainMs = options.drainTimeoutMs ?? 10_000): Promise<void> {
       closing ??= (async () => {
