@@ -388,4 +388,49 @@ describe('consul end to end, through the proxy', () => {
       assert.ok(!captured.text().includes(secret), 'no token in any log line');
     }
   });
+
+  // The tester's case (issue 7): ACLs on, the anonymous token may read everything (HashiCorp's
+  // suggested policy for DNS), Switchyard without a token. Deregistering every service leaves the
+  // anonymous catalog at {"consul": []}: a real deregistration, not ACL filtering. Refusing it kept
+  // the deregistered instances live (200s, or 502s once they stopped) with /readyz 200.
+  it('ACLs on, anonymous may read everything, no token: deregister every instance → 503 SY_NO_ENDPOINT, the pool empty', async () => {
+    const secret = 'e2e-anon-read-secret-8c1f2a';
+    const acl = await ConsulTestServer.start({ aclToken: secret });
+    acl.grantAnonymousRead();
+    const anonLog = captureLogger('debug');
+    let anon: Switchyard | undefined;
+    try {
+      for (const id of ['users-1', 'users-3']) await register('web', id, {}, acl, secret);
+      anon = await startConsulSwitchyard(workspace, acl.address, { logger: anonLog.logger, extraArgs: ['--consul-wait', CONSUL_WAIT] });
+      const target = anon;
+      const pool = (): string[] => (target.store.current?.routes.find((x) => x.name === 'web')?.active ?? []).flatMap((d) => d.active.map((e) => e.instanceId)).sort();
+      await waitFor('both instances routed', () => pool().join() === 'users-1,users-3', DEADLINE_MS);
+      assert.equal((await hit('/web', undefined, target)).status, 200);
+
+      for (const id of ['users-1', 'users-3']) await consulPut(`/v1/agent/service/deregister/${id}`, undefined, acl, secret);
+      const noEndpoint = async (): Promise<boolean> => {
+        const res = await request(`http://127.0.0.1:${target.proxyAddress.port}/web`, { dispatcher: agent });
+        const text = await res.body.text();
+        return res.statusCode === 503 && (JSON.parse(text) as { error?: string }).error === 'SY_NO_ENDPOINT';
+      };
+      await waitFor('503 SY_NO_ENDPOINT after every instance was deregistered', noEndpoint, DEADLINE_MS);
+      assert.deepEqual(pool(), [], 'the pool is empty');
+      const readyz = await fetch(`http://127.0.0.1:${target.adminAddress.port}/readyz`);
+      assert.equal(readyz.status, 200, 'still ready: a deregistration is not a permissions problem');
+      await readyz.arrayBuffer();
+      const status = await consulStatus(target);
+      assert.equal(status.lastError, undefined);
+      const detail = status.detail as { aclEnabled?: boolean; aclWarning?: string } | undefined;
+      assert.equal(detail?.aclEnabled, true);
+      assert.match(detail?.aclWarning ?? '', /set CONSUL_HTTP_TOKEN/);
+      const warnings = anonLog.lines.filter((l) => l['code'] === 'SY_CONSUL_ACL');
+      assert.equal(warnings.length, 1, 'one line naming CONSUL_HTTP_TOKEN');
+      assert.equal(warnings[0]?.['level'], 40);
+      assert.match(String(warnings[0]?.['msg']), /CONSUL_HTTP_TOKEN/);
+    } finally {
+      await anon?.stop();
+      await acl.stop();
+    }
+    assert.ok(!anonLog.text().includes(secret), 'no token in any log line');
+  });
 });

@@ -20,3 +20,11 @@ export function catalogFromServices(body: unknown): DiscoverySnapshot['catalog']
   }
   return out;
 }
+
+/**
+ * Whether a `/v1/catalog/services` body (already accepted by catalogFromServices) lists any
+ * service, Consul's own `consul` included: what the reads that gave it may see.
+ */
+export function listsAnyService(body: unknown): boolean {
+  return typeof body === 'object' && body !== null && Object.keys(body).length > 0;
+}

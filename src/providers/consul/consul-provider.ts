@@ -5,7 +5,7 @@ import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { DiscoveryProvider, DiscoveryUpdate, ProviderStatus } from '../provider.js';
 import { BlockingQuery, type BlockingQueryTimings, type QueryMeta, type WatchState } from './blocking-query.js';
-import { catalogFromServices } from './catalog.js';
+import { catalogFromServices, listsAnyService } from './catalog.js';
 import { ConsulClient, type ConsulReader } from './consul-client.js';
 import { EmptyAnswerGuard } from './empty-answer-guard.js';
 import { consulMetrics, type ConsulMetrics } from './consul-metrics.js';
@@ -197,11 +197,16 @@ export class ConsulProvider implements DiscoveryProvider {
   private catalogLoop(): BlockingQuery<unknown, Catalog> {
     return new BlockingQuery<unknown, Catalog>('catalog', {
       fetch: (request) => this.client.catalogServices(request),
-      decode: catalogFromServices,
+      decode: (body) => {
+        const catalog = catalogFromServices(body);
+        // `consul` counts as data here although it is not routed (empty-answer-guard.ts).
+        if (listsAnyService(body)) this.guard.saw('catalog');
+        return catalog;
+      },
       veto: async (next, previous, meta, signal) => {
         const empty = Object.keys(next).length === 0;
         return await this.guard.emptied('the catalog', empty, Object.keys(previous ?? {}).length > 0, meta, signal)
-          ?? (empty ? this.guard.anonymous('the catalog', signal) : undefined);
+          ?? (empty ? this.guard.anonymous('catalog', 'the catalog', signal) : undefined);
       },
       onChange: () => this.emitDiscovery(),
       onSuccess: (meta, _changed, recovered) => this.succeeded('catalog', meta, recovered),
@@ -228,7 +233,11 @@ export class ConsulProvider implements DiscoveryProvider {
     const watch = `health:${service}`;
     const loop = new BlockingQuery<unknown, ServiceInstance[]>(watch, {
       fetch: (request) => this.client.healthService(service, request),
-      decode: instancesFromHealth,
+      decode: (body) => {
+        const instances = instancesFromHealth(body);
+        if (instances.length > 0) this.guard.saw(`service:${service}`);
+        return instances;
+      },
       veto: async (next, previous, meta, signal) => {
         const what = `service "${service}"`;
         // Filtered to nothing: whatever was there before, this is a permissions problem.
@@ -241,7 +250,7 @@ export class ConsulProvider implements DiscoveryProvider {
         // No instance at all while the catalog lists the service (or is not known yet): hidden
         // (node:read), or the catalog has not caught up with a deregistration (the retry applies it).
         const catalog = this.catalog?.current;
-        return catalog !== undefined && catalog[service] === undefined ? undefined : this.guard.anonymous(what, signal);
+        return catalog !== undefined && catalog[service] === undefined ? undefined : this.guard.anonymous(`service:${service}`, what, signal);
       },
       onChange: () => {
         if (this.health.get(service) === loop) this.emitDiscovery();

@@ -14,15 +14,32 @@ import { ConsulWatchError } from './watch-error.js';
  *   (agent/http.go setMeta writes the view's zero value; hashicorp/consul#9776), so for it
  *   `/v1/status/leader` is asked, only then: `""` means no leader; any other answer's
  *   `X-Consul-KnownLeader: false` means it;
- * - no token is set and ACLs are on (`anonymous`): Consul masks the filtered flag for requests
- *   without a token (agent/consul/rpc.go maskResultsFilteredByACLs), so an empty answer may be
- *   hiding what the anonymous token may not read. Whether ACLs are on is asked once
- *   (`/v1/acl/token/self`: 401 off; 403 or 200 on), again after forgetAcl() (SIGHUP).
+ * - no token is set, ACLs are on, and the same anonymous reads never showed data for it
+ *   (`anonymous`): Consul masks the filtered flag for requests without a token
+ *   (agent/consul/rpc.go maskResultsFilteredByACLs), so an empty answer may be hiding what the
+ *   anonymous token may not read. Whether ACLs are on is asked once (`/v1/acl/token/self`: 401
+ *   off; 403 or 200 on), again after forgetAcl() (SIGHUP).
+ *
+ * The anonymous rule, and why "never showed data": ACL filtering depends on the token, not on
+ * the data, so reads that showed data a moment before are allowed to read it, and their empty
+ * answer is a real change (a deregistration). Refusing it froze the table on deregistered
+ * instances (issue 7). What is left unprotected is an anonymous policy narrowed while Switchyard
+ * runs: rare, and the applied empty answer is logged once as a warning naming CONSUL_HTTP_TOKEN.
+ * (A token whose rights shrink is caught by the explicit-token path: its answers carry
+ * X-Consul-Results-Filtered-By-ACLs.) "Data" for the catalog includes Consul's own `consul`
+ * service, which Switchyard does not route: since Consul 1.4 (ACL v2) it is filtered like any
+ * other service (agent/consul/acl.go aclFilter.allowService: ServiceRead, no exception; the
+ * legacy `acl_enforce_version_8 = false` exemption is gone), so an anonymous catalog that lists it
+ * proves the anonymous token reads services, while a deny-all one lists nothing at all.
  */
 export class EmptyAnswerGuard {
   /** What /v1/acl/token/self said (asked only without a token, on an empty answer). */
   private acl: AclProbe | undefined;
   private warned = false;
+  /** An empty answer was applied with ACLs on and no token, and said so (once). */
+  private appliedWarned = false;
+  /** Keys (`catalog`, `service:<name>`) for which some answer to this provider had data. */
+  private readonly seen = new Set<string>();
 
   constructor(
     private readonly client: ConsulReader,
@@ -40,6 +57,11 @@ export class EmptyAnswerGuard {
 
   forgetAcl(): void {
     this.acl = undefined;
+  }
+
+  /** Records that an answer for `key` had data: the reads that gave it may read it. */
+  saw(key: string): void {
+    this.seen.add(key);
   }
 
   /**
@@ -85,9 +107,11 @@ export class EmptyAnswerGuard {
   /**
    * Without a token an empty answer may be ACL filtering Consul does not admit to (the header is
    * masked for anonymous requests, agent/consul/rpc.go): when ACLs are on, refuse it, naming the
-   * token variable. Asked once (`/v1/acl/token/self`), again after a reload.
+   * token variable, unless answers for `key` had data before (the anonymous rule, above): then it
+   * is a real change, applied with one warning. Asked once (`/v1/acl/token/self`), again after a
+   * reload.
    */
-  async anonymous(what: string, signal: AbortSignal): Promise<ConsulWatchError | undefined> {
+  async anonymous(key: string, what: string, signal: AbortSignal): Promise<ConsulWatchError | undefined> {
     if (this.hasToken) return undefined;
     if (this.acl === undefined || this.acl === 'unknown') {
       try {
@@ -99,8 +123,15 @@ export class EmptyAnswerGuard {
     }
     if (this.acl !== 'enabled') return undefined;
     this.warned = true;
+    if (this.seen.has(key)) {
+      if (!this.appliedWarned) {
+        this.appliedWarned = true;
+        this.logger.warn({ code: 'SY_CONSUL_ACL', what }, `consul: ${what} came back empty and is applied (the same anonymous reads showed data before, so this is a deregistration), but Consul has ACLs enabled and no ACL token is configured: without a token Consul hides what the anonymous token may not read and does not say so; set CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE`);
+      }
+      return undefined;
+    }
     return new ConsulWatchError(
-      `${what}: Consul answered with nothing, has ACLs enabled, and no ACL token is configured (set CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE): without a token Consul hides what the anonymous token may not read and does not say so, so the empty answer is not applied`,
+      `${what}: Consul answered with nothing, has ACLs enabled, and no ACL token is configured (set CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE): without a token Consul hides what the anonymous token may not read and does not say so, and these reads never showed it any data, so the empty answer is not applied`,
       'acl_filtered', { acl: true },
     );
   }

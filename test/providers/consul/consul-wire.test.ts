@@ -112,6 +112,57 @@ describe('consul provider: real Consul wire behaviour', () => {
     assert.equal(harness.instances('web')?.length, 1);
   });
 
+  // The tester's case: ACLs on, the anonymous token may read everything (HashiCorp's suggested
+  // policy for DNS), no token. Deregistering every service leaves the anonymous catalog at
+  // {"consul": []}: a real deregistration, which must apply (503 SY_NO_ENDPOINT upstream of here),
+  // not be refused as ACL filtering with the deregistered instances kept live.
+  it('ACLs on, anonymous may read everything, no token: deregistering every instance empties the pool and the catalog', async () => {
+    const s = await ConsulTestServer.start({ aclToken: 'root', jitter: false });
+    server = s;
+    s.grantAnonymousRead();
+    s.registerService(instance('users', 'users-1', 9001));
+    s.registerService(instance('users', 'users-3', 9003));
+    const harness = new ProviderHarness(s.url);
+    h = harness;
+    await harness.start(['users']);
+    await harness.waitSynced();
+    assert.equal(harness.instances('users')?.length, 2);
+    await s.waitForBlocked(3);
+    s.deregisterService('users-1');
+    s.deregisterService('users-3');
+    await waitFor('the pool and the catalog emptied', () => harness.instances('users')?.length === 0 && harness.discovery?.catalog['users'] === undefined, 10_000);
+    assert.equal(await harness.errors(undefined, 'acl_filtered'), 0, 'nothing refused as ACL filtering');
+    const status = harness.provider.status();
+    assert.equal(status.synced, true, 'still ready');
+    const detail = status.detail as unknown as AclDetail;
+    assert.equal(detail.aclEnabled, true);
+    assert.match(detail.aclWarning ?? '', /CONSUL_HTTP_TOKEN/);
+    // Applied, but said once: without a token Consul would not admit to hiding anything.
+    const warnings = harness.log.lines.filter((l) => Number(l['level']) >= 40 && /CONSUL_HTTP_TOKEN/.test(String(l['msg'])));
+    assert.equal(warnings.length, 1, 'one warning line');
+    assert.equal(warnings[0]?.['code'], 'SY_CONSUL_ACL');
+    // A service registered again is followed as before.
+    s.registerService(instance('users', 'users-2', 9002));
+    await waitFor('users-2 routed', () => harness.instances('users')?.length === 1, 10_000);
+  });
+
+  // Consul's own `consul` service is filtered like any other (agent/consul/acl.go aclFilter
+  // allowService: ServiceRead, no exception): an anonymous catalog that lists it proves the
+  // anonymous token reads services; a deny-all one lists nothing at all.
+  it('ACLs on, anonymous may read everything, no token, nothing registered: the catalog lists only "consul" and is applied (ready)', async () => {
+    const s = await ConsulTestServer.start({ aclToken: 'root', jitter: false });
+    server = s;
+    s.grantAnonymousRead();
+    const harness = new ProviderHarness(s.url);
+    h = harness;
+    await harness.start(['users']);
+    await harness.waitSynced();
+    assert.deepEqual(harness.discovery?.catalog, {});
+    assert.equal(harness.instances('users')?.length, 0);
+    assert.equal(await harness.errors(undefined, 'acl_filtered'), 0);
+    assert.equal((harness.provider.status().detail as unknown as AclDetail).aclEnabled, true);
+  });
+
   it('ACLs off, no token: an empty catalog is simply empty (synced, ACLs reported off)', async () => {
     const s = await ConsulTestServer.start({ jitter: false });
     server = s;
