@@ -163,6 +163,27 @@ describe('consul provider: real Consul wire behaviour', () => {
     assert.equal((harness.provider.status().detail as unknown as AclDetail).aclEnabled, true);
   });
 
+  it('ACLs on, anonymous may read services but not nodes, no token: the catalog applies, the service it lists with no instance is refused (not ready)', async () => {
+    const s = await ConsulTestServer.start({ aclToken: 'root', jitter: false });
+    server = s;
+    // Health answers need node:read too (agent/consul/acl.go filterCheckServiceNodes); the catalog
+    // list only service:read (filterServices): the catalog shows `web`, its health shows nothing.
+    s.setAnonymousPolicy({ key: 'read', service: 'read' });
+    s.registerService(instance('web', 'web-1', 9001));
+    const harness = new ProviderHarness(s.url);
+    h = harness;
+    await harness.start(['web']);
+    await waitFor('the refused empty service', async () => (await harness.errors('health', 'acl_filtered')) >= 1);
+    await waitFor('the catalog applied', () => harness.discovery?.catalog['web'] !== undefined);
+    assert.deepEqual(harness.discovery?.catalog, { web: [] });
+    const status = harness.provider.status();
+    assert.equal(status.synced, false, 'not ready');
+    assert.match(status.lastError ?? '', /service "web": .*no ACL token is configured \(set CONSUL_HTTP_TOKEN/);
+    s.grantAnonymousRead();
+    await harness.waitSynced();
+    assert.equal(harness.instances('web')?.length, 1);
+  });
+
   it('ACLs off, no token: an empty catalog is simply empty (synced, ACLs reported off)', async () => {
     const s = await ConsulTestServer.start({ jitter: false });
     server = s;
