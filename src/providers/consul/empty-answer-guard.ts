@@ -27,10 +27,11 @@ import { ConsulWatchError } from './watch-error.js';
  * runs: rare, and the applied empty answer is logged once as a warning naming CONSUL_HTTP_TOKEN.
  * (A token whose rights shrink is caught by the explicit-token path: its answers carry
  * X-Consul-Results-Filtered-By-ACLs.) "Data" for the catalog includes Consul's own `consul`
- * service, which Switchyard does not route: since Consul 1.4 (ACL v2) it is filtered like any
- * other service (agent/consul/acl.go aclFilter.allowService: ServiceRead, no exception; the
- * legacy `acl_enforce_version_8 = false` exemption is gone), so an anonymous catalog that lists it
- * proves the anonymous token reads services, while a deny-all one lists nothing at all.
+ * service, which Switchyard does not route: current Consul filters it like any other service
+ * (agent/consul/acl.go aclFilter.filterServices -> allowService: a plain ServiceRead; older
+ * releases exempted `consul` only with `acl_enforce_version_8 = false`, a setting since removed),
+ * so an anonymous catalog that lists it proves the anonymous token reads services, while a
+ * deny-all one lists nothing at all (`{}`).
  */
 export class EmptyAnswerGuard {
   /** What /v1/acl/token/self said (asked only without a token, on an empty answer). */
@@ -47,7 +48,7 @@ export class EmptyAnswerGuard {
     private readonly logger: Logger,
   ) {}
 
-  /** For the provider's status: whether ACLs are on (null: not asked) and the warning once refused. */
+  /** For the provider's status: whether ACLs are on (null: not asked) and the warning once an empty answer met them (refused or applied). */
   aclStatus(): { aclEnabled: boolean | null; aclWarning: string | null } {
     return {
       aclEnabled: this.acl === undefined || this.acl === 'unknown' ? null : this.acl === 'enabled',
