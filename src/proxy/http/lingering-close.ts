@@ -47,11 +47,29 @@ function lingeringDestroySoon(this: LingeringSocket): void {
   else this.once('finish', linger.start);
 }
 
+/** The part of a socket's libuv handle node's own HTTP server drives (net.js, _http_server.js). */
+interface StreamHandle { reading?: boolean; readStart?: () => number }
+
+/**
+ * After the parser handed reading back to the socket, make sure the handle reads. When the request
+ * had paused the socket (its buffer full, nobody reading it), node's HTTP server restarts the
+ * handle from its own 'resume' listener, which the unconsume just removed, while the stream's
+ * read state still says a read is pending (the consumed handle never pushed to it): nothing would
+ * read again and the client would stall until the idle bound. This is what that listener does.
+ */
+function restartReading(socket: Socket): void {
+  const handle = (socket as unknown as { _handle?: StreamHandle | null })._handle;
+  if (handle === null || handle === undefined || handle.reading !== false || typeof handle.readStart !== 'function') return;
+  handle.reading = true;
+  handle.readStart();
+}
+
 /** The linger of one socket: its bounds, and its end when the client closes. */
 class Linger {
   private readonly socket: Socket;
   private readonly req: IncomingMessage;
   private read = 0;
+  private counting = false;
   private total: NodeJS.Timeout | undefined;
   private idle: NodeJS.Timeout | undefined;
 
@@ -60,12 +78,23 @@ class Linger {
     this.req = req;
   }
 
-  /** Read the rest of the body into nothing (counted against LINGER_MAX_BYTES). */
+  /**
+   * Read the rest of the body into nothing, counting the socket's bytes against LINGER_MAX_BYTES.
+   * Counted on the socket, not the request: node dumps the request when the response finishes
+   * (resOnFinish calls `req._dump()` before destroySoon), which removes the request's data
+   * listeners and stops its parser pushing body chunks, so a count on `req` never moves. node's
+   * HTTP server reads the socket inside its parser (`parser.consume`, no 'data' events); adding a
+   * 'data' listener makes it hand reading back to the socket (its `socketListenerWrap` unconsumes
+   * the parser), so every chunk passes through `onData` before the parser discards it.
+   */
   discard(): void {
     const req = this.req;
     req.unpipe();
-    if (req.complete) return;
-    req.on('data', this.onData);
+    if (req.complete || this.counting) return;
+    this.counting = true;
+    const socket = this.socket;
+    socket.on('data', this.onData);
+    restartReading(socket);
     req.resume();
   }
 
