@@ -32,30 +32,32 @@ type WriteCallback = (error?: Error | null) => void;
 type WriteFn = (chunk: unknown, encoding: BufferEncoding, cb: WriteCallback) => void;
 type WritevFn = (chunks: { chunk: unknown; encoding: BufferEncoding }[], cb: WriteCallback) => void;
 
-/** Wrap `cb` so that an EPIPE/ECONNRESET reaches it only after the socket was polled for reading. */
-function holdWriteError(cb: WriteCallback): WriteCallback {
-  return (error) => {
-    const code = (error as NodeJS.ErrnoException | null | undefined)?.code;
-    if (code === undefined || !HELD.has(code)) {
-      cb(error);
-      return;
-    }
-    setImmediate(() => setImmediate(cb, error));
-  };
-}
-
-/** Make `socket`'s write errors wait for what it has already received (see above). */
+/**
+ * Make `socket`'s write errors wait for what it has already received (see above). A Writable has
+ * at most one `_write`/`_writev` in flight (the next starts after its callback), so one callback
+ * per socket, made here, stands in for each write's: no allocation per write.
+ */
 export function guardEarlyAnswers(socket: Socket): void {
   const s = socket as unknown as { _write: WriteFn; _writev?: WritevFn };
   const write = s._write;
   const writev = s._writev;
   if (typeof write !== 'function') return;
+  let pending: WriteCallback | undefined;
+  const done: WriteCallback = (error) => {
+    const cb = pending!;
+    pending = undefined;
+    const code = (error as NodeJS.ErrnoException | null | undefined)?.code;
+    if (code === undefined || !HELD.has(code)) cb(error);
+    else setImmediate(() => setImmediate(cb, error));
+  };
   s._write = function guardedWrite(this: Socket, chunk, encoding, cb) {
-    write.call(this, chunk, encoding, holdWriteError(cb));
+    pending = cb;
+    write.call(this, chunk, encoding, done);
   };
   if (typeof writev === 'function') {
     s._writev = function guardedWritev(this: Socket, chunks, cb) {
-      writev.call(this, chunks, holdWriteError(cb));
+      pending = cb;
+      writev.call(this, chunks, done);
     };
   }
 }
