@@ -1,4 +1,3 @@
-import { subscribe } from 'node:diagnostics_channel';
 import type { Socket } from 'node:net';
 
 /**
@@ -20,10 +19,9 @@ import type { Socket } from 'node:net';
  * the head. When nothing was received the error goes on as before, one loop turn later. nginx and
  * HAProxy likewise read the upstream's response when sending the body fails.
  *
- * Installed on every socket undici's clients connect (its documented diagnostics channel
- * `undici:client:connected`, published before the first request is written); the only change is
- * the timing of a write error on a socket that already failed, so other undici users in the process
- * (the Consul client) are unaffected in every other case.
+ * Installed by the proxy's pools' connector (runtime/upstreams.ts) on every upstream socket they
+ * make, before the first request is written; nothing else in the process is touched. The only
+ * change is the timing of a write error on a socket that already failed.
  */
 
 const HELD = new Set(['EPIPE', 'ECONNRESET']);
@@ -60,16 +58,4 @@ export function guardEarlyAnswers(socket: Socket): void {
       writev.call(this, chunks, done);
     };
   }
-}
-
-let installed = false;
-
-/** Guard every socket undici connects from now on (idempotent). */
-export function installEarlyAnswerGuard(): void {
-  if (installed) return;
-  installed = true;
-  subscribe('undici:client:connected', (message) => {
-    const socket = (message as { socket?: Socket }).socket;
-    if (socket !== undefined) guardEarlyAnswers(socket);
-  });
 }

@@ -12,13 +12,9 @@ import { ERROR_BODIES, errorBodyOf, sendError } from './error-response.js';
 import type { ForwardContext } from './forward-context.js';
 import { appendForwarded } from './forwarded-headers.js';
 import { contentLengthOf, removeConnectionNominated, responseHeaders, scanRequestHeaders, trailerPairs, type RequestHead } from './headers.js';
-import { installEarlyAnswerGuard } from './early-answer-socket.js';
 import { lingerAfterAnswer } from './lingering-close.js';
 import type { ProxyResponse } from './proxy-response.js';
 import { FAILURE_CODE, failureOf, isUpstreamFault, ProxyAbort, retryCondition, timeoutKind, type Failure } from './upstream-failure.js';
-
-// Upstream sockets keep an early answer that a failed body write would otherwise lose.
-installEarlyAnswerGuard();
 
 /** setTimeout callback of the total timeout; the exchange is the timer's argument, so no closure. */
 function onTotalTimeout(exchange: Exchange): void {

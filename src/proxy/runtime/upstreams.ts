@@ -1,7 +1,9 @@
-import { Pool } from 'undici';
+import type { Socket } from 'node:net';
+import { buildConnector, Pool } from 'undici';
 import type { Route, RoutingTable } from '../../model/types.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
+import { guardEarlyAnswers } from '../http/early-answer-socket.js';
 
 /**
  * Connection settings for every upstream pool. Times in milliseconds. Route policies take
@@ -120,7 +122,7 @@ export class Upstreams {
       pool = new Pool(origin, {
         // undici: null = no limit.
         connections: settings?.maxConnections ?? null,
-        connectTimeout: settings?.connectMs ?? o.connectTimeoutMs,
+        connect: guardedConnector(settings?.connectMs ?? o.connectTimeoutMs),
         headersTimeout: o.headersTimeoutMs,
         bodyTimeout: o.bodyTimeoutMs,
         keepAliveTimeout: o.keepAliveTimeoutMs,
@@ -243,4 +245,24 @@ export class Upstreams {
   private updateGauge(): void {
     this.metrics?.upstreamPools.set(this.size);
   }
+}
+
+/**
+ * undici's own connector (same connect timeout and socket options as Pool's `connectTimeout`),
+ * with every upstream socket it makes guarded so an upstream's early answer to an upload survives
+ * the failed body write that follows it (http/early-answer-socket.ts). Only the proxy's pools get
+ * it; one closure per connection, none per request.
+ */
+function guardedConnector(timeoutMs: number): buildConnector.connector {
+  const connect = buildConnector({ timeout: timeoutMs });
+  return (options, callback) => {
+    connect(options, (err, socket) => {
+      if (err === null) {
+        guardEarlyAnswers(socket as Socket);
+        callback(null, socket);
+      } else {
+        callback(err, null);
+      }
+    });
+  };
 }
