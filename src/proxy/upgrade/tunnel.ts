@@ -19,6 +19,16 @@ const EARLY_BYTES_CAP = 64 * 1024;
 const EMPTY = Buffer.alloc(0);
 
 /**
+ * How long an open tunnel may stay half-closed: after one side's FIN is passed on, the other side
+ * has this long to finish and close before both are destroyed (HAProxy's `timeout client-fin` /
+ * `timeout server-fin`; nginx ends an upgraded connection at either side's EOF at once). Without
+ * it an upstream that ignores the FIN keeps the tunnel, and its concurrency slot, until the tunnel
+ * idle timeout (1 h by default). Not a policy: long enough for a WebSocket close handshake or the
+ * last bytes of an answer to pass, short enough that a departed client frees its slot promptly.
+ */
+export const HALF_CLOSE_GRACE_MS = 5_000;
+
+/**
  * One upgrade request (WebSocket and any other `Connection: upgrade`): the same lookup, admission
  * policy (admission.ts), pick, retry decision (retry-decision.ts), failure classification
  * (upstream-failure.ts), forwarding headers and access record (access-record.ts) as a plain
@@ -65,6 +75,8 @@ export class Tunnel implements RequestHead, ExchangeOutcome {
   private answered = false;
   private responding = false;
   private done = false;
+  /** Set once a tunnel is half-closed: destroys both sides after HALF_CLOSE_GRACE_MS. */
+  private halfClosed: NodeJS.Timeout | undefined;
 
   constructor(ctx: ForwardContext, req: IncomingMessage, client: Socket, start: number, registry: Set<Tunnel>) {
     this.ctx = ctx;
@@ -125,8 +137,22 @@ export class Tunnel implements RequestHead, ExchangeOutcome {
         upstream.destroy();
       }
       this.client.end();
+      return;
     }
-    // After a 101 the half-close travels through the pipe to the upstream.
+    // After a 101 the pipe passes the FIN on to the upstream (client.pipe ends it); the upstream
+    // gets a bounded time to send its last bytes and close.
+    this.boundHalfClose('the client');
+  }
+
+  /** One side of an open tunnel sent its FIN (passed on): destroy both if it is still open later. */
+  private boundHalfClose(side: string): void {
+    if (this.halfClosed !== undefined || this.done) return;
+    this.halfClosed = setTimeout(() => {
+      if (this.done) return;
+      if (this.reason === undefined) this.reason = `half-closed by ${side}; the other side did not close within ${HALF_CLOSE_GRACE_MS} ms`;
+      this.destroy();
+    }, HALF_CLOSE_GRACE_MS);
+    this.halfClosed.unref();
   }
 
   destroy(): void {
@@ -337,7 +363,17 @@ export class Tunnel implements RequestHead, ExchangeOutcome {
     if (this.done) return;
     if (!this.client.destroyed) {
       // The upstream closed first. An answer or error being written closes the client itself.
-      if (!this.responding) this.client.destroy();
+      if (this.responding) return;
+      const client = this.client;
+      if (this.status === 101 && !client.writableFinished) {
+        // An open tunnel whose upstream ended: the pipe passes its FIN on (client.end()); let the
+        // bytes still queued for the client flush, then close, within the half-close grace.
+        if (!client.writableEnded) client.end();
+        client.once('finish', () => client.destroy());
+        this.boundHalfClose('the upstream');
+        return;
+      }
+      client.destroy();
       return;
     }
     const upstream = this.upstream;
@@ -346,6 +382,7 @@ export class Tunnel implements RequestHead, ExchangeOutcome {
       return;
     }
     this.done = true;
+    clearTimeout(this.halfClosed);
     this.registry.delete(this);
     const state = this.state;
     if (state !== undefined) {
