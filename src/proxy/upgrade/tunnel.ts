@@ -12,6 +12,7 @@ import { retryTarget, statusCondition } from '../policy/retry-decision.js';
 import type { RouteState } from '../runtime/route-state.js';
 import { stripPath, type RuntimeEndpoint, type RuntimeRoute } from '../runtime/runtime.js';
 import { upgradeProtocols } from './h2c-offer.js';
+import { refusalHead, UPSTREAM_HEAD_LIMIT } from './refusal-head.js';
 
 /** Client bytes kept before the upstream answers; past it the client is paused until then. */
 const EARLY_BYTES_CAP = 64 * 1024;
@@ -37,7 +38,7 @@ export const HALF_CLOSE_GRACE_MS = 5_000;
  * counts as a request in flight until it closes), connect and response-headers timeouts (504),
  * retries of a connect failure, of a connection closed before any answer or of a 502/503/504
  * answer, and outlier detection. After a 101 the tunnel has the route's tunnel idle timeout only.
- * The upstream's answer (101 or a refusal) is relayed byte for byte. Either side closing or
+ * A 101 is relayed byte for byte; a refusal's head gets `connection: close` and the request id (refusal-head.ts), its body is relayed byte for byte. Either side closing or
  * failing tears both down. Tunnels are long-lived and few, so closures here are fine.
  */
 export class Tunnel implements RequestHead, ExchangeOutcome {
@@ -235,14 +236,24 @@ export class Tunnel implements RequestHead, ExchangeOutcome {
       pending = pending === undefined ? chunk : Buffer.concat([pending, chunk]);
       const lineEnd = pending.indexOf(10);
       if (lineEnd === -1 && pending.length < 64) return; // the status line is not complete yet
+      // `HTTP/1.1 101 Switching Protocols`: the status code is the second token.
+      const status = Number.parseInt(pending.toString('latin1', 9, 12), 10);
+      const http = pending.toString('latin1', 0, 5) === 'HTTP/' && status >= 100 && status <= 599;
+      // A refusal's head is rewritten (refusalHead), so it must be complete first, and within the
+      // plain path's limit (the response-headers timeout still bounds the wait).
+      const headEnd = !http || status === 101 ? -1 : pending.indexOf('\r\n\r\n');
+      const overLimit = headEnd === -1 ? pending.length > UPSTREAM_HEAD_LIMIT : headEnd + 4 > UPSTREAM_HEAD_LIMIT;
+      if (http && status !== 101 && headEnd === -1 && !overLimit) return;
       upstream.off('data', onUpstreamAnswer);
       upstream.setTimeout(0);
       const answer = pending;
       pending = undefined;
-      // `HTTP/1.1 101 Switching Protocols`: the status code is the second token.
-      const status = Number.parseInt(answer.toString('latin1', 9, 12), 10);
-      if (answer.toString('latin1', 0, 5) !== 'HTTP/' || !(status >= 100 && status <= 599)) {
+      if (!http) {
         this.upstreamFailed(upstream, 'bad-response', new Error('the upstream did not answer the upgrade with HTTP'));
+        return;
+      }
+      if (status !== 101 && overLimit) {
+        this.upstreamFailed(upstream, 'bad-response', new Error(`the upstream's answer head is over ${UPSTREAM_HEAD_LIMIT} bytes`));
         return;
       }
       if (status >= 500) {
@@ -259,7 +270,12 @@ export class Tunnel implements RequestHead, ExchangeOutcome {
       this.answered = true;
       this.status = status;
       client.off('data', this.early);
-      client.write(answer);
+      if (status === 101) client.write(answer);
+      else {
+        // The head with `connection: close` and the request id; what follows it, byte for byte.
+        client.write(refusalHead(answer.subarray(0, headEnd + 4), this.requestId!));
+        if (answer.length > headEnd + 4) client.write(answer.subarray(headEnd + 4));
+      }
       upstream.pipe(client);
       if (status === 101) {
         upstream.setTimeout(route.tunnelIdleMs);
