@@ -104,6 +104,12 @@ export async function startSwitchyard(config: Config, options: StartOptions = {}
     token: config.adminToken,
     // Not ready while starting (no listener yet) or draining (SIGTERM: tell load balancers first).
     ready: () => lifecycle === 'serving' && watcher.ready,
+    readiness: () => ({
+      lifecycle,
+      reason: lifecycle === 'starting' ? 'the first routing table is not live yet'
+        : lifecycle === 'draining' ? 'shutting down (SIGTERM): take this instance out of rotation'
+        : watcher.ready ? undefined : 'a configuration source has not synced yet (see /api/config)',
+    }),
     ejections: proxy.runtimes,
     matcher: { explain: (host, target) => explainRequest(proxy.runtimes.current, host, target) },
     config: () => ({

@@ -14,13 +14,18 @@ export interface AdminSources {
   readonly logger: Logger;
   /** True once the first table is live and every provider has synced. */
   ready(): boolean;
+  /**
+   * The process lifecycle (`starting`, `serving`, `draining`) and, when not ready, why: what
+   * /readyz shows. Nothing secret or sensitive: /readyz is open to anyone who reaches the admin port.
+   */
+  readiness?(): { lifecycle: string; reason?: string };
   /** The effective configuration and provider states, already free of secrets. */
   config(): unknown;
   /** Endpoints outlier detection has ejected (the proxy's runtime). */
   readonly ejections?: EjectionSource;
   /** What the proxy would do with a request, and why (the proxy's explainRequest): /api/match. */
   readonly matcher?: MatchSource;
-  /** When set, every request but /healthz needs `Authorization: Bearer <token>` (401 otherwise). */
+  /** When set, every request but /healthz and /readyz needs `Authorization: Bearer <token>` (401 otherwise). */
   readonly token?: string | undefined;
 }
 
@@ -68,8 +73,10 @@ export class AdminServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];
-    // /healthz stays open: orchestrators probe liveness without credentials, and it tells nothing.
-    if (this.auth !== undefined && path !== '/healthz' && !this.auth.allows(req)) {
+    // /healthz and /readyz stay open: orchestrators and cloud load-balancer health checks (AWS ALB,
+    // GCP) probe without credentials and cannot send headers, yet must see the draining 503; both
+    // tell nothing but the status (the readiness body holds no configuration).
+    if (this.auth !== undefined && path !== '/healthz' && path !== '/readyz' && !this.auth.allows(req)) {
       res.setHeader('www-authenticate', 'Bearer realm="switchyard-admin"');
       sendAdminError(res, 'SY_UNAUTHORIZED', 'the admin endpoints need Authorization: Bearer <admin token>');
       return;
@@ -86,7 +93,12 @@ export class AdminServer {
         return;
       case '/readyz': {
         const ready = this.sources.ready();
-        send(res, ready ? 200 : 503, { ready, version: store.version, config: this.sources.config() });
+        const readiness = this.sources.readiness?.();
+        send(res, ready ? 200 : 503, {
+          status: ready ? 'ready' : 'not ready',
+          ...(readiness === undefined ? {} : { lifecycle: readiness.lifecycle }),
+          ...(ready || readiness?.reason === undefined ? {} : { reason: readiness.reason }),
+        });
         return;
       }
       case '/metrics': {

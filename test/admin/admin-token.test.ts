@@ -33,7 +33,8 @@ describe('admin: bearer token', () => {
       metrics: new Metrics({ defaultMetrics: false }),
       logger: createLogger({ level: 'silent' }),
       ready: () => true,
-      config: () => ({ adminToken: 'set (hidden)' }),
+      readiness: () => ({ lifecycle: 'serving' }),
+      config: () => ({ adminToken: 'set (hidden)', consul: { address: 'consul.internal:8500' } }),
       token: TOKEN,
     });
     const address = await admin.listen('127.0.0.1', 0);
@@ -42,7 +43,16 @@ describe('admin: bearer token', () => {
 
   after(() => admin.close());
 
-  for (const path of ['/readyz', '/metrics', '/api/routes', '/api/config', '/nope']) {
+  it('/readyz is open without the token (load-balancer health checks send no headers), with a minimal body and no configuration', async () => {
+    for (const authorization of [undefined, 'Bearer wrong']) {
+      const res = await get(`${base}/readyz`, authorization);
+      assert.equal(res.status, 200, String(authorization));
+      assert.deepEqual(JSON.parse(res.body), { status: 'ready', lifecycle: 'serving' });
+      assert.ok(!res.body.includes('consul.internal') && !res.body.includes('adminToken'), res.body);
+    }
+  });
+
+  for (const path of ['/metrics', '/api/routes', '/api/config', '/nope']) {
     it(`${path}: 401 without the token, with a wrong one, with another scheme`, async () => {
       for (const authorization of [undefined, 'Bearer wrong', `Bearer ${TOKEN}x`, `Bearer ${TOKEN.slice(0, -1)}`, `Basic ${TOKEN}`, TOKEN, 'Bearer ']) {
         const res = await get(`${base}${path}`, authorization);

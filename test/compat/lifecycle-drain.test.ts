@@ -57,7 +57,8 @@ interface Cli {
 }
 
 function startCli(args: string[]): Cli {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env['PATH'] } });
+  // An admin token is set: /readyz must stay open to load-balancer health checks regardless.
+  const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env['PATH'], SWITCHYARD_ADMIN_TOKEN: 'sy-drain-test-token-0123456789abcdef' } });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
@@ -93,13 +94,20 @@ describe('compat: keep-alive clients during --shutdown-delay (python3 http.clien
     cli = startCli(['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--templates', workspace.templatesDir,
       '--services', workspace.servicesFile, '--shutdown-delay', '10s', '--drain-timeout', '30s']);
     const current = cli;
-    const { proxy } = await waitFor('the listening log line', () => {
+    const { proxy, admin } = await waitFor('the listening log line', () => {
       const line = current.output().split('\n').find((l) => l.includes('switchyard listening'));
-      return line === undefined ? undefined : JSON.parse(line) as { proxy: AddressInfo };
+      return line === undefined ? undefined : JSON.parse(line) as { proxy: AddressInfo; admin: AddressInfo };
     }, 20_000);
+    // /readyz without the token (as an ALB or GCP health check asks): status only, no configuration.
+    const readyz = async (): Promise<{ status: number; body: unknown }> => {
+      const res = await fetch(`http://127.0.0.1:${admin.port}/readyz`);
+      return { status: res.status, body: await res.json() };
+    };
+    assert.deepEqual(await readyz(), { status: 200, body: { status: 'ready', lifecycle: 'serving' } });
 
     current.child.kill('SIGTERM');
     await waitFor('the draining log line', () => current.output().includes('draining'), 10_000);
+    assert.deepEqual(await readyz(), { status: 503, body: { status: 'not ready', lifecycle: 'draining', reason: 'shutting down (SIGTERM): take this instance out of rotation' } });
     const result = await run('python3', ['-c', PYTHON_KEEPALIVE, String(proxy.port)], 90_000);
     assert.equal(result.code, 0, result.stderr);
     const seen = JSON.parse(result.stdout) as {

@@ -267,8 +267,9 @@ describe('start-up: the proxy listener opens only once the first table is live',
       assert.equal(bounded.lifecycle, 'serving');
       const readyz = await request(`http://127.0.0.1:${bounded.adminAddress.port}/readyz`);
       assert.equal(readyz.statusCode, 503);
-      const body = await readyz.body.json() as { config: { lifecycle: string } };
-      assert.equal(body.config.lifecycle, 'serving');
+      // Serving, but not ready: the body says why, and nothing of the configuration.
+      const body = await readyz.body.json();
+      assert.deepEqual(body, { status: 'not ready', lifecycle: 'serving', reason: 'a configuration source has not synced yet (see /api/config)' });
       // The listener is open: the template's route answers, without data (503 SY_NO_ENDPOINT).
       const res = await request(`http://127.0.0.1:${bounded.proxyAddress.port}/`);
       assert.equal(res.statusCode, 503);
