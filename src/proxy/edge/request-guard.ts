@@ -70,19 +70,26 @@ export interface Refusal {
  * and `rawErrorResponse` for the bytes on sockets outside the HTTP server. Refusals are built once
  * and shared by every request, before any request id exists, so the raw answer carries none.
  */
-export function makeRefusal(code: ErrorCode, reason: string, message: string): Refusal {
+export function makeRefusal(code: ErrorCode, reason: string, message: string, extra?: readonly [name: string, value: string]): Refusal {
   const status = httpStatusFor(code);
   const body = errorBody(code, message);
   const headers = ['content-type', 'application/json', 'content-length', String(body.length), 'cache-control', 'no-store'];
-  const raw = rawErrorResponse(code, body, undefined);
+  if (extra !== undefined) headers.push(extra[0], extra[1]);
+  const raw = rawErrorResponse(code, body, undefined, extra?.[0], extra?.[1]);
   return Object.freeze({ status, code, reason, message, body, headers: Object.freeze(headers), raw });
 }
+
+/**
+ * The methods a 405 names (RFC 9110 §15.5.6: a 405 MUST carry Allow). The proxy forwards every
+ * method but TRACE and CONNECT; these are the standard ones a client may use instead.
+ */
+const ALLOW: readonly [string, string] = ['allow', 'GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH'];
 
 /** Every refusal, built once. */
 export const REFUSALS = Object.freeze({
   version: makeRefusal('SY_BAD_REQUEST', 'version', 'only HTTP/1.0 and HTTP/1.1 are served'),
-  method: makeRefusal('SY_METHOD_NOT_ALLOWED', 'method', 'this method is not served'),
-  connect: makeRefusal('SY_METHOD_NOT_ALLOWED', 'method', 'CONNECT is not served: Switchyard is not a forward proxy'),
+  method: makeRefusal('SY_METHOD_NOT_ALLOWED', 'method', 'this method is not served', ALLOW),
+  connect: makeRefusal('SY_METHOD_NOT_ALLOWED', 'method', 'CONNECT is not served: Switchyard is not a forward proxy', ALLOW),
   tooManyHeaders: makeRefusal('SY_HEADERS_TOO_LARGE', 'headers_too_large', 'the request has too many header fields'),
   headersTooLarge: makeRefusal('SY_HEADERS_TOO_LARGE', 'headers_too_large', 'the request head is too large'),
   noHost: makeRefusal('SY_BAD_REQUEST', 'host', 'an HTTP/1.1 request needs a Host header'),
