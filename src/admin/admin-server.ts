@@ -4,7 +4,8 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { TableStore } from '../control/table-store.js';
 import type { ErrorCode } from '../errors.js';
-import { errorBody, sendError } from '../proxy/http/error-response.js';
+import type { Duplex } from 'node:stream';
+import { errorBody, rawErrorResponse, sendError } from '../proxy/http/error-response.js';
 import { AdminAuth } from './admin-auth.js';
 import { routesView, type EjectionSource } from './routes-view.js';
 
@@ -51,6 +52,7 @@ export class AdminServer {
         else res.destroy();
       });
     });
+    this.server.on('clientError', answerClientError);
   }
 
   async listen(host: string, port: number): Promise<AddressInfo> {
@@ -142,6 +144,26 @@ function matchQuery(query: string): { host: string | undefined; target: string }
   if (target === '') return undefined;
   const host = new URLSearchParams(query.slice(0, at)).get('host') ?? undefined;
   return { host: host === '' ? undefined : host, target };
+}
+
+/**
+ * Requests node's parser refuses (raw UTF-8 in the target, Content-Length with Transfer-Encoding, a
+ * head over the limit, a header timeout) get the admin error shape, not node's bare 400: the one
+ * raw serialiser (error-response.ts), then the connection closes.
+ */
+const CLIENT_ERRORS: Partial<Record<string, Buffer>> = {
+  HPE_HEADER_OVERFLOW: rawErrorResponse('SY_HEADERS_TOO_LARGE', errorBody('SY_HEADERS_TOO_LARGE', 'the request head is too large'), undefined),
+  ERR_HTTP_REQUEST_TIMEOUT: rawErrorResponse('SY_REQUEST_TIMEOUT', errorBody('SY_REQUEST_TIMEOUT', 'the request was not received in time'), undefined),
+};
+const MALFORMED = rawErrorResponse('SY_BAD_REQUEST', errorBody('SY_BAD_REQUEST', 'the request is malformed'), undefined);
+
+function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
+  if (socket.destroyed || socket.writableEnded) return;
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  socket.end((err.code === undefined ? undefined : CLIENT_ERRORS[err.code]) ?? MALFORMED);
 }
 
 /** An admin error: the proxy's serialiser (error-response.ts), its status from errors.ts. */
