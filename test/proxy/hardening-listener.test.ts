@@ -112,6 +112,10 @@ describe('listener: limits and timeouts', () => {
     await waitFor('the upstream to see the request start', () => up.requests.length > before);
     const seen = up.requests.slice(before);
     assert.deepEqual(seen.map((r) => [r.url, r.complete]), [['/upload', false]], 'streamed to the upstream, then aborted');
+    // The 408 carries the request id the upstream got (and the access line has), like every answer.
+    const id = slow.responses[0]!.headers['x-request-id'];
+    assert.ok(id !== undefined && id !== '', `the 408 has an x-request-id: ${JSON.stringify(slow.responses[0]!.headers)}`);
+    assert.equal(id, seen[0]!.headers['x-request-id']);
   });
 
   it('a malformed chunk after a forwarded head aborts the upstream request; the rest never arrives', async () => {

@@ -3,6 +3,7 @@ import type { Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../observability/logger.js';
+import { rawErrorResponse } from '../http/error-response.js';
 import type { Exchange } from '../http/exchange.js';
 import { REFUSALS, type Refusal, type RequestGuard } from './request-guard.js';
 
@@ -115,7 +116,10 @@ function answerClientError(guard: RequestGuard, err: NodeJS.ErrnoException, sock
     socket.destroy();
     return;
   }
-  // The request whose body was still arriving: its exchange logs what the client gets from us.
-  inFlight?.exchange?.answeredByListener(refusal.code);
-  guard.refuseSocket(socket, refusal);
+  // The request whose body was still arriving: its exchange logs what the client gets from us,
+  // and the answer carries its request id, as the access line does (built here: a rare path).
+  const exchange = inFlight?.exchange;
+  exchange?.answeredByListener(refusal.code);
+  const requestId = exchange?.requestId;
+  guard.refuseSocket(socket, requestId === undefined ? refusal : { ...refusal, raw: rawErrorResponse(refusal.code, refusal.body, requestId) });
 }
