@@ -208,7 +208,7 @@ export async function startSwitchyard(config: Config, options: StartOptions = {}
         // next request (served during the delay) rather than losing an idle connection at its end.
         proxy.beginDrain();
         if (config.shutdownDelayMs > 0) {
-          logger.info({ shutdownDelayMs: config.shutdownDelayMs }, 'draining: /readyz answers 503; serving as usual until the shutdown delay ends');
+          logger.info({ shutdownDelayMs: config.shutdownDelayMs }, 'draining: /readyz answers 503; serving until the shutdown delay ends, every answer with Connection: close');
           await new Promise((resolve) => setTimeout(resolve, config.shutdownDelayMs));
         }
         await release();
