@@ -70,7 +70,7 @@ export const FLAGS = {
   'tls-listen': { env: 'SWITCHYARD_TLS_LISTEN', value: 'HOST:PORT', help: 'TLS listener (HTTPS, WSS), same routes; needs --tls-cert-dir' },
   'tls-cert-dir': { env: 'SWITCHYARD_TLS_CERT_DIR', value: 'DIR', help: 'NAME.crt + NAME.key pairs chosen by SNI, default.* otherwise; watched' },
   admin: { env: 'SWITCHYARD_ADMIN', value: 'HOST:PORT', default: '127.0.0.1:8081', help: 'admin endpoints (/healthz /readyz /metrics /api/*)' },
-  'admin-token': { env: 'SWITCHYARD_ADMIN_TOKEN', value: 'TOKEN', help: 'bearer token for every admin endpoint but /healthz; required when --admin is not loopback' },
+  'admin-token': { env: 'SWITCHYARD_ADMIN_TOKEN', value: 'TOKEN', help: 'bearer token for every admin endpoint but /healthz and /readyz; required when --admin is not loopback' },
   'admin-token-file': { env: 'SWITCHYARD_ADMIN_TOKEN_FILE', value: 'FILE', help: 'read the admin token from FILE (keeps it out of ps and the environment)' },
   templates: { env: 'SWITCHYARD_TEMPLATES', value: 'DIR', default: './templates', help: 'route templates: every *.yaml in DIR, watched' },
   services: { env: 'SWITCHYARD_SERVICES', value: 'FILE', help: 'services file (same data as Consul catalog, health and KV), watched' },
