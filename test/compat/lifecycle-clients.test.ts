@@ -8,16 +8,15 @@
  *   exits 0 as soon as it has (not when the drain timeout ends).
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { ConsulTestServer } from '../support/consul/server.js';
 import { Workspace } from '../support/switchyard.js';
 import { waitFor } from '../support/wait.js';
+import { listening, startCli, type Cli } from './cli-process.js';
 
-/** The built CLI (npm test builds before testing), run as users run it. */
-const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
 
 function run(file: string, args: string[], timeoutMs = 20_000): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -75,28 +74,6 @@ async function freePort(): Promise<number> {
   const { port } = probe.address() as AddressInfo;
   await new Promise<void>((resolve) => probe.close(() => resolve()));
   return port;
-}
-
-interface Cli {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-function startCli(args: string[]): Cli {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env['PATH'] } });
-  let output = '';
-  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, output: () => output, exited };
-}
-
-async function listening(cli: Cli): Promise<{ proxy: AddressInfo; admin: AddressInfo }> {
-  return waitFor('the listening log line', () => {
-    const line = cli.output().split('\n').find((l) => l.includes('switchyard listening'));
-    return line === undefined ? undefined : JSON.parse(line) as { proxy: AddressInfo; admin: AddressInfo };
-  }, 20_000);
 }
 
 describe('compat: start-up, as curl and python3 polling from before the listener see it', () => {

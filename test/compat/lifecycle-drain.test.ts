@@ -7,16 +7,14 @@
  * is refused, which any client may retry elsewhere.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Workspace } from '../support/switchyard.js';
 import { waitFor } from '../support/wait.js';
+import { listening, startCli, type Cli } from './cli-process.js';
 import { missing, run } from './real-clients.js';
 
-/** The built CLI (npm test builds before testing), run as users run it. */
-const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
 
 /**
  * One keep-alive http.client connection: GET, GET again, then wait until the listener is closed
@@ -50,22 +48,6 @@ except Exception as e:
 print(json.dumps(out))
 `;
 
-interface Cli {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-function startCli(args: string[]): Cli {
-  // An admin token is set: /readyz must stay open to load-balancer health checks regardless.
-  const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env['PATH'], SWITCHYARD_ADMIN_TOKEN: 'sy-drain-test-token-0123456789abcdef' } });
-  let output = '';
-  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, output: () => output, exited };
-}
-
 describe('compat: keep-alive clients during --shutdown-delay (python3 http.client)', { skip: missing('python3') }, () => {
   let workspace: Workspace;
   let upstream: Server;
@@ -91,13 +73,12 @@ describe('compat: keep-alive clients during --shutdown-delay (python3 http.clien
 
   it('every answer from SIGTERM on says Connection: close; the next request reconnects and is served; none is cut', async () => {
     // 10 s of delay: room for python3 to start and make two requests on a loaded machine.
+    // An admin token is set: /readyz must stay open to load-balancer health checks regardless.
     cli = startCli(['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--templates', workspace.templatesDir,
-      '--services', workspace.servicesFile, '--shutdown-delay', '10s', '--drain-timeout', '30s']);
+      '--services', workspace.servicesFile, '--shutdown-delay', '10s', '--drain-timeout', '30s'],
+    { SWITCHYARD_ADMIN_TOKEN: 'sy-drain-test-token-0123456789abcdef' });
     const current = cli;
-    const { proxy, admin } = await waitFor('the listening log line', () => {
-      const line = current.output().split('\n').find((l) => l.includes('switchyard listening'));
-      return line === undefined ? undefined : JSON.parse(line) as { proxy: AddressInfo; admin: AddressInfo };
-    }, 20_000);
+    const { proxy, admin } = await listening(current);
     // /readyz without the token (as an ALB or GCP health check asks): status only, no configuration.
     const readyz = async (): Promise<{ status: number; body: unknown }> => {
       const res = await fetch(`http://127.0.0.1:${admin.port}/readyz`);
