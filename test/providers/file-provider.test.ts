@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { appendFile, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -94,7 +94,7 @@ describe('file provider', () => {
     }
   });
 
-  it('a rejected file is logged and counted once, however often other files in its directory change', async () => {
+  it('a rejected file is logged and counted once, however often it is read again unchanged', async () => {
     const sub = join(dir, 'noisy');
     await mkdir(sub, { recursive: true });
     const file = join(sub, 'services.yaml');
@@ -107,20 +107,9 @@ describe('file provider', () => {
     try {
       await writeFile(file, 'services: [oops');
       await waitFor('the rejection', () => rejections().length === 1);
-      // A log file next to it, written line by line: every write is a change in the directory,
-      // and each one leads to a read of the services file (counted through reload).
-      let reads = 0;
-      const reload = provider.reload.bind(provider);
-      provider.reload = () => {
-        reads += 1;
-        return reload();
-      };
-      for (let i = 0; i < 5; i++) {
-        const before = reads;
-        await appendFile(join(sub, 'switchyard.log'), `line ${i}\n`);
-        await waitFor(`a re-read after log line ${i}`, () => reads > before);
-      }
-      await provider.reload();
+      // Re-reads of the same broken file (SIGHUP, a touch, the trailing read after a burst).
+      const reads = 5;
+      for (let i = 0; i < reads; i++) await provider.reload();
       assert.equal(rejections().length, 1, `still one line after ${reads} re-reads of the same broken file`);
       await writeFile(file, 'services:\n  s:\n    - { id: s-x, address: 127.0.0.1, port: 99999 }\n');
       await waitFor('the second, different rejection', () => rejections().length >= 2 && /port/.test(rejections().at(-1)!));

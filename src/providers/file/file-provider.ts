@@ -35,7 +35,10 @@ export class FileProvider implements DiscoveryProvider {
     this.emit = emit;
     await this.reload();
     const name = basename(this.path);
-    this.watcher = await watchDirectory(dirname(this.path), (n) => n === name, () => void this.reload(), this.logger);
+    const isServicesFile = (n: string): boolean => n === name;
+    // Only the services file's own name is relevant: a log file or an editor's temp file beside it
+    // costs nothing, and a rename into place is still seen as the final name's change.
+    this.watcher = await watchDirectory(dirname(this.path), isServicesFile, () => void this.reload(), this.logger, { relevant: isServicesFile });
   }
 
   /** Serialised so that a burst of events reads the file in order and the newest read wins. */
@@ -54,8 +57,8 @@ export class FileProvider implements DiscoveryProvider {
     } catch (err) {
       const message = err instanceof ConfigError ? err.message : `${this.path}: ${(err as Error).message}`;
       this.tracker.failed(message);
-      // Any change in the file's directory re-reads it (a log file there would change with every
-      // line): a rejection is logged and counted once, until the file changes or becomes valid.
+      // The same broken file can be read again without changing (SIGHUP, a touch, the trailing
+      // read after a burst): a rejection is logged and counted once, until it changes or becomes valid.
       if (message !== this.lastError) {
         this.metrics.configErrors.inc({ kind: 'services' });
         this.logger.error({ file: this.path, code: 'SY_CONFIG_INVALID' }, `services file rejected, last good version kept: ${message}`);

@@ -34,7 +34,8 @@ export class DirectoryTemplatesProvider implements TemplatesProvider {
   async start(emit: (templates: readonly RouteTemplate[]) => void): Promise<void> {
     this.emit = emit;
     await this.reload();
-    this.watcher = await watchDirectory(this.dir, isTemplateFile, () => void this.reload(), this.logger);
+    // Other names in the directory (notes, editor swap files, a log file) cost nothing.
+    this.watcher = await watchDirectory(this.dir, isTemplateFile, () => void this.reload(), this.logger, { relevant: isTemplateFile });
   }
 
   /** Serialised: a burst of file events reads the directory once per event, in order, newest last. */
