@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import { AdminServer } from './admin/admin-server.js';
+import { AdminServer, type AdminSources } from './admin/admin-server.js';
 import type { Config } from './config/config.js';
 import { formatHostPort } from './config/host-port.js';
 import { TableStore } from './control/table-store.js';
@@ -64,14 +64,19 @@ export interface Switchyard {
   stop(): Promise<void>;
 }
 
-/** Wire providers → control → table store → proxy, plus the admin server. The only wiring place besides cli.ts. */
-export async function startSwitchyard(config: Config, options: StartOptions = {}): Promise<Switchyard> {
-  const logger = options.logger ?? createLogger({ level: config.logLevel });
-  const metrics = new Metrics({ defaultMetrics: options.defaultMetrics ?? true });
-  const store = new TableStore();
-  // First, so a missing or empty certificate directory fails start-up before anything listens.
-  const certificates = config.tls === undefined ? undefined : await CertStore.open(config.tls.certDir, logger.child({ component: 'tls' }), metrics);
+/** The configuration sources: the templates directory and the discovery providers (or the embedded default). */
+export interface Sources {
+  readonly discovery: readonly DiscoveryProvider[];
+  readonly templates: DirectoryTemplatesProvider;
+  /** Present when running the embedded default. */
+  readonly demo: DemoUpstreams | undefined;
+}
 
+/**
+ * The providers `config` asks for: a services file, Consul, or (neither) the embedded default with
+ * its demo upstreams started here. Shared by the single process and the cluster primary.
+ */
+export async function createSources(config: Config, logger: Logger, metrics: Metrics): Promise<Sources> {
   let demo: DemoUpstreams | undefined;
   const discovery: DiscoveryProvider[] = [];
   if (config.servicesFile !== undefined) {
@@ -88,66 +93,106 @@ export async function startSwitchyard(config: Config, options: StartOptions = {}
     discovery.push(new StaticProvider('embedded-default', { discovery: { catalog, instances: services }, kv: {} }));
     logger.info({ instances: demo.instances.map((i) => `${i.id}@${i.address}:${i.port}`) }, 'no --services and no Consul: running the embedded default with demo upstreams');
   }
+  const templates = new DirectoryTemplatesProvider(config.templatesDir, logger.child({ component: 'templates' }), metrics);
+  return { discovery, templates, demo };
+}
 
+/**
+ * The admin sources the single process and the cluster primary share: the table store, metrics,
+ * token, and /readyz: not ready while starting (no listener yet) or draining (SIGTERM: tell load
+ * balancers first).
+ */
+export function controlAdminSources(
+  config: Config, store: TableStore, metrics: Metrics, logger: Logger, lifecycle: () => Lifecycle, watcher: ConfigWatcher,
+): Pick<AdminSources, 'store' | 'metrics' | 'logger' | 'token' | 'ready' | 'readiness'> {
+  return {
+    store,
+    metrics,
+    logger: logger.child({ component: 'admin' }),
+    token: config.adminToken,
+    ready: () => lifecycle() === 'serving' && watcher.ready,
+    readiness: () => {
+      const now = lifecycle();
+      return {
+        lifecycle: now,
+        reason: now === 'starting' ? 'the first routing table is not live yet'
+          : now === 'draining' ? 'shutting down (SIGTERM): take this instance out of rotation'
+          : watcher.ready ? undefined : 'a configuration source has not synced yet (see /api/config)',
+      };
+    },
+  };
+}
+
+/** /api/config: the effective configuration, free of secrets, and the state of every source. */
+export function configView(config: Config, state: {
+  store: TableStore;
+  watcher: ConfigWatcher;
+  sources: Sources;
+  certificates: CertStore | undefined;
+  lifecycle: Lifecycle;
+}): Record<string, unknown> {
+  const { store, watcher, sources, certificates, lifecycle } = state;
+  return {
+    listen: formatHostPort(config.listen),
+    admin: formatHostPort(config.admin),
+    templatesDir: config.templatesDir,
+    servicesFile: config.servicesFile ?? null,
+    kvPrefix: config.kvPrefix,
+    consul: config.consul === undefined ? null : {
+      url: config.consul.url,
+      datacenter: config.consul.datacenter ?? null,
+      consistency: config.consul.consistency,
+      waitMs: config.consul.waitMs,
+      socketPath: config.consul.socketPath ?? null,
+      namespace: config.consul.namespace ?? null,
+      partition: config.consul.partition ?? null,
+      token: config.consul.token === undefined ? 'not set' : 'set (hidden)',
+      httpAuth: config.consul.httpAuth === undefined ? 'not set' : 'set (hidden)',
+      tls: {
+        caCert: config.consul.caCert ?? null, caPath: config.consul.caPath ?? null, clientCert: config.consul.clientCert ?? null,
+        serverName: config.consul.tlsServerName ?? null, verify: config.consul.tlsVerify,
+      },
+    },
+    tls: config.tls === undefined ? null
+      : certificates === undefined ? { listen: formatHostPort(config.tls.listen), certDir: config.tls.certDir }
+      : { listen: formatHostPort(config.tls.listen), ...certificates.status() },
+    embeddedDefault: sources.demo !== undefined,
+    drainTimeoutMs: config.drainTimeoutMs,
+    shutdownDelayMs: config.shutdownDelayMs,
+    startupWaitMs: config.startupWaitMs,
+    lifecycle,
+    listener: config.listener,
+    trustedProxies: config.trustedProxies,
+    adminToken: config.adminToken === undefined ? 'not set' : 'set (hidden)',
+    tableVersion: store.version,
+    lastSwapAt: store.swappedAt === 0 ? null : new Date(store.swappedAt).toISOString(),
+    lastRejectedBuild: watcher.lastFailure ?? null,
+    problems: store.current?.problems ?? [],
+    providers: [sources.templates.status(), ...sources.discovery.map((p) => p.status())],
+  };
+}
+
+/** Wire providers → control → table store → proxy, plus the admin server. The only wiring place besides cli.ts. */
+export async function startSwitchyard(config: Config, options: StartOptions = {}): Promise<Switchyard> {
+  const logger = options.logger ?? createLogger({ level: config.logLevel });
+  const metrics = new Metrics({ defaultMetrics: options.defaultMetrics ?? true });
+  const store = new TableStore();
+  // First, so a missing or empty certificate directory fails start-up before anything listens.
+  const certificates = config.tls === undefined ? undefined : await CertStore.open(config.tls.certDir, logger.child({ component: 'tls' }), metrics);
+
+  const { discovery, templates, demo } = await createSources(config, logger, metrics);
   const upstreams = new Upstreams({ drainTimeoutMs: config.drainTimeoutMs }, logger.child({ component: 'upstreams' }), metrics);
   const proxy: Proxy = createProxy({ store, upstreams, logger: logger.child({ component: 'proxy' }), metrics, options: { ...hardeningOptions(config), drainTimeoutMs: config.drainTimeoutMs, httpsPort: config.tls?.listen.port } });
-  const templates = new DirectoryTemplatesProvider(config.templatesDir, logger.child({ component: 'templates' }), metrics);
   const watcher = new ConfigWatcher(discovery, templates, store, logger.child({ component: 'control' }), metrics, options.watcher ?? DEFAULT_WATCHER_OPTIONS);
   let lifecycle: Lifecycle = 'starting';
   // Subscribed before the watcher starts, so the first table's swap cannot be missed.
   const firstTable = waitForFirstTable(store, watcher, [templates, ...discovery], logger, options.firstTableWaitMs ?? config.startupWaitMs);
 
   const admin = new AdminServer({
-    store,
-    metrics,
-    logger: logger.child({ component: 'admin' }),
-    token: config.adminToken,
-    // Not ready while starting (no listener yet) or draining (SIGTERM: tell load balancers first).
-    ready: () => lifecycle === 'serving' && watcher.ready,
-    readiness: () => ({
-      lifecycle,
-      reason: lifecycle === 'starting' ? 'the first routing table is not live yet'
-        : lifecycle === 'draining' ? 'shutting down (SIGTERM): take this instance out of rotation'
-        : watcher.ready ? undefined : 'a configuration source has not synced yet (see /api/config)',
-    }),
+    ...controlAdminSources(config, store, metrics, logger, () => lifecycle, watcher),
     ejections: proxy.runtimes,
     matcher: { explain: (host, target) => explainRequest(proxy.runtimes.current, host, target) },
-    config: () => ({
-      listen: formatHostPort(config.listen),
-      admin: formatHostPort(config.admin),
-      templatesDir: config.templatesDir,
-      servicesFile: config.servicesFile ?? null,
-      kvPrefix: config.kvPrefix,
-      consul: config.consul === undefined ? null : {
-        url: config.consul.url,
-        datacenter: config.consul.datacenter ?? null,
-        consistency: config.consul.consistency,
-        waitMs: config.consul.waitMs,
-        socketPath: config.consul.socketPath ?? null,
-        namespace: config.consul.namespace ?? null,
-        partition: config.consul.partition ?? null,
-        token: config.consul.token === undefined ? 'not set' : 'set (hidden)',
-        httpAuth: config.consul.httpAuth === undefined ? 'not set' : 'set (hidden)',
-        tls: {
-          caCert: config.consul.caCert ?? null, caPath: config.consul.caPath ?? null, clientCert: config.consul.clientCert ?? null,
-          serverName: config.consul.tlsServerName ?? null, verify: config.consul.tlsVerify,
-        },
-      },
-      tls: config.tls === undefined || certificates === undefined ? null : { listen: formatHostPort(config.tls.listen), ...certificates.status() },
-      embeddedDefault: demo !== undefined,
-      drainTimeoutMs: config.drainTimeoutMs,
-      shutdownDelayMs: config.shutdownDelayMs,
-      startupWaitMs: config.startupWaitMs,
-      lifecycle,
-      listener: config.listener,
-      trustedProxies: config.trustedProxies,
-      adminToken: config.adminToken === undefined ? 'not set' : 'set (hidden)',
-      tableVersion: store.version,
-      lastSwapAt: store.swappedAt === 0 ? null : new Date(store.swappedAt).toISOString(),
-      lastRejectedBuild: watcher.lastFailure ?? null,
-      problems: store.current?.problems ?? [],
-      providers: [templates.status(), ...discovery.map((p) => p.status())],
-    }),
+    config: () => configView(config, { store, watcher, sources: { discovery, templates, demo }, certificates, lifecycle }),
   });
 
   /** Everything but the delay: stop watching, drain the proxy, close the rest. Once. */
@@ -218,7 +263,7 @@ export async function startSwitchyard(config: Config, options: StartOptions = {}
   };
 }
 
-interface FirstTableWait {
+export interface FirstTableWait {
   /** Resolves when the first table is live, or when the wait ends without it (logged). */
   readonly live: Promise<void>;
   readonly waitMs: number;
@@ -240,7 +285,7 @@ interface FirstTableWait {
  * in a timer, after the provider step that set `synced` and emitted the data (one synchronous
  * step), so a swap seen as ready was built from the data of every source.
  */
-function waitForFirstTable(store: TableStore, watcher: ConfigWatcher, sources: readonly { status(): ProviderStatus }[], logger: Logger, waitMs: number): FirstTableWait {
+export function waitForFirstTable(store: TableStore, watcher: ConfigWatcher, sources: readonly { status(): ProviderStatus }[], logger: Logger, waitMs: number): FirstTableWait {
   let done = false;
   let timer: NodeJS.Timeout | undefined;
   let resolveLive: () => void = () => {};
@@ -269,7 +314,7 @@ function waitForFirstTable(store: TableStore, watcher: ConfigWatcher, sources: r
 }
 
 /** `promise`, or a rejection with the signal's reason as soon as it aborts. */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+export function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (signal === undefined) return promise;
   if (signal.aborted) return Promise.reject(signal.reason as Error);
   return new Promise<T>((resolve, reject) => {
@@ -280,7 +325,7 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Pro
 }
 
 /** Listener limits and request guard settings from the command line, for createProxy. */
-function hardeningOptions(config: Config): ProxyOptions {
+export function hardeningOptions(config: Config): ProxyOptions {
   const { listener } = config;
   return {
     headersTimeoutMs: listener.headersTimeoutMs,

@@ -1,14 +1,29 @@
 #!/usr/bin/env node
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
-import { startSwitchyard, type Switchyard } from './app.js';
+import { startSwitchyard } from './app.js';
+import { WORKER_SLOT_ENV } from './cluster/messages.js';
+import { startPrimary } from './cluster/primary.js';
+import { runWorker } from './cluster/worker.js';
 import { helpText, parseCommandLine, type CliAction } from './config/config.js';
 import { SwitchyardError } from './errors.js';
 import { createLogger } from './observability/logger.js';
 
-/** Entry point: flags and environment → start; SIGHUP reloads, SIGTERM/SIGINT drain and exit 0. */
+/**
+ * Entry point: flags and environment → start; SIGHUP reloads, SIGTERM/SIGINT drain and exit 0.
+ * `--workers 1`: one process (app.ts). More: this process is the cluster primary
+ * (cluster/primary.ts) and re-runs as each worker (cluster/worker.ts), with the same flags and
+ * environment, so every process reads the same configuration.
+ */
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
+}
+
+/** What the signals drive: the single process or the cluster primary. */
+interface Running {
+  reload(): Promise<void>;
+  stop(): Promise<void>;
 }
 
 async function main(): Promise<void> {
@@ -30,13 +45,18 @@ async function main(): Promise<void> {
     process.stdout.write(`switchyard ${version()}\n`);
     return;
   }
+  const { config } = action;
+  if (config.workers > 1 && cluster.isWorker) {
+    const slot = Number(process.env[WORKER_SLOT_ENV] ?? cluster.worker?.id ?? 0);
+    await runWorker(config, createLogger({ level: config.logLevel }).child({ worker: slot }));
+    return;
+  }
   // Signal handlers first: a SIGTERM while start-up waits (for Consul, for the first table) stops
   // it cleanly and exits 0, as one after start-up does.
-  const { config } = action;
   const logger = createLogger({ level: config.logLevel });
   const aborter = new AbortController();
-  let app: Switchyard | undefined;
-  const stop = (running: Switchyard, signal: string): void => {
+  let app: Running | undefined;
+  const stop = (running: Running, signal: string): void => {
     logger.info({ signal, shutdownDelayMs: config.shutdownDelayMs, drainTimeoutMs: config.drainTimeoutMs }, 'draining and stopping');
     void running.stop().then(() => logger.flush(() => process.exit(0)));
   };
@@ -58,7 +78,9 @@ async function main(): Promise<void> {
     void app.reload();
   });
   try {
-    app = await startSwitchyard(config, { logger, signal: aborter.signal });
+    app = config.workers > 1
+      ? await startPrimary(config, logger, aborter.signal)
+      : await startSwitchyard(config, { logger, signal: aborter.signal });
   } catch (err) {
     // Aborted: startSwitchyard released what it had started and flushed the log.
     if (aborter.signal.aborted) process.exit(0);

@@ -26,17 +26,27 @@ export interface AdminSources {
   readonly ejections?: EjectionSource;
   /** What the proxy would do with a request, and why (the proxy's explainRequest): /api/match. */
   readonly matcher?: MatchSource;
+  /**
+   * The /metrics exposition, when it is not `metrics.registry` alone: with --workers > 1 the
+   * primary's registry merged with every worker's (src/cluster/cluster-metrics.ts).
+   */
+  readonly exposition?: () => Promise<{ contentType: string; body: string }>;
+  /** With --workers > 1: each worker process and the table version it serves (/api/workers). */
+  readonly workers?: () => unknown;
   /** When set, every request but /healthz and /readyz needs `Authorization: Bearer <token>` (401 otherwise). */
   readonly token?: string | undefined;
 }
 
-/** Where /api/match asks what the proxy would do with a request (src/proxy/explain.ts). */
+/**
+ * Where /api/match asks what the proxy would do with a request (src/proxy/explain.ts): the runtime
+ * in a single process; a worker over IPC with --workers > 1 (hence the promise).
+ */
 export interface MatchSource {
   explain(host: string | undefined, target: string): unknown;
 }
 
 /**
- * The admin server: /healthz, /readyz, /metrics, /api/routes, /api/config, /api/match. A separate listener
+ * The admin server: /healthz, /readyz, /metrics, /api/routes, /api/config, /api/match (and /api/workers with --workers > 1). A separate listener
  * (loopback by default) so that nothing here is reachable through the proxy port.
  */
 export class AdminServer {
@@ -104,11 +114,20 @@ export class AdminServer {
         return;
       }
       case '/metrics': {
-        const body = await metrics.registry.metrics();
-        res.writeHead(200, { 'content-type': metrics.registry.contentType });
+        const { contentType, body } = this.sources.exposition === undefined
+          ? { contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }
+          : await this.sources.exposition();
+        res.writeHead(200, { 'content-type': contentType });
         res.end(body);
         return;
       }
+      case '/api/workers':
+        if (this.sources.workers === undefined) {
+          sendAdminError(res, 'SY_NOT_FOUND', 'no worker processes: this Switchyard runs as one process (--workers 1)');
+          return;
+        }
+        send(res, 200, this.sources.workers());
+        return;
       case '/api/routes':
         send(res, 200, routesView(store.current, store.version, store.swappedAt, this.sources.ejections));
         return;
@@ -121,7 +140,7 @@ export class AdminServer {
           sendAdminError(res, 'SY_BAD_REQUEST', MATCH_USAGE);
           return;
         }
-        send(res, 200, this.sources.matcher.explain(query.host, query.target));
+        send(res, 200, await this.sources.matcher.explain(query.host, query.target));
         return;
       }
       default:

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
 import { formatCidr, parseCidrList } from '../proxy/edge/client-address.js';
@@ -31,6 +32,11 @@ export interface Config {
   readonly trustedProxies: readonly string[];
   /** Bearer token every admin request but /healthz needs; required off loopback. Never logged, never shown. */
   readonly adminToken: string | undefined;
+  /**
+   * Proxy processes (`--workers`): 1 is the single process (no IPC at all); more run node:cluster
+   * (src/cluster/): a primary with the providers, control and admin, and this many listener workers.
+   */
+  readonly workers: number;
 }
 
 /** Listener hardening: slowloris, slow uploads, idle keep-alive, connection and header limits. */
@@ -84,6 +90,7 @@ export const FLAGS = {
   'max-header-size': { env: 'SWITCHYARD_MAX_HEADER_SIZE', value: 'SIZE', default: '16KB', help: 'request line and headers (bytes, KB or MB); 431 above' },
   'max-header-count': { env: 'SWITCHYARD_MAX_HEADER_COUNT', value: 'N', default: '100', help: 'header fields per request; 431 above' },
   'trusted-proxies': { env: 'SWITCHYARD_TRUSTED_PROXIES', value: 'CIDR,...', help: 'proxies whose X-Forwarded-For is appended to; from others it is replaced' },
+  workers: { env: 'SWITCHYARD_WORKERS', value: 'N|auto', default: 'auto', help: 'proxy worker processes sharing the listeners; auto = one per core, 1 = a single process' },
   'log-level': { env: 'SWITCHYARD_LOG_LEVEL', value: 'LEVEL', default: 'info', help: 'trace, debug, info, warn, error, fatal or silent' },
   'kv-prefix': { env: 'SWITCHYARD_KV_PREFIX', value: 'PREFIX', default: 'switchyard/', help: 'KV prefix holding weights and policies' },
   consul: { env: 'CONSUL_HTTP_ADDR', value: 'ADDR', help: 'Consul agent: host:port, http(s)://host:port[/prefix] or unix:///path; makes Consul the discovery source' },
@@ -167,6 +174,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     listener: listenerSettings(get),
     trustedProxies: trustedProxies(get('trusted-proxies')),
     adminToken: adminToken(get('admin-token'), get('admin-token-file')),
+    workers: parseWorkers(get('workers')!),
   };
   if (config.consul !== undefined) consulKvPrefixCheck(config.kvPrefix);
   if (config.adminToken === undefined && !isLoopback(config.admin.host)) {
@@ -246,6 +254,18 @@ function listenerSettings(get: (name: FlagName) => string | undefined): Listener
     maxHeaderSize,
     maxHeaderCount: parseCount('max-header-count', get('max-header-count')!, 1, 10_000),
   };
+}
+
+/** Upper bound of --workers: above any core count a node process is given, low enough to catch a typo. */
+const MAX_WORKERS = 256;
+
+/** `auto` (os.availableParallelism(): the cores this process may use) or a whole number from 1. */
+export function parseWorkers(value: string): number {
+  if (value.trim().toLowerCase() === 'auto') return Math.max(1, availableParallelism());
+  if (!/^\d+$/.test(value.trim()) || Number(value) < 1 || Number(value) > MAX_WORKERS) {
+    throw new UsageError(`--workers: expected auto or a whole number from 1 to ${MAX_WORKERS}, got ${JSON.stringify(value)}`);
+  }
+  return Number(value);
 }
 
 function trustedProxies(value: string | undefined): readonly string[] {

@@ -45,12 +45,16 @@ export class Metrics {
   readonly tableRoutes = new Gauge({
     name: 'switchyard_routes',
     help: 'Routes in the live routing table',
+    // With --workers > 1 only the primary builds tables: the workers report 0, the machine the primary's value.
+    aggregator: 'max',
     registers: [this.registry],
   });
 
   readonly tableBuiltAt = new Gauge({
     name: 'switchyard_table_last_swap_timestamp_seconds',
     help: 'Unix time of the last table swap',
+    // As switchyard_routes: set by the primary only.
+    aggregator: 'max',
     registers: [this.registry],
   });
 
@@ -63,12 +67,16 @@ export class Metrics {
   readonly tlsCertificates = new Gauge({
     name: 'switchyard_tls_certificates',
     help: 'TLS certificate pairs the TLS listener serves (broken pairs on disk excluded)',
+    // Every worker serves the same directory: the machine serves that many, not N times as many.
+    aggregator: 'max',
     registers: [this.registry],
   });
 
   readonly tlsReloads = new Counter({
     name: 'switchyard_tls_reloads_total',
     help: 'TLS certificate sets swapped in after a change in the certificate directory',
+    // Every worker reloads the same change: one reload of the machine.
+    aggregator: 'max',
     registers: [this.registry],
   });
 
@@ -76,6 +84,8 @@ export class Metrics {
     name: 'switchyard_tls_certificate_expiry_timestamp_seconds',
     help: 'Unix time at which each served TLS certificate expires, by pair name',
     labelNames: ['certificate'] as const,
+    // The same certificate in every worker.
+    aggregator: 'max',
     registers: [this.registry],
   });
 
@@ -106,6 +116,8 @@ export class Metrics {
     name: 'switchyard_ejected_endpoints',
     help: 'Endpoints currently ejected by outlier detection, by route',
     labelNames: ['route'] as const,
+    // Workers share ejections (src/cluster/): each reports the machine's count.
+    aggregator: 'max',
     registers: [this.registry],
   });
 
@@ -142,6 +154,21 @@ export class Metrics {
     name: 'switchyard_upstream_queued_requests',
     help: 'Requests waiting for a connection to an upstream endpoint, by route (only routes with upstream.maxConnections); past upstream.queueTimeoutMs they are answered 503 SY_QUEUE_TIMEOUT',
     labelNames: ['route'] as const,
+    registers: [this.registry],
+  });
+
+  // ---- workers (src/cluster/, --workers > 1; set by the primary only) ----
+
+  readonly workerRestarts = new Counter({
+    name: 'switchyard_worker_restarts_total',
+    help: 'Worker processes that exited unexpectedly and were replaced (with --workers > 1)',
+    registers: [this.registry],
+  });
+
+  readonly workersServing = new Gauge({
+    name: 'switchyard_workers_serving',
+    help: 'Worker processes with their listeners open (with --workers > 1)',
+    aggregator: 'max',
     registers: [this.registry],
   });
 

@@ -37,7 +37,9 @@ export function admission(route: RuntimeRoute, socket: Socket, forwardedFor: str
     route.metrics.bodyTooLarge();
     return TOO_LARGE;
   }
-  if (route.state.inflight >= route.maxConcurrent) {
+  // The state's share of the limit: route.maxConcurrent itself in a single process (route-state.ts).
+  const state = route.state;
+  if (state.inflight >= state.maxConcurrent) {
     route.metrics.overloaded();
     return OVERLOADED;
   }

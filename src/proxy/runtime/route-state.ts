@@ -45,6 +45,50 @@ function monotonicNow(): number {
   return performance.now();
 }
 
+/**
+ * The share of each machine-wide limit this process enforces: 1 in a single process; N in each of
+ * N cluster workers (src/cluster/worker.ts sets it once, before the first table). A route's rate
+ * limit becomes requestsPerSecond / N (burst / N, at least 1) and its concurrency limit
+ * floor(max / N) (at least 1) per worker: exact over the machine when connections spread evenly
+ * over the workers (cluster's round-robin), but a client on one keep-alive connection meets one
+ * worker, so it sees 1/N of the limit (README "Limits with several workers").
+ */
+let limitShare = 1;
+
+export function setLimitShare(workers: number): void {
+  limitShare = Math.max(1, Math.floor(workers));
+}
+
+/** An ejection as it travels between processes: wall-clock times, so every worker ends it at once. */
+export interface SharedEjection {
+  readonly route: string;
+  readonly endpoint: string;
+  readonly ejections: number;
+  /** Epoch milliseconds. */
+  readonly ejectedAt: number;
+  readonly until: number;
+}
+
+/**
+ * Told of every ejection outlier detection decides in this process (not of those adopted from
+ * others): a cluster worker sends it to the primary, which shares it with the other workers.
+ * Unset in a single process. Called on the failure path, never per successful request.
+ */
+let ejectionListener: ((ejection: SharedEjection) => void) | undefined;
+
+export function onLocalEjection(listener: ((ejection: SharedEjection) => void) | undefined): void {
+  ejectionListener = listener;
+}
+
+/**
+ * Ejections allowed at once in a destination of `poolSize` endpoints: the policy's share, but one
+ * of a pool of two or more whatever the share (as Envoy does).
+ */
+function ejectionsAllowed(policy: OutlierPolicy, poolSize: number): number {
+  const allowed = Math.floor((poolSize * policy.maxEjectionPercent) / 100);
+  return allowed === 0 && poolSize > 1 && policy.maxEjectionPercent > 0 ? 1 : allowed;
+}
+
 function endEjection(health: EndpointHealth): void {
   health.timer = undefined;
   if (!health.ejected) return;
@@ -67,6 +111,8 @@ export class RouteState {
   readonly budget = new RetryBudget();
   /** Requests admitted and not yet finished. */
   inflight = 0;
+  /** This process's share of the route's concurrency limit (see setLimitShare); Infinity = none. */
+  maxConcurrent = Number.POSITIVE_INFINITY;
   limiter: RateLimiter | undefined;
   ejectedCount = 0;
   /**
@@ -86,9 +132,13 @@ export class RouteState {
   reconcile(route: Route): void {
     const limit = route.policy.rateLimit;
     if (limit === null) this.limiter = undefined;
-    else if (this.limiter === undefined || !this.limiter.sameAs(limit.requestsPerSecond, limit.burst, limit.perClient)) {
-      this.limiter = new RateLimiter(limit.requestsPerSecond, limit.burst, limit.perClient);
+    else {
+      const rate = limit.requestsPerSecond / limitShare;
+      const burst = limitShare === 1 ? limit.burst : Math.max(1, limit.burst / limitShare);
+      if (this.limiter === undefined || !this.limiter.sameAs(rate, burst, limit.perClient)) this.limiter = new RateLimiter(rate, burst, limit.perClient);
     }
+    const concurrency = route.policy.concurrency;
+    this.maxConcurrent = concurrency === null ? Number.POSITIVE_INFINITY : Math.max(1, Math.floor(concurrency.max / limitShare));
     const present = new Set<string>();
     for (const destination of route.destinations) for (const endpoint of destination.endpoints) present.add(endpoint.id);
     for (const [id, health] of this.health) {
@@ -120,9 +170,7 @@ export class RouteState {
    */
   eject(health: EndpointHealth, policy: OutlierPolicy, poolSize: number, ejectedInPool: number): boolean {
     if (health.ejected) return false;
-    let allowed = Math.floor((poolSize * policy.maxEjectionPercent) / 100);
-    if (allowed === 0 && poolSize > 1 && policy.maxEjectionPercent > 0) allowed = 1;
-    if (ejectedInPool + 1 > allowed) return false;
+    if (ejectedInPool + 1 > ejectionsAllowed(policy, poolSize)) return false;
     const now = this.now();
     if (health.ejections > 0 && health.returnedAt > 0) {
       health.ejections = Math.max(0, health.ejections - Math.floor((now - health.returnedAt) / policy.baseEjectionMs));
@@ -136,6 +184,28 @@ export class RouteState {
     health.timer.unref();
     this.ejectedCount += 1;
     this.metrics.ejected(this.ejectedCount);
+    ejectionListener?.({ route: this.name, endpoint: health.id, ejections: health.ejections, ejectedAt: health.ejectedAt, until: health.ejectedUntil });
+    return true;
+  }
+
+  /**
+   * Apply an ejection another worker decided (shared through the primary): out of rotation until
+   * the same wall-clock time, with the larger multiplier. The policy's share still holds here (two
+   * workers ejecting two endpoints of a pool of two at once each keep their own and refuse the
+   * other's). Counted in the ejected-endpoints gauge, not in the ejections counter (the deciding
+   * worker counted it). Returns false when refused, already ejected or already over.
+   */
+  adopt(health: EndpointHealth, shared: SharedEjection, policy: OutlierPolicy, poolSize: number, ejectedInPool: number, now = Date.now()): boolean {
+    if (health.ejected || shared.until <= now) return false;
+    if (ejectedInPool + 1 > ejectionsAllowed(policy, poolSize)) return false;
+    health.ejections = Math.max(health.ejections, shared.ejections);
+    health.ejected = true;
+    health.ejectedAt = shared.ejectedAt;
+    health.ejectedUntil = shared.until;
+    health.timer = setTimeout(endEjection, shared.until - now, health);
+    health.timer.unref();
+    this.ejectedCount += 1;
+    this.metrics.ejectedEndpoints(this.ejectedCount);
     return true;
   }
 
