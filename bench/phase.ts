@@ -23,7 +23,7 @@ export interface BenchOptions {
    */
   readonly idleWaitSeconds: number;
   readonly busyThresholdPct: number;
-  /** Proxy names to run (default: all). */
+  /** Target or phase names to run (default: all). */
   readonly only: readonly string[] | undefined;
   /** Where the markdown report goes. */
   readonly outFile: string;
@@ -43,6 +43,8 @@ export interface BenchContext {
   readonly dir: string;
   /** The shared upstream servers every proxy balances over. */
   readonly upstreams: readonly Upstream[];
+  /** The upstream nginx's pid (a phase that re-pins the load side needs it). */
+  readonly upstreamPid?: number;
   /** Generated config files and commands worth showing in the report. */
   readonly artifacts: Artifact[];
   readonly log: (message: string) => void;
@@ -65,5 +67,9 @@ export interface PhaseResult {
 
 export interface Phase {
   readonly name: string;
+  /** The targets it measures: `--only NAME` selects a phase by its name or one of these. */
+  readonly targetNames?: readonly string[];
+  /** Upper bound on its run time for the watchdog (default 900 s). */
+  readonly budgetSeconds?: (o: BenchOptions) => number;
   readonly run: (ctx: BenchContext) => Promise<PhaseResult>;
 }

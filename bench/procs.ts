@@ -145,7 +145,7 @@ export async function waitForHttp(url: string, timeoutMs: number, proc?: Managed
 }
 
 /** Every pid in the tree rooted at `pid` (from /proc/PID/task/TID/children). */
-function processTree(pid: number): number[] {
+export function processTree(pid: number): number[] {
   const out = [pid];
   for (let i = 0; i < out.length; i++) {
     const p = out[i]!;
@@ -183,18 +183,35 @@ export function sampleRss(pid: number, everyMs = 200): { stop: () => number } {
   };
 }
 
+/**
+ * Re-pins every process of the tree rooted at `pid` (all their threads) to `cpus` (`0-1`: every
+ * CPU of a 2-core machine). No-op when pinning is off.
+ */
+export function repin(pid: number, cpus: string): void {
+  if (!canPin()) return;
+  for (const p of processTree(pid)) spawnSync('taskset', ['-a', '-p', '-c', cpus, String(p)], { stdio: 'ignore' });
+}
+
 /** Runs a short command and returns stdout+stderr (trimmed); '' if it fails to run. Bounded to 10 s. */
 export function capture(cmd: string, args: readonly string[]): string {
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 10_000 });
   return `${r.stdout ?? ''}${r.stderr ?? ''}`.trim();
 }
 
+/**
+ * utime+stime (and cutime+cstime when `withChildren`) from one /proc/PID/stat line, in clock ticks.
+ * The fields are counted after the command name's closing parenthesis (the name may hold spaces).
+ */
+export function statTicks(stat: string, withChildren: boolean): number {
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+  const at = (i: number): number => (Number.isFinite(f[i]) ? f[i]! : 0);
+  return at(11) + at(12) + (withChildren ? at(13) + at(14) : 0);
+}
+
 /** utime+stime (and cutime+cstime when `withChildren`) of one process, in clock ticks. */
-function procTicks(pid: number, withChildren: boolean): number {
+export function procTicks(pid: number, withChildren: boolean): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
-    return f[11]! + f[12]! + (withChildren ? f[13]! + f[14]! : 0);
+    return statTicks(readFileSync(`/proc/${pid}/stat`, 'utf8'), withChildren);
   } catch {
     return 0;
   }

@@ -4,6 +4,7 @@
  *   npm run bench                      3 rounds × 10 s per proxy, writes docs/benchmarks.md
  *   npm run bench -- --quick           smoke run (1 round × 2 s), writes bench/out/benchmarks-quick.md
  *   npm run bench -- --only haproxy,switchyard --out /tmp/b.md
+ *   npm run bench -- --quick --only swap-cost        (a phase by name: every target of it)
  *
  * Environment: BENCH_DURATION (s per run), BENCH_ROUNDS, BENCH_WARMUP (s), BENCH_CONNECTIONS,
  * BENCH_PROXY_CPU / BENCH_LOAD_CPU (taskset lists, default 0 / 1), BENCH_NO_PIN=1,
@@ -13,7 +14,9 @@
  * processes under this % of a core; default 20).
  *
  * Phases run in order against the same upstreams; to add one (e.g. bench/propagation.ts), export a
- * `Phase` from its module and append it to PHASES below.
+ * `Phase` from its module and append it to PHASES below. `--only` takes target names (haproxy,
+ * switchyard-workers2, ...) and phase names (throughput, two-core, swap-cost, file-watch, ...): a
+ * phase runs when it is named or measures a named target.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,11 +28,18 @@ import type { Artifact, BenchContext, BenchOptions, Phase, PhaseResult } from '.
 import { canPin, hasCommand, killAllSync, stopAll } from './procs.js';
 import { artifactsMarkdown, machineMarkdown } from './report.js';
 import { ALL_TARGETS } from './targets.js';
+import { fileWatchPhase } from './file-watch.js';
 import { propagationPhase } from './propagation.js';
-import { throughputPhase } from './throughput.js';
+import { swapCostPhase } from './swap-cost.js';
+import { throughputPhase, twoCorePhase } from './throughput.js';
 import { startUpstreams } from './upstream.js';
 
-const PHASES: readonly Phase[] = [throughputPhase, propagationPhase];
+const PHASES: readonly Phase[] = [throughputPhase, twoCorePhase, swapCostPhase, fileWatchPhase, propagationPhase];
+
+/** Whether `--only` selects the phase: unset, its name, or one of its targets. */
+function phaseSelected(phase: Phase, only: readonly string[] | undefined): boolean {
+  return only === undefined || only.includes(phase.name) || (phase.targetNames ?? []).some((n) => only.includes(n));
+}
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const REQUIRED = ['haproxy', 'nginx', 'wrk'];
@@ -57,14 +67,16 @@ function parseOptions(argv: string[]): BenchOptions {
     },
   });
   if (values.help) {
-    process.stdout.write(`usage: npm run bench -- [--quick] [--only ${ALL_TARGETS.map((t) => t.name).join(',')}] [--out FILE]\n` +
+    process.stdout.write(`usage: npm run bench -- [--quick] [--only NAME,...] [--out FILE]\n` +
+      `  --only: targets ${ALL_TARGETS.map((t) => t.name).join(',')}\n` +
+      `          or phases ${PHASES.map((p) => p.name).join(',')}\n` +
       'env: BENCH_DURATION BENCH_ROUNDS BENCH_WARMUP BENCH_CONNECTIONS BENCH_PROXY_CPU BENCH_LOAD_CPU BENCH_NO_PIN BENCH_KEEP\n' +
       '     BENCH_SWITCHYARD_CLI BENCH_SWITCHYARD_READY_MS BENCH_IDLE_WAIT BENCH_BUSY_PCT (see bench/run.ts)\n');
     process.exit(0);
   }
   const only = values.only?.split(',').map((s) => s.trim()).filter((s) => s !== '');
-  const unknown = only?.filter((n) => !ALL_TARGETS.some((t) => t.name === n)) ?? [];
-  if (unknown.length > 0) throw new Error(`--only: unknown target(s) ${unknown.join(', ')}`);
+  const unknown = only?.filter((n) => !ALL_TARGETS.some((t) => t.name === n) && !PHASES.some((p) => p.name === n)) ?? [];
+  if (unknown.length > 0) throw new Error(`--only: unknown target(s) or phase(s) ${unknown.join(', ')}`);
   const quick = values.quick;
   return {
     quick,
@@ -134,10 +146,10 @@ async function main(options: BenchOptions): Promise<number> {
   if (canPin()) spawnSync('taskset', ['-a', '-p', '-c', options.loadCpu, String(process.pid)], { stdio: 'ignore' });
 
   try {
-    const { upstreams } = await startUpstreams(base);
-    const ctx: BenchContext = { ...base, upstreams };
+    const { upstreams, proc } = await startUpstreams(base);
+    const ctx: BenchContext = { ...base, upstreams, upstreamPid: proc.pid };
     const results: PhaseResult[] = [];
-    for (const phase of PHASES) {
+    for (const phase of PHASES.filter((p) => phaseSelected(p, options.only))) {
       log(`phase ${phase.name}`);
       const r = await phase.run(ctx);
       results.push(r);
@@ -165,10 +177,9 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   });
 }
 
-// Every run is bounded: the planned wrk time plus generous slack for start-up and shutdown.
+// Every run is bounded: each phase's planned time plus generous slack for start-up and shutdown.
 const watchdog = (o: BenchOptions): NodeJS.Timeout => {
-  const n = ALL_TARGETS.length;
-  const limitS = n * o.rounds * (o.seconds + o.idleWaitSeconds + 20) + n * (o.warmupSeconds + 30) + 120;
+  const limitS = PHASES.filter((p) => phaseSelected(p, o.only)).reduce((sum, p) => sum + (p.budgetSeconds?.(o) ?? 900), 120);
   return setTimeout(() => {
     log(`watchdog: still running after ${limitS} s; giving up`);
     void cleanup().finally(() => process.exit(124));

@@ -1,13 +1,19 @@
 /**
- * Phase 1: requests/s and latency. Starts every proxy (each pinned to the proxy CPU), checks that
- * each balances over all upstreams, warms each up, then runs wrk against them interleaved for a
- * number of rounds (the order rotates every round) and reports the median per proxy.
+ * Requests/s, latency and CPU per request. A throughput phase starts a group of targets (placed
+ * on CPUs as the group says), checks that each balances over all upstreams, warms each up, then
+ * runs wrk against them interleaved for a number of rounds (the order rotates every round) and
+ * reports the median per target. Two groups: one core (pinned) and two cores (unpinned).
  */
+import { cpus } from 'node:os';
+import { measuredRun, wrkOptions } from './measure.js';
 import type { BenchContext, Phase, PhaseResult } from './phase.js';
-import { canPin, foreignCpu, sampleRss, sleep } from './procs.js';
-import { throughputConsole, throughputMarkdown, type Row, type RunRecord } from './report.js';
-import { ALL_TARGETS, type RunningTarget, type Target } from './targets.js';
-import { runWrk, wrkCommand, type WrkOptions } from './wrk.js';
+import { canPin, repin } from './procs.js';
+import {
+  cpuRatioCheck, perCoreChecks, policiesCheck, rpsRatioCheck, switchyardChecks, throughputConsole, throughputMarkdown,
+  type Row, type RunRecord, type TableSpec,
+} from './throughput-report.js';
+import { ONE_CORE_TARGETS, TWO_CORE_TARGETS, type Placement, type RunningTarget, type Target } from './targets.js';
+import { runWrk, wrkCommand } from './wrk.js';
 
 interface Entry {
   readonly target: Target;
@@ -31,139 +37,204 @@ async function upstreamsSeen(url: string, count: number): Promise<{ seen: Set<st
   return { seen, statuses };
 }
 
-/** Waits (bounded by idleWaitSeconds) for a 1 s window with little CPU used by other processes. */
-async function waitForQuiet(ctx: BenchContext): Promise<void> {
-  const o = ctx.options;
-  if (o.idleWaitSeconds <= 0) return;
-  const deadline = Date.now() + o.idleWaitSeconds * 1000;
-  let said = false;
-  for (;;) {
-    const f = foreignCpu();
-    await sleep(1000);
-    const { otherPct } = f.stop();
-    if (otherPct < o.busyThresholdPct) return;
-    if (Date.now() >= deadline) {
-      ctx.log(`other processes still use ${otherPct.toFixed(0)}% of a core after ${o.idleWaitSeconds} s; measuring anyway`);
-      return;
+/** Whether `--only` selects `name` (a target or a phase). */
+export function selected(ctx: BenchContext, ...names: string[]): boolean {
+  const only = ctx.options.only;
+  return only === undefined || names.some((n) => only.includes(n));
+}
+
+interface Group {
+  readonly name: string;
+  readonly targets: readonly Target[];
+  readonly spec: TableSpec;
+  readonly placement: (ctx: BenchContext) => Placement;
+  /** Report lines on where things ran. */
+  readonly layout: (ctx: BenchContext, placement: Placement) => string[];
+  /** Runs before the group's targets start (re-pinning the upstreams); returns the undo. */
+  readonly prepare?: (ctx: BenchContext) => () => void;
+}
+
+async function startAll(ctx: BenchContext, entries: Entry[], placement: Placement, notes: string[]): Promise<void> {
+  for (const e of entries) {
+    ctx.log(`starting ${e.target.name}`);
+    try {
+      const r = await e.target.start(ctx, placement);
+      if (r.ok) e.running = r.target;
+      else e.unavailable = r.reason;
+    } catch (err) {
+      e.unavailable = `failed to start: ${(err as Error).message}`;
     }
-    if (!said) ctx.log(`other processes use ${otherPct.toFixed(0)}% of a core; waiting up to ${o.idleWaitSeconds} s for quiet`);
-    said = true;
+    if (e.unavailable !== undefined) ctx.log(`${e.target.name}: not available — ${e.unavailable}`);
+  }
+  for (const e of entries) {
+    if (e.running === undefined || e.target.reference === true) continue;
+    try {
+      const { seen, statuses } = await upstreamsSeen(e.running.url, 3 * ctx.upstreams.length);
+      const bad = statuses.filter((s) => s !== 200).length;
+      const msg = `${e.target.name}: ${statuses.length - bad}/${statuses.length} sanity requests answered 200, upstreams seen: ${[...seen].sort().join(', ') || 'none'}`;
+      ctx.log(msg);
+      if (bad > 0 || seen.size !== ctx.upstreams.length) notes.push(`Sanity check off — ${msg}`);
+    } catch (err) {
+      notes.push(`Sanity check failed for ${e.target.name}: ${(err as Error).message}`);
+    }
   }
 }
 
-function wrkOptions(ctx: BenchContext, url: string, seconds: number): WrkOptions {
+async function measureRounds(ctx: BenchContext, entries: Entry[], placement: Placement): Promise<void> {
   const o = ctx.options;
-  return { url, seconds, connections: o.connections, threads: o.threads, cpu: o.loadCpu };
+  const live = entries.filter((e) => e.running !== undefined);
+  for (const e of live) {
+    ctx.log(`warm-up ${e.target.name} (${o.warmupSeconds} s)`);
+    try {
+      await runWrk(wrkOptions(ctx, e.running!.url, o.warmupSeconds, placement.loadCpu));
+    } catch (err) {
+      e.failures.push(`warm-up: ${(err as Error).message}`);
+    }
+  }
+  for (let round = 1; round <= o.rounds; round++) {
+    const shift = (round - 1) % Math.max(live.length, 1);
+    for (const e of [...live.slice(shift), ...live.slice(0, shift)]) {
+      const t = e.running!;
+      if (t.proc !== undefined && !t.proc.isRunning()) {
+        e.failures.push(`round ${round}: process had exited (${await t.proc.exited})`);
+        continue;
+      }
+      try {
+        const run = await measuredRun(ctx, t, wrkOptions(ctx, t.url, o.seconds, placement.loadCpu), round);
+        e.runs.push(run);
+        const r = run.result;
+        const errs = r.non2xx + r.socketErrors;
+        const cpuUs = run.cpu === undefined ? '' : `  cpu ${(run.cpu.cpuSeconds * 1e6 / Math.max(1, r.requests)).toFixed(1)} µs/req`;
+        ctx.log(`round ${round}/${o.rounds} ${t.name.padEnd(20)} ${Math.round(r.requestsPerSec).toString().padStart(7)} req/s  p50 ${r.p50Ms.toFixed(3)} ms  p99 ${r.p99Ms.toFixed(3)} ms${cpuUs}` +
+          `${run.rssBytes === undefined ? '' : `  rss ${(run.rssBytes / 1048576).toFixed(1)} MiB`}  other cpu ${run.otherCpuPct.toFixed(0)}%${errs > 0 ? `  ERRORS ${errs}` : ''}`);
+      } catch (err) {
+        e.failures.push(`round ${round}: ${(err as Error).message}`);
+        ctx.log(`round ${round} ${t.name}: FAILED ${(err as Error).message}`);
+      }
+    }
+  }
 }
 
-export const throughputPhase: Phase = {
-  name: 'throughput',
-  run: async (ctx: BenchContext): Promise<PhaseResult> => {
-    const o = ctx.options;
-    const targets = ALL_TARGETS.filter((t) => o.only === undefined || o.only.includes(t.name));
-    const entries: Entry[] = targets.map((target) => ({ target, running: undefined, unavailable: undefined, runs: [], failures: [] }));
-    const notes: string[] = [];
+function runGroup(group: Group): Phase {
+  return {
+    name: group.name,
+    targetNames: group.targets.map((t) => t.name),
+    budgetSeconds: (o) => group.targets.length * (o.warmupSeconds + 30 + o.rounds * (o.seconds + o.idleWaitSeconds + 20)),
+    run: async (ctx: BenchContext): Promise<PhaseResult> => {
+      const o = ctx.options;
+      const targets = group.targets.filter((t) => selected(ctx, group.name, t.name));
+      const entries: Entry[] = targets.map((target) => ({ target, running: undefined, unavailable: undefined, runs: [], failures: [] }));
+      const notes: string[] = [];
+      const placement = group.placement(ctx);
+      const undo = group.prepare?.(ctx);
+      try {
+        await startAll(ctx, entries, placement, notes);
+        await measureRounds(ctx, entries, placement);
+        for (const e of entries) {
+          if (e.running?.summary === undefined) continue;
+          for (const line of await e.running.summary()) notes.push(`${e.target.name} ${line}`);
+        }
+      } finally {
+        await Promise.all(entries.map((e) => e.running?.proc?.stop()));
+        undo?.();
+      }
 
-    try {
+      const noisy = entries.flatMap((e) => e.runs.filter((r) => r.otherCpuPct >= o.busyThresholdPct).map((r) => `${e.target.name} round ${r.round} (${r.otherCpuPct.toFixed(0)}%)`));
+      if (noisy.length > 0) {
+        notes.push(`Other processes used ≥ ${o.busyThresholdPct}% of a core during ${noisy.length} run(s): ${noisy.join(', ')}. Those numbers are low; the machine was shared.`);
+      }
       for (const e of entries) {
-        ctx.log(`starting ${e.target.name}`);
-        try {
-          const r = await e.target.start(ctx);
-          if (r.ok) e.running = r.target;
-          else e.unavailable = r.reason;
-        } catch (err) {
-          e.unavailable = `failed to start: ${(err as Error).message}`;
-        }
-        if (e.unavailable !== undefined) ctx.log(`${e.target.name}: not available — ${e.unavailable}`);
-      }
-
-      for (const e of entries) {
-        if (e.running === undefined || e.target.reference === true) continue;
-        try {
-          const { seen, statuses } = await upstreamsSeen(e.running.url, 3 * ctx.upstreams.length);
-          const bad = statuses.filter((s) => s !== 200).length;
-          const msg = `${e.target.name}: ${statuses.length - bad}/${statuses.length} sanity requests answered 200, upstreams seen: ${[...seen].sort().join(', ') || 'none'}`;
-          ctx.log(msg);
-          if (bad > 0 || seen.size !== ctx.upstreams.length) notes.push(`Sanity check off — ${msg}`);
-        } catch (err) {
-          notes.push(`Sanity check failed for ${e.target.name}: ${(err as Error).message}`);
+        if (e.runs.some((r) => r.result.non2xx + r.result.socketErrors > 0)) {
+          notes.push(`${e.target.name} had non-2xx responses or socket errors in some runs: its numbers are suspect.`);
         }
       }
+      const rows: Row[] = entries.map((e) => ({
+        name: e.target.name, reference: e.target.reference === true, unavailable: e.unavailable, runs: e.runs, failures: e.failures,
+      }));
+      const setup = [
+        `${o.rounds} round(s) × ${entries.length} target(s) × ${o.seconds} s, interleaved (the order rotates each round), after one ${o.warmupSeconds} s warm-up run per target; median of the rounds per target.`,
+        o.idleWaitSeconds > 0
+          ? `Before each measured run the harness waited (up to ${o.idleWaitSeconds} s) for a 1 s window in which other processes on the machine used less than ${o.busyThresholdPct}% of a core.`
+          : 'No waiting for the machine to be quiet before runs (BENCH_IDLE_WAIT=0).',
+        `wrk: \`${wrkCommand(wrkOptions(ctx, 'http://127.0.0.1:PORT/', o.seconds, placement.loadCpu)).join(' ')}\``,
+        ...group.layout(ctx, placement),
+        `Upstreams: ${ctx.upstreams.length} server blocks of one nginx (1 worker) answering a fixed 100-byte body, keep-alive on.`,
+        'HAProxy and nginx log nothing (HAProxy: no log directive; nginx: access_log off). Switchyard writes its pino access log to a file and keeps its metrics.',
+        'CPU µs/req: the CPU time (user + system) of the proxy\'s whole process tree (HAProxy\'s threads, nginx\'s master and workers, Switchyard\'s primary, workers and threads), read from /proc/PID/stat before and after each measured run, divided by the requests wrk completed. Time another process takes from the proxy lowers its requests/s but not this, so it is the steadier number on a shared machine.',
+        'max RSS: VmRSS of the proxy\'s process tree (master + workers), sampled every 200 ms during each measured run.',
+      ];
+      return { console: throughputConsole(group.spec, rows, notes), markdown: throughputMarkdown(group.spec, rows, notes, setup) };
+    },
+  };
+}
 
-      const live = (): Entry[] => entries.filter((e) => e.running !== undefined);
-      for (const e of live()) {
-        ctx.log(`warm-up ${e.target.name} (${o.warmupSeconds} s)`);
-        try {
-          await runWrk(wrkOptions(ctx, e.running!.url, o.warmupSeconds));
-        } catch (err) {
-          e.failures.push(`warm-up: ${(err as Error).message}`);
-        }
-      }
-
-      for (let round = 1; round <= o.rounds; round++) {
-        const order = live();
-        const shift = (round - 1) % Math.max(order.length, 1);
-        for (const e of [...order.slice(shift), ...order.slice(0, shift)]) {
-          const t = e.running!;
-          if (t.proc !== undefined && !t.proc.isRunning()) {
-            e.failures.push(`round ${round}: process had exited (${await t.proc.exited})`);
-            continue;
-          }
-          await waitForQuiet(ctx);
-          const rss = t.proc === undefined ? undefined : sampleRss(t.proc.pid);
-          const foreign = foreignCpu();
-          try {
-            const { result } = await runWrk(wrkOptions(ctx, t.url, o.seconds));
-            const rssBytes = rss?.stop();
-            const { otherPct, stealPct } = foreign.stop();
-            e.runs.push({ round, result, rssBytes, otherCpuPct: otherPct, stealPct });
-            const errs = result.non2xx + result.socketErrors;
-            ctx.log(`round ${round}/${o.rounds} ${t.name.padEnd(12)} ${Math.round(result.requestsPerSec).toString().padStart(7)} req/s  p50 ${result.p50Ms.toFixed(3)} ms  p99 ${result.p99Ms.toFixed(3)} ms` +
-              `${rssBytes === undefined ? '' : `  rss ${(rssBytes / 1048576).toFixed(1)} MiB`}  other cpu ${otherPct.toFixed(0)}%${errs > 0 ? `  ERRORS ${errs}` : ''}`);
-          } catch (err) {
-            rss?.stop();
-            e.failures.push(`round ${round}: ${(err as Error).message}`);
-            ctx.log(`round ${round} ${t.name}: FAILED ${(err as Error).message}`);
-          }
-        }
-      }
-
-      for (const e of entries) {
-        if (e.running?.summary === undefined) continue;
-        for (const line of await e.running.summary()) notes.push(`${e.target.name} ${line}`);
-      }
-    } finally {
-      await Promise.all(entries.map((e) => e.running?.proc?.stop()));
-    }
-
-    const noisy = entries.flatMap((e) => e.runs.filter((r) => r.otherCpuPct >= o.busyThresholdPct).map((r) => `${e.target.name} round ${r.round} (${r.otherCpuPct.toFixed(0)}%)`));
-    if (noisy.length > 0) {
-      notes.push(`Other processes used ≥ ${o.busyThresholdPct}% of a core during ${noisy.length} run(s): ${noisy.join(', ')}. Those numbers are low; the machine was shared.`);
-    }
-    for (const e of entries) {
-      if (e.runs.some((r) => r.result.non2xx + r.result.socketErrors > 0)) {
-        notes.push(`${e.target.name} had non-2xx responses or socket errors in some runs: its numbers are suspect.`);
-      }
-    }
-
-    const rows: Row[] = entries.map((e) => ({
-      name: e.target.name, reference: e.target.reference === true, unavailable: e.unavailable, runs: e.runs, failures: e.failures,
-    }));
-    const pinned = canPin();
-    const setup = [
-      `${o.rounds} round(s) × ${entries.length} target(s) × ${o.seconds} s, interleaved (the order rotates each round), after one ${o.warmupSeconds} s warm-up run per target; median of the rounds per target.`,
-      o.idleWaitSeconds > 0
-        ? `Before each measured run the harness waited (up to ${o.idleWaitSeconds} s) for a 1 s window in which other processes on the machine used less than ${o.busyThresholdPct}% of a core.`
-        : 'No waiting for the machine to be quiet before runs (BENCH_IDLE_WAIT=0).',
-      `wrk: \`${wrkCommand(wrkOptions(ctx, 'http://127.0.0.1:PORT/', o.seconds)).join(' ')}\``,
-      pinned
-        ? `Pinning (taskset): the proxy under test on CPU ${o.proxyCpu}; wrk **and the upstream nginx** on CPU ${o.loadCpu} (they share that core). The idle proxies also sit on CPU ${o.proxyCpu}.`
-        : 'No CPU pinning (taskset missing, fewer than 2 cores, or BENCH_NO_PIN=1).',
-      `Upstreams: ${ctx.upstreams.length} server blocks of one nginx (1 worker) answering a fixed 100-byte body, keep-alive on.`,
-      'HAProxy and nginx log nothing (HAProxy: no log directive; nginx: access_log off). Switchyard writes its pino access log to a file and keeps its metrics.',
-      '"direct" is wrk straight at one upstream, no proxy: the ceiling of the load side.',
-      'max RSS: VmRSS of the proxy\'s process tree (master + workers), sampled every 200 ms during each measured run.',
-    ];
-    return { console: throughputConsole(rows, notes), markdown: throughputMarkdown(rows, notes, setup) };
+const ONE_CORE_SPEC: TableSpec = {
+  title: '## Throughput and latency: one core',
+  baselines: ['haproxy', 'nginx'],
+  checksTitle: 'Switchyard targets (access logs and metrics on)',
+  checks: (s) => {
+    const sy = s.get('switchyard');
+    if (sy === undefined) return [];
+    const checks = switchyardChecks(sy, s.get('haproxy'));
+    const policies = s.get('switchyard-policies');
+    if (policies !== undefined) checks.push(policiesCheck(sy, policies));
+    const bare = s.get('bare-undici');
+    if (bare !== undefined) checks.push(...perCoreChecks(sy, bare));
+    return checks;
   },
 };
+
+export const throughputPhase: Phase = runGroup({
+  name: 'throughput',
+  targets: ONE_CORE_TARGETS,
+  spec: ONE_CORE_SPEC,
+  placement: (ctx) => ({ proxyCpu: ctx.options.proxyCpu, loadCpu: ctx.options.loadCpu }),
+  layout: (ctx) => [canPin()
+    ? `Pinning (taskset): the proxy under test on CPU ${ctx.options.proxyCpu}; wrk **and the upstream nginx** on CPU ${ctx.options.loadCpu} (they share that core). The idle proxies also sit on CPU ${ctx.options.proxyCpu}. Switchyard runs one process (\`--workers 1\`).`
+    : 'No CPU pinning (taskset missing, fewer than 2 cores, or BENCH_NO_PIN=1).',
+  '"direct" is wrk straight at one upstream, no proxy: the ceiling of the load side.'],
+});
+
+const TWO_CORE_SPEC: TableSpec = {
+  title: '## Throughput and latency: every core (workers and threads)',
+  baselines: ['haproxy-nbthread2', 'switchyard-workers1'],
+  checksTitle: 'Workers and threads (ratios from this table)',
+  checks: (s) => {
+    const checks = [];
+    const [w1, w2, h1, h2] = ['switchyard-workers1', 'switchyard-workers2', 'haproxy-nbthread1', 'haproxy-nbthread2'].map((n) => s.get(n));
+    if (w1 !== undefined && w2 !== undefined) {
+      checks.push(rpsRatioCheck('switchyard --workers 2 / --workers 1, requests/s', w2, w1, undefined));
+      checks.push(cpuRatioCheck('switchyard --workers 2 / --workers 1, CPU µs per request', w2, w1, undefined));
+    }
+    if (h1 !== undefined && h2 !== undefined) checks.push(rpsRatioCheck('haproxy nbthread 2 / nbthread 1, requests/s', h2, h1, undefined));
+    if (w2 !== undefined && h2 !== undefined) {
+      checks.push(rpsRatioCheck('switchyard --workers 2 / haproxy nbthread 2, requests/s', w2, h2, undefined));
+      checks.push(cpuRatioCheck('switchyard --workers 2 / haproxy nbthread 2, CPU µs per request', w2, h2, undefined));
+    }
+    return checks;
+  },
+};
+
+export const twoCorePhase: Phase = runGroup({
+  name: 'two-core',
+  targets: TWO_CORE_TARGETS,
+  spec: TWO_CORE_SPEC,
+  placement: () => ({ proxyCpu: undefined, loadCpu: undefined }),
+  // The upstream nginx was pinned to the load CPU for the one-core table; here it may run anywhere.
+  prepare: (ctx) => {
+    if (ctx.upstreamPid === undefined || !canPin()) return () => undefined;
+    repin(ctx.upstreamPid, allCpus());
+    return () => repin(ctx.upstreamPid!, ctx.options.loadCpu);
+  },
+  layout: () => [
+    'Nothing pinned: the proxy, wrk and the upstream nginx all share every core, as they would on a real two-core host. ' +
+    'Pinning a two-thread or two-worker proxy to one core would measure nothing, and giving it both would leave wrk no core; so every target of this table, ' +
+    'the one-thread and one-worker ones included, runs under the same contention, and the ratios compare like with like. ' +
+    'wrk and the upstreams take part of the machine here, so requests/s are lower than "every core the proxy\'s" would give; CPU µs per request is fair either way.',
+    'switchyard-workers1 and -workers2 run `--workers 1` and `--workers 2`; haproxy-nbthread1 and -nbthread2 run `nbthread 1` and `nbthread 2`. "direct-unpinned" is wrk straight at one upstream under the same layout.',
+  ],
+});
+
+function allCpus(): string {
+  return `0-${Math.max(0, cpus().length - 1)}`;
+}
