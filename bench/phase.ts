@@ -63,6 +63,11 @@ export interface PhaseResult {
   readonly console: string;
   /** A markdown section (starting with `## `) for docs/benchmarks.md. */
   readonly markdown: string;
+  /**
+   * Files written next to the report (e.g. `cost-curve.svg` beside docs/benchmarks.md), which the
+   * markdown can show by their bare name: `![cost curve](cost-curve.svg)`.
+   */
+  readonly files?: readonly { readonly name: string; readonly content: string }[];
 }
 
 export interface Phase {

@@ -21,7 +21,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Artifact, BenchContext, BenchOptions, Phase, PhaseResult } from './phase.js';
@@ -158,6 +158,11 @@ async function main(options: BenchOptions): Promise<number> {
     const doc = [documentHeader(options), machineMarkdown(ctx), ...results.map((r) => r.markdown), artifactsMarkdown(artifacts)].join('\n');
     mkdirSync(dirname(options.outFile), { recursive: true });
     writeFileSync(options.outFile, doc.trimEnd() + '\n');
+    for (const f of results.flatMap((r) => r.files ?? [])) {
+      if (basename(f.name) !== f.name) throw new Error(`phase file ${JSON.stringify(f.name)}: a bare file name, written beside the report`);
+      writeFileSync(join(dirname(options.outFile), f.name), f.content);
+      log(`wrote ${f.name} beside the report`);
+    }
     log(`wrote ${relative(process.cwd(), options.outFile) || options.outFile}`);
     return 0;
   } finally {
