@@ -242,10 +242,12 @@ describe('consul end to end, through the proxy', () => {
     await waitFor('the burst route gone', async () => (await hit('/', 'burst.example')).status === 404, DEADLINE_MS);
   });
 
-  it('a burst that lands while the watch is parked is one answer and one rebuild', async () => {
+  it('a burst that lands while the watches are parked is one answer and one rebuild', async () => {
     const target = await register('burst2', 'burst2-0', { tags: ['public'] });
     await waitFor('the burst2 route', async () => (await hit('/', 'burst2.example')).status === 200, DEADLINE_MS);
-    await waitFor('the burst2 health watch parked', () => consul.requests.some((r) => r.path === '/v1/health/service/burst2' && r.blocked === true && r.status === undefined));
+    // The health of every service is watched through one blocking query on the health state.
+    const parked = (path: string): boolean => consul.requests.some((r) => r.path === path && r.blocked === true && r.status === undefined);
+    await waitFor('the health state and catalog watches parked', () => parked('/v1/health/state/any') && parked('/v1/catalog/services'));
     const before = app.store.version;
     // Synchronous writes: the parked read wakes once, after the last one (no timing involved).
     for (let i = 1; i < 100; i += 1) consul.registerService({ ID: `burst2-${i}`, Name: 'burst2', Address: '127.0.0.1', Port: target.port, Tags: ['public'], Check: { TTL: '30s', Status: 'passing' } });
@@ -255,9 +257,10 @@ describe('consul end to end, through the proxy', () => {
     await waitFor('the burst2 route gone', async () => (await hit('/', 'burst2.example')).status === 404, DEADLINE_MS);
   });
 
-  // Consul >= 1.10 answers every blocking health read from its streaming view, with
-  // X-Consul-KnownLeader: false whatever the cluster's state (the test server does the same): the
-  // last instance leaving must still empty the pool.
+  // Consul >= 1.10 answers every blocking health/service read from its streaming view, with
+  // X-Consul-KnownLeader: false whatever the cluster's state (the test server does the same).
+  // Switchyard reads services without blocking (a plain RPC, whose header is a fact): the last
+  // instance leaving must empty the pool.
   it('the last instance fails its check, then goes into maintenance → 503 SY_NO_ENDPOINT each time', async () => {
     await register('solo', 'solo-1', { tags: ['urlprefix-/solo'] });
     await waitFor('solo routed', async () => (await hit('/solo')).upstream === 'solo-1', DEADLINE_MS);
@@ -268,7 +271,8 @@ describe('consul end to end, through the proxy', () => {
     };
     await consulPut('/v1/agent/check/fail/service:solo-1');
     await waitFor('503 SY_NO_ENDPOINT after the check failed', noEndpoint, DEADLINE_MS);
-    assert.ok(consul.requests.some((r) => r.path === '/v1/health/service/solo' && Number(r.query['index'] ?? 0) > 0), 'followed by blocking (streaming) reads');
+    const soloReads = consul.requests.filter((r) => r.path === '/v1/health/service/solo');
+    assert.ok(soloReads.length >= 2 && soloReads.every((r) => r.query['index'] === undefined), 'followed by non-blocking (never streaming) reads');
     await consulPut('/v1/agent/check/pass/service:solo-1');
     await waitFor('solo back', async () => (await hit('/solo')).upstream === 'solo-1', DEADLINE_MS);
     await consulPut('/v1/agent/service/maintenance/solo-1?enable=true&reason=deploy');

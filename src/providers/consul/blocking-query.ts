@@ -111,7 +111,8 @@ export function backoffDelay(failures: number, baseMs: number, maxMs: number, ra
   return Math.round(ceiling / 2 + (random() * ceiling) / 2);
 }
 
-function asWatchError(err: unknown): ConsulWatchError {
+/** Any failure as a ConsulWatchError (an unexpected one is `invalid`). */
+export function asWatchError(err: unknown): ConsulWatchError {
   if (err instanceof ConsulWatchError) return err;
   return new ConsulWatchError(`unexpected answer from Consul: ${(err as Error)?.message ?? String(err)}`, 'invalid', { cause: err });
 }

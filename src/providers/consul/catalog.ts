@@ -9,16 +9,24 @@ const catalogSchema = z.record(z.string(), z.array(z.string()).nullable());
 
 /**
  * `GET /v1/catalog/services` → `{name: [tags]}`, without Consul's own `consul` service, names and
- * tags sorted and deduplicated so that equal catalogs serialise equally.
+ * tags sorted and deduplicated so that equal catalogs serialise equally. A service whose tags equal
+ * those in `previous` keeps `previous`'s array (the same object): consumers tell unchanged services
+ * by identity.
  */
-export function catalogFromServices(body: unknown): DiscoverySnapshot['catalog'] {
+export function catalogFromServices(body: unknown, previous?: DiscoverySnapshot['catalog']): DiscoverySnapshot['catalog'] {
   const parsed = catalogSchema.parse(body ?? {});
   const out: Record<string, readonly string[]> = {};
   for (const name of Object.keys(parsed).sort(compareCodeUnits)) {
     if (name === CONSUL_SERVICE) continue;
-    out[name] = [...new Set(parsed[name] ?? [])].sort(compareCodeUnits);
+    const tags = [...new Set(parsed[name] ?? [])].sort(compareCodeUnits);
+    const before = previous?.[name];
+    out[name] = before !== undefined && sameList(before, tags) ? before : tags;
   }
   return out;
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((value, at) => value === b[at]);
 }
 
 /**

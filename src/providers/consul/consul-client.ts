@@ -42,8 +42,14 @@ interface ReadOptions {
 type WithResponse = [IncomingMessage & { body?: unknown }, unknown?];
 
 interface ConsulApi {
-  catalog: { service: { list(options: ReadOptions): Promise<WithResponse> } };
-  health: { service(options: ReadOptions & { service: string }): Promise<WithResponse> };
+  catalog: {
+    service: { list(options: ReadOptions): Promise<WithResponse> };
+    node: { list(options: ReadOptions): Promise<WithResponse> };
+  };
+  health: {
+    service(options: ReadOptions & { service: string }): Promise<WithResponse>;
+    state(options: ReadOptions & { state: string }): Promise<WithResponse>;
+  };
   kv: { get(options: ReadOptions & { key: string; recurse: boolean }): Promise<WithResponse> };
   /** papi's extension hook: `onCreate` runs before the request URL is built from `opts.query`. */
   _ext(event: 'onCreate', callback: (request: { opts: { query?: Record<string, string> } }, next: () => void) => void): void;
@@ -56,7 +62,15 @@ export type AclProbe = 'enabled' | 'disabled' | 'unknown';
 /** What the provider asks of Consul; tests may substitute it. */
 export interface ConsulReader {
   catalogServices(request: QueryRequest): Promise<Answer<unknown>>;
+  /** `GET /v1/catalog/nodes`: every node with its address (a node's address is its services' default). */
+  catalogNodes(request: QueryRequest): Promise<Answer<unknown>>;
   healthService(name: string, request: QueryRequest): Promise<Answer<unknown>>;
+  /**
+   * `GET /v1/health/state/any`: every check of the datacenter (node checks have `ServiceID` "").
+   * A plain RPC blocking query on the checks table index (agent/health_endpoint.go
+   * HealthChecksInState → Health.ChecksInState), never answered from the streaming view.
+   */
+  healthState(request: QueryRequest): Promise<Answer<unknown>>;
   /** `undefined` body: 404, no key under the prefix. */
   kvList(prefix: string, request: QueryRequest): Promise<Answer<unknown>>;
   /**
@@ -80,6 +94,8 @@ export interface ConsulClientOptions {
   readonly timeoutMarginMs: number;
   /** Timeout of a non-blocking call (index 0). */
   readonly readTimeoutMs: number;
+  /** Most sockets open to the agent at once (the request budget's size: a second bound). */
+  readonly maxSockets?: number;
 }
 
 /** Client timeout for a blocking call: above the server's wait plus its jitter (wait/16). */
@@ -140,9 +156,10 @@ export class ConsulClient implements ConsulReader {
         cert: readPem('CONSUL_CLIENT_CERT', settings.clientCert),
         key: readPem('CONSUL_CLIENT_KEY', settings.clientKey),
         rejectUnauthorized: settings.tlsVerify,
+        maxSockets: options.maxSockets,
         ...(servername === undefined ? {} : { servername }),
       })
-      : new HttpAgent({ keepAlive: true });
+      : new HttpAgent({ keepAlive: true, maxSockets: options.maxSockets });
     this.basePath = `${url.pathname.replace(/\/+$/, '')}/v1`;
     const auth = settings.httpAuth;
     this.target = {
@@ -234,6 +251,14 @@ export class ConsulClient implements ConsulReader {
 
   catalogServices(request: QueryRequest): Promise<Answer<unknown>> {
     return this.read('catalog', request, (options) => this.api.catalog.service.list(options));
+  }
+
+  catalogNodes(request: QueryRequest): Promise<Answer<unknown>> {
+    return this.read('catalog nodes', request, (options) => this.api.catalog.node.list(options));
+  }
+
+  healthState(request: QueryRequest): Promise<Answer<unknown>> {
+    return this.read('health state', request, (options) => this.api.health.state({ ...options, state: 'any' }));
   }
 
   healthService(name: string, request: QueryRequest): Promise<Answer<unknown>> {

@@ -4,36 +4,76 @@ import type { DiscoverySnapshot, KvSnapshot, ServiceInstance } from '../../model
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { DiscoveryProvider, DiscoveryUpdate, ProviderStatus } from '../provider.js';
-import { BlockingQuery, type BlockingQueryTimings, type QueryMeta, type WatchState } from './blocking-query.js';
+import { BlockingQuery, type BlockingQueryTimings, type QueryMeta, type Veto, type WatchState } from './blocking-query.js';
+import { BudgetedReader } from './budgeted-reader.js';
 import { catalogFromServices, listsAnyService } from './catalog.js';
 import { ConsulClient, type ConsulReader } from './consul-client.js';
 import { EmptyAnswerGuard } from './empty-answer-guard.js';
 import { consulMetrics, type ConsulMetrics } from './consul-metrics.js';
-import { instancesFromHealth, isUp } from './health.js';
+import { isUp } from './health.js';
+import { changedServices, healthDigest, indexFloor, type HealthDigest } from './health-state.js';
 import { kvFromEntries } from './kv.js';
+import { changedNodes, nodeAddresses } from './nodes.js';
+import { RequestBudget } from './request-budget.js';
+import { ServiceReads } from './service-reads.js';
 import type { ConsulWatchError } from './watch-error.js';
 
 /**
  * The Consul provider: the catalog, the health of every service some route needs, and the KV
- * prefix, each watched by its own blocking query (blocking-query.ts), turned into the same
- * snapshots the services file produces.
+ * prefix, turned into the same snapshots the services file produces, with a constant number of
+ * connections to the agent whatever the number of services.
  *
- * - Emits `{ discovery }` when the catalog or any watched service's instances changed (once the
- *   catalog is known), `{ kv }` when the KV prefix changed. Whole snapshots, never diffs.
- * - A failing watch keeps its last data: nothing is emitted for it, so the live table keeps serving
- *   (a failing health watch keeps its service's last instances).
+ * Load on Consul (the agent allows one client 200 connections, agent/config/default.go
+ * `limits.http_max_conns_per_client`; past it, 429 and close):
+ * - Four blocking queries (blocking-query.ts), whatever the number of services:
+ *   `/v1/catalog/services` (names and tags; its index is the services table's, so it moves on any
+ *   registration, deregistration or change of any instance), `/v1/health/state/any` (every check;
+ *   the checks table index, health-state.ts), `/v1/catalog/nodes` (node addresses, nodes.ts) and
+ *   `/v1/kv/<prefix>?recurse`.
+ * - Non-blocking reads of `/v1/health/service/<name>` only for services whose answer may have
+ *   changed (service-reads.ts): a service newly wanted; a check of it (or of a node it is on)
+ *   added, removed or changed; its catalog tags changed; its node's address changed: `urgent`. Any
+ *   other move of the catalog index may hide a port, address, meta or weights change that no list
+ *   endpoint shows, so every wanted service is re-read then (`sweep`, at most 2 at once, behind the
+ *   urgent reads). At most 4 reads at once; a service changing again while its read runs is read
+ *   once more after it.
+ * - A request budget (request-budget.ts) caps every request in flight, probes included, at
+ *   MAX_CONCURRENT_REQUESTS = 8, and the HTTP agent's sockets likewise: 4 blocking queries plus at
+ *   most 4 reads. Idle, only the blocking queries' re-arms reach Consul (4 per `wait`).
+ *
+ * Snapshots:
+ * - Emits `{ discovery }` when the catalog or any wanted service's instances changed (once the
+ *   catalog is known; coalesced to one emit per event-loop turn), `{ kv }` when the KV prefix
+ *   changed. Whole snapshots, never diffs.
+ * - Identity contract (for incremental builds): in consecutive snapshots, `instances[service]` of a
+ *   service whose data did not change is the same array object as in the previous snapshot, and so
+ *   is `catalog[service]` (its tag array); only a changed service gets new arrays. An answer equal
+ *   to the last applied one changes nothing.
+ * - A failing watch or read keeps its last data: nothing is emitted for it, so the live table keeps
+ *   serving (a failing service read keeps its service's last instances).
+ *
+ * Guarantees kept from one blocking query per service:
  * - Answers that would drop live endpoints for the wrong reason are refused (not applied, counted,
- *   logged, retried with backoff keeping the old index): an answer emptied by ACL filtering
+ *   logged, retried with backoff): an answer emptied by ACL filtering
  *   (`X-Consul-Results-Filtered-By-ACLs: true`) is a permissions problem; an answer that would empty
  *   a pool (or the catalog, or the KV overrides) while the cluster has no leader is not trusted.
- * - Which empty answers are refused, and how "no leader" and "ACLs on without a token" are told
- *   (a streaming answer's `X-Consul-KnownLeader: false` says nothing): empty-answer-guard.ts.
- * - A streaming health answer with no instance at all is confirmed by a fresh (index 0) read
- *   first: the streaming view never says whether ACLs filtered it; a plain read does.
- * - `status().synced` once the catalog, the KV prefix and every currently wanted service have been
- *   read at least once (readiness); `healthy` while no watch is failing.
+ *   Which empty answers are refused, and how "no leader" and "ACLs on without a token" are told (a
+ *   streaming answer's `X-Consul-KnownLeader: false` says nothing): empty-answer-guard.ts. Service
+ *   reads are index 0, which Consul never answers from the streaming view, so their headers are facts.
+ * - Index resets (an index going backwards) reset that watch to 0 (blocking-query.ts); a health
+ *   read behind what the health state showed (a lagging server) is read again (service-reads.ts).
+ * - Reads start only once the three list watches have answered: a change committed before a list
+ *   watch's first answer would otherwise hide in its baseline.
+ * - `status().synced` once the catalog, the KV prefix, the health state, the nodes and every
+ *   currently wanted service have been read and emitted; `healthy` while nothing is failing.
  * - The token goes to Consul as `X-Consul-Token` and nowhere else: not in messages, errors, status.
  */
+
+/** Requests to the agent in flight at once, at most (blocking queries, reads, probes). */
+export const MAX_CONCURRENT_REQUESTS = 8;
+/** Non-blocking service reads in flight at once, at most; of which sweep reads: */
+export const READ_CONCURRENCY = 4;
+export const SWEEP_CONCURRENCY = 2;
 
 export interface ConsulProviderOptions {
   /** Minimum time between the starts of two calls of one watch. */
@@ -62,6 +102,7 @@ export const DEFAULT_CONSUL_PROVIDER_OPTIONS: ConsulProviderOptions = {
 };
 
 type Catalog = DiscoverySnapshot['catalog'];
+type Nodes = Record<string, string>;
 /** What the provider does with any of its loops, whatever their value type. */
 interface Loop {
   readonly name: string;
@@ -81,16 +122,23 @@ interface WatchLog {
 export class ConsulProvider implements DiscoveryProvider {
   readonly name = 'consul';
   private readonly options: ConsulProviderOptions;
+  private readonly budget = new RequestBudget(MAX_CONCURRENT_REQUESTS);
   private readonly client: ConsulReader;
   private readonly consulMetrics: ConsulMetrics;
   private readonly timings: BlockingQueryTimings;
   private emit: ((update: DiscoveryUpdate) => void) | undefined;
   private catalog: BlockingQuery<unknown, Catalog> | undefined;
+  private healthState: BlockingQuery<unknown, HealthDigest> | undefined;
+  private nodes: BlockingQuery<unknown, Nodes> | undefined;
   private kv: BlockingQuery<unknown, KvSnapshot> | undefined;
-  private readonly health = new Map<string, BlockingQuery<unknown, ServiceInstance[]>>();
+  private readonly reads: ServiceReads;
+  /** The catalog index last seen: a move means some instance somewhere changed. */
+  private catalogIndex: number | undefined;
+  private emitScheduled = false;
   private readonly stopping = new Set<Promise<void>>();
   private readonly logs = new Map<string, WatchLog>();
   private wanted: readonly string[] = [];
+  private wantedSet: ReadonlySet<string> = new Set();
   private readonly guard: EmptyAnswerGuard;
   private started = false;
   private stopped = false;
@@ -105,10 +153,12 @@ export class ConsulProvider implements DiscoveryProvider {
     options: Partial<ConsulProviderOptions> = {},
   ) {
     this.options = { ...DEFAULT_CONSUL_PROVIDER_OPTIONS, ...options };
-    this.client = this.options.reader ?? new ConsulClient(settings, {
+    const inner = this.options.reader ?? new ConsulClient(settings, {
       timeoutMarginMs: this.options.timeoutMarginMs,
       readTimeoutMs: this.options.readTimeoutMs,
+      maxSockets: MAX_CONCURRENT_REQUESTS,
     });
+    this.client = new BudgetedReader(inner, this.budget);
     this.guard = new EmptyAnswerGuard(this.client, settings.token !== undefined, logger);
     this.consulMetrics = consulMetrics(metrics.registry);
     this.consulMetrics.up.set(0);
@@ -118,52 +168,62 @@ export class ConsulProvider implements DiscoveryProvider {
       backoffBaseMs: this.options.backoffBaseMs,
       backoffMaxMs: this.options.backoffMaxMs,
     };
+    this.reads = this.serviceReads();
   }
 
   async start(emit: (update: DiscoveryUpdate) => void): Promise<void> {
     if (this.started) return;
     this.emit = emit;
     this.started = true;
-    this.logger.info({ url: this.settings.url, datacenter: this.settings.datacenter, consistency: this.settings.consistency, kvPrefix: this.kvPrefix, waitMs: this.settings.waitMs, acl: this.settings.token !== undefined }, 'watching Consul');
+    this.logger.info({ url: this.settings.url, datacenter: this.settings.datacenter, consistency: this.settings.consistency, kvPrefix: this.kvPrefix, waitMs: this.settings.waitMs, acl: this.settings.token !== undefined, maxConnections: MAX_CONCURRENT_REQUESTS }, 'watching Consul');
     this.catalog = this.catalogLoop();
+    this.healthState = this.healthStateLoop();
+    this.nodes = this.nodesLoop();
     this.kv = this.kvLoop();
-    const first = [this.catalog.start(), this.kv.start()];
-    for (const name of this.wanted) first.push(this.startHealth(name));
-    await Promise.all(first);
+    this.reads.setWanted(this.wanted);
+    const firstReads = this.reads.firstAttempts();
+    await Promise.all([this.catalog.start(), this.healthState.start(), this.nodes.start(), this.kv.start()]);
+    // Reads are enabled once the list watches have answered; if one failed, start() ends here and
+    // the reads begin when it recovers (the first attempt is what start() waits for).
+    if (this.listsSynced()) await firstReads;
   }
 
-  /** Starts and stops per-service health watches as the set of services routes need changes. */
+  /** Follows the set of services routes need: new ones are read, dropped ones forgotten. */
   watchServices(names: readonly string[]): void {
     const next = [...new Set(names)].sort(compareCodeUnits);
+    const dropped = this.wanted.filter((name) => !next.includes(name));
     this.wanted = next;
+    this.wantedSet = new Set(next);
     if (!this.started || this.stopped) return;
-    const keep = new Set(next);
-    for (const [name, loop] of this.health) {
-      if (keep.has(name)) continue;
-      this.health.delete(name);
+    for (const name of dropped) {
       this.logs.delete(`health:${name}`);
-      this.retire(loop);
-      this.logger.debug({ service: name }, 'stopped watching the health of a service no route needs');
+      this.logger.debug({ service: name }, 'stopped following the health of a service no route needs');
     }
-    for (const name of next) if (!this.health.has(name)) void this.startHealth(name);
+    this.reads.setWanted(next);
     this.updateUp();
   }
 
-  /** SIGHUP: every watch reads afresh now. */
+  /** SIGHUP: every watch and every wanted service reads afresh now. */
   async reload(): Promise<void> {
     this.guard.forgetAcl();
-    await Promise.all(this.loops().map((loop) => loop.refresh()));
+    await Promise.all([...this.loops().map((loop) => loop.refresh()), this.reads.refreshAll()]);
   }
 
   status(): ProviderStatus {
     const loops = this.loops();
-    const failing = loops.find((loop) => loop.state.lastError !== undefined);
+    const failing = loops.find((loop) => loop.state.lastError !== undefined)?.state.lastError ?? this.reads.failing();
+    const watches: Record<string, unknown> = {};
+    for (const loop of loops) watches[loop.name] = this.watchDetail(loop.name, loop.state);
+    for (const name of this.wanted) {
+      const state = this.reads.state(name);
+      if (state !== undefined) watches[`health:${name}`] = this.watchDetail(`health:${name}`, state);
+    }
     return {
       name: this.name,
       healthy: this.isHealthy(),
       synced: this.isSynced(),
       lastSyncAt: this.lastSyncAt,
-      lastError: failing?.state.lastError?.message,
+      lastError: failing?.message,
       detail: {
         url: this.settings.url,
         datacenter: this.settings.datacenter ?? null,
@@ -177,7 +237,8 @@ export class ConsulProvider implements DiscoveryProvider {
         ...(this.settings.partition === undefined ? {} : { partition: this.settings.partition }),
         lastSyncAgeMs: this.lastSyncAt === undefined ? null : Date.now() - this.lastSyncAt,
         watchedServices: [...this.wanted],
-        watches: Object.fromEntries(loops.map((loop) => [loop.name, { ...watchDetail(loop.state), staleFallback: this.logs.get(loop.name)?.stale === true }])),
+        requests: { max: MAX_CONCURRENT_REQUESTS, inFlight: this.budget.active, peak: this.budget.peak, serviceReads: this.reads.reads, readBacklog: this.reads.backlog },
+        watches,
       },
     };
   }
@@ -186,7 +247,7 @@ export class ConsulProvider implements DiscoveryProvider {
     if (this.stopped) return;
     this.stopped = true;
     for (const loop of this.loops()) this.retire(loop);
-    this.health.clear();
+    this.reads.stop();
     await Promise.all([...this.stopping]);
     this.client.close();
     this.consulMetrics.up.set(0);
@@ -198,7 +259,7 @@ export class ConsulProvider implements DiscoveryProvider {
     return new BlockingQuery<unknown, Catalog>('catalog', {
       fetch: (request) => this.client.catalogServices(request),
       decode: (body) => {
-        const catalog = catalogFromServices(body);
+        const catalog = catalogFromServices(body, this.catalog?.current);
         // `consul` counts as data here although it is not routed (empty-answer-guard.ts).
         if (listsAnyService(body)) this.guard.saw('catalog');
         return catalog;
@@ -208,10 +269,58 @@ export class ConsulProvider implements DiscoveryProvider {
         return await this.guard.emptied('the catalog', empty, Object.keys(previous ?? {}).length > 0, meta, signal)
           ?? (empty ? this.guard.anonymous('catalog', 'the catalog', signal) : undefined);
       },
-      onChange: () => this.emitDiscovery(),
-      onSuccess: (meta, _changed, recovered) => this.succeeded('catalog', meta, recovered),
+      onChange: (catalog) => {
+        // Tags changed (a new tag array): read that service first, before the sweep.
+        const previous = this.lastCatalog;
+        this.lastCatalog = catalog;
+        if (previous !== undefined) for (const name of this.wanted) if (previous[name] !== catalog[name]) this.reads.mark(name, 'urgent');
+        this.scheduleEmit();
+      },
+      onSuccess: (meta, _changed, recovered) => {
+        const index = this.catalog?.state.index;
+        // Any move of the services table index: some instance changed somewhere (maybe only its
+        // port, address, meta or weights, which no list endpoint shows): every wanted service may.
+        if (this.catalogIndex !== undefined && index !== this.catalogIndex) this.reads.markAll('sweep');
+        this.catalogIndex = index;
+        this.succeeded('catalog', meta, recovered);
+      },
       onIndexBackwards: (from, to) => this.indexBackwards('catalog', from, to),
       onFailure: (error, failures, retryInMs) => this.failed('catalog', error, failures, retryInMs),
+    }, this.timings, this.options.random);
+  }
+
+  private healthStateLoop(): BlockingQuery<unknown, HealthDigest> {
+    return new BlockingQuery<unknown, HealthDigest>('health', {
+      fetch: (request) => this.client.healthState(request),
+      decode: (body) => healthDigest(body),
+      onChange: (digest) => {
+        const previous = this.lastDigest;
+        this.lastDigest = digest;
+        if (previous === undefined) return;
+        for (const name of changedServices(previous, digest, this.wantedSet, (node) => this.reads.on(node))) this.reads.mark(name, 'urgent');
+      },
+      onSuccess: (meta, _changed, recovered) => this.succeeded('health', meta, recovered),
+      onIndexBackwards: (from, to) => this.indexBackwards('health', from, to),
+      onFailure: (error, failures, retryInMs) => this.failed('health', error, failures, retryInMs),
+    }, this.timings, this.options.random);
+  }
+
+  private nodesLoop(): BlockingQuery<unknown, Nodes> {
+    return new BlockingQuery<unknown, Nodes>('nodes', {
+      fetch: (request) => this.client.catalogNodes(request),
+      decode: (body) => nodeAddresses(body),
+      onChange: (nodes) => {
+        const previous = this.lastNodes;
+        this.lastNodes = nodes;
+        if (previous === undefined) return;
+        for (const node of changedNodes(previous, nodes)) {
+          for (const name of this.reads.on(node)) this.reads.mark(name, 'urgent');
+          for (const name of this.lastDigest?.hosts[node] ?? []) this.reads.mark(name, 'urgent');
+        }
+      },
+      onSuccess: (meta, _changed, recovered) => this.succeeded('nodes', meta, recovered),
+      onIndexBackwards: (from, to) => this.indexBackwards('nodes', from, to),
+      onFailure: (error, failures, retryInMs) => this.failed('nodes', error, failures, retryInMs),
     }, this.timings, this.options.random);
   }
 
@@ -229,39 +338,55 @@ export class ConsulProvider implements DiscoveryProvider {
     }, this.timings, this.options.random);
   }
 
-  private startHealth(service: string): Promise<void> {
-    const watch = `health:${service}`;
-    const loop = new BlockingQuery<unknown, ServiceInstance[]>(watch, {
-      fetch: (request) => this.client.healthService(service, request),
-      decode: (body) => {
-        const instances = instancesFromHealth(body);
-        if (instances.length > 0) this.guard.saw(`service:${service}`);
-        return instances;
-      },
-      veto: async (next, previous, meta, signal) => {
-        const what = `service "${service}"`;
-        // Filtered to nothing: whatever was there before, this is a permissions problem.
-        if (meta.filteredByAcls && next.length === 0) return this.guard.emptied(what, true, true, meta, signal);
-        // Every instance gone in a streaming answer: the streaming view never says whether ACLs
-        // filtered them. A fresh (index 0) read is a plain RPC read that does; it decides.
-        if (meta.queryBackend === 'streaming' && next.length === 0 && (previous ?? []).length > 0) return 'reread';
-        const refused = await this.guard.emptied(what, !next.some(isUp), (previous ?? []).some(isUp), { ...meta, filteredByAcls: false }, signal);
-        if (refused !== undefined || next.length > 0) return refused;
-        // No instance at all while the catalog lists the service (or is not known yet): hidden
-        // (node:read), or the catalog has not caught up with a deregistration (the retry applies it).
-        const catalog = this.catalog?.current;
-        return catalog !== undefined && catalog[service] === undefined ? undefined : this.guard.anonymous(`service:${service}`, what, signal);
-      },
-      onChange: () => {
-        if (this.health.get(service) === loop) this.emitDiscovery();
-      },
-      onSuccess: (meta, _changed, recovered) => this.succeeded(watch, meta, recovered),
-      onIndexBackwards: (from, to) => this.indexBackwards(watch, from, to),
-      onFailure: (error, failures, retryInMs) => this.failed(watch, error, failures, retryInMs),
-    }, this.timings, this.options.random);
-    this.health.set(service, loop);
-    this.logger.debug({ service }, 'watching the health of a service');
-    return loop.start();
+  private serviceReads(): ServiceReads {
+    return new ServiceReads({
+      read: (name, signal) => this.client.healthService(name, { index: 0, waitMs: this.settings.waitMs, signal }),
+      veto: (name, next, previous, meta, signal) => this.serviceVeto(name, next, previous, meta, signal),
+      floor: (name, nodes) => indexFloor(this.lastDigest, name, nodes),
+      sawData: (name) => this.guard.saw(`service:${name}`),
+      onChange: () => this.scheduleEmit(),
+      onSuccess: (name, meta, recovered) => this.succeeded(`health:${name}`, meta, recovered),
+      onFailure: (name, error, failures, retryInMs) => this.failed(`health:${name}`, error, failures, retryInMs),
+    }, {
+      concurrency: READ_CONCURRENCY,
+      sweepConcurrency: SWEEP_CONCURRENCY,
+      backoffBaseMs: this.options.backoffBaseMs,
+      backoffMaxMs: this.options.backoffMaxMs,
+      lagRetryMs: Math.max(this.options.minIntervalMs, 10),
+      random: this.options.random,
+    });
+  }
+
+  /** Whether a service's read may be applied (the rules of empty-answer-guard.ts). */
+  private async serviceVeto(name: string, next: readonly ServiceInstance[], previous: readonly ServiceInstance[] | undefined, meta: QueryMeta, signal: AbortSignal): Promise<Veto> {
+    const what = `service "${name}"`;
+    // Filtered to nothing: whatever was there before, this is a permissions problem.
+    if (meta.filteredByAcls && next.length === 0) return this.guard.emptied(what, true, true, meta, signal);
+    const refused = await this.guard.emptied(what, !next.some(isUp), (previous ?? []).some(isUp), { ...meta, filteredByAcls: false }, signal);
+    if (refused !== undefined || next.length > 0) return refused;
+    // No instance at all while the catalog lists the service (or is not known yet): hidden
+    // (node:read), or the catalog has not caught up with a deregistration (the retry applies it).
+    const catalog = this.catalog?.current;
+    return catalog !== undefined && catalog[name] === undefined ? undefined : this.guard.anonymous(`service:${name}`, what, signal);
+  }
+
+  private lastDigest: HealthDigest | undefined;
+  private lastNodes: Nodes | undefined;
+  private lastCatalog: Catalog | undefined;
+
+  private listsSynced(): boolean {
+    return this.catalog?.state.synced === true && this.healthState?.state.synced === true && this.nodes?.state.synced === true;
+  }
+
+  /** One emit per event-loop turn: reads finishing together make one snapshot. */
+  private scheduleEmit(): void {
+    if (this.emitScheduled || this.stopped) return;
+    this.emitScheduled = true;
+    setImmediate(() => {
+      this.emitScheduled = false;
+      this.emitDiscovery();
+      this.checkSynced();
+    });
   }
 
   private emitDiscovery(): void {
@@ -269,7 +394,7 @@ export class ConsulProvider implements DiscoveryProvider {
     if (catalog === undefined || this.stopped) return;
     const instances: Record<string, readonly ServiceInstance[]> = {};
     for (const name of this.wanted) {
-      const list = this.health.get(name)?.current;
+      const list = this.reads.current(name);
       if (list !== undefined) instances[name] = list;
     }
     this.emit?.({ discovery: { catalog, instances } });
@@ -288,7 +413,7 @@ export class ConsulProvider implements DiscoveryProvider {
     const stale = meta.staleFallback === true;
     if (stale !== log.stale) {
       log.stale = stale;
-      this.consulMetrics.staleFallback.set(this.loops().some((loop) => this.logs.get(loop.name)?.stale === true) ? 1 : 0);
+      this.consulMetrics.staleFallback.set([...this.logs.values()].some((entry) => entry.stale) ? 1 : 0);
       if (stale) this.logger.warn({ watch, code: 'SY_CONSUL', reason: 'no_leader' }, `consul ${watch}: the cluster has no leader; reading stale data from the agent's server until it has one (answers that would empty a pool are not applied)`);
       else this.logger.info({ watch }, `consul ${watch}: the cluster has a leader again; back to default reads`);
     }
@@ -297,9 +422,14 @@ export class ConsulProvider implements DiscoveryProvider {
       this.logger.warn({ watch, code: 'SY_CONSUL_ACL' }, `consul ${watch}: some results are hidden by ACLs (X-Consul-Results-Filtered-By-ACLs); the token may lack read permissions`);
     }
     this.updateUp();
+    if (this.listsSynced()) this.reads.enable();
+    this.checkSynced();
+  }
+
+  private checkSynced(): void {
     if (!this.wasSynced && this.isSynced()) {
       this.wasSynced = true;
-      this.logger.info({ services: Object.keys(this.catalog?.current ?? {}).length, kvKeys: Object.keys(this.kv?.current ?? {}).length, watched: this.wanted.length }, 'consul synced');
+      this.logger.info({ services: Object.keys(this.catalog?.current ?? {}).length, kvKeys: Object.keys(this.kv?.current ?? {}).length, watched: this.wanted.length, serviceReads: this.reads.reads, peakRequests: this.budget.peak }, 'consul synced');
     }
   }
 
@@ -334,21 +464,24 @@ export class ConsulProvider implements DiscoveryProvider {
   }
 
   private isHealthy(): boolean {
-    if (!this.started || this.stopped || this.catalog === undefined || this.kv === undefined) return false;
-    return this.catalog.state.healthy && this.kv.state.healthy && [...this.health.values()].every((loop) => loop.state.lastError === undefined);
+    if (!this.started || this.stopped) return false;
+    const loops = this.loops();
+    return loops.length === 4 && loops.every((loop) => loop.state.healthy) && this.reads.failing() === undefined;
   }
 
   private isSynced(): boolean {
-    if (!this.started || this.stopped || this.catalog === undefined || this.kv === undefined) return false;
-    return this.catalog.state.synced && this.kv.state.synced && this.wanted.every((name) => this.health.get(name)?.state.synced === true);
+    if (!this.started || this.stopped || this.emitScheduled || this.kv?.state.synced !== true || !this.listsSynced()) return false;
+    return this.wanted.every((name) => this.reads.isSynced(name));
   }
 
   private loops(): Loop[] {
     const loops: Loop[] = [];
-    if (this.catalog !== undefined) loops.push(this.catalog);
-    if (this.kv !== undefined) loops.push(this.kv);
-    for (const loop of this.health.values()) loops.push(loop);
+    for (const loop of [this.catalog, this.healthState, this.nodes, this.kv]) if (loop !== undefined) loops.push(loop);
     return loops;
+  }
+
+  private watchDetail(name: string, state: WatchState): Record<string, unknown> {
+    return { ...watchDetail(state), staleFallback: this.logs.get(name)?.stale === true };
   }
 
   /** Stops a loop in the background; stop() waits for every retired loop. */

@@ -60,6 +60,11 @@ export function aggregateStatus(checks: readonly ConsulCheck[]): HealthStatus {
 }
 
 export function instancesFromHealth(body: unknown): ServiceInstance[] {
+  return serviceFromHealth(body).instances;
+}
+
+/** The instances and the nodes they are on (a node's address change concerns them). */
+export function serviceFromHealth(body: unknown): { instances: ServiceInstance[]; nodes: string[] } {
   const entries = healthSchema.parse(body ?? []) ?? [];
   const perId = new Map<string, number>();
   for (const entry of entries) perId.set(entry.Service.ID, (perId.get(entry.Service.ID) ?? 0) + 1);
@@ -77,7 +82,7 @@ export function instancesFromHealth(body: unknown): ServiceInstance[] {
       meta: { ...(svc.Meta ?? {}) },
     };
   });
-  return instances.sort((a, b) => compareCodeUnits(a.id, b.id));
+  return { instances: instances.sort((a, b) => compareCodeUnits(a.id, b.id)), nodes: [...new Set(entries.map((entry) => entry.Node.Node))] };
 }
 
 /** An instance that can take traffic by its health (weights aside). */

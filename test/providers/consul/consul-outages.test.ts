@@ -11,7 +11,7 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import { ConsulTestServer } from '../../support/consul/server.js';
 import { refusedPort } from '../../support/upstream.js';
 import { waitFor } from '../../support/wait.js';
-import { instance, parkedSince, ProviderHarness, requestsTo, WEB_WATCH_PATHS } from './harness.js';
+import { instance, parkedSince, ProviderHarness, requestsTo, WATCH_PATHS } from './harness.js';
 
 /** The value of a gauge without labels. */
 async function gauge(harness: ProviderHarness, name: string): Promise<number | undefined> {
@@ -46,7 +46,7 @@ describe('consul provider: outages and refused answers', () => {
     h = harness;
     await harness.start(['web']);
     await harness.waitSynced();
-    await server.waitForBlocked(3);
+    await server.waitForBlocked(4);
     return harness;
   }
 
@@ -166,12 +166,13 @@ describe('consul provider: outages and refused answers', () => {
     const mark = server.requestCount;
     server.dropConnections();
     // Only the new state makes this true: each watch read afresh (no index) after the drop, then
-    // parked a new blocking read. (The blocked count alone is 3 before the drop too.)
-    await parkedSince(server, mark, WEB_WATCH_PATHS);
+    // parked a new blocking read. (The blocked count alone is 4 before the drop too.)
+    await parkedSince(server, mark, WATCH_PATHS);
     const fresh = server.requests.filter((r) => r.seq > mark && r.query['index'] === undefined && r.status === 200);
-    for (const path of WEB_WATCH_PATHS) assert.ok(fresh.some((r) => r.path === path), `${path}: read afresh after the drop`);
-    assert.equal(await harness.errors(undefined, 'reset'), 3, 'each watch saw its connection cut once');
+    for (const path of WATCH_PATHS) assert.ok(fresh.some((r) => r.path === path), `${path}: read afresh after the drop`);
+    assert.equal(await harness.errors(undefined, 'reset'), 4, 'each watch saw its connection cut once');
     assert.equal(harness.updates.length, emitted, 'the fresh reads found nothing new: nothing emitted');
+    assert.equal(requestsTo(server, '/v1/health/service/web').filter((r) => r.seq > mark).length, 0, 'nothing changed: the service is not read again');
     server.deregisterService('web-2');
     await waitFor('web-2 gone', () => harness.instances('web')?.length === 1);
   });
@@ -182,7 +183,7 @@ describe('consul provider: outages and refused answers', () => {
     assert.ok((before['catalog']?.index ?? 0) > 3);
     const mark = server.requestCount;
     await server.restart({ resetIndex: true, downMs: 50 });
-    await parkedSince(server, mark, WEB_WATCH_PATHS);
+    await parkedSince(server, mark, WATCH_PATHS);
     const afterRestart = harness.provider.status().detail?.['watches'] as Record<string, { index: number }>;
     assert.ok((afterRestart['catalog']?.index ?? 0) < (before['catalog']?.index ?? 0), 'the lower index was taken');
     assert.ok(harness.log.lines.some((l) => l['watch'] === 'catalog' && /index went backwards/.test(String(l['msg']))), 'logged');
@@ -195,10 +196,12 @@ describe('consul provider: outages and refused answers', () => {
     await waitFor('the catalog change after the restart', () => harness.discovery?.catalog['api'] !== undefined, 3_000);
   });
 
-  // Both backends: with streaming (Consul's default since 1.10) the health answers always say
-  // KnownLeader false, so the provider asks /v1/status/leader; without it, the header is a fact.
+  // Both backends: with streaming (Consul's default since 1.10) blocking health/service reads say
+  // KnownLeader false whatever the cluster; the provider's service reads are index 0, which Consul
+  // never answers from the streaming view, so their X-Consul-KnownLeader is a fact either way and
+  // /v1/status/leader is not needed. (Before issue 8 each service had a blocking, streaming read.)
   for (const streaming of [true, false]) {
-    it(`no known leader (${streaming ? 'streaming: /v1/status/leader' : 'use_streaming_backend=false: X-Consul-KnownLeader'}): an answer that would empty a live pool is not applied; other answers are`, async () => {
+    it(`no known leader (${streaming ? 'streaming on' : 'use_streaming_backend=false'}): an answer that would empty a live pool is not applied; other answers are`, async () => {
       server.setStreaming(streaming);
       try {
         const harness = await synced();
@@ -209,9 +212,10 @@ describe('consul provider: outages and refused answers', () => {
         server.setCheck('service:web-2', 'critical');
         await waitFor('the refused answer to be counted', async () => (await harness.errors('health', 'no_leader')) >= 1);
         assert.deepEqual(harness.statuses('web'), { 'web-1': 'critical', 'web-2': 'passing' }, 'the pool was not emptied');
-        assert.match(harness.provider.status().lastError ?? '', streaming ? /no leader \(\/v1\/status\/leader is empty\)/ : /no known leader \(X-Consul-KnownLeader: false\)/);
+        assert.match(harness.provider.status().lastError ?? '', /no known leader \(X-Consul-KnownLeader: false\)/);
         assert.equal(harness.provider.status().healthy, false);
-        assert.equal(requestsTo(server, '/v1/status/leader').length > 0, streaming, 'the leader is asked only for streaming answers');
+        assert.equal(requestsTo(server, '/v1/status/leader').length, 0, 'plain reads: the header says it');
+        assert.ok(requestsTo(server, '/v1/health/service/web').every((r) => r.query['index'] === undefined), 'service reads never block, so never stream');
         server.setKnownLeader(true);
         await waitFor('the answer applied once a leader is known', () => harness.statuses('web')?.['web-2'] === 'critical', 3_000);
         assert.equal(harness.provider.status().healthy, true);
@@ -234,7 +238,7 @@ describe('consul provider: outages and refused answers', () => {
     await waitFor('every watch on the fallback', () => Object.values((harness.provider.status().detail as unknown as WatchesDetail).watches).every((w) => w.staleFallback));
     assert.equal(await gauge(harness, 'switchyard_consul_stale_fallback'), 1);
     const warned = harness.log.lines.filter((l) => l['reason'] === 'no_leader' && l['level'] === 40);
-    assert.deepEqual(warned.map((l) => l['watch']).sort(), ['catalog', 'health:web', 'kv'], 'one warning per watch, not one per read');
+    assert.deepEqual(warned.map((l) => l['watch']).sort(), ['catalog', 'health', 'health:web', 'kv', 'nodes'], 'one warning per watch, not one per read');
     // The no-leader veto still guards the pools: an answer that would empty one is refused.
     server.setCheck('service:web-1', 'critical');
     server.setCheck('service:web-2', 'critical');
@@ -249,13 +253,13 @@ describe('consul provider: outages and refused answers', () => {
     assert.equal(await gauge(harness, 'switchyard_consul_stale_fallback'), 0);
   });
 
-  it('leaderless, streaming backend (no X-Consul-KnownLeader): a stale-fallback answer that would empty a pool is still refused', async () => {
+  it('leaderless, streaming backend: a stale-fallback service read that would empty a pool is still refused', async () => {
     server.setStreaming(true);
     try {
       const harness = await synced();
       server.setLeaderless(true);
       server.dropConnections();
-      await waitFor('health on the stale fallback', () => (harness.provider.status().detail as unknown as WatchesDetail).watches['health:web']?.staleFallback === true, 3_000);
+      await waitFor('the health state on the stale fallback', () => (harness.provider.status().detail as unknown as WatchesDetail).watches['health']?.staleFallback === true, 3_000);
       server.setCheck('service:web-1', 'critical');
       server.setCheck('service:web-2', 'critical');
       await waitFor('the emptying answer refused', async () => (await harness.errors('health', 'no_leader')) >= 1, 3_000);

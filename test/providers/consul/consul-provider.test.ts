@@ -29,15 +29,16 @@ describe('consul provider: watches and snapshots', () => {
     server.clearRequests();
   });
 
-  it('reads catalog, health and KV first without blocking, then blocks with index and wait', async () => {
+  it('reads catalog, health state, nodes and KV first without blocking, then blocks with index and wait; a service is read without blocking', async () => {
     server.registerService(instance('web', 'web-1', 9001, { tags: ['public'] }));
     server.kvPut('switchyard/routes/web/weights', '{"web":1}');
     h = new ProviderHarness(server.url, { waitMs: 3_000 });
     await h.start(['web']);
-    await server.waitForBlocked(3);
+    await server.waitForBlocked(4);
     await h.waitSynced();
     const watches = h.provider.status().detail?.['watches'] as Record<string, { index: number }>;
-    for (const [path, watch] of [['/v1/catalog/services', 'catalog'], ['/v1/health/service/web', 'health:web'], ['/v1/kv/switchyard/', 'kv']] as const) {
+    // One blocking query per list, whatever the number of services (no longer one per service).
+    for (const [path, watch] of [['/v1/catalog/services', 'catalog'], ['/v1/health/state/any', 'health'], ['/v1/catalog/nodes', 'nodes'], ['/v1/kv/switchyard/', 'kv']] as const) {
       const [first, second] = requestsTo(server, path);
       assert.ok(first !== undefined && second !== undefined, `two requests to ${path}`);
       assert.equal(first.query['index'], undefined, `${path}: the first read does not block`);
@@ -46,6 +47,9 @@ describe('consul provider: watches and snapshots', () => {
       assert.equal(second.blocked, true);
     }
     assert.equal(requestsTo(server, '/v1/kv/switchyard/')[0]?.query['recurse'], 'true');
+    const reads = requestsTo(server, '/v1/health/service/web');
+    assert.equal(reads.length, 1, 'the service is read once, nothing changed since');
+    assert.equal(reads[0]?.query['index'], undefined, 'a service read never blocks');
     assert.deepEqual(h.discovery?.catalog, { web: ['public'] });
     assert.deepEqual(h.kv, { 'routes/web/weights': '{"web":1}' });
     assert.equal(h.instances('web')?.length, 1);
@@ -58,14 +62,14 @@ describe('consul provider: watches and snapshots', () => {
     h = new ProviderHarness(server.url, { waitMs: 60_000 });
     await h.start(['web']);
     await h.waitSynced();
-    await server.waitForBlocked(3);
+    await server.waitForBlocked(4);
     const emitted = h.updates.length;
     const healthCalls = requestsTo(server, '/v1/health/service/web').length;
 
     // An idempotent write raises the index without changing the answer.
     server.touchService('web');
     await waitFor('a new health call after the no-change return', () => requestsTo(server, '/v1/health/service/web').length > healthCalls, 10_000);
-    await server.waitForBlocked(3);
+    await server.waitForBlocked(4);
     assert.equal(h.updates.length, emitted, 'a return without change emits nothing');
 
     const t0 = performance.now();
@@ -136,7 +140,7 @@ describe('consul provider: watches and snapshots', () => {
     await waitFor('no keys again', () => Object.keys(h?.kv ?? { x: 1 }).length === 0);
   });
 
-  it('starts and stops health watches as watchServices changes', async () => {
+  it('reads services as watchServices adds them and forgets the ones it drops', async () => {
     server.registerService(instance('web', 'web-1', 9001));
     server.registerService(instance('api', 'api-1', 9002));
     server.registerService(instance('db', 'db-1', 9003));
@@ -146,13 +150,12 @@ describe('consul provider: watches and snapshots', () => {
     assert.deepEqual(Object.keys(h.discovery?.instances ?? {}), ['web']);
 
     h.provider.watchServices(['api', 'db', 'web']);
-    assert.equal(h.provider.status().synced, false, 'not synced until the new watches answered');
+    assert.equal(h.provider.status().synced, false, 'not synced until the new services are read');
     await waitFor('api and db instances', () => h?.instances('api') !== undefined && h.instances('db') !== undefined);
     await h.waitSynced();
-    await server.waitForBlocked(5);
+    assert.equal(server.blockedQueries, 4, 'still the four list watches, not one per service');
 
     h.provider.watchServices(['db']);
-    await waitFor('the web and api watches to end', () => server.blockedQueries === 3);
     const before = { web: requestsTo(server, '/v1/health/service/web').length, api: requestsTo(server, '/v1/health/service/api').length };
     server.setCheck('service:web-1', 'critical');
     server.setCheck('service:api-1', 'critical');
@@ -226,7 +229,7 @@ describe('consul provider: watches and snapshots', () => {
     h = new ProviderHarness(server.url, { waitMs: 600_000 });
     await h.start(['web']);
     await h.waitSynced();
-    await server.waitForBlocked(3);
+    await server.waitForBlocked(4);
     const t0 = performance.now();
     await h.stop();
     // The queries are held for 600 s: a stop() that waited for them (instead of aborting them)

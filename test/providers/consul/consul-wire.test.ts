@@ -34,31 +34,33 @@ describe('consul provider: real Consul wire behaviour', () => {
     h = harness;
     await harness.start(['web']);
     await harness.waitSynced();
-    await s.waitForBlocked(3);
+    await s.waitForBlocked(4);
     return { s, harness };
   }
 
   // Each way the last instance leaves: the pool must empty (503 SY_NO_ENDPOINT upstream of here),
-  // although every blocking health answer says X-Consul-KnownLeader: false.
+  // although every blocking health/service answer (streaming) says X-Consul-KnownLeader: false.
+  // Service reads are index 0 now: Consul answers them by a plain RPC, whose header is a fact.
   const leaving: [string, (s: ConsulTestServer) => void][] = [
     ['its check fails', (s) => s.setCheck('service:web-1', 'critical')],
     ['it goes into maintenance', (s) => s.setServiceMaintenance('web-1', true, 'deploy')],
     ['it is deregistered', (s) => s.deregisterService('web-1')],
   ];
   for (const [how, act] of leaving) {
-    it(`streaming answers: the last instance leaves when ${how}, with a leader`, async () => {
+    it(`streaming on: the last instance leaves when ${how}, with a leader`, async () => {
       const { s, harness } = await synced();
       const emitted = harness.updates.length;
       act(s);
       await waitFor('the pool emptied', () => harness.updates.length > emitted && !(harness.instances('web') ?? []).some((i) => i.status === 'passing'), 3_000);
-      const streamed = requestsTo(s, '/v1/health/service/web').filter((r) => r.blocked === true);
-      assert.ok(streamed.length > 0, 'the change came through a blocking (streaming) read');
+      const reads = requestsTo(s, '/v1/health/service/web');
+      assert.ok(reads.length >= 2, 'the change came through a second read');
+      assert.ok(reads.every((r) => r.query['index'] === undefined), 'never a blocking (streaming) read');
       assert.equal(await harness.errors('health', 'no_leader'), 0, 'not refused as leaderless');
       assert.equal(harness.provider.status().healthy, true);
     });
   }
 
-  it('streaming answers: a real leaderless cluster is still detected (/v1/status/leader is empty)', async () => {
+  it('a real leaderless cluster is still detected (X-Consul-KnownLeader: false on a plain read)', async () => {
     const { s, harness } = await synced();
     s.setKnownLeader(false);
     s.setCheck('service:web-1', 'critical');
@@ -68,7 +70,7 @@ describe('consul provider: real Consul wire behaviour', () => {
     await waitFor('applied with a leader', () => harness.statuses('web')?.['web-1'] === 'critical', 3_000);
   });
 
-  it('streaming answers never say they were filtered: a token that loses node:read is caught by a fresh read', async () => {
+  it('a token that loses node:read: the plain read says it was filtered (X-Consul-Results-Filtered-By-ACLs), the empty answer is refused', async () => {
     const s = await ConsulTestServer.start({ aclToken: 'root', jitter: false });
     server = s;
     s.addToken('reader', { key: 'read', service: 'read', node: 'read' });
@@ -77,14 +79,13 @@ describe('consul provider: real Consul wire behaviour', () => {
     h = harness;
     await harness.start(['web']);
     await harness.waitSynced();
-    await s.waitForBlocked(3);
+    await s.waitForBlocked(4);
     s.addToken('reader', { key: 'read', service: 'read' });
-    // Wake the blocked health read: its streaming answer is empty and carries no ACL flag.
+    // An idempotent write moves the catalog index: every wanted service is read again (plain reads).
     s.touchService('web');
     await waitFor('refused as ACL filtering', async () => (await harness.errors('health', 'acl_filtered')) >= 1, 3_000);
     assert.equal(harness.instances('web')?.length, 1, 'the live endpoint is kept');
-    const watch = (harness.provider.status().detail?.['watches'] as Record<string, { rereads: number }>)['health:web'];
-    assert.ok((watch?.rereads ?? 0) >= 1, 'the streaming answer was confirmed by a fresh read');
+    assert.match(harness.provider.status().lastError ?? '', /X-Consul-Results-Filtered-By-ACLs/);
   });
 
   it('ACLs on, no token: the anonymous empty catalog is refused, named in one log line and in the status', async () => {
@@ -127,7 +128,7 @@ describe('consul provider: real Consul wire behaviour', () => {
     await harness.start(['users']);
     await harness.waitSynced();
     assert.equal(harness.instances('users')?.length, 2);
-    await s.waitForBlocked(3);
+    await s.waitForBlocked(4);
     s.deregisterService('users-1');
     s.deregisterService('users-3');
     await waitFor('the pool and the catalog emptied', () => harness.instances('users')?.length === 0 && harness.discovery?.catalog['users'] === undefined, 10_000);
@@ -198,7 +199,7 @@ describe('consul provider: real Consul wire behaviour', () => {
   it('CONSUL_NAMESPACE and CONSUL_PARTITION go as ?ns= and ?partition= on every read', async () => {
     const { s } = await synced({ namespace: 'team-a', partition: 'part-1' });
     s.setCheck('service:web-1', 'critical');
-    await waitFor('the leader asked', () => requestsTo(s, '/v1/health/service/web').length >= 3);
+    await waitFor('web read again', () => requestsTo(s, '/v1/health/service/web').length >= 2);
     const reads = s.requests.filter((r) => r.method === 'GET');
     assert.ok(reads.length >= 3);
     for (const r of reads) {

@@ -125,5 +125,8 @@ export function parkedSince(server: ConsulTestServer, mark: number, paths: reado
     server.requests.some((r) => r.seq > mark && r.path === path && r.blocked === true && r.status === undefined)), timeoutMs);
 }
 
-/** The paths of the three watches of a provider watching `web` under the `switchyard/` prefix. */
-export const WEB_WATCH_PATHS = ['/v1/catalog/services', '/v1/kv/switchyard/', '/v1/health/service/web'] as const;
+/**
+ * The paths of the four blocking watches of a provider under the `switchyard/` prefix, whatever the
+ * services it follows (those are read without blocking, only when they may have changed).
+ */
+export const WATCH_PATHS = ['/v1/catalog/services', '/v1/health/state/any', '/v1/catalog/nodes', '/v1/kv/switchyard/'] as const;

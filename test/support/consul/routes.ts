@@ -106,7 +106,7 @@ async function blockingRead(
   ctx: RouteContext,
   req: RouteRequest,
   run: (acl: Resolution) => ReadResult,
-  opts: { streamingCapable?: boolean } = {},
+  opts: { streamingCapable?: boolean; peekIndex?: () => number } = {},
 ): Promise<RouteResponse | undefined> {
   const stale = req.query.has('stale');
   const consistent = req.query.has('consistent');
@@ -128,6 +128,7 @@ async function blockingRead(
     signal: req.signal,
     run: () => run(acl),
     isFinal: (r) => r.denied !== undefined,
+    ...(opts.peekIndex === undefined ? {} : { peekIndex: opts.peekIndex }),
     onBlocked: req.onBlocked,
     onUnblocked: req.onUnblocked,
   });
@@ -176,7 +177,26 @@ function catalogServices(ctx: RouteContext, req: RouteRequest): Promise<RouteRes
   return blockingRead(ctx, req, (acl) => {
     const { body, filtered } = ctx.state.catalogServices((name) => allows(acl, 'service', name, 'read'));
     return { index: ctx.state.catalogServicesIndex(), status: 200, json: body, filtered };
-  });
+  }, { peekIndex: () => ctx.state.catalogServicesIndex() });
+}
+
+/** The health state of every check: a plain RPC blocking query, never streaming (agent/health_endpoint.go HealthChecksInState). */
+function healthState(ctx: RouteContext, req: RouteRequest, state: string): Promise<RouteResponse | undefined> | RouteResponse {
+  if (state === '') return textResponse(400, 'Missing check state');
+  return blockingRead(ctx, req, (acl) => {
+    const { body, filtered } = ctx.state.healthState(
+      state,
+      (service, node) => allows(acl, 'node', node, 'read') && (service === '' || allows(acl, 'service', service, 'read')),
+    );
+    return { index: ctx.state.healthStateIndex(), status: 200, json: body, filtered };
+  }, { peekIndex: () => ctx.state.healthStateIndex() });
+}
+
+function catalogNodes(ctx: RouteContext, req: RouteRequest): Promise<RouteResponse | undefined> {
+  return blockingRead(ctx, req, (acl) => {
+    const { body, filtered } = ctx.state.catalogNodes((node) => allows(acl, 'node', node, 'read'));
+    return { index: ctx.state.catalogNodesIndex(), status: 200, json: body, filtered };
+  }, { peekIndex: () => ctx.state.catalogNodesIndex() });
 }
 
 async function healthService(ctx: RouteContext, req: RouteRequest, name: string): Promise<RouteResponse | undefined> {
@@ -210,7 +230,7 @@ async function healthService(ctx: RouteContext, req: RouteRequest, name: string)
       );
       return { index: ctx.state.healthServiceIndex(name), status: 200, json: body, filtered };
     },
-    { streamingCapable: true },
+    { streamingCapable: true, peekIndex: () => ctx.state.healthServiceIndex(name) },
   );
 }
 
@@ -526,6 +546,10 @@ async function dispatch(ctx: RouteContext, req: RouteRequest): Promise<RouteResp
     method === allowed ? handler() : methodNotAllowed(method, [allowed]);
 
   if (path === '/v1/catalog/services') return only('GET', () => catalogServices(ctx, req));
+  if (path === '/v1/catalog/nodes') return only('GET', () => catalogNodes(ctx, req));
+  if (path.startsWith('/v1/health/state/')) {
+    return only('GET', () => healthState(ctx, req, path.slice('/v1/health/state/'.length)));
+  }
   if (path.startsWith('/v1/health/service/')) {
     return only('GET', () => healthService(ctx, req, path.slice('/v1/health/service/'.length)));
   }

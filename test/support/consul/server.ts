@@ -4,6 +4,10 @@
  *
  * Implemented (shapes and texts checked against Consul's API docs and agent source):
  * - GET  /v1/catalog/services                  {name: [tags]} incl. "consul": []
+ * - GET  /v1/catalog/nodes                     [{ID, Node, Address, ...}]; index: the nodes table,
+ *                                              which service writes also raise (current Consul)
+ * - GET  /v1/health/state/:state               every check (`any`) or those in a state; index: the
+ *                                              checks table; a plain RPC read, never streaming
  * - GET  /v1/health/service/:name              [{Node, Service, Checks}], ?passing ?tag (repeatable)
  *                                              ?node-meta ?dc ?stale ?consistent
  * - GET  /v1/kv/:key                           ?recurse ?keys ?separator ?raw; 404 + index headers
@@ -29,6 +33,7 @@
  *   X-Consul-Query-Backend: streaming and never the ACL-filtered flag (agent/http.go setMeta).
  * - KV keys validated as Consul 1.21.5+ (agent/kvs_endpoint.go validateKVKey): 400 with its reason.
  * - limits.http_max_conns_per_client (default 200): past it, go-connlimit's raw 429 and a close.
+ *   The most connections each client held at once is recorded (peakConnections) for tests.
  * - A unix socket instead of TCP (`socketPath`).
  *   Writes carry none of them, as in Consul. Content-Type is application/json on JSON bodies,
  *   text/plain on ?raw and on error texts; empty answers (KV 404, agent writes) have none.
@@ -153,6 +158,8 @@ export class ConsulTestServer {
   private kvValidation: boolean;
   private maxConnsPerClient: number;
   private readonly perClient = new Map<string, number>();
+  /** The most connections each client held at once since start or resetPeakConnections(). */
+  private readonly peakPerClient = new Map<string, number>();
   /** Connections refused with the 429 of the per-client limit. */
   refusedConnections = 0;
   private blocked = 0;
@@ -225,6 +232,7 @@ export class ConsulTestServer {
         return;
       }
       this.perClient.set(client, open + 1);
+      if (open + 1 > (this.peakPerClient.get(client) ?? 0)) this.peakPerClient.set(client, open + 1);
       this.sockets.add(socket);
       socket.on('close', () => {
         this.sockets.delete(socket);
@@ -306,6 +314,22 @@ export class ConsulTestServer {
 
   get openConnections(): number {
     return this.sockets.size;
+  }
+
+  /** Connections one client (`127.0.0.1` by default; `unix` for the socket) holds now. */
+  connectionsFrom(client = '127.0.0.1'): number {
+    return this.perClient.get(client) ?? 0;
+  }
+
+  /** The most connections one client held at once since start or the last reset. */
+  peakConnections(client = '127.0.0.1'): number {
+    return this.peakPerClient.get(client) ?? 0;
+  }
+
+  /** Starts the peak count again from the connections open now. */
+  resetPeakConnections(): void {
+    this.peakPerClient.clear();
+    for (const [client, open] of this.perClient) this.peakPerClient.set(client, open);
   }
 
   // ------------------------------------------------------------------ request handling

@@ -20,6 +20,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { ConsulHttpError } from './errors.js';
+import { IndexedMap } from './indexed-map.js';
 import type { NormalizedService } from './registration.js';
 import type { CheckStatus } from './types.js';
 
@@ -98,8 +99,10 @@ export class ConsulState {
   /** The global raft-like index: the index of the last write. */
   index = 0;
   private readonly nodes = new Map<string, NodeRecord>();
-  private readonly services = new Map<string, ServiceRecord>();
-  private readonly checks = new Map<string, CheckRecord>();
+  /** By `name:<service>` and `node:<node>`. */
+  private readonly services = new IndexedMap<ServiceRecord>((svc) => [`name:${svc.name}`, `node:${svc.node}`]);
+  /** By `node:<node>` (node checks only) and `svc:<node>\0<service id>`. */
+  private readonly checks = new IndexedMap<CheckRecord>((check) => [check.serviceId === '' ? `node:${check.node}` : `svc:${svcKey(check.node, check.serviceId)}`]);
   private readonly kv = new Map<string, KvRecord>();
   private readonly tombstones = new Map<string, number>();
   private readonly serviceIndex = new Map<string, number>();
@@ -235,11 +238,9 @@ export class ConsulState {
     const idx = this.nextIndex();
     this.services.delete(svcKey(node, id));
     this.tables.services = idx;
-    for (const [key, check] of this.checks) {
-      if (check.node === node && check.serviceId === id) {
-        this.checks.delete(key);
-        this.tables.checks = idx;
-      }
+    for (const check of [...this.checks.group(`svc:${svcKey(node, id)}`)]) {
+      this.checks.delete(svcKey(check.node, check.checkId));
+      this.tables.checks = idx;
     }
     this.serviceIndex.set(svc.name, idx);
     this.onWrite();
@@ -297,9 +298,7 @@ export class ConsulState {
   }
 
   private touchNodeServices(node: string, idx: number): void {
-    for (const svc of this.services.values()) {
-      if (svc.node === node) this.serviceIndex.set(svc.name, idx);
-    }
+    for (const svc of this.services.group(`node:${node}`)) this.serviceIndex.set(svc.name, idx);
   }
 
   /** Adds or removes `_service_maintenance:<id>` (critical). Caller checks the service exists. */
@@ -421,12 +420,28 @@ export class ConsulState {
 
   // ---------------------------------------------------------------- indexes
 
+  /**
+   * /v1/health/state/:state: the checks table index (state/catalog.go checksInStateTxn →
+   * catalogChecksMaxIndex), whatever the state asked.
+   */
+  healthStateIndex(): number {
+    return Math.max(this.tables.checks, 1);
+  }
+
+  /**
+   * /v1/catalog/nodes: the nodes table index, which current Consul also raises on every service
+   * write (catalogInsertService → catalogUpdateNodesIndexes).
+   */
+  catalogNodesIndex(): number {
+    return Math.max(this.tables.nodes, this.tables.services, 1);
+  }
+
   catalogServicesIndex(): number {
     return Math.max(this.tables.services, 1);
   }
 
   healthServiceIndex(name: string): number {
-    const exists = [...this.services.values()].some((s) => s.name === name);
+    const exists = this.services.groupSize(`name:${name}`) > 0;
     if (exists) return Math.max(this.serviceIndex.get(name) ?? 0, 1);
     return Math.max(this.tables.nodes, this.tables.services, this.tables.checks, 1);
   }
@@ -475,8 +490,7 @@ export class ConsulState {
     query: HealthQuery,
     visible: (service: string, node: string) => boolean,
   ): { body: unknown[]; filtered: boolean } {
-    const instances = [...this.services.values()]
-      .filter((s) => s.name === name)
+    const instances = [...this.services.group(`name:${name}`)]
       .sort((a, b) => byteCompare(a.node, b.node) || byteCompare(a.id, b.id));
     const body: unknown[] = [];
     let filtered = false;
@@ -489,8 +503,7 @@ export class ConsulState {
         filtered = true;
         continue;
       }
-      const checks = [...this.checks.values()]
-        .filter((c) => c.node === svc.node && (c.serviceId === '' || c.serviceId === svc.id))
+      const checks = [...this.checks.group(`node:${svc.node}`), ...this.checks.group(`svc:${svcKey(svc.node, svc.id)}`)]
         .sort((a, b) => byteCompare(a.checkId, b.checkId));
       if (query.passing && checks.some((c) => c.status !== 'passing')) continue;
       body.push({
@@ -498,6 +511,41 @@ export class ConsulState {
         Service: this.serviceJson(svc),
         Checks: checks.map((c) => this.checkJson(c)),
       });
+    }
+    return { body, filtered };
+  }
+
+  /**
+   * GET /v1/health/state/:state body (HealthChecks): `any` is every check, another state the checks
+   * in it, an unknown state none (Consul does not validate it). Ordered by node then check ID
+   * (the checks table's id index). `visible` is the ACL filter (agent/consul/acl.go
+   * filterHealthChecks: node:read, and service:read for a service check).
+   */
+  healthState(state: string, visible: (service: string, node: string) => boolean): { body: unknown[]; filtered: boolean } {
+    const body: unknown[] = [];
+    let filtered = false;
+    const checks = [...this.checks.values()].sort((a, b) => byteCompare(a.node, b.node) || byteCompare(a.checkId, b.checkId));
+    for (const check of checks) {
+      if (state !== 'any' && check.status !== state) continue;
+      if (!visible(check.serviceName, check.node)) {
+        filtered = true;
+        continue;
+      }
+      body.push(this.checkJson(check));
+    }
+    return { body, filtered };
+  }
+
+  /** GET /v1/catalog/nodes body (Nodes), by node name; `visible` is node:read. */
+  catalogNodes(visible: (node: string) => boolean): { body: unknown[]; filtered: boolean } {
+    const body: unknown[] = [];
+    let filtered = false;
+    for (const node of [...this.nodes.values()].sort((a, b) => byteCompare(a.name, b.name))) {
+      if (!visible(node.name)) {
+        filtered = true;
+        continue;
+      }
+      body.push(this.nodeJson(node));
     }
     return { body, filtered };
   }
@@ -637,10 +685,8 @@ export class ConsulState {
     this.serviceIndex.clear();
     for (const svc of this.services.values()) {
       let idx = svc.modifyIndex;
-      for (const check of this.checks.values()) {
-        if (check.node === svc.node && (check.serviceId === svc.id || check.serviceId === '')) {
-          idx = Math.max(idx, check.modifyIndex);
-        }
+      for (const check of [...this.checks.group(`node:${svc.node}`), ...this.checks.group(`svc:${svcKey(svc.node, svc.id)}`)]) {
+        idx = Math.max(idx, check.modifyIndex);
       }
       const node = this.nodes.get(svc.node);
       if (node) idx = Math.max(idx, node.modifyIndex);
