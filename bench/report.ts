@@ -78,6 +78,7 @@ export function machineMarkdown(ctx: Pick<BenchContext, 'root'>): string {
     `- ${first(capture('haproxy', ['-v']))}`,
     `- ${first(capture('nginx', ['-v']))}`,
     `- ${first(capture('wrk', ['-v']))}`,
+    `- Caddy ${first(capture('caddy', ['version'])) || 'not installed'}`,
     `- Switchyard ${pkg.version ?? 'unknown'} (package.json; ${gitDescription(ctx.root)}), undici ${undici.version ?? 'unknown'}`,
     '',
   ].join('\n');

@@ -1,6 +1,6 @@
 /**
- * The proxies under test: config generation and start-up for HAProxy, nginx, the bare undici
- * proxy and Switchyard, each balancing round-robin over the same upstreams with upstream
+ * The proxies under test: config generation and start-up for HAProxy, nginx, Caddy (when
+ * installed), the bare undici proxy and Switchyard, each balancing round-robin over the same upstreams with upstream
  * keep-alive. Plus "direct", wrk straight at one upstream, which shows the ceiling of the load
  * side. Two groups: one core (each proxy pinned to the proxy CPU) and two cores (HAProxy threads
  * and Switchyard workers, unpinned); see throughput.ts.
@@ -8,7 +8,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BenchContext } from './phase.js';
-import { freePort, start } from './procs.js';
+import { freePort, hasCommand, start } from './procs.js';
 import { startSwitchyard } from './switchyard-target.js';
 import { ready, targetDir, type Target } from './target-start.js';
 import { nginxConfig } from './upstream.js';
@@ -110,6 +110,40 @@ export const bareUndici: Target = {
   },
 };
 
+export function caddyfile(port: number, ctx: Pick<BenchContext, 'upstreams'>): string {
+  return `{
+  admin off
+  auto_https off
+}
+
+http://127.0.0.1:${port} {
+  reverse_proxy ${ctx.upstreams.map((u) => `${u.host}:${u.port}`).join(' ')} {
+    lb_policy round_robin
+  }
+}
+`;
+}
+
+/** Caddy (Go; GOMAXPROCS follows the CPU affinity, so one core when pinned), no access log. */
+export const caddy: Target = {
+  name: 'caddy',
+  start: async (ctx, placement) => {
+    if (!hasCommand('caddy')) return { ok: false, reason: 'caddy is not installed (bench/setup.sh installs it from Debian when apt has it)' };
+    const dir = targetDir(ctx, 'caddy');
+    const port = await freePort();
+    const conf = join(dir, 'Caddyfile');
+    const text = caddyfile(port, ctx);
+    writeFileSync(conf, text);
+    const log = join(dir, 'stderr.log');
+    // Its data and config dirs in the temp dir, not the user's home.
+    const env = { ...process.env, XDG_DATA_HOME: join(dir, 'data'), XDG_CONFIG_HOME: join(dir, 'config') };
+    const proc = start('caddy', ['caddy', 'run', '--config', conf, '--adapter', 'caddyfile'], { cpu: placement.proxyCpu, stdoutFile: log, stderrFile: log, env });
+    ctx.artifacts.push({ title: 'caddy: command', text: proc.argv.join(' '), lang: 'sh' });
+    ctx.artifacts.push({ title: 'caddy: Caddyfile', text, lang: 'text' });
+    return ready('caddy', proc, `http://127.0.0.1:${port}/`, log);
+  },
+};
+
 function switchyardTarget(name: string, workers: number, policies = false): Target {
   return { name, start: (ctx, placement) => startSwitchyard(ctx, name, { policies, workers }, placement) };
 }
@@ -132,7 +166,7 @@ function directTarget(name: string): Target {
 }
 
 /** One core: each proxy pinned to the proxy CPU, wrk and the upstreams on the other. */
-export const ONE_CORE_TARGETS: readonly Target[] = [haproxy, nginx, bareUndici, switchyard, switchyardPolicies, directTarget('direct')];
+export const ONE_CORE_TARGETS: readonly Target[] = [haproxy, nginx, caddy, bareUndici, switchyard, switchyardPolicies, directTarget('direct')];
 
 /** Two cores, nothing pinned: one thread/process against two, HAProxy and Switchyard alike. */
 export const TWO_CORE_TARGETS: readonly Target[] = [

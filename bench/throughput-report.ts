@@ -176,7 +176,7 @@ export function throughputConsole(spec: TableSpec, rows: readonly Row[], notes: 
   const checks = spec.checks(byName(rows));
   if (checks.length > 0) out.push('', `${spec.checksTitle}:`, checksText(checks));
   for (const row of rows) {
-    if (row.unavailable !== undefined) out.push(`- ${row.name}: not available — ${row.unavailable.split('\n')[0]}`);
+    if (row.unavailable !== undefined) out.push(`- ${row.name}: not available — ${row.unavailable.split('\n').slice(0, 4).join('\n    ')}`);
     for (const f of row.failures) out.push(`! ${row.name}: ${f}`);
   }
   if (notes.length > 0) out.push('', ...notes);
