@@ -107,7 +107,7 @@ describe('file provider', () => {
     try {
       await writeFile(file, 'services: [oops');
       await waitFor('the rejection', () => rejections().length === 1);
-      // Re-reads of the same broken file (SIGHUP, a touch, the trailing read after a burst).
+      // Re-reads of the same broken file (a touch, the trailing read after a burst).
       const reads = 5;
       for (let i = 0; i < reads; i++) await provider.reload();
       assert.equal(rejections().length, 1, `still one line after ${reads} re-reads of the same broken file`);

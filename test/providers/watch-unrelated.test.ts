@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { appendFile, mkdtemp, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -70,9 +70,13 @@ for (const [kind, make] of [['services file', fileSubject], ['templates', templa
     });
 
     it(`${WRITES} writes of unrelated files in the directory (a log, editor temp files) cause no read`, async () => {
-      const subject = await make(await mkdtemp(join(root, 'unrelated-')));
+      // Created before the watch starts: an entry appearing is a directory change (one trailing
+      // read per burst, as a symlink swap needs); writing to one afterwards must cost nothing.
+      const dir = await mkdtemp(join(root, 'unrelated-'));
+      for (const name of UNRELATED) await writeFile(join(dir, name), '');
+      const subject = await make(dir);
       // A watcher that takes every name (the pre-fix behaviour, still used by the TLS directory):
-      // its trailing read after the writes proves chokidar has delivered and settled all of them
+      // its trailing read after the writes proves the watch has delivered and settled all of them
       // before the final check, without a fixed sleep.
       let witnessed = 0;
       const witness = await watchDirectory(subject.dir, () => false, () => witnessed++, captureLogger().logger);
@@ -130,3 +134,32 @@ for (const [kind, make] of [['services file', fileSubject], ['templates', templa
     });
   });
 }
+
+describe('services file behind a symlink swap (Kubernetes ConfigMap volume layout)', () => {
+  it('follows the swap of ..data although the file name itself never changes', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sy-watch-cm-'));
+    try {
+      const version = async (v: string): Promise<void> => {
+        await mkdir(join(dir, `..${v}`));
+        await writeFile(join(dir, `..${v}`, 'services.yaml'), services(v));
+        await symlink(`..${v}`, join(dir, '..data_tmp'));
+        await rename(join(dir, '..data_tmp'), join(dir, '..data'));
+      };
+      await version('v1');
+      await symlink(join('..data', 'services.yaml'), join(dir, 'services.yaml'));
+      const provider = new FileProvider(join(dir, 'services.yaml'), 'switchyard/', captureLogger().logger, new Metrics({ defaultMetrics: false }));
+      const seen: string[] = [];
+      await provider.start((u) => seen.push(u.discovery!.instances['s']![0]!.id));
+      try {
+        assert.deepEqual(seen, ['v1']);
+        await version('v2');
+        await rm(join(dir, '..v1'), { recursive: true });
+        await waitFor('the swapped-in version to be read', () => seen.at(-1) === 'v2');
+      } finally {
+        await provider.stop();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -57,8 +57,8 @@ export class FileProvider implements DiscoveryProvider {
     } catch (err) {
       const message = err instanceof ConfigError ? err.message : `${this.path}: ${(err as Error).message}`;
       this.tracker.failed(message);
-      // The same broken file can be read again without changing (SIGHUP, a touch, the trailing
-      // read after a burst): a rejection is logged and counted once, until it changes or becomes valid.
+      // The same broken file can be read again without changing (a touch, the trailing read after
+      // a burst): a rejection is logged and counted once, until it changes or becomes valid.
       if (message !== this.lastError) {
         this.metrics.configErrors.inc({ kind: 'services' });
         this.logger.error({ file: this.path, code: 'SY_CONFIG_INVALID' }, `services file rejected, last good version kept: ${message}`);

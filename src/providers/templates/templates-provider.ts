@@ -12,7 +12,7 @@ import { templatesFileSchema } from './templates-schema.js';
 const isTemplateFile = (name: string): boolean => name.endsWith('.yaml') && !name.startsWith('.');
 
 /**
- * Route templates: every `*.yaml` in a directory, watched with chokidar. Each file keeps its last
+ * Route templates: every `*.yaml` in a directory, watched (watch-dir.ts). Each file keeps its last
  * good parse: a broken file is logged and counted, and its previous routes stay in force while the
  * other files' changes still apply. A deleted file's routes go away.
  */
