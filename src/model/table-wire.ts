@@ -163,6 +163,7 @@ export interface DecodeStats {
 
 /** A worker's side: keeps the last table's routes by name with their strings, to reuse them. */
 export class TableDecoder {
+  /** Keyed by the route's name as it stands in its string (still JSON-escaped: no parse needed). */
   private previous = new Map<string, { text: string; route: Route }>();
   lastStats: DecodeStats = { routes: 0, parsed: 0 };
 
@@ -172,15 +173,15 @@ export class TableDecoder {
     let parsed = 0;
     for (const text of wire.routes) {
       // The name is the JSON's first field; finding the previous entry needs it before any parse.
-      const name = routeNameOf(text);
-      const before = name === undefined ? undefined : this.previous.get(name);
+      const key = rawNameOf(text);
+      const before = this.previous.get(key);
       let route: Route;
       if (before !== undefined && before.text === text) route = before.route;
       else {
         route = decodeRoute(text);
         parsed += 1;
       }
-      next.set(route.name, { text, route });
+      next.set(key, { text, route });
       routes.push(route);
     }
     this.previous = next;
@@ -189,17 +190,21 @@ export class TableDecoder {
   }
 }
 
-/** The `n` field of encodeRoute's string without parsing it (it is always the first field). */
-function routeNameOf(text: string): string | undefined {
-  if (!text.startsWith('{"n":"')) return undefined;
-  let end = 6;
+/**
+ * The `n` field of encodeRoute's string as written (JSON-escaped, unparsed), or the whole text when
+ * it does not start so (then it only matches itself). Names are unique in a table, and so are
+ * their escaped forms.
+ */
+function rawNameOf(text: string): string {
+  const START = '{"n":"';
+  if (!text.startsWith(START)) return text;
+  let end = START.length;
   for (;;) {
     end = text.indexOf('"', end);
-    if (end === -1) return undefined;
+    if (end === -1) return text;
     let slashes = 0;
     for (let i = end - 1; text.charCodeAt(i) === 92 /* \ */; i--) slashes += 1;
-    if (slashes % 2 === 0) break;
+    if (slashes % 2 === 0) return text.slice(START.length, end);
     end += 1;
   }
-  return JSON.parse(text.slice(5, end + 1)) as string;
 }

@@ -1,0 +1,89 @@
+/**
+ * The table as it crosses from the primary to a worker (src/model/table-wire.ts): a round trip
+ * keeps every field and the lookup; unchanged routes decode to the same objects; the encoder
+ * serialises a Route object once.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { serialize, deserialize } from 'node:v8';
+import { buildTable } from '../../src/model/build-table.js';
+import { DEFAULT_POLICY } from '../../src/model/policy.js';
+import { decodeRoute, encodeRoute, TableDecoder, TableEncoder, type TableWire } from '../../src/model/table-wire.js';
+import type { RoutingTable } from '../../src/model/types.js';
+import { discovery, instance, template } from '../model/fixtures.js';
+
+function table(webStatus: 'passing' | 'critical' = 'passing'): RoutingTable {
+  return buildTable(
+    discovery([
+      instance('web', 'web-1', { port: 9001, tags: ['v1'] }),
+      instance('web', 'web-2', { port: 9002, tags: ['v2'], status: webStatus }),
+      instance('api', 'api-1', { address: '::1', port: 9003 }),
+      instance('api', 'api-2', { port: 9004, status: 'warning', warning: 0 }),
+    ]),
+    { 'routes/split/weights': '{"web:v1": 3}', 'routes/api/policy': '{"rateLimit": {"requestsPerSecond": 5}}' },
+    [
+      template('split', '/split', [{ service: 'web', tag: 'v1', weight: 1 }, { service: 'web', tag: 'v2', weight: 1 }], { host: 'Example.COM', strip: '/split' }),
+      template('api', '/api', [{ service: 'api', weight: 1 }]),
+      template('quote "q" \\ r', '/q', [{ service: 'api', weight: 1 }]),
+    ],
+  );
+}
+
+/** What node's 'advanced' IPC does to a message. */
+function overTheWire(wire: TableWire): TableWire {
+  return deserialize(serialize(wire)) as TableWire;
+}
+
+describe('table wire', () => {
+  it('a round trip keeps every route field, shares endpoints between endpoints and active, and freezes', () => {
+    const built = table();
+    for (const route of built.routes) {
+      const decoded = decodeRoute(encodeRoute(route));
+      assert.deepEqual(decoded, route);
+      assert.ok(Object.isFrozen(decoded) && Object.isFrozen(decoded.destinations[0]!.endpoints[0]));
+      for (const d of decoded.destinations) for (const a of d.active) assert.ok(d.endpoints.includes(a), 'active entries are the endpoints themselves');
+    }
+    const api = decodeRoute(encodeRoute(built.routes.find((r) => r.name === 'api')!));
+    assert.equal(api.policy.rateLimit?.requestsPerSecond, 5, 'a KV policy crosses');
+    const split = decodeRoute(encodeRoute(built.routes.find((r) => r.name === 'split')!));
+    assert.equal(split.policy, DEFAULT_POLICY, 'the default policy is the shared object');
+  });
+
+  it('the decoded table looks up as the built one', () => {
+    const built = table();
+    const decoded = new TableDecoder().decode(overTheWire(new TableEncoder().encode(built)));
+    for (const [host, path] of [['example.com', '/split/x'], ['EXAMPLE.com:8080', '/split'], [undefined, '/api/1?q'], [undefined, '/q'], [undefined, '/none'], ['other', '/split']] as const) {
+      assert.equal(decoded.lookup(host, path)?.name, built.lookup(host, path)?.name, `${host} ${path}`);
+    }
+    assert.deepEqual(decoded.services, built.services);
+    assert.deepEqual(decoded.problems, built.problems);
+    assert.ok(Object.isFrozen(decoded) && Object.isFrozen(decoded.routes));
+  });
+
+  it('unchanged routes decode to the same objects; only the changed one is parsed', () => {
+    const encoder = new TableEncoder();
+    const decoder = new TableDecoder();
+    const first = decoder.decode(overTheWire(encoder.encode(table())));
+    assert.equal(decoder.lastStats.parsed, 3);
+    // web-2 goes critical: only route split changes.
+    const second = decoder.decode(overTheWire(encoder.encode(table('critical'))));
+    assert.deepEqual(decoder.lastStats, { routes: 3, parsed: 1 });
+    const byName = (t: RoutingTable, name: string) => t.routes.find((r) => r.name === name)!;
+    assert.equal(byName(second, 'api'), byName(first, 'api'));
+    assert.equal(byName(second, 'quote "q" \\ r'), byName(first, 'quote "q" \\ r'));
+    assert.notEqual(byName(second, 'split'), byName(first, 'split'));
+    assert.equal(byName(second, 'split').destinations[1]!.active.length, 0, 'the new state arrived');
+  });
+
+  it('the encoder serialises a Route object once', () => {
+    const route = table().routes[0]!;
+    let reads = 0;
+    // The same route, counting reads of its name (encodeRoute reads it once per serialisation).
+    const counted = Object.create(route, { name: { get: () => { reads += 1; return route.name; } } }) as typeof route;
+    const shell = { ...table(), routes: [counted] } as RoutingTable;
+    const encoder = new TableEncoder();
+    encoder.encode(shell);
+    encoder.encode(shell);
+    assert.equal(reads, 1);
+  });
+});
