@@ -1154,3 +1154,80 @@ describe('Consul test server: real-Consul behaviours (docs/consul.md, "What the 
     }
   });
 });
+
+describe('Consul test server: health state, catalog nodes and connection peaks (issue 8)', () => {
+  it('GET /v1/health/state/:state: every check (node checks with ServiceID ""), by state; index is the checks table; never streaming', async () => {
+    await withServer({ streaming: true }, async (s) => {
+      s.registerService({ ID: 'web-1', Name: 'web', Port: 80, Check: { TTL: '30s', Status: 'passing' } });
+      s.registerService({ ID: 'api-1', Name: 'api', Port: 81, Check: { TTL: '30s', Status: 'warning' } });
+      const any = await get(s, '/v1/health/state/any');
+      assert.equal(any.status, 200);
+      const checks = any.json<Array<Record<string, unknown>>>();
+      assert.deepEqual(checks.map((c) => c['CheckID']), ['serfHealth', 'service:api-1', 'service:web-1'], 'by node then check ID');
+      assert.equal(checks[0]?.['ServiceID'], '', 'a node check has no service');
+      assert.deepEqual(checks[2]?.['ServiceTags'], []);
+      assert.ok(typeof checks[2]?.['ModifyIndex'] === 'number');
+      assert.deepEqual((await get(s, '/v1/health/state/warning')).json<Array<Record<string, unknown>>>().map((c) => c['CheckID']), ['service:api-1']);
+      assert.deepEqual((await get(s, '/v1/health/state/bogus')).json(), [], 'Consul does not validate the state: none match');
+      assert.equal((await get(s, '/v1/health/state/')).text, 'Missing check state');
+      const index = indexOf(any);
+      assert.equal(index, Math.max(...checks.map((c) => Number(c['ModifyIndex']))), 'the checks table index');
+      // A blocking read: a KV write does not end it, a check change does; the answer is a plain RPC's.
+      const held = get(s, `/v1/health/state/any?index=${index}&wait=5s`);
+      const tracked = track(held);
+      await s.waitForBlocked(1);
+      s.kvPut('x', 'y');
+      s.registerService({ ID: 'web-1', Name: 'web', Port: 80, Check: { TTL: '30s', Status: 'passing' } });
+      await settle();
+      assert.equal(tracked.settled(), false, 'a KV write and an identical re-registration move no check');
+      s.setCheck('service:web-1', 'critical');
+      const answer = await held;
+      assert.ok(indexOf(answer) > index);
+      assert.equal(answer.headers.get('x-consul-query-backend'), 'blocking-query', 'not streaming');
+      assert.equal(answer.headers.get('x-consul-knownleader'), 'true', 'a fact, unlike a streaming answer');
+    });
+  });
+
+  it('GET /v1/health/state/any with ACLs: node checks need node:read, service checks service:read too', async () => {
+    await withServer({ aclToken: 'root' }, async (s) => {
+      s.registerService({ ID: 'web-1', Name: 'web', Port: 80, Check: { TTL: '30s', Status: 'passing' } });
+      s.addToken('svc-only', { service: 'read' });
+      s.addToken('all', { service: 'read', node: 'read' });
+      assert.deepEqual((await get(s, '/v1/health/state/any', { token: 'svc-only' })).json(), []);
+      assert.equal((await get(s, '/v1/health/state/any', { token: 'svc-only' })).headers.get('x-consul-results-filtered-by-acls'), 'true');
+      assert.equal((await get(s, '/v1/health/state/any', { token: 'all' })).json<unknown[]>().length, 2);
+    });
+  });
+
+  it('GET /v1/catalog/nodes: nodes with their address; the index moves on a node change and on service writes', async () => {
+    await withServer({}, async (s) => {
+      s.addNode('n2', '10.0.0.2');
+      const first = await get(s, '/v1/catalog/nodes');
+      assert.deepEqual(first.json<Array<Record<string, unknown>>>().map((n) => [n['Node'], n['Address']]), [['consul-test', '127.0.0.1'], ['n2', '10.0.0.2']]);
+      const held = get(s, `/v1/catalog/nodes?index=${indexOf(first)}&wait=5s`);
+      await s.waitForBlocked(1);
+      s.addNode('n2', '10.0.0.3');
+      const moved = await held;
+      assert.ok(indexOf(moved) > indexOf(first));
+      assert.equal(moved.json<Array<Record<string, unknown>>>()[1]?.['Address'], '10.0.0.3');
+      s.registerService({ ID: 'web-1', Name: 'web', Port: 80 }, { node: 'n2' });
+      assert.ok(indexOf(await get(s, '/v1/catalog/nodes')) > indexOf(moved), 'catalogInsertService raises the nodes index');
+    });
+  });
+
+  it('records the most connections a client held at once', async () => {
+    await withServer({}, async (s) => {
+      const agents = [new Agent(), new Agent(), new Agent()];
+      try {
+        await Promise.all(agents.map((a) => fetch(`${s.url}/v1/status/leader`, { dispatcher: a }).then((r) => r.arrayBuffer())));
+        assert.equal(s.peakConnections(), 3);
+        assert.equal(s.connectionsFrom(), 3);
+      } finally {
+        await Promise.all(agents.map((a) => a.close()));
+      }
+      await waitFor('connections closed', () => s.connectionsFrom() === 0);
+      s.resetPeakConnections();
+      assert.equal(s.peakConnections(), 0);
+    });
+  });
+});

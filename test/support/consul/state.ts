@@ -85,6 +85,12 @@ function svcKey(node: string, id: string): string {
   return `${node}\u0000${id}`;
 }
 
+function sameCheck(a: CheckRecord, b: Omit<CheckRecord, 'createIndex' | 'modifyIndex'>): boolean {
+  return a.node === b.node && a.checkId === b.checkId && a.name === b.name && a.status === b.status && a.notes === b.notes
+    && a.output === b.output && a.serviceId === b.serviceId && a.serviceName === b.serviceName && a.type === b.type
+    && a.interval === b.interval && a.timeout === b.timeout;
+}
+
 function byteCompare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
@@ -202,25 +208,28 @@ export class ConsulState {
       modifyIndex: idx,
     });
     this.tables.services = idx;
+    const sameTags = existing !== undefined && existing.tags.length === svc.tags.length && existing.tags.every((tag, at) => tag === svc.tags[at]);
     for (const check of svc.checks) {
       // Like the agent: a re-registered check keeps its current status and output.
       const previous = this.checks.get(svcKey(node, check.checkId));
-      this.putCheck(
-        {
-          node,
-          checkId: check.checkId,
-          name: check.name,
-          status: previous ? previous.status : check.status,
-          notes: check.notes,
-          output: previous ? previous.output : '',
-          serviceId: svc.id,
-          serviceName: svc.name,
-          type: check.type,
-          interval: check.interval,
-          timeout: check.timeout,
-        },
-        idx,
-      );
+      const fields = {
+        node,
+        checkId: check.checkId,
+        name: check.name,
+        status: previous ? previous.status : check.status,
+        notes: check.notes,
+        output: previous ? previous.output : '',
+        serviceId: svc.id,
+        serviceName: svc.name,
+        type: check.type,
+        interval: check.interval,
+        timeout: check.timeout,
+      };
+      // state/catalog.go ensureCheckTxn: a check that IsSame (its ServiceTags included) is not
+      // written, so its ModifyIndex and the checks table index stay: a port change alone moves
+      // only the services table.
+      if (previous !== undefined && sameTags && sameCheck(previous, fields)) continue;
+      this.putCheck(fields, idx);
     }
     this.serviceIndex.set(svc.name, idx);
     this.onWrite();
