@@ -2,7 +2,7 @@
  * Propagation benchmark: the time from a change accepted by Consul (the PUT returned) to the first
  * request routed by the new table, measured from outside, through the proxy.
  *
- *   node --import tsx bench/propagation.ts [--changes 200] [--no-write] [--out docs/consul.md]
+ *   node --import tsx bench/propagation.ts [--changes 200] [--workers 1] [--no-write] [--out docs/consul.md]
  *
  * Set-up, all on 127.0.0.1: the Consul API test server (test/support/consul) and four upstream HTTP
  * servers in this process; Switchyard as a child process (`node --import tsx src/cli.ts`, or
@@ -32,10 +32,13 @@ import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Agent, request } from 'undici';
+import type { Socket } from 'node:net';
+import { Agent, Client, buildConnector, request } from 'undici';
 import { ConsulTestServer } from '../test/support/consul/server.js';
 import type { Phase } from './phase.js';
-import { freePort, start, stopAll, waitForHttp, type Managed } from './procs.js';
+import { freePort, processTree, start, stopAll, waitForHttp, type Managed } from './procs.js';
+import { acceptingPid } from './socket-owner.js';
+import { cliHasFlag, switchyardCli } from './switchyard-target.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CHANGE_TIMEOUT_MS = 5_000;
@@ -61,6 +64,10 @@ export interface PropagationResult {
   readonly byKind: Readonly<Record<Kind | 'all', Stats>>;
   readonly cli: string;
   readonly startedAt: string;
+  /** `--workers N` (1: one process). */
+  readonly workers: number;
+  /** With several workers: how many distinct processes the probe connections reached. */
+  readonly workersProbed: number;
 }
 
 interface Stats {
@@ -105,6 +112,29 @@ export interface PropagationOptions {
   readonly dir: string;
   /** Switchyard command (argv prefix); default `node --import tsx src/cli.ts`. */
   readonly cli?: readonly string[];
+  /**
+   * `--workers N` (default 1; omitted when the CLI has no such flag and N is 1). With N > 1 the
+   * probes go over N connections opened one after another, which node:cluster's round-robin
+   * hands to N different workers (checked from /proc): a change counts as arrived when every
+   * connection has seen it, so the latency is the slowest worker's.
+   */
+  readonly workers?: number;
+  readonly workersFlag?: boolean;
+}
+
+/** A one-connection client that remembers its local port (to find which worker accepted it). */
+function probeClient(origin: string): { client: Client; localPort: () => number | undefined } {
+  const connect = buildConnector({});
+  let port: number | undefined;
+  const client = new Client(origin, {
+    keepAliveTimeout: 30_000,
+    connect: (opts, callback) => connect(opts, (err, socket) => {
+      if (socket !== null) port = (socket as Socket).localPort;
+      if (err !== null) callback(err, null);
+      else callback(null, socket!);
+    }),
+  });
+  return { client, localPort: () => port };
 }
 
 export async function measurePropagation(options: PropagationOptions): Promise<PropagationResult> {
@@ -113,6 +143,8 @@ export async function measurePropagation(options: PropagationOptions): Promise<P
   const servers: Server[] = [];
   let child: Managed | undefined;
   const agent = new Agent({ connections: 2, keepAliveTimeout: 30_000 });
+  const workers = options.workers ?? 1;
+  const probers: ReturnType<typeof probeClient>[] = [];
   try {
     const put = async (path: string, body?: string): Promise<void> => {
       const res = await request(`${consul.url}${path}`, { method: 'PUT', body, dispatcher: agent });
@@ -134,7 +166,8 @@ export async function measurePropagation(options: PropagationOptions): Promise<P
     const [listen, admin] = [await freePort(), await freePort()];
     const cli = options.cli ?? [process.execPath, '--import', 'tsx', join(ROOT, 'src', 'cli.ts')];
     const argv = [...cli, '--listen', `127.0.0.1:${listen}`, '--admin', `127.0.0.1:${admin}`,
-      '--templates', join(options.dir, 'templates'), '--consul', consul.address, '--log-level', 'warn'];
+      '--templates', join(options.dir, 'templates'), '--consul', consul.address, '--log-level', 'warn',
+      ...(options.workersFlag === false ? [] : ['--workers', String(workers)])];
     log(`starting ${argv.join(' ')}`);
     child = start('switchyard', argv, { cwd: ROOT, stdoutFile: join(options.dir, 'switchyard.log'), stderrFile: join(options.dir, 'switchyard.err'), env: { ...process.env, CONSUL_HTTP_TOKEN: '' } });
     if (!await waitForHttp(`http://127.0.0.1:${admin}/readyz`, 20_000, child)) {
@@ -142,20 +175,34 @@ export async function measurePropagation(options: PropagationOptions): Promise<P
     }
 
     let probes = 0;
-    const probe = async (path: string): Promise<string> => {
+    const probe = async (client: Client, path: string): Promise<string> => {
       probes += 1;
-      const res = await request(`http://127.0.0.1:${listen}${path}`, { dispatcher: agent });
+      const res = await request(`http://127.0.0.1:${listen}${path}`, { dispatcher: client });
       await res.body.text();
       const name = res.headers['x-upstream'];
       return res.statusCode === 200 && typeof name === 'string' ? name : `status ${res.statusCode}`;
     };
-    /** Probe until `expected` answers; the response's arrival time, or undefined after the bound. */
-    const until = async (path: string, expected: string, deadline: number): Promise<number | undefined> => {
+    /** Probe over one connection until `expected` answers; the arrival time, or undefined after the bound. */
+    const untilOn = async (client: Client, path: string, expected: string, deadline: number): Promise<number | undefined> => {
       while (performance.now() < deadline) {
-        if (await probe(path) === expected) return performance.now();
+        if (await probe(client, path) === expected) return performance.now();
       }
       return undefined;
     };
+    /** Every connection (every worker) has seen it: the latest arrival, or undefined if one never did. */
+    const until = async (path: string, expected: string, deadline: number): Promise<number | undefined> => {
+      const times = await Promise.all(probers.map((p) => untilOn(p.client, path, expected, deadline)));
+      return times.some((t) => t === undefined) ? undefined : Math.max(...(times as number[]));
+    };
+    // One connection per worker, opened one after another (round-robin hands each to the next worker).
+    for (let w = 0; w < workers; w++) {
+      const p = probeClient(`http://127.0.0.1:${listen}`);
+      probers.push(p);
+      if (await untilOn(p.client, '/kv', 'kv-a', performance.now() + 10_000) === undefined) throw new Error('/kv never answered from kv-a');
+    }
+    const tree = processTree(child.pid);
+    const owners = new Set(probers.map((p) => acceptingPid(listen, p.localPort() ?? -1, tree)).filter((pid) => pid !== undefined));
+    if (workers > 1) log(`probe connections reach ${owners.size} of ${workers} workers (pids ${[...owners].join(', ')})`);
     for (const [path, expected] of [['/kv', 'kv-a'], ['/health', 'health-a']] as const) {
       if (await until(path, expected, performance.now() + 10_000) === undefined) throw new Error(`${path} never answered from ${expected}`);
     }
@@ -191,12 +238,16 @@ export async function measurePropagation(options: PropagationOptions): Promise<P
       timedOut,
       probes,
       byKind: { kv: stats(latencies.kv), health: stats(latencies.health), all: stats([...latencies.kv, ...latencies.health]) },
-      cli: cli.map((part) => part.replace(ROOT, '.').replace(process.execPath, 'node')).join(' '),
+      cli: [...cli, ...(options.workersFlag === false ? [] : ['--workers', String(workers)])]
+        .map((part) => part.replace(ROOT, '.').replace(process.execPath, 'node')).join(' '),
       startedAt: new Date().toISOString(),
+      workers,
+      workersProbed: owners.size,
     };
   } finally {
     await child?.stop();
     await agent.close();
+    await Promise.all(probers.map((p) => p.client.close()));
     for (const s of servers) {
       s.closeAllConnections();
       await new Promise<void>((done) => s.close(() => done()));
@@ -208,12 +259,17 @@ export async function measurePropagation(options: PropagationOptions): Promise<P
 const ms = (v: number): string => (Number.isFinite(v) ? v.toFixed(1) : 'n/a');
 
 export function consoleReport(r: PropagationResult): string {
-  const lines = [`propagation over ${r.changes} changes (${r.timedOut} timed out, ${r.probes} probe requests):`];
+  const lines = [`propagation over ${r.changes} changes (${r.timedOut} timed out, ${r.probes} probe requests)${workersNote(r)}:`];
   for (const kind of ['kv', 'health', 'all'] as const) {
     const s = r.byKind[kind];
     lines.push(`  ${kind.padEnd(7)} n=${String(s.n).padStart(4)}  p50 ${ms(s.p50).padStart(6)} ms  p99 ${ms(s.p99).padStart(6)} ms  max ${ms(s.max).padStart(6)} ms`);
   }
   return lines.join('\n');
+}
+
+/** With several workers: whose answer the latency is (the slowest of those the probes reached). */
+function workersNote(r: PropagationResult): string {
+  return r.workers <= 1 ? '' : `, --workers ${r.workers}: the slowest of ${r.workersProbed} workers reached by the probes`;
 }
 
 export function markdownReport(r: PropagationResult): string {
@@ -223,6 +279,7 @@ export function markdownReport(r: PropagationResult): string {
     `Measured ${r.startedAt.slice(0, 10)} with \`node --import tsx bench/propagation.ts\` on ${cpus().length} × ${cpus()[0]?.model.trim() ?? 'CPU'},`,
     `Node ${process.version}, Switchyard as a child process (\`${r.cli}\`), the Consul API test server and the`,
     `upstreams on loopback. ${r.changes} changes (half KV weight flips, half health check flips), ${r.timedOut} timed out.`,
+    ...(r.workers <= 1 ? [] : [`With \`--workers ${r.workers}\`: the probes go over ${r.workers} connections opened one after another, which node:cluster's round-robin hands to different workers (they reached ${r.workersProbed} distinct workers, checked from /proc); a change counts when every connection has seen it: the slowest worker's latency.`]),
     '',
     '| change | n | p50 | p99 | max |',
     '| --- | --- | --- | --- | --- |',
@@ -250,17 +307,28 @@ export function writeIntoDoc(file: string, markdown: string): void {
 export const propagationPhase: Phase = {
   name: 'propagation',
   run: async (ctx) => {
-    const dir = join(ctx.dir, 'propagation');
-    mkdirSync(dir, { recursive: true });
-    const cliEnv = process.env['BENCH_SWITCHYARD_CLI'];
-    const result = await measurePropagation({
-      changes: ctx.options.quick ? 40 : 200,
-      log: ctx.log,
-      dir,
-      // `npm run bench` builds first: measure the built CLI, as users run it.
-      cli: [process.execPath, resolve(ctx.root, cliEnv ?? join('dist', 'cli.js'))],
-    });
-    return { console: consoleReport(result), markdown: `## Consul propagation\n\n${markdownReport(result)}\n` };
+    const cli = switchyardCli(ctx.root);
+    const workersFlag = cliHasFlag(cli, '--workers');
+    const con: string[] = [];
+    const md: string[] = ['## Consul propagation', ''];
+    // One process, then two workers (the slowest worker's latency) when the build has --workers.
+    for (const workers of workersFlag ? [1, 2] : [1]) {
+      const dir = join(ctx.dir, `propagation-workers${workers}`);
+      mkdirSync(dir, { recursive: true });
+      const result = await measurePropagation({
+        changes: ctx.options.quick ? 40 : 200,
+        log: ctx.log,
+        dir,
+        // `npm run bench` builds first: measure the built CLI, as users run it.
+        cli: [process.execPath, cli],
+        workers,
+        workersFlag,
+      });
+      con.push(consoleReport(result));
+      md.push(`### --workers ${workers}${workersFlag ? '' : ' (this build has no --workers flag: one process)'}`, '', markdownReport(result), '');
+    }
+    if (!workersFlag) md.push('The built CLI has no --workers flag: the two-worker run was skipped.', '');
+    return { console: con.join('\n'), markdown: md.join('\n') };
   },
 };
 
@@ -270,10 +338,13 @@ async function main(): Promise<void> {
       changes: { type: 'string', default: '200' },
       out: { type: 'string', default: join(ROOT, 'docs', 'consul.md') },
       'no-write': { type: 'boolean', default: false },
+      workers: { type: 'string', default: '1' },
     },
   });
   const changes = Number(values.changes);
   if (!Number.isInteger(changes) || changes < 2) throw new Error('--changes: an integer >= 2');
+  const workers = Number(values.workers);
+  if (!Number.isInteger(workers) || workers < 1) throw new Error('--workers: an integer >= 1');
   const log = (m: string): void => {
     process.stdout.write(`[propagation ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
   };
@@ -289,6 +360,7 @@ async function main(): Promise<void> {
       changes,
       log,
       dir,
+      workers,
       ...(cliEnv === undefined ? {} : { cli: [process.execPath, resolve(ROOT, cliEnv)] }),
     });
     process.stdout.write(`${consoleReport(result)}\n`);
