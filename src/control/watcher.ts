@@ -1,5 +1,6 @@
 import { SwitchyardError } from '../errors.js';
-import { buildTable } from '../model/build-table.js';
+import { sameDiscovery, sameKv } from '../model/snapshot-equal.js';
+import { TableBuilder } from '../model/table-builder.js';
 import type { BuildProblem, DiscoverySnapshot, KvSnapshot, RouteTemplate, RoutingTable } from '../model/types.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -40,8 +41,20 @@ interface ProviderState {
   readonly provider: DiscoveryProvider;
   discovery: DiscoverySnapshot | undefined;
   kv: KvSnapshot | undefined;
-  /** Serialised last update, to drop snapshots identical to the previous one. */
-  fingerprint: string;
+  /** Whether an update arrived yet (the first one always counts, even an empty one). */
+  updated: boolean;
+}
+
+/**
+ * What the dedupe of discovery updates did, for tests and benchmarks: counts only.
+ * `servicesCompared` counts services whose instances were compared field by field because their
+ * array was a new object; with a provider that keeps unchanged services' arrays (Consul), one
+ * service's change compares one service, whatever the size of the catalog.
+ */
+export interface DedupeStats {
+  updates: number;
+  dropped: number;
+  servicesCompared: number;
 }
 
 export interface BuildFailure {
@@ -72,6 +85,12 @@ export class ConfigWatcher {
   private starting = true;
   /** The last rejected build, cleared by the next successful one. */
   lastFailure: BuildFailure | undefined;
+  /** Reuses the previous table's routes for what did not change (model/table-builder.ts). */
+  readonly builder = new TableBuilder();
+  readonly dedupe: DedupeStats = { updates: 0, dropped: 0, servicesCompared: 0 };
+  private readonly countCompared = (): void => {
+    this.dedupe.servicesCompared += 1;
+  };
 
   constructor(
     discovery: readonly DiscoveryProvider[],
@@ -81,7 +100,7 @@ export class ConfigWatcher {
     private readonly metrics: Metrics,
     private readonly options: WatcherOptions = DEFAULT_WATCHER_OPTIONS,
   ) {
-    this.providers = discovery.map((provider) => ({ provider, discovery: undefined, kv: undefined, fingerprint: '' }));
+    this.providers = discovery.map((provider) => ({ provider, discovery: undefined, kv: undefined, updated: false }));
     this.clock = options.clock ?? MONOTONIC_CLOCK;
   }
 
@@ -119,12 +138,20 @@ export class ConfigWatcher {
     this.schedule();
   }
 
+  /**
+   * Drop an update equal to the provider's previous one (a blocking query that returned with no
+   * change). The comparison is by identity first, per service (snapshot-equal.ts), never by
+   * serialising the snapshot: its cost follows what changed, not the size of the catalog.
+   */
   private onDiscovery(state: ProviderState, update: DiscoveryUpdate): void {
     const discovery = update.discovery ?? state.discovery;
     const kv = update.kv ?? state.kv;
-    const fingerprint = JSON.stringify([discovery, kv]);
-    if (fingerprint === state.fingerprint) return;
-    state.fingerprint = fingerprint;
+    this.dedupe.updates += 1;
+    if (state.updated && sameOrBoth(state.discovery, discovery, (a, b) => sameDiscovery(a, b, this.countCompared)) && sameOrBoth(state.kv, kv, sameKv)) {
+      this.dedupe.dropped += 1;
+      return;
+    }
+    state.updated = true;
     state.discovery = discovery;
     state.kv = kv;
     this.schedule();
@@ -153,7 +180,7 @@ export class ConfigWatcher {
     const kv = mergeKv(this.providers.flatMap((s) => (s.kv === undefined ? [] : [s.kv])));
     let table: RoutingTable;
     try {
-      table = buildTable(discovery, kv, this.templates);
+      table = this.builder.build(discovery, kv, this.templates);
     } catch (err) {
       this.reject('build', err, 'configuration rejected, the live table keeps serving');
       return;
@@ -208,4 +235,9 @@ export class ConfigWatcher {
     }
     this.problemKeys = keys;
   }
+}
+
+/** Both undefined, or both defined and `same`. */
+function sameOrBoth<T>(a: T | undefined, b: T | undefined, same: (a: T, b: T) => boolean): boolean {
+  return a === undefined || b === undefined ? a === b : same(a, b);
 }

@@ -3,9 +3,12 @@
  * every request in flight and swapped whole; freezing makes an accidental write throw (ESM code is
  * strict) instead of silently changing what other requests see. Shared sub-objects (an endpoint in
  * several destinations) are visited once.
+ *
+ * `seen` may be kept across calls (the incremental TableBuilder does): everything in it was frozen
+ * deeply already, so a table that reuses most of the previous one's routes only walks its new parts.
  */
-export function deepFreeze<T>(value: T): T {
-  freeze(value, new WeakSet());
+export function deepFreeze<T>(value: T, seen: WeakSet<object> = new WeakSet()): T {
+  freeze(value, seen);
   return value;
 }
 

@@ -1,4 +1,3 @@
-import type { Pool } from 'undici';
 import { jsonString } from '../../observability/access-log.js';
 import type { TableStore } from '../../control/table-store.js';
 import { SmoothWeightedRoundRobin } from '../../model/balancer.js';
@@ -9,7 +8,7 @@ import { errorBody } from '../http/error-response.js';
 import type { RateLimiter } from '../policy/rate-limiter.js';
 import { NO_ROUTE_LABEL, RouteMetrics } from './route-metrics.js';
 import { RouteState, type EjectedEndpoint, type EndpointHealth } from './route-state.js';
-import { poolSettingsOf, type Upstreams } from './upstreams.js';
+import { poolSettingsOf, type UpstreamPool, type Upstreams } from './upstreams.js';
 
 /**
  * The proxy's mutable view of one immutable RoutingTable, built once per swap: balancers, pools,
@@ -24,13 +23,13 @@ export class RuntimeEndpoint {
   readonly weight: number;
   readonly origin: string;
   readonly endpoint: Endpoint;
-  readonly pool: Pool;
+  readonly pool: UpstreamPool;
   /** Outlier state of this endpoint in this route (shared by the route's runtimes across swaps). */
   readonly health: EndpointHealth;
   /** The destination (pool) whose balancer holds this endpoint; set by RuntimeDestination. */
   destination!: RuntimeDestination;
 
-  constructor(endpoint: Endpoint, pool: Pool, health: EndpointHealth) {
+  constructor(endpoint: Endpoint, pool: UpstreamPool, health: EndpointHealth) {
     this.id = endpoint.id;
     this.weight = endpoint.weight;
     this.origin = endpoint.origin;
@@ -276,7 +275,9 @@ export class Runtime {
   constructor(table: RoutingTable, routes: Map<Route, RuntimeRoute>) {
     this.table = table;
     this.routes = routes;
-    this.byName = new Map([...routes.values()].map((r) => [r.name, r]));
+    const byName = new Map<string, RuntimeRoute>();
+    for (const route of routes.values()) byName.set(route.name, route);
+    this.byName = byName;
   }
 
   /** The runtime route for a request: the table's lookup, then one identity Map lookup. */
@@ -292,7 +293,8 @@ export class Runtime {
 }
 
 /**
- * Build the runtime view of `table`. Pools come from `upstreams.prepare(table)`; an endpoint whose
+ * Build the runtime view of `table`, in work proportional to the routes that are not in `previous`
+ * (by identity). Pools come from `upstreams.prepare(table)`; an endpoint whose
  * pool cannot be made is left out of its balancer (reported by Upstreams.tryAcquire), so one bad
  * origin never stops the build. Route state comes from `previous` by route name and is reconciled
  * with the new route (rate-limit settings, endpoints that left).
@@ -300,6 +302,14 @@ export class Runtime {
 export function buildRuntime(table: RoutingTable, upstreams: Upstreams, metrics: Metrics, previous?: Runtime): Runtime {
   const routes = new Map<Route, RuntimeRoute>();
   for (const route of table.routes) {
+    // The same Route object (the model's TableBuilder reuses unchanged routes): its runtime route
+    // is unchanged too (endpoints, weights, policy, pools), so it is kept whole, balancer cycle
+    // and all. Per-endpoint work below is for routes that changed.
+    const same = previous?.routes.get(route);
+    if (same !== undefined) {
+      routes.set(route, same);
+      continue;
+    }
     const prevRoute = previous?.byName.get(route.name);
     const state = prevRoute?.state ?? new RouteState(metrics, route.name);
     state.reconcile(route);

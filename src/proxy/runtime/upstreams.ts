@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { buildConnector, Pool } from 'undici';
+import { buildConnector, Pool, type Dispatcher } from 'undici';
 import type { Route, RoutingTable } from '../../model/types.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
@@ -78,18 +78,92 @@ export function poolKey(origin: string, connectTimeoutMs: number, defaultConnect
 }
 
 /**
- * One undici Pool (keep-alive) per endpoint origin, reconciled make-before-break with the table:
- * `prepare(next)` creates pools for new origins before the swap; `retainOnly(next)` retires the
- * pools of origins the live table no longer uses. A retired pool finishes its in-flight requests
- * (`pool.close()`), bounded by `drainTimeoutMs`, after which it is destroyed.
+ * The pool of one pool key, as the runtime holds it: an undici Pool made on its first request.
+ *
+ * Why not the Pool itself at swap time: undici's Pool costs ~0.1-0.2 ms and ~16 KiB to construct
+ * (PoolBase allocates a 2,048-slot request queue up front), so a table with 20,000 new origins
+ * spent 3-4 s in `new Pool` and held 300+ MB before a single request, and every rolling deploy
+ * churned that through the old generation. An UpstreamPool costs a few fields; the origin is
+ * validated here as undici would (so `tryAcquire` still leaves a bad endpoint out at swap time,
+ * never on a request). Connections were always opened on demand; now the Pool is too. A pool
+ * retired before its first request never makes one.
+ */
+export class UpstreamPool {
+  readonly origin: string;
+  private pool: Pool | undefined;
+  private closed = false;
+
+  constructor(origin: string, private readonly make: () => Pool) {
+    assertPoolOrigin(origin);
+    this.origin = origin;
+  }
+
+  /** Hot path: one field read and one branch over `Pool.dispatch`. */
+  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    return (this.pool ?? this.materialize()).dispatch(options, handler);
+  }
+
+  /** Whether the undici Pool exists (it had a request). */
+  get materialized(): boolean {
+    return this.pool !== undefined;
+  }
+
+  /** The Pool's stats; zeros before its first request. */
+  get stats(): { readonly connected: number; readonly free: number; readonly pending: number; readonly running: number; readonly size: number } {
+    return this.pool?.stats ?? { connected: 0, free: 0, pending: 0, running: 0, size: 0 };
+  }
+
+  close(): Promise<void> {
+    this.closed = true;
+    return this.pool === undefined ? Promise.resolve() : this.pool.close();
+  }
+
+  destroy(): Promise<void> {
+    this.closed = true;
+    return this.pool === undefined ? Promise.resolve() : this.pool.destroy();
+  }
+
+  private materialize(): Pool {
+    const pool = this.make();
+    this.pool = pool;
+    // A request that reaches a pool retired before its first request fails as on a closed Pool.
+    if (this.closed) void pool.close();
+    return pool;
+  }
+}
+
+/** Throws as undici's `new Pool(origin)` would for an origin it cannot use (util.parseOrigin). */
+function assertPoolOrigin(origin: string): void {
+  const url = new URL(origin);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`invalid origin protocol ${url.protocol}`);
+  if (url.pathname !== '/' || url.search !== '' || url.hash !== '') throw new Error('invalid origin: it has a path, query or fragment');
+}
+
+/**
+ * One pool (keep-alive) per endpoint origin and route settings (UpstreamPool), reconciled
+ * make-before-break with the table: `prepare(next)` makes pools for the routes of `next` that are
+ * new (Route objects the live table does not have) before the swap; `retainOnly(live)` retires the
+ * pools no route of `live` uses any more. A retired pool finishes its in-flight requests
+ * (`close()`), bounded by `drainTimeoutMs`, after which it is destroyed.
+ *
+ * Cost proportional to change: each prepared Route object holds one use of each of its pool keys
+ * (`routeKeys`, `uses`); a Route object seen before costs a Map lookup, and only the keys of
+ * routes that left are released. A table that differs from the live one by one route touches that
+ * route's endpoints only, whatever the number of origins.
  *
  * Invariant: `active` holds exactly one open pool per pool key (origin, or origin with a connect
- * timeout and/or a connection cap: `poolKey`); a retired pool is never handed out again (an origin that comes back gets a
- * fresh pool while the old one drains).
+ * timeout and/or a connection cap: `poolKey`); a retired pool is never handed out again (an origin
+ * that comes back gets a fresh pool while the old one drains).
  */
 export class Upstreams {
   readonly options: ResolvedUpstreamOptions;
-  private readonly active = new Map<string, Pool>();
+  private readonly active = new Map<string, UpstreamPool>();
+  /** The pool keys each prepared (or live) Route object uses: one use of each. */
+  private readonly routeKeys = new Map<Route, readonly string[]>();
+  /** Pool key → number of Route objects in `routeKeys` using it. */
+  private readonly uses = new Map<string, number>();
+  /** Active keys no route uses (made by `acquire` outside a prepare, or released): retired by the next retainOnly. */
+  private readonly unused = new Set<string>();
   private readonly draining = new Set<Promise<void>>();
   private readonly metrics: Metrics | undefined;
   private readonly logger: Logger | undefined;
@@ -104,7 +178,7 @@ export class Upstreams {
   }
 
   /** The open pool of an origin with these settings, if the live (or prepared) table uses it. */
-  get(origin: string, settings?: PoolSettings): Pool | undefined {
+  get(origin: string, settings?: PoolSettings): UpstreamPool | undefined {
     return this.active.get(this.keyOf(origin, settings));
   }
 
@@ -113,23 +187,27 @@ export class Upstreams {
    * created if missing. Throws when undici refuses the origin or the upstreams are closed; swaps
    * use `tryAcquire`.
    */
-  acquire(origin: string, settings?: PoolSettings): Pool {
+  acquire(origin: string, settings?: PoolSettings): UpstreamPool {
     const key = this.keyOf(origin, settings);
     let pool = this.active.get(key);
     if (pool === undefined) {
       if (this.closed) throw new Error('upstreams are closed');
       const o = this.options;
-      pool = new Pool(origin, {
+      const connections = settings?.maxConnections ?? null;
+      const connectMs = settings?.connectMs ?? o.connectTimeoutMs;
+      pool = new UpstreamPool(origin, () => new Pool(origin, {
         // undici: null = no limit.
-        connections: settings?.maxConnections ?? null,
-        connect: guardedConnector(settings?.connectMs ?? o.connectTimeoutMs),
+        connections,
+        connect: guardedConnector(connectMs),
         headersTimeout: o.headersTimeoutMs,
         bodyTimeout: o.bodyTimeoutMs,
         keepAliveTimeout: o.keepAliveTimeoutMs,
         keepAliveMaxTimeout: o.keepAliveMaxTimeoutMs,
         pipelining: 1,
-      });
+      }));
       this.active.set(key, pool);
+      // Not used by any route until a prepare counts it.
+      this.unused.add(key);
       this.updateGauge();
     }
     return pool;
@@ -142,7 +220,7 @@ export class Upstreams {
    * guarantee that a swap never stops half-way whatever reaches it: the endpoint is left out, the
    * rest of the table applies.
    */
-  tryAcquire(origin: string, settings?: PoolSettings): Pool | undefined {
+  tryAcquire(origin: string, settings?: PoolSettings): UpstreamPool | undefined {
     try {
       const pool = this.acquire(origin, settings);
       this.failed.delete(origin);
@@ -157,14 +235,30 @@ export class Upstreams {
     }
   }
 
-  /** Make: create pools for every origin (with its route's settings) `next` uses. Runs before the swap; never throws. */
+  /**
+   * Make: create pools for every origin (with its route's settings) the routes of `next` use, for
+   * Route objects not prepared before. Runs before the swap; never throws.
+   */
   prepare(next: RoutingTable): void {
-    for (const route of next.routes) {
-      const settings = poolSettingsOf(route);
-      for (const destination of route.active) {
-        for (const endpoint of destination.active) this.tryAcquire(endpoint.origin, settings);
+    for (const route of next.routes) this.hold(route, true);
+  }
+
+  /** Count one use of each pool key of `route` (once per Route object), making pools when `make`. */
+  private hold(route: Route, make: boolean): void {
+    if (this.routeKeys.has(route)) return;
+    const settings = poolSettingsOf(route);
+    const keys: string[] = [];
+    for (const destination of route.active) {
+      for (const endpoint of destination.active) {
+        if (make && this.tryAcquire(endpoint.origin, settings) === undefined) continue;
+        const key = this.keyOf(endpoint.origin, settings);
+        if (!this.active.has(key)) continue;
+        keys.push(key);
+        this.uses.set(key, (this.uses.get(key) ?? 0) + 1);
+        this.unused.delete(key);
       }
     }
+    this.routeKeys.set(route, keys);
   }
 
   /** The pool keys `table` sends new requests to. */
@@ -184,13 +278,28 @@ export class Upstreams {
    * an aborted one (`live` is the table that stayed: the pools made for the other are retired).
    */
   retainOnly(live: RoutingTable | undefined): void {
-    const keep = this.poolKeys(live);
-    for (const [key, pool] of this.active) {
-      if (!keep.has(key)) {
-        this.active.delete(key);
-        this.retire(key, pool, this.options.drainTimeoutMs);
+    const routes = new Set(live?.routes ?? []);
+    // Live routes never prepared (a table swapped in without prepare) keep their pools too.
+    for (const route of routes) this.hold(route, false);
+    for (const [route, keys] of this.routeKeys) {
+      if (routes.has(route)) continue;
+      this.routeKeys.delete(route);
+      for (const key of keys) {
+        const left = (this.uses.get(key) ?? 1) - 1;
+        if (left > 0) this.uses.set(key, left);
+        else {
+          this.uses.delete(key);
+          this.unused.add(key);
+        }
       }
     }
+    for (const key of this.unused) {
+      const pool = this.active.get(key);
+      if (pool === undefined) continue;
+      this.active.delete(key);
+      this.retire(key, pool, this.options.drainTimeoutMs);
+    }
+    this.unused.clear();
     this.updateGauge();
   }
 
@@ -214,11 +323,14 @@ export class Upstreams {
     this.closed = true;
     for (const [origin, pool] of this.active) this.retire(origin, pool, timeoutMs);
     this.active.clear();
+    this.routeKeys.clear();
+    this.uses.clear();
+    this.unused.clear();
     this.updateGauge();
     await this.drained();
   }
 
-  private retire(origin: string, pool: Pool, timeoutMs: number): void {
+  private retire(origin: string, pool: UpstreamPool, timeoutMs: number): void {
     let timer: NodeJS.Timeout | undefined;
     const bounded = new Promise<void>((resolve) => {
       timer = setTimeout(() => {

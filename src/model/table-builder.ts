@@ -1,0 +1,230 @@
+/**
+ * The incremental table builder: `build` gives exactly the table `buildTable` gives for the same
+ * inputs (same routes, problems, services, lookups), but does work proportional to what changed
+ * since its previous build, and reuses the previous table's objects for what did not:
+ *
+ * - Route specs (template expansion, validation, tag routes): redone only when the templates are
+ *   another array or the catalog differs (identity per service, else its tags compared).
+ * - KV overrides: parsed again only when the KV snapshot differs (identity, else key by key).
+ * - A service's endpoints: rebuilt only when its instances differ (identity of the array, as the
+ *   Consul provider keeps it for an unchanged service; else compared field by field), its KV
+ *   instance weights differ, or it became known or unknown to discovery. A rebuilt service keeps
+ *   the Endpoint objects of instances that did not change.
+ * - A Route: the previous Route object itself when its spec, its services' endpoint entries and
+ *   its KV weights and policy are unchanged. Consumers rely on that identity: the proxy runtime
+ *   keeps the balancers and pools of an identical route, the workers' table encoder its encoding.
+ * - The lookup index: rebound, not rebuilt, while the routes' hosts and paths are unchanged.
+ * - Freezing walks only new objects (the builder remembers what it froze).
+ *
+ * Still pure (no I/O, no clock). State kept between builds is only the previous build's: services
+ * and routes that left are forgotten at the next build. A build that throws (an invalid template)
+ * changes nothing, so the next one compares against the last good build.
+ */
+import { collectRoutes, servicesOf } from './collect-routes.js';
+import { deepFreeze } from './deep-freeze.js';
+import { parseKvOverrides, type KvOverrides } from './kv-overrides.js';
+import type { PolicyInput } from './policy.js';
+import { resolveRoute } from './resolve-route.js';
+import { RouteIndex } from './route-index.js';
+import type { RouteSpec } from './route-spec.js';
+import { serviceEndpoints } from './service-endpoints.js';
+import { sameCatalog, sameInstances, sameKv, sameMap, sameStrings } from './snapshot-equal.js';
+import type {
+  BuildProblem, DiscoverySnapshot, Endpoint, KvSnapshot, Route, RouteTemplate, RoutingTable, ServiceInstance,
+} from './types.js';
+
+/** One service's endpoints as the previous build made them, and the inputs they came from. */
+interface ServiceEntry {
+  instances: readonly ServiceInstance[];
+  readonly weights: ReadonlyMap<string, number> | undefined;
+  readonly known: boolean;
+  readonly endpoints: readonly Endpoint[];
+  /** Problems serviceEndpoints reported for it (bad weights, bad addresses, duplicate ids). */
+  readonly problems: readonly BuildProblem[];
+}
+
+interface RouteEntry {
+  spec: RouteSpec;
+  readonly services: readonly ServiceEntry[];
+  readonly weights: ReadonlyMap<string, number> | undefined;
+  readonly policy: PolicyInput | undefined;
+  readonly route: Route;
+  /** The route's own problems (KV weights and policy), reported after its services'. */
+  readonly problems: readonly BuildProblem[];
+}
+
+interface Collected {
+  readonly templates: readonly RouteTemplate[];
+  readonly catalog: DiscoverySnapshot['catalog'];
+  readonly routes: readonly RouteSpec[];
+  readonly problems: readonly BuildProblem[];
+  readonly services: readonly string[];
+}
+
+/** What the last build did, for tests and benchmarks: counts, never timings. */
+export interface BuildStats {
+  readonly routesBuilt: number;
+  readonly routesReused: number;
+  readonly servicesBuilt: number;
+  readonly servicesReused: number;
+  readonly specsCollected: boolean;
+  readonly kvParsed: boolean;
+  readonly indexBuilt: boolean;
+}
+
+export class TableBuilder {
+  #collected: Collected | undefined;
+  #kv: { readonly kv: KvSnapshot; readonly overrides: KvOverrides } | undefined;
+  #services = new Map<string, ServiceEntry>();
+  #routes = new Map<string, RouteEntry>();
+  #index: RouteIndex | undefined;
+  /** Everything frozen by this builder (deeply): reused objects are not walked again. */
+  readonly #frozen = new WeakSet<object>();
+  /** Counts of the last build. */
+  stats: BuildStats = { routesBuilt: 0, routesReused: 0, servicesBuilt: 0, servicesReused: 0, specsCollected: false, kvParsed: false, indexBuilt: false };
+
+  build(discovery: DiscoverySnapshot, kv: KvSnapshot, templates: readonly RouteTemplate[]): RoutingTable {
+    const collected = this.collect(discovery.catalog, templates);
+    const kvState = this.#kv !== undefined && sameKv(this.#kv.kv, kv) ? this.#kv : { kv, overrides: parseKvOverrides(kv) };
+    const { overrides } = kvState;
+    const problems: BuildProblem[] = [...collected.problems, ...overrides.problems];
+    const services = new Map<string, ServiceEntry>();
+    const routeEntries = new Map<string, RouteEntry>();
+    const reported = new Set<ServiceEntry>();
+    let servicesBuilt = 0;
+    let routesBuilt = 0;
+
+    const entryOf = (service: string): ServiceEntry => {
+      let entry = services.get(service);
+      if (entry !== undefined) return entry;
+      entry = this.serviceEntry(service, discovery, overrides.instanceWeights.get(service));
+      if (entry !== this.#services.get(service)) servicesBuilt += 1;
+      services.set(service, entry);
+      return entry;
+    };
+
+    const routes: Route[] = [];
+    for (const spec of collected.routes) {
+      const entries = spec.to.map((d) => entryOf(d.service));
+      const weights = overrides.routeWeights.get(spec.name);
+      const policy = overrides.routePolicies.get(spec.name);
+      let entry = this.#routes.get(spec.name);
+      if (entry === undefined || !sameRouteInputs(entry, spec, entries, weights, policy)) {
+        const resolved = resolveRoute(spec, { endpoints: entries.map((e) => e.endpoints), weights, policy });
+        entry = { spec, services: entries, weights, policy, route: resolved.route, problems: resolved.problems };
+        routesBuilt += 1;
+      } else {
+        // An equal spec from a new expansion: remember it so the next comparison is by identity.
+        entry.spec = spec;
+      }
+      routeEntries.set(spec.name, entry);
+      routes.push(entry.route);
+      // Problems in buildTable's order: per destination, its unknown service, then (once per
+      // build) its service's own problems; then the route's.
+      spec.to.forEach((d, i) => {
+        const service = entries[i]!;
+        if (!service.known) {
+          problems.push({ kind: 'service', source: spec.source, message: `route "${spec.name}": service "${d.service}" is unknown to discovery; no endpoints` });
+        }
+        if (!reported.has(service)) {
+          reported.add(service);
+          for (const problem of service.problems) problems.push(problem);
+        }
+      });
+      for (const problem of entry.problems) problems.push(problem);
+    }
+
+    const reuseIndex = this.#index !== undefined && this.#index.fits(routes);
+    const index = reuseIndex ? this.#index!.rebind(routes) : new RouteIndex(routes);
+    const table: RoutingTable = {
+      routes,
+      problems,
+      services: collected.services,
+      lookup: (host, path) => index.lookup(host, path),
+    };
+    deepFreeze(table, this.#frozen);
+
+    // Commit: only now, so a build that threw above left the previous state whole.
+    this.stats = {
+      routesBuilt,
+      routesReused: routes.length - routesBuilt,
+      servicesBuilt,
+      servicesReused: services.size - servicesBuilt,
+      specsCollected: collected !== this.#collected,
+      kvParsed: kvState !== this.#kv,
+      indexBuilt: !reuseIndex,
+    };
+    this.#collected = collected;
+    this.#kv = kvState;
+    this.#services = services;
+    this.#routes = routeEntries;
+    this.#index = index;
+    return table;
+  }
+
+  /** Route specs of the templates over the catalog; the previous ones while neither changed. */
+  private collect(catalog: DiscoverySnapshot['catalog'], templates: readonly RouteTemplate[]): Collected {
+    const previous = this.#collected;
+    if (previous !== undefined && previous.templates === templates && sameCatalog(previous.catalog, catalog)) return previous;
+    const { routes, problems } = collectRoutes(catalog, templates);
+    return { templates, catalog, routes, problems, services: servicesOf(routes) };
+  }
+
+  /** The previous build's entry while its inputs are unchanged; else a new one. */
+  private serviceEntry(service: string, discovery: DiscoverySnapshot, weights: ReadonlyMap<string, number> | undefined): ServiceEntry {
+    const instances = Object.hasOwn(discovery.instances, service) ? discovery.instances[service] ?? [] : [];
+    const known = Object.hasOwn(discovery.catalog, service) || Object.hasOwn(discovery.instances, service);
+    const previous = this.#services.get(service);
+    if (previous !== undefined && previous.known === known && sameMap(previous.weights, weights) && sameInstances(previous.instances, instances)) {
+      // Equal content in a new array: remember the new array so the next comparison is by identity.
+      previous.instances = instances;
+      return previous;
+    }
+    const problems: BuildProblem[] = [];
+    const fresh = serviceEndpoints(service, instances, weights, problems);
+    return { instances, weights, known, endpoints: previous === undefined ? fresh : keepUnchanged(previous.endpoints, fresh), problems };
+  }
+}
+
+/** `fresh`, with each endpoint equal to one of `previous` replaced by that (frozen) object. */
+function keepUnchanged(previous: readonly Endpoint[], fresh: Endpoint[]): Endpoint[] {
+  if (previous.length === 0) return fresh;
+  const byId = new Map(previous.map((e) => [e.id, e]));
+  return fresh.map((e) => {
+    const old = byId.get(e.id);
+    return old !== undefined && sameEndpoint(old, e) ? old : e;
+  });
+}
+
+function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
+  return a.address === b.address && a.port === b.port && a.status === b.status && a.weight === b.weight
+    && a.state === b.state && a.origin === b.origin && a.instanceId === b.instanceId && a.service === b.service && sameStrings(a.tags, b.tags);
+}
+
+function sameRouteInputs(
+  entry: RouteEntry,
+  spec: RouteSpec,
+  services: readonly ServiceEntry[],
+  weights: ReadonlyMap<string, number> | undefined,
+  policy: PolicyInput | undefined,
+): boolean {
+  if (entry.services.length !== services.length) return false;
+  for (let i = 0; i < services.length; i++) if (entry.services[i] !== services[i]) return false;
+  return (entry.spec === spec || sameSpec(entry.spec, spec)) && sameMap(entry.weights, weights) && samePolicyLayer(entry.policy, policy);
+}
+
+function sameSpec(a: RouteSpec, b: RouteSpec): boolean {
+  if (a.name !== b.name || a.host !== b.host || a.path !== b.path || a.strip !== b.strip || a.origin !== b.origin || a.source !== b.source) return false;
+  if (a.to.length !== b.to.length) return false;
+  for (let i = 0; i < a.to.length; i++) {
+    const x = a.to[i]!;
+    const y = b.to[i]!;
+    if (x.service !== y.service || x.tag !== y.tag || x.weight !== y.weight) return false;
+  }
+  return samePolicyLayer(a.policy, b.policy);
+}
+
+/** Policy layers are small validated trees: compared by identity, else by their JSON (rare: a template or KV change). */
+function samePolicyLayer(a: PolicyInput | undefined, b: PolicyInput | undefined): boolean {
+  return a === b || (a !== undefined && b !== undefined && JSON.stringify(a) === JSON.stringify(b));
+}
