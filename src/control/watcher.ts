@@ -5,7 +5,7 @@ import type { BuildProblem, DiscoverySnapshot, KvSnapshot, RouteTemplate, Routin
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { DiscoveryProvider, DiscoveryUpdate, TemplatesProvider } from '../providers/provider.js';
-import { mergeDiscovery, mergeKv } from './merge.js';
+import { DiscoveryMerger, mergeKv } from './merge.js';
 import type { TableStore } from './table-store.js';
 
 /**
@@ -87,6 +87,8 @@ export class ConfigWatcher {
   lastFailure: BuildFailure | undefined;
   /** Reuses the previous table's routes for what did not change (model/table-builder.ts). */
   readonly builder = new TableBuilder();
+  /** Keeps unchanged services' merged arrays when several providers feed the table. */
+  private readonly merger = new DiscoveryMerger();
   readonly dedupe: DedupeStats = { updates: 0, dropped: 0, servicesCompared: 0 };
   private readonly countCompared = (): void => {
     this.dedupe.servicesCompared += 1;
@@ -176,7 +178,7 @@ export class ConfigWatcher {
   private build(): void {
     if (this.templates === undefined || this.stopped) return;
     this.lastBuildAt = this.clock.now();
-    const discovery = mergeDiscovery(this.providers.flatMap((s) => (s.discovery === undefined ? [] : [s.discovery])));
+    const discovery = this.merger.merge(this.providers.flatMap((s) => (s.discovery === undefined ? [] : [s.discovery])));
     const kv = mergeKv(this.providers.flatMap((s) => (s.kv === undefined ? [] : [s.kv])));
     let table: RoutingTable;
     try {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { mergeDiscovery, mergeKv } from '../../src/control/merge.js';
+import { DiscoveryMerger, mergeDiscovery, mergeKv } from '../../src/control/merge.js';
 import type { DiscoverySnapshot, ServiceInstance } from '../../src/model/types.js';
 
 const inst = (service: string, id: string, port: number, tags: string[] = []): ServiceInstance => ({
@@ -67,5 +67,22 @@ describe('mergeKv', () => {
     const first = { a: '1' };
     mergeKv([first, { a: '2' }]);
     assert.deepEqual(first, { a: '1' });
+  });
+});
+
+describe('DiscoveryMerger (the watcher keeps one)', () => {
+  it('gives the same merged arrays for services whose inputs are the same arrays; a new array only for the changed one', () => {
+    const file: DiscoverySnapshot = { catalog: { users: ['v1'], web: [] }, instances: { users: [inst('users', 'u-1', 9001)], web: [inst('web', 'w-1', 9101)] } };
+    const consul: DiscoverySnapshot = { catalog: { users: ['v2'], api: [] }, instances: { users: [inst('users', 'u-2', 9002)], api: [inst('api', 'a-1', 9201)] } };
+    const merger = new DiscoveryMerger();
+    const first = merger.merge([file, consul]);
+    // Consul's next snapshot: api changed (a new array), users kept its arrays.
+    const next: DiscoverySnapshot = { catalog: consul.catalog, instances: { ...consul.instances, api: [inst('api', 'a-1', 9202)] } };
+    const second = merger.merge([file, next]);
+    assert.equal(second.instances['users'], first.instances['users']);
+    assert.equal(second.instances['web'], first.instances['web']);
+    assert.equal(second.catalog['users'], first.catalog['users']);
+    assert.notEqual(second.instances['api'], first.instances['api']);
+    assert.deepEqual(second, mergeDiscovery([file, next]), 'the same content as a one-shot merge');
   });
 });
