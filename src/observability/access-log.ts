@@ -1,4 +1,5 @@
 import { pino, type Logger } from 'pino';
+import { cutText, fitsLine } from './line-bound.js';
 
 /** Characters that force JSON escaping; everything else is copied into the line as it is. */
 // eslint-disable-next-line no-control-regex -- control characters are exactly what JSON must escape
@@ -34,6 +35,8 @@ export interface AccessRecord {
  * serialisation and its per-line ISO timestamp were a fifth of the proxy's CPU per request in
  * profiles; here the fixed prefix is built once, the timestamp once per millisecond, and strings
  * are escaped only when they need it. Respects the logger's level (access lines are `info`).
+ * Every line is at most LINE_LIMIT_BYTES (4096), so that it is one atomic write(2) on a pipe that
+ * several worker processes share; a longer one (a client's long URL) has its path cut and marked.
  */
 export class AccessLog {
   private readonly stream: { write(line: string): unknown };
@@ -53,6 +56,23 @@ export class AccessLog {
 
   write(r: AccessRecord): void {
     if (!this.logger.isLevelEnabled('info')) return;
+    const line = this.format(r, r.path, r.reason);
+    this.stream.write(fitsLine(line) ? line : this.formatCut(r));
+  }
+
+  /**
+   * A line over LINE_LIMIT_BYTES (a client's long URL): the path, then the reason, cut and marked,
+   * so that every access line stays one atomic write(2) on a pipe shared by several workers.
+   */
+  private formatCut(r: AccessRecord): string {
+    for (const keep of [2048, 512, 0]) {
+      const line = this.format(r, cutText(r.path, keep), r.reason);
+      if (fitsLine(line)) return line;
+    }
+    return this.format(r, cutText(r.path, 0), r.reason === undefined ? undefined : cutText(r.reason, 200));
+  }
+
+  private format(r: AccessRecord, path: string, reason: string | undefined): string {
     const now = Date.now();
     if (now !== this.lastMs) {
       this.lastMs = now;
@@ -61,12 +81,12 @@ export class AccessLog {
     let line = `{"level":30,"time":"${this.lastTime}"${this.prefix},"reqId":${jsonString(r.reqId)},"route":${r.routeJson}`;
     if (r.upstream !== undefined) line += `,"upstream":${jsonString(r.upstream)}`;
     if (r.endpoint !== undefined) line += `,"endpoint":${jsonString(r.endpoint)}`;
-    line += `,"method":${jsonString(r.method)},"path":${jsonString(r.path)},"status":${r.status},"ms":${Math.round(r.ms * 1000) / 1000}`;
+    line += `,"method":${jsonString(r.method)},"path":${jsonString(path)},"status":${r.status},"ms":${Math.round(r.ms * 1000) / 1000}`;
     if (r.error !== undefined) line += `,"error":${jsonString(r.error)}`;
-    if (r.reason !== undefined) line += `,"reason":${jsonString(r.reason)}`;
+    if (reason !== undefined) line += `,"reason":${jsonString(reason)}`;
     if (r.end !== undefined) line += `,"end":"${r.end}"`;
     if (r.upgrade === true) line += ',"upgrade":true';
     if (r.attempts !== undefined) line += `,"attempts":${r.attempts}`;
-    this.stream.write(`${line}}\n`);
+    return `${line}}\n`;
   }
 }

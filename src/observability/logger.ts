@@ -1,4 +1,6 @@
+import { fstatSync } from 'node:fs';
 import { pino, type Logger, type LoggerOptions } from 'pino';
+import { boundLine, LINE_LIMIT_BYTES } from './line-bound.js';
 
 export type { Logger } from 'pino';
 
@@ -23,6 +25,33 @@ export interface LoggerSettings {
   destination?: NodeJS.WritableStream;
 }
 
+/** Whether `fd` is a regular file (false for pipes, FIFOs, sockets, terminals, or on error). */
+function isRegularFile(fd: number): boolean {
+  try {
+    return fstatSync(fd).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * How sonic-boom batches lines for stdout. It joins whole lines (one `write()` per line, from pino
+ * and from AccessLog) into chunks of at most `maxWrite` bytes and writes one chunk per write(2); a
+ * line that does not fit starts the next chunk, so every write(2) ends on a line boundary.
+ *
+ * - A pipe, FIFO or socket (docker's stdout) may be shared by several worker processes: a write(2)
+ *   of at most PIPE_BUF (4096) bytes to a pipe is atomic, never split nor interleaved with other
+ *   writers' (and never partial: a full non-blocking pipe answers EAGAIN, which sonic-boom retries).
+ *   So chunks stay within 4096 bytes and each line is bounded to 4096 bytes (boundLine).
+ * - A regular file: write(2)s on one file do not interleave (Linux serialises them per open file),
+ *   so larger chunks mean fewer writes; long lines are kept whole.
+ */
+export function stdoutBatching(fd: number): { minLength: number; maxWrite: number; boundLines: boolean } {
+  return isRegularFile(fd)
+    ? { minLength: 4096, maxWrite: 16 * 1024, boundLines: false }
+    : { minLength: LINE_LIMIT_BYTES - 1, maxWrite: LINE_LIMIT_BYTES, boundLines: true };
+}
+
 /** The one root logger; components take `logger.child({ component })`. */
 export function createLogger(settings: LoggerSettings = {}): Logger {
   const options: LoggerOptions = {
@@ -35,7 +64,11 @@ export function createLogger(settings: LoggerSettings = {}): Logger {
   if (settings.sync === true) return pino(options, pino.destination({ dest: 1, sync: true }));
   // Buffered asynchronous writes keep logging off the request hot path; a short flush timer
   // bounds how long a line can wait in the buffer when traffic is light.
-  const logger = pino(options, pino.destination({ dest: 1, sync: false, minLength: 4096 }));
-  setInterval(() => logger.flush(), FLUSH_INTERVAL_MS).unref();
-  return logger;
+  const { minLength, maxWrite, boundLines } = stdoutBatching(1);
+  if (boundLines) options.hooks = { streamWrite: boundLine };
+  const destination = pino.destination({ dest: 1, sync: false, minLength, maxWrite });
+  // The destination's own flush, not logger.flush(): that one passes a callback, and sonic-boom
+  // then fsyncs the file on the next drain and adds listeners that pile up while lines keep coming.
+  setInterval(() => destination.flush(), FLUSH_INTERVAL_MS).unref();
+  return pino(options, destination);
 }

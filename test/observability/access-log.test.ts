@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { AccessLog, jsonString } from '../../src/observability/access-log.js';
+import { boundLine, LINE_LIMIT_BYTES } from '../../src/observability/line-bound.js';
 import { captureLogger } from '../support/capture-logger.js';
 
 describe('access log line', () => {
@@ -32,5 +33,33 @@ describe('access log line', () => {
     assert.equal(log.enabled, false);
     log.write({ reqId: 'x', routeJson: '"r"', upstream: undefined, endpoint: undefined, method: 'GET', path: '/', status: 200, ms: 1, error: undefined, reason: undefined, attempts: undefined });
     assert.equal(lines.length, 0);
+  });
+
+  it('stays within 4096 bytes (one atomic pipe write): a long path is cut and marked, the rest kept', () => {
+    const { logger, text } = captureLogger();
+    const log = new AccessLog(logger, { kind: 'access' });
+    for (const path of ['/' + 'a'.repeat(10_000), '/' + '\u0001'.repeat(3000), '/' + 'é'.repeat(5000)]) {
+      log.write({ reqId: 'r-long', routeJson: '"r"', upstream: 'http://127.0.0.1:1', endpoint: 'e', method: 'GET', path, status: 414, ms: 1, error: undefined, reason: 'x'.repeat(3000), attempts: undefined });
+    }
+    const raw = text().split('\n');
+    assert.equal(raw.length, 3);
+    for (const line of raw) {
+      assert.ok(Buffer.byteLength(line) + 1 <= LINE_LIMIT_BYTES, `${Buffer.byteLength(line)} bytes`);
+      const record = JSON.parse(line) as Record<string, unknown>;
+      assert.match(String(record['path']), /…\[cut \d+ chars\]$/);
+      assert.deepEqual([record['reqId'], record['status'], record['upstream']], ['r-long', 414, 'http://127.0.0.1:1']);
+    }
+  });
+
+  it('a long pino line is cut to 4096 bytes, still JSON with its fields, marked truncated', () => {
+    const long = `${JSON.stringify({ level: 50, time: 't', app: 'switchyard', err: { message: 'boom', stack: 's'.repeat(9000) }, msg: 'failed' })}\n`;
+    const cut = boundLine(long);
+    assert.ok(Buffer.byteLength(cut) <= LINE_LIMIT_BYTES);
+    assert.ok(cut.endsWith('\n'));
+    const record = JSON.parse(cut) as { err: { message: string; stack: string }; msg: string; truncated: boolean };
+    assert.deepEqual([record.err.message, record.msg, record.truncated], ['boom', 'failed', true]);
+    assert.match(record.err.stack, /^s+…\[cut \d+ chars\]$/);
+    const short = '{"level":30,"msg":"ok"}\n';
+    assert.equal(boundLine(short), short, 'short lines untouched');
   });
 });
