@@ -4,6 +4,7 @@
  * reaches every worker, SIGTERM drains every worker (an in-flight request completes) and exits 0.
  */
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Agent, request } from 'undici';
 import { startUpstream, type TestUpstream } from '../support/upstream.js';
@@ -27,6 +28,7 @@ describe('--workers 2: start-up, replacement, SIGHUP, SIGTERM', () => {
     upstreams = [await startUpstream({ name: 'a' }), await startUpstream({ name: 'b' })];
     workspace = await Workspace.create();
     await workspace.writeTemplate('app.yaml', TEMPLATE);
+    await workspace.writeServices(services(upstreams));
   });
 
   after(async () => {
@@ -36,10 +38,11 @@ describe('--workers 2: start-up, replacement, SIGHUP, SIGTERM', () => {
   });
 
   it('ready only once every worker serves the first table; the proxy port is closed until then', async () => {
-    // No services file yet: the file source has not delivered, so no first table, no listener.
+    // A services file that does not exist yet: the file source has not delivered, so no first table, no listener.
+    const late = join(workspace.dir, 'late.yaml');
     const adminPort = await freePort();
     const cli = startCli(['--workers', '2', '--listen', '127.0.0.1:0', '--admin', `127.0.0.1:${adminPort}`, '--templates', workspace.templatesDir,
-      '--services', workspace.servicesFile, '--drain-timeout', '3s']);
+      '--services', late, '--drain-timeout', '3s']);
     try {
       const readyz = async (): Promise<{ status: number; body: { lifecycle?: string } }> => {
         const res = await request(`http://127.0.0.1:${adminPort}/readyz`);
@@ -52,7 +55,7 @@ describe('--workers 2: start-up, replacement, SIGHUP, SIGTERM', () => {
       await waitFor('both workers to have started', async () => (await workers()).workers.every((w) => w.state === 'starting'), 20_000);
       assert.ok(!cli.output().includes('proxy listening'), 'no worker listens before the first table');
 
-      await workspace.writeServices(services(upstreams));
+      await workspace.write(late, services(upstreams));
       await waitFor('ready', async () => (await readyz()).status === 200, 20_000);
       // The moment it is ready, every worker serves the first table.
       const view = await workers();
