@@ -10,6 +10,8 @@ import { runCpuUs } from './throughput-report.js';
 import type { RunningTarget } from './target-start.js';
 import { runWrk } from './wrk.js';
 
+const MIN_WARMUP_S = 3;
+
 export interface Arm {
   readonly label: string;
   /** Starts the arm's disturbance, just before the measured run. */
@@ -35,8 +37,10 @@ export async function abRounds(ctx: BenchContext, target: RunningTarget, arms: r
   const o = ctx.options;
   const runs: ArmRun[] = [];
   const failures: string[] = [];
-  ctx.log(`warm-up ${target.name} (${o.warmupSeconds} s)`);
-  await runWrk(wrkOptions(ctx, target.url, o.warmupSeconds, loadCpu));
+  // At least 3 s even in a quick run: the first arm must not pay for the JIT's warm-up.
+  const warmup = Math.max(o.warmupSeconds, MIN_WARMUP_S);
+  ctx.log(`warm-up ${target.name} (${warmup} s)`);
+  await runWrk(wrkOptions(ctx, target.url, warmup, loadCpu));
   for (let round = 1; round <= o.rounds; round++) {
     const shift = (round - 1) % arms.length;
     for (const arm of [...arms.slice(shift), ...arms.slice(0, shift)]) {

@@ -128,10 +128,11 @@ function probeClient(origin: string): { client: Client; localPort: () => number 
   let port: number | undefined;
   const client = new Client(origin, {
     keepAliveTimeout: 30_000,
+    // undici passes an undefined socket with a connect error, whatever its types say.
     connect: (opts, callback) => connect(opts, (err, socket) => {
-      if (socket !== null) port = (socket as Socket).localPort;
-      if (err !== null) callback(err, null);
-      else callback(null, socket!);
+      if (err !== null && err !== undefined) return callback(err, null);
+      port = (socket as Socket).localPort;
+      return callback(null, socket!);
     }),
   });
   return { client, localPort: () => port };

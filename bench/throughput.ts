@@ -160,7 +160,7 @@ function runGroup(group: Group): Phase {
         ...group.layout(ctx, placement),
         `Upstreams: ${ctx.upstreams.length} server blocks of one nginx (1 worker) answering a fixed 100-byte body, keep-alive on.`,
         'HAProxy and nginx log nothing (HAProxy: no log directive; nginx: access_log off). Switchyard writes its pino access log to a file and keeps its metrics.',
-        'CPU µs/req: the CPU time (user + system) of the proxy\'s whole process tree (HAProxy\'s threads, nginx\'s master and workers, Switchyard\'s primary, workers and threads), read from /proc/PID/stat before and after each measured run, divided by the requests wrk completed. Time another process takes from the proxy lowers its requests/s but not this, so it is the steadier number on a shared machine.',
+        'CPU µs/req: the CPU time (user + system) of the proxy\'s whole process tree (HAProxy\'s threads, nginx\'s master and workers, Switchyard\'s primary, workers and threads), read from /proc/PID/stat before and after each measured run, divided by the requests wrk completed. Time another process takes from the proxy lowers its requests/s but not this, so it is the steadier number on a shared machine; it is not immune: a proxy starved of its core serves fewer requests per wake-up and pays more per request, so compare it within one run.',
         'max RSS: VmRSS of the proxy\'s process tree (master + workers), sampled every 200 ms during each measured run.',
       ];
       return { console: throughputConsole(group.spec, rows, notes), markdown: throughputMarkdown(group.spec, rows, notes, setup) };

@@ -44,11 +44,15 @@ describe('startChurn', () => {
     writeFileSync(file, churnServices(UPSTREAMS, 0));
     const churn = startChurn(file, UPSTREAMS, 50);
     const seen = new Set<string>();
-    await waitFor('every churn state written', () => {
-      seen.add(readFileSync(file, 'utf8'));
-      return seen.size === CHURN_STATES;
-    }, 10_000);
-    const rewrites = churn.stop();
+    let rewrites: number;
+    try {
+      await waitFor('every churn state written', () => {
+        seen.add(readFileSync(file, 'utf8'));
+        return seen.size === CHURN_STATES;
+      }, 10_000);
+    } finally {
+      rewrites = churn.stop(); // the interval must not outlive a failed wait
+    }
     assert.ok(rewrites >= CHURN_STATES - 1, `rewrites ${rewrites}`);
     assert.equal(readFileSync(file, 'utf8'), churnServices(UPSTREAMS, 0));
   });
