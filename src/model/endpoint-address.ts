@@ -40,16 +40,26 @@ const isDigit = (c: number): boolean => c >= 48 && c <= 57;
 const isHexDigit = (c: number): boolean => isDigit(c) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70);
 const isLetter = (c: number): boolean => (c >= 97 && c <= 122) || (c >= 65 && c <= 90);
 
+/** Four dot-separated parts of 1..3 digits, each 0..255 without a leading zero. No allocation: run once per instance per build. */
 function isIPv4(text: string): boolean {
-  const parts = text.split('.');
-  if (parts.length !== 4) return false;
-  for (const part of parts) {
-    if (part.length === 0 || part.length > 3) return false;
-    for (let i = 0; i < part.length; i++) if (!isDigit(part.charCodeAt(i))) return false;
-    if (part.length > 1 && part.charCodeAt(0) === 48) return false;
-    if (Number(part) > 255) return false;
+  let parts = 0;
+  let start = 0;
+  for (let i = 0; i <= text.length; i++) {
+    if (i < text.length && text.charCodeAt(i) !== 46 /* . */) continue;
+    const length = i - start;
+    if (length === 0 || length > 3) return false;
+    let value = 0;
+    for (let k = start; k < i; k++) {
+      const c = text.charCodeAt(k);
+      if (!isDigit(c)) return false;
+      value = value * 10 + (c - 48);
+    }
+    if (length > 1 && text.charCodeAt(start) === 48) return false;
+    if (value > 255) return false;
+    parts += 1;
+    start = i + 1;
   }
-  return true;
+  return parts === 4;
 }
 
 function ipv6Problem(address: string): string | undefined {

@@ -19,6 +19,7 @@
  * name, or an IPv6 zone) or whose port is outside 1..65535 is left out (a problem of kind
  * 'endpoint'), so the runtime never sees an origin it cannot open a pool for. A repeated
  * instance id keeps the first. Endpoints are sorted by instance id so the balancer order is stable.
+ * Each Endpoint (and its tags) is frozen as it is made; the array is the caller's.
  */
 import { compareCodeUnits } from './compare-code-units.js';
 import { addressProblem, portProblem } from './endpoint-address.js';
@@ -53,7 +54,8 @@ export function serviceEndpoints(
     const { weight, state } = effectiveWeight(instance, overrides?.get(instance.id), (message) => {
       problems.push({ kind: 'service', source: where, message });
     });
-    out.push({
+    // Frozen here, where it is made: the table builder then never walks it again.
+    out.push(Object.freeze({
       id: where,
       instanceId: instance.id,
       service,
@@ -63,8 +65,8 @@ export function serviceEndpoints(
       status: instance.status,
       weight,
       state,
-      tags: [...instance.tags],
-    });
+      tags: Object.freeze([...instance.tags]),
+    }));
   }
   return out.sort((a, b) => compareCodeUnits(a.instanceId, b.instanceId));
 }

@@ -14,14 +14,14 @@
  *   its KV weights and policy are unchanged. Consumers rely on that identity: the proxy runtime
  *   keeps the balancers and pools of an identical route, the workers' table encoder its encoding.
  * - The lookup index: rebound, not rebuilt, while the routes' hosts and paths are unchanged.
- * - Freezing walks only new objects (the builder remembers what it froze).
+ * - Freezing: routes and endpoints are frozen where they are made (resolve-route.ts,
+ *   service-endpoints.ts); here only the table's shell and its problems.
  *
  * Still pure (no I/O, no clock). State kept between builds is only the previous build's: services
  * and routes that left are forgotten at the next build. A build that throws (an invalid template)
  * changes nothing, so the next one compares against the last good build.
  */
 import { collectRoutes, servicesOf } from './collect-routes.js';
-import { deepFreeze } from './deep-freeze.js';
 import { parseKvOverrides, type KvOverrides } from './kv-overrides.js';
 import type { PolicyInput } from './policy.js';
 import { resolveRoute } from './resolve-route.js';
@@ -78,8 +78,6 @@ export class TableBuilder {
   #services = new Map<string, ServiceEntry>();
   #routes = new Map<string, RouteEntry>();
   #index: RouteIndex | undefined;
-  /** Everything frozen by this builder (deeply): reused objects are not walked again. */
-  readonly #frozen = new WeakSet<object>();
   /** Counts of the last build. */
   stats: BuildStats = { routesBuilt: 0, routesReused: 0, servicesBuilt: 0, servicesReused: 0, specsCollected: false, kvParsed: false, indexBuilt: false };
 
@@ -136,13 +134,13 @@ export class TableBuilder {
 
     const reuseIndex = this.#index !== undefined && this.#index.fits(routes);
     const index = reuseIndex ? this.#index!.rebind(routes) : new RouteIndex(routes);
-    const table: RoutingTable = {
-      routes,
-      problems,
+    for (const problem of problems) Object.freeze(problem);
+    const table: RoutingTable = Object.freeze({
+      routes: Object.freeze(routes),
+      problems: Object.freeze(problems),
       services: collected.services,
-      lookup: (host, path) => index.lookup(host, path),
-    };
-    deepFreeze(table, this.#frozen);
+      lookup: (host: string | undefined, path: string) => index.lookup(host, path),
+    });
 
     // Commit: only now, so a build that threw above left the previous state whole.
     this.stats = {
@@ -167,7 +165,7 @@ export class TableBuilder {
     const previous = this.#collected;
     if (previous !== undefined && previous.templates === templates && sameCatalog(previous.catalog, catalog)) return previous;
     const { routes, problems } = collectRoutes(catalog, templates);
-    return { templates, catalog, routes, problems, services: servicesOf(routes) };
+    return { templates, catalog, routes, problems, services: Object.freeze(servicesOf(routes)) };
   }
 
   /** The previous build's entry while its inputs are unchanged; else a new one. */
