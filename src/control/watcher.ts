@@ -80,6 +80,8 @@ export class ConfigWatcher {
   private readonly clock: WatcherClock;
   private problemKeys = new Set<string>();
   private watchedKey = '';
+  /** The services array last followed: the builder hands the same array while the route specs are unchanged. */
+  private watchedNames: readonly string[] | undefined;
   private stopped = false;
   /** Builds wait until every provider made its first attempt, so start-up swaps one whole table. */
   private starting = true;
@@ -219,6 +221,8 @@ export class ConfigWatcher {
 
   /** Tell discovery providers which services routes need instances of (Consul starts and stops health watches). */
   private followNeededServices(names: readonly string[]): void {
+    if (names === this.watchedNames) return;
+    this.watchedNames = names;
     const key = names.join('\n');
     if (key === this.watchedKey) return;
     this.watchedKey = key;
