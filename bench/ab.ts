@@ -7,7 +7,7 @@ import { measuredRun, wrkOptions } from './measure.js';
 import type { BenchContext } from './phase.js';
 import type { RunRecord } from './throughput-report.js';
 import { runCpuUs } from './throughput-report.js';
-import type { RunningTarget } from './target-start.js';
+import { exitReason, type RunningTarget } from './target-start.js';
 import { runWrk } from './wrk.js';
 
 const MIN_WARMUP_S = 3;
@@ -45,7 +45,7 @@ export async function abRounds(ctx: BenchContext, target: RunningTarget, arms: r
     const shift = (round - 1) % arms.length;
     for (const arm of [...arms.slice(shift), ...arms.slice(0, shift)]) {
       if (target.proc !== undefined && !target.proc.isRunning()) {
-        failures.push(`round ${round} ${arm.label}: process had exited (${await target.proc.exited})`);
+        failures.push(`round ${round} ${arm.label}: ${await exitReason(target)}`);
         continue;
       }
       try {

@@ -137,7 +137,7 @@ export async function startSwitchyard(ctx: BenchContext, name: string, o: Switch
     }
     return lines;
   };
-  return { ok: true, target: { name, url: `http://127.0.0.1:${port}/`, proc, summary, switchyard: { admin, servicesFile, dir } } };
+  return { ok: true, target: { name, url: `http://127.0.0.1:${port}/`, proc, summary, switchyard: { admin, servicesFile, dir }, logFile: stderr } };
 }
 
 /** The live table's version from /api/config (the number of swaps so far). */

@@ -31,6 +31,15 @@ export interface RunningTarget {
   /** Lines for the report once the runs are over (e.g. Switchyard's access-log count). */
   readonly summary?: () => Promise<string[]>;
   readonly switchyard?: SwitchyardHandles;
+  /** Its stderr log: the last lines explain an exit in the middle of the runs. */
+  readonly logFile?: string;
+}
+
+/** Why a target's process is gone: its exit code and the last lines of its log. */
+export async function exitReason(t: RunningTarget): Promise<string> {
+  const code = t.proc === undefined ? 'no process' : await t.proc.exited;
+  const log = t.logFile === undefined ? '' : tail(t.logFile, 5);
+  return `process had exited (${code})${log === '' ? '' : `; last log lines:\n${log}`}`;
 }
 
 export type StartResult = { ok: true; target: RunningTarget } | { ok: false; reason: string };

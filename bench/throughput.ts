@@ -12,6 +12,7 @@ import {
   cpuRatioCheck, perCoreChecks, policiesCheck, rpsRatioCheck, switchyardChecks, throughputConsole, throughputMarkdown,
   type Row, type RunRecord, type TableSpec,
 } from './throughput-report.js';
+import { exitReason } from './target-start.js';
 import { ONE_CORE_TARGETS, TWO_CORE_TARGETS, type Placement, type RunningTarget, type Target } from './targets.js';
 import { runWrk, wrkCommand } from './wrk.js';
 
@@ -88,7 +89,8 @@ async function measureRounds(ctx: BenchContext, entries: Entry[], placement: Pla
     try {
       await runWrk(wrkOptions(ctx, e.running!.url, o.warmupSeconds, placement.loadCpu));
     } catch (err) {
-      e.failures.push(`warm-up: ${(err as Error).message}`);
+      const gone = e.running!.proc !== undefined && !e.running!.proc.isRunning();
+      e.failures.push(`warm-up: ${(err as Error).message}${gone ? `; ${await exitReason(e.running!)}` : ''}`);
     }
   }
   for (let round = 1; round <= o.rounds; round++) {
@@ -96,7 +98,7 @@ async function measureRounds(ctx: BenchContext, entries: Entry[], placement: Pla
     for (const e of [...live.slice(shift), ...live.slice(0, shift)]) {
       const t = e.running!;
       if (t.proc !== undefined && !t.proc.isRunning()) {
-        e.failures.push(`round ${round}: process had exited (${await t.proc.exited})`);
+        e.failures.push(`round ${round}: ${await exitReason(t)}`);
         continue;
       }
       try {
