@@ -1,5 +1,6 @@
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { cutText, fitsLine } from './line-bound.js';
+import { lineWriter } from './logger.js';
 
 /** Characters that force JSON escaping; everything else is copied into the line as it is. */
 // eslint-disable-next-line no-control-regex -- control characters are exactly what JSON must escape
@@ -39,13 +40,13 @@ export interface AccessRecord {
  * several worker processes share; a longer one (a client's long URL) has its path cut and marked.
  */
 export class AccessLog {
-  private readonly stream: { write(line: string): unknown };
+  private readonly writeLine: (line: string) => void;
   private readonly prefix: string;
   private lastMs = 0;
   private lastTime = '';
 
   constructor(private readonly logger: Logger, bindings: Readonly<Record<string, string>>) {
-    this.stream = (logger as unknown as Record<symbol, { write(line: string): unknown }>)[pino.symbols.streamSym]!;
+    this.writeLine = lineWriter(logger);
     const all = { ...logger.bindings(), ...bindings };
     this.prefix = Object.entries(all).map(([k, v]) => `,${jsonString(k)}:${JSON.stringify(v)}`).join('');
   }
@@ -57,7 +58,7 @@ export class AccessLog {
   write(r: AccessRecord): void {
     if (!this.logger.isLevelEnabled('info')) return;
     const line = this.format(r, r.path, r.reason);
-    this.stream.write(fitsLine(line) ? line : this.formatCut(r));
+    this.writeLine(fitsLine(line) ? line : this.formatCut(r));
   }
 
   /**
