@@ -13,7 +13,7 @@ import type { DiscoveryProvider, ProviderStatus } from './providers/provider.js'
 import { StaticProvider } from './providers/static-provider.js';
 import { DirectoryTemplatesProvider } from './providers/templates/templates-provider.js';
 import { explainRequest } from './proxy/runtime/explain.js';
-import { createProxy, type Proxy, type ProxyOptions } from './proxy/server.js';
+import { createProxy, proxyOptionsOf, type Proxy } from './proxy/server.js';
 import { Upstreams } from './proxy/runtime/upstreams.js';
 import { CertStore } from './tls/cert-store.js';
 
@@ -182,7 +182,7 @@ export async function startSwitchyard(config: Config, options: StartOptions = {}
 
   const { discovery, templates, demo } = await createSources(config, logger, metrics);
   const upstreams = new Upstreams({ drainTimeoutMs: config.drainTimeoutMs }, logger.child({ component: 'upstreams' }), metrics);
-  const proxy: Proxy = createProxy({ store, upstreams, logger: logger.child({ component: 'proxy' }), metrics, options: { ...hardeningOptions(config), drainTimeoutMs: config.drainTimeoutMs, httpsPort: config.tls?.listen.port } });
+  const proxy: Proxy = createProxy({ store, upstreams, logger: logger.child({ component: 'proxy' }), metrics, options: proxyOptionsOf(config) });
   const watcher = new ConfigWatcher(discovery, templates, store, logger.child({ component: 'control' }), metrics, options.watcher ?? DEFAULT_WATCHER_OPTIONS);
   let lifecycle: Lifecycle = 'starting';
   // Subscribed before the watcher starts, so the first table's swap cannot be missed.
@@ -322,18 +322,4 @@ export function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefine
     signal.addEventListener('abort', onAbort, { once: true });
     promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
-}
-
-/** Listener limits and request guard settings from the command line, for createProxy. */
-export function hardeningOptions(config: Config): ProxyOptions {
-  const { listener } = config;
-  return {
-    headersTimeoutMs: listener.headersTimeoutMs,
-    requestTimeoutMs: listener.requestTimeoutMs,
-    keepAliveTimeoutMs: listener.keepAliveTimeoutMs,
-    maxConnections: listener.maxConnections,
-    maxHeaderSize: listener.maxHeaderSize,
-    maxHeaderCount: listener.maxHeaderCount,
-    trustedProxies: config.trustedProxies,
-  };
 }

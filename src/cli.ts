@@ -1,10 +1,7 @@
 #!/usr/bin/env node
 import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
-import { startSwitchyard } from './app.js';
 import { WORKER_SLOT_ENV } from './cluster/messages.js';
-import { startPrimary } from './cluster/primary.js';
-import { runWorker } from './cluster/worker.js';
 import { helpText, parseCommandLine, type CliAction } from './config/config.js';
 import { SwitchyardError } from './errors.js';
 import { createLogger } from './observability/logger.js';
@@ -46,8 +43,12 @@ async function main(): Promise<void> {
     return;
   }
   const { config } = action;
+  // Each role imports only its own modules (dynamic imports): a worker loads the proxy, not the
+  // providers and control plane, so it starts in a fraction of the time (it loads at every
+  // replacement, and --help never loads either).
   if (config.workers > 1 && cluster.isWorker) {
     const slot = Number(process.env[WORKER_SLOT_ENV] ?? cluster.worker?.id ?? 0);
+    const { runWorker } = await import('./cluster/worker.js');
     await runWorker(config, createLogger({ level: config.logLevel }).child({ worker: slot }));
     return;
   }
@@ -79,8 +80,8 @@ async function main(): Promise<void> {
   });
   try {
     app = config.workers > 1
-      ? await startPrimary(config, logger, aborter.signal)
-      : await startSwitchyard(config, { logger, signal: aborter.signal });
+      ? await (await import('./cluster/primary.js')).startPrimary(config, logger, aborter.signal)
+      : await (await import('./app.js')).startSwitchyard(config, { logger, signal: aborter.signal });
   } catch (err) {
     // Aborted: startSwitchyard released what it had started and flushed the log.
     if (aborter.signal.aborted) process.exit(0);

@@ -7,11 +7,9 @@
  * does. Ejections from any worker are shared with the others; /metrics sums every worker.
  */
 import type { AddressInfo } from 'node:net';
-import { AdminServer } from '../admin/admin-server.js';
-import { abortable, configView, controlAdminSources, createSources, waitForFirstTable, type Lifecycle } from '../app.js';
+import type { Lifecycle } from '../app.js';
 import type { Config } from '../config/config.js';
 import { TableStore } from '../control/table-store.js';
-import { ConfigWatcher, DEFAULT_WATCHER_OPTIONS } from '../control/watcher.js';
 import { TableEncoder } from '../model/table-wire.js';
 import type { Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
@@ -32,8 +30,6 @@ const EXIT_GRACE_MS = 5_000;
 export async function startPrimary(config: Config, logger: Logger, signal: AbortSignal): Promise<Primary> {
   const metrics = new Metrics({ defaultMetrics: true });
   const store = new TableStore();
-  const sources = await createSources(config, logger, metrics);
-  const watcher = new ConfigWatcher(sources.discovery, sources.templates, store, logger.child({ component: 'control' }), metrics, DEFAULT_WATCHER_OPTIONS);
   let lifecycle: Lifecycle = 'starting';
   const board = new EjectionBoard(() => store.current);
   const encoder = new TableEncoder();
@@ -58,6 +54,26 @@ export async function startPrimary(config: Config, logger: Logger, signal: Abort
       if (pool.allListening()) allListening?.();
     },
   });
+  const started = new Promise<void>((resolve, reject) => {
+    allListening = resolve;
+    startFailure = reject;
+  });
+  // A worker that cannot bind fails the start, also while the sources are still syncing.
+  started.catch(() => undefined);
+  // Forked before the control plane's modules load (the bulk of the primary's start-up on a busy
+  // machine): the workers load theirs meanwhile.
+  pool.start();
+  let modules;
+  let sources;
+  try {
+    modules = await Promise.all([import('../app.js'), import('../admin/admin-server.js'), import('../control/watcher.js')]);
+    sources = await modules[0].createSources(config, logger, metrics);
+  } catch (err) {
+    await pool.drain(config.drainTimeoutMs + EXIT_GRACE_MS);
+    throw err;
+  }
+  const [{ abortable, configView, controlAdminSources, waitForFirstTable }, { AdminServer }, { ConfigWatcher, DEFAULT_WATCHER_OPTIONS }] = modules;
+  const watcher = new ConfigWatcher(sources.discovery, sources.templates, store, logger.child({ component: 'control' }), metrics, DEFAULT_WATCHER_OPTIONS);
   // Subscribed before the watcher starts: the first table cannot be missed.
   store.onSwapped((next) => pool.publish(store.version, encoder.encode(next)));
   const firstTable = waitForFirstTable(store, watcher, [sources.templates, ...sources.discovery], logger, config.startupWaitMs);
@@ -87,14 +103,6 @@ export async function startPrimary(config: Config, logger: Logger, signal: Abort
 
   let adminAddress: AddressInfo;
   try {
-    // Forked first: the workers load while the sources sync.
-    pool.start();
-    const started = new Promise<void>((resolve, reject) => {
-      allListening = resolve;
-      startFailure = reject;
-    });
-    // A worker that cannot bind fails the start, also while the sources are still syncing.
-    started.catch(() => undefined);
     adminAddress = await admin.listen(config.admin.host, config.admin.port);
     await abortable(Promise.race([watcher.start(), started.then(() => undefined)]), signal);
     logger.info({ waitMs: firstTable.waitMs, workers: pool.size }, 'waiting for the first routing table before the workers open the proxy listener');

@@ -16,7 +16,6 @@
  */
 import type { AddressInfo } from 'node:net';
 import { AggregatorRegistry } from 'prom-client';
-import { hardeningOptions } from '../app.js';
 import type { Config } from '../config/config.js';
 import { TableStore } from '../control/table-store.js';
 import { TableDecoder, type TableWire } from '../model/table-wire.js';
@@ -26,7 +25,7 @@ import { explainRequest } from '../proxy/runtime/explain.js';
 import { onLocalEjection, setLimitShare } from '../proxy/runtime/route-state.js';
 import type { Runtime } from '../proxy/runtime/runtime.js';
 import { Upstreams } from '../proxy/runtime/upstreams.js';
-import { createProxy } from '../proxy/server.js';
+import { createProxy, proxyOptionsOf } from '../proxy/server.js';
 import { CertStore } from '../tls/cert-store.js';
 import { isToWorker, type FromWorker, type ToWorker } from './messages.js';
 import type { SharedEjection } from '../proxy/runtime/route-state.js';
@@ -59,7 +58,7 @@ export async function runWorker(config: Config, logger: Logger): Promise<void> {
   const upstreams = new Upstreams({ drainTimeoutMs: config.drainTimeoutMs }, logger.child({ component: 'upstreams' }), metrics);
   const proxy = createProxy({
     store, upstreams, logger: logger.child({ component: 'proxy' }), metrics,
-    options: { ...hardeningOptions(config), drainTimeoutMs: config.drainTimeoutMs, httpsPort: config.tls?.listen.port },
+    options: proxyOptionsOf(config),
   });
   onLocalEjection((ejection) => send({ type: 'sy:ejected', ejection }));
 

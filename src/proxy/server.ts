@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerOptions } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { Config } from '../config/config.js';
 import type { TableStore } from '../control/table-store.js';
 import type { TlsCertificates } from '../tls/cert-store.js';
 import type { Logger } from '../observability/logger.js';
@@ -26,6 +27,26 @@ export interface ProxyOptions extends HandlerOptions, ListenerLimits {
    * sets it to the port it bound.
    */
   httpsPort?: number;
+}
+
+/**
+ * The proxy's options from the command line: listener limits, request guard settings, drain time
+ * and the TLS port (for redirects). One place for the single process (app.ts) and each cluster
+ * worker (cluster/worker.ts), which imports it without the control plane's modules.
+ */
+export function proxyOptionsOf(config: Config): ProxyOptions {
+  const { listener } = config;
+  return {
+    headersTimeoutMs: listener.headersTimeoutMs,
+    requestTimeoutMs: listener.requestTimeoutMs,
+    keepAliveTimeoutMs: listener.keepAliveTimeoutMs,
+    maxConnections: listener.maxConnections,
+    maxHeaderSize: listener.maxHeaderSize,
+    maxHeaderCount: listener.maxHeaderCount,
+    trustedProxies: config.trustedProxies,
+    drainTimeoutMs: config.drainTimeoutMs,
+    httpsPort: config.tls?.listen.port,
+  };
 }
 
 export interface ProxyDeps {
