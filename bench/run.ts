@@ -28,13 +28,14 @@ import type { Artifact, BenchContext, BenchOptions, Phase, PhaseResult } from '.
 import { canPin, hasCommand, killAllSync, stopAll } from './procs.js';
 import { artifactsMarkdown, machineMarkdown } from './report.js';
 import { ALL_TARGETS } from './targets.js';
+import { costCurvePhase } from './cost-curve.js';
 import { fileWatchPhase } from './file-watch.js';
 import { propagationPhase } from './propagation.js';
 import { swapCostPhase } from './swap-cost.js';
 import { throughputPhase, twoCorePhase } from './throughput.js';
 import { startUpstreams } from './upstream.js';
 
-const PHASES: readonly Phase[] = [throughputPhase, twoCorePhase, swapCostPhase, fileWatchPhase, propagationPhase];
+const PHASES: readonly Phase[] = [throughputPhase, twoCorePhase, swapCostPhase, fileWatchPhase, propagationPhase, costCurvePhase];
 
 /** Whether `--only` selects the phase: unset, its name, or one of its targets. */
 function phaseSelected(phase: Phase, only: readonly string[] | undefined): boolean {
@@ -119,8 +120,8 @@ function documentHeader(o: BenchOptions): string {
     '(the CPU time of the proxy\'s process tree over the requests it served) moves less than requests/s when the machine is shared.', '',
     'Sections: throughput on one core (every proxy pinned to one CPU) and on every core (HAProxy `nbthread 2`, Switchyard',
     '`--workers 2`, unpinned); swap cost under load (10 swaps/s); file-watch cost (a log written beside the services file);',
-    'Consul propagation (one process and the slowest of two workers); and the phases added by other modules (Consul scale, cost curve)',
-    'when present.', '',
+    'Consul propagation (one process and the slowest of two workers); the cost curve (build ms and RSS against the number of',
+    'endpoints, churn RSS).', '',
   ].join('\n');
 }
 
