@@ -11,7 +11,8 @@
  * BENCH_KEEP=1 (keep the temp dir with configs and logs), BENCH_SWITCHYARD_CLI (default dist/cli.js),
  * BENCH_SWITCHYARD_READY_MS (default 20000), BENCH_IDLE_WAIT (s to wait before each run for other
  * processes to quiet down; default 30, 0 with --quick), BENCH_BUSY_PCT (what counts as quiet: other
- * processes under this % of a core; default 20).
+ * processes under this % of a core; default 20), BENCH_LOG_LINES_PER_S (the file-watch phase's log
+ * writer, default 2000).
  *
  * Phases run in order against the same upstreams; to add one (e.g. bench/propagation.ts), export a
  * `Phase` from its module and append it to PHASES below. `--only` takes target names (haproxy,
@@ -72,7 +73,7 @@ function parseOptions(argv: string[]): BenchOptions {
       `  --only: targets ${ALL_TARGETS.map((t) => t.name).join(',')}\n` +
       `          or phases ${PHASES.map((p) => p.name).join(',')}\n` +
       'env: BENCH_DURATION BENCH_ROUNDS BENCH_WARMUP BENCH_CONNECTIONS BENCH_PROXY_CPU BENCH_LOAD_CPU BENCH_NO_PIN BENCH_KEEP\n' +
-      '     BENCH_SWITCHYARD_CLI BENCH_SWITCHYARD_READY_MS BENCH_IDLE_WAIT BENCH_BUSY_PCT (see bench/run.ts)\n');
+      '     BENCH_SWITCHYARD_CLI BENCH_SWITCHYARD_READY_MS BENCH_IDLE_WAIT BENCH_BUSY_PCT BENCH_LOG_LINES_PER_S (see bench/run.ts)\n');
     process.exit(0);
   }
   const only = values.only?.split(',').map((s) => s.trim()).filter((s) => s !== '');
