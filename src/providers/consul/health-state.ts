@@ -69,7 +69,9 @@ function parseChecks(body: unknown): Check[] {
 }
 
 export function healthDigest(body: unknown): HealthDigest {
-  const checks = parseChecks(body).sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : a.checkId < b.checkId ? -1 : a.checkId > b.checkId ? 1 : 0));
+  // Consul lists checks by its id index (node, then check ID), so equal states give equal digests
+  // without sorting here; another order would only cost extra reads, never a missed change.
+  const checks = parseChecks(body);
   const services: Record<string, string> = {};
   const nodes: Record<string, string> = {};
   const hosts = new Map<string, Set<string>>();
