@@ -18,8 +18,10 @@
  *   service-endpoints.ts); here only the table's shell and its problems.
  *
  * Still pure (no I/O, no clock). State kept between builds is only the previous build's: services
- * and routes that left are forgotten at the next build. A build that throws (an invalid template)
- * changes nothing, so the next one compares against the last good build.
+ * and routes that left are forgotten at the next build. A build that throws on bad input (an
+ * invalid template) throws before changing anything, so the next one compares against the last
+ * good build. A build allocates per changed route and service, not per route: entries are
+ * updated in place and stamped with the build that used them.
  */
 import { collectRoutes, servicesOf } from './collect-routes.js';
 import { parseKvOverrides, type KvOverrides } from './kv-overrides.js';
@@ -41,6 +43,9 @@ interface ServiceEntry {
   readonly endpoints: readonly Endpoint[];
   /** Problems serviceEndpoints reported for it (bad weights, bad addresses, duplicate ids). */
   readonly problems: readonly BuildProblem[];
+  /** The build that last used it, and the one that last reported its problems. */
+  usedIn: number;
+  reportedIn: number;
 }
 
 interface RouteEntry {
@@ -51,6 +56,8 @@ interface RouteEntry {
   readonly route: Route;
   /** The route's own problems (KV weights and policy), reported after its services'. */
   readonly problems: readonly BuildProblem[];
+  /** The build that last used it. */
+  usedIn: number;
 }
 
 interface Collected {
@@ -78,59 +85,76 @@ export class TableBuilder {
   #services = new Map<string, ServiceEntry>();
   #routes = new Map<string, RouteEntry>();
   #index: RouteIndex | undefined;
+  /** Build counter: entries carry the build that last used them (no per-build maps or sets). */
+  #generation = 0;
   /** Counts of the last build. */
   stats: BuildStats = { routesBuilt: 0, routesReused: 0, servicesBuilt: 0, servicesReused: 0, specsCollected: false, kvParsed: false, indexBuilt: false };
 
   build(discovery: DiscoverySnapshot, kv: KvSnapshot, templates: readonly RouteTemplate[]): RoutingTable {
+    // The only step that throws on bad input (an invalid template): before anything is changed.
     const collected = this.collect(discovery.catalog, templates);
     const kvState = this.#kv !== undefined && sameKv(this.#kv.kv, kv) ? this.#kv : { kv, overrides: parseKvOverrides(kv) };
     const { overrides } = kvState;
     const problems: BuildProblem[] = [...collected.problems, ...overrides.problems];
-    const services = new Map<string, ServiceEntry>();
-    const routeEntries = new Map<string, RouteEntry>();
-    const reported = new Set<ServiceEntry>();
+    const generation = ++this.#generation;
+    let servicesUsed = 0;
     let servicesBuilt = 0;
     let routesBuilt = 0;
 
     const entryOf = (service: string): ServiceEntry => {
-      let entry = services.get(service);
-      if (entry !== undefined) return entry;
-      entry = this.serviceEntry(service, discovery, overrides.instanceWeights.get(service));
-      if (entry !== this.#services.get(service)) servicesBuilt += 1;
-      services.set(service, entry);
+      const previous = this.#services.get(service);
+      if (previous !== undefined && previous.usedIn === generation) return previous;
+      const entry = this.serviceEntry(service, discovery, overrides.instanceWeights.get(service), previous);
+      if (entry !== previous) {
+        servicesBuilt += 1;
+        this.#services.set(service, entry);
+      }
+      entry.usedIn = generation;
+      servicesUsed += 1;
       return entry;
     };
 
     const routes: Route[] = [];
     for (const spec of collected.routes) {
-      const entries = spec.to.map((d) => entryOf(d.service));
       const weights = overrides.routeWeights.get(spec.name);
       const policy = overrides.routePolicies.get(spec.name);
-      let entry = this.#routes.get(spec.name);
-      if (entry === undefined || !sameRouteInputs(entry, spec, entries, weights, policy)) {
-        const resolved = resolveRoute(spec, { endpoints: entries.map((e) => e.endpoints), weights, policy });
-        entry = { spec, services: entries, weights, policy, route: resolved.route, problems: resolved.problems };
-        routesBuilt += 1;
-      } else {
+      const previous = this.#routes.get(spec.name);
+      let same = previous !== undefined && previous.services.length === spec.to.length;
+      for (let i = 0; i < spec.to.length; i++) {
+        const service = entryOf(spec.to[i]!.service);
+        if (same && previous!.services[i] !== service) same = false;
+      }
+      let entry: RouteEntry;
+      if (same && sameRouteInputs(previous!, spec, weights, policy)) {
+        entry = previous!;
         // An equal spec from a new expansion: remember it so the next comparison is by identity.
         entry.spec = spec;
+      } else {
+        const services = spec.to.map((d) => entryOf(d.service));
+        const resolved = resolveRoute(spec, { endpoints: services.map((e) => e.endpoints), weights, policy });
+        entry = { spec, services, weights, policy, route: resolved.route, problems: resolved.problems, usedIn: generation };
+        this.#routes.set(spec.name, entry);
+        routesBuilt += 1;
       }
-      routeEntries.set(spec.name, entry);
+      entry.usedIn = generation;
       routes.push(entry.route);
       // Problems in buildTable's order: per destination, its unknown service, then (once per
       // build) its service's own problems; then the route's.
-      spec.to.forEach((d, i) => {
-        const service = entries[i]!;
+      for (let i = 0; i < spec.to.length; i++) {
+        const service = entry.services[i]!;
         if (!service.known) {
-          problems.push({ kind: 'service', source: spec.source, message: `route "${spec.name}": service "${d.service}" is unknown to discovery; no endpoints` });
+          problems.push({ kind: 'service', source: spec.source, message: `route "${spec.name}": service "${spec.to[i]!.service}" is unknown to discovery; no endpoints` });
         }
-        if (!reported.has(service)) {
-          reported.add(service);
+        if (service.reportedIn !== generation) {
+          service.reportedIn = generation;
           for (const problem of service.problems) problems.push(problem);
         }
-      });
+      }
       for (const problem of entry.problems) problems.push(problem);
     }
+    // Forget services and routes no longer in the table: nothing is kept per id for what left.
+    if (this.#services.size > servicesUsed) sweep(this.#services, generation);
+    if (this.#routes.size > routes.length) sweep(this.#routes, generation);
 
     const reuseIndex = this.#index !== undefined && this.#index.fits(routes);
     const index = reuseIndex ? this.#index!.rebind(routes) : new RouteIndex(routes);
@@ -142,20 +166,17 @@ export class TableBuilder {
       lookup: (host: string | undefined, path: string) => index.lookup(host, path),
     });
 
-    // Commit: only now, so a build that threw above left the previous state whole.
     this.stats = {
       routesBuilt,
       routesReused: routes.length - routesBuilt,
       servicesBuilt,
-      servicesReused: services.size - servicesBuilt,
+      servicesReused: servicesUsed - servicesBuilt,
       specsCollected: collected !== this.#collected,
       kvParsed: kvState !== this.#kv,
       indexBuilt: !reuseIndex,
     };
     this.#collected = collected;
     this.#kv = kvState;
-    this.#services = services;
-    this.#routes = routeEntries;
     this.#index = index;
     return table;
   }
@@ -169,10 +190,9 @@ export class TableBuilder {
   }
 
   /** The previous build's entry while its inputs are unchanged; else a new one. */
-  private serviceEntry(service: string, discovery: DiscoverySnapshot, weights: ReadonlyMap<string, number> | undefined): ServiceEntry {
+  private serviceEntry(service: string, discovery: DiscoverySnapshot, weights: ReadonlyMap<string, number> | undefined, previous: ServiceEntry | undefined): ServiceEntry {
     const instances = Object.hasOwn(discovery.instances, service) ? discovery.instances[service] ?? [] : [];
     const known = Object.hasOwn(discovery.catalog, service) || Object.hasOwn(discovery.instances, service);
-    const previous = this.#services.get(service);
     if (previous !== undefined && previous.known === known && sameMap(previous.weights, weights) && sameInstances(previous.instances, instances)) {
       // Equal content in a new array: remember the new array so the next comparison is by identity.
       previous.instances = instances;
@@ -180,8 +200,12 @@ export class TableBuilder {
     }
     const problems: BuildProblem[] = [];
     const fresh = serviceEndpoints(service, instances, weights, problems);
-    return { instances, weights, known, endpoints: previous === undefined ? fresh : keepUnchanged(previous.endpoints, fresh), problems };
+    return { instances, weights, known, endpoints: previous === undefined ? fresh : keepUnchanged(previous.endpoints, fresh), problems, usedIn: 0, reportedIn: 0 };
   }
+}
+
+function sweep(entries: Map<string, { usedIn: number }>, generation: number): void {
+  for (const [key, entry] of entries) if (entry.usedIn !== generation) entries.delete(key);
 }
 
 /** `fresh`, with each endpoint equal to one of `previous` replaced by that (frozen) object. */
@@ -199,15 +223,8 @@ function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
     && a.state === b.state && a.origin === b.origin && a.instanceId === b.instanceId && a.service === b.service && sameStrings(a.tags, b.tags);
 }
 
-function sameRouteInputs(
-  entry: RouteEntry,
-  spec: RouteSpec,
-  services: readonly ServiceEntry[],
-  weights: ReadonlyMap<string, number> | undefined,
-  policy: PolicyInput | undefined,
-): boolean {
-  if (entry.services.length !== services.length) return false;
-  for (let i = 0; i < services.length; i++) if (entry.services[i] !== services[i]) return false;
+/** The route's own inputs unchanged (its services' entries were compared by the caller). */
+function sameRouteInputs(entry: RouteEntry, spec: RouteSpec, weights: ReadonlyMap<string, number> | undefined, policy: PolicyInput | undefined): boolean {
   return (entry.spec === spec || sameSpec(entry.spec, spec)) && sameMap(entry.weights, weights) && samePolicyLayer(entry.policy, policy);
 }
 

@@ -158,8 +158,9 @@ function assertPoolOrigin(origin: string): void {
 export class Upstreams {
   readonly options: ResolvedUpstreamOptions;
   private readonly active = new Map<string, UpstreamPool>();
-  /** The pool keys each prepared (or live) Route object uses: one use of each. */
-  private readonly routeKeys = new Map<Route, readonly string[]>();
+  /** The pool keys each prepared (or live) Route object uses (one use of each), and the last retainOnly that kept it. */
+  private readonly routeKeys = new Map<Route, { readonly keys: readonly string[]; kept: number }>();
+  private retains = 0;
   /** Pool key → number of Route objects in `routeKeys` using it. */
   private readonly uses = new Map<string, number>();
   /** Active keys no route uses (made by `acquire` outside a prepare, or released): retired by the next retainOnly. */
@@ -258,7 +259,7 @@ export class Upstreams {
         this.unused.delete(key);
       }
     }
-    this.routeKeys.set(route, keys);
+    this.routeKeys.set(route, { keys, kept: this.retains });
   }
 
   /** The pool keys `table` sends new requests to. */
@@ -278,13 +279,16 @@ export class Upstreams {
    * an aborted one (`live` is the table that stayed: the pools made for the other are retired).
    */
   retainOnly(live: RoutingTable | undefined): void {
-    const routes = new Set(live?.routes ?? []);
-    // Live routes never prepared (a table swapped in without prepare) keep their pools too.
-    for (const route of routes) this.hold(route, false);
-    for (const [route, keys] of this.routeKeys) {
-      if (routes.has(route)) continue;
+    const retain = ++this.retains;
+    for (const route of live?.routes ?? []) {
+      // Live routes never prepared (a table swapped in without prepare) keep their pools too.
+      this.hold(route, false);
+      this.routeKeys.get(route)!.kept = retain;
+    }
+    for (const [route, held] of this.routeKeys) {
+      if (held.kept === retain) continue;
       this.routeKeys.delete(route);
-      for (const key of keys) {
+      for (const key of held.keys) {
         const left = (this.uses.get(key) ?? 1) - 1;
         if (left > 0) this.uses.set(key, left);
         else {
