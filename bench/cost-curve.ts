@@ -542,7 +542,8 @@ export function asciiPlot(sizes: readonly SizeResult[]): string {
   sizes.forEach((s, i) => {
     const col = Math.round(((xs[i]! - x0) / Math.max(1e-9, x1 - x0)) * (width - 1));
     const text = s.endpoints >= 1000 ? `${s.endpoints / 1000}k` : String(s.endpoints);
-    for (let k = 0; k < text.length && col + k < width; k++) axis[Math.min(width - text.length, col) + k] = text[k]!;
+    const start = Math.min(width - text.length, col);
+    for (let k = 0; k < text.length; k++) axis[start + k] = text[k]!;
   });
   lines.push(`${''.padStart(11)}${axis.join('')}  endpoints (log)`);
   lines.push(`${''.padStart(11)}F first table   U full build + swap   c one health flip   * overlap   (CPU ms, log)`);
