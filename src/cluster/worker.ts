@@ -111,6 +111,9 @@ export async function runWorker(config: Config, logger: Logger): Promise<void> {
   process.on('message', (message: unknown) => {
     if (!isToWorker(message)) return;
     const m = message as ToWorker;
+    // Whatever follows a table in the channel applies to it: make a pending one live first
+    // (a replacement worker receives its table and the live ejections back to back).
+    if (m.type !== 'sy:table') apply();
     switch (m.type) {
       case 'sy:table':
         // Several tables read in one chunk collapse to the newest, swapped once, in a later turn.
@@ -118,7 +121,6 @@ export async function runWorker(config: Config, logger: Logger): Promise<void> {
         if (latest === undefined || m.version > latest.version) latest = { version: m.version, table: m.table };
         return;
       case 'sy:listen':
-        apply(); // a table queued just before must be live before the first connection
         if (!proxy.server.listening && draining === undefined) void listen();
         return;
       case 'sy:eject':

@@ -25,7 +25,7 @@ describe('switchyard command line', () => {
   it('prints help and version', async () => {
     const help = await run(['--help']);
     assert.equal(help.code, 0);
-    for (const flag of ['--listen', '--admin', '--templates', '--services', '--consul', 'SWITCHYARD_LISTEN']) assert.ok(help.stdout.includes(flag), flag);
+    for (const flag of ['--listen', '--admin', '--templates', '--services', '--consul', 'SWITCHYARD_LISTEN', '--workers N|auto', 'SWITCHYARD_WORKERS']) assert.ok(help.stdout.includes(flag), flag);
     const version = await run(['--version']);
     assert.equal(version.code, 0);
     assert.match(version.stdout, /^switchyard \d+\.\d+\.\d+\n$/);
@@ -36,6 +36,9 @@ describe('switchyard command line', () => {
     [['--listen', 'nowhere'], {}, /--listen/],
     [[], { SWITCHYARD_ADMIN: 'x:y' }, /--admin/],
     [['--consul', 'ftp://x:1'], {}, /--consul/],
+    [['--workers', '0'], {}, /--workers: expected auto or a whole number/],
+    [['--workers', 'many'], {}, /--workers/],
+    [[], { SWITCHYARD_WORKERS: '2.5' }, /--workers/],
   ];
   for (const [args, env, reason] of bad) {
     it(`exits 2 with a one-line reason for ${JSON.stringify(args)} ${JSON.stringify(env)}`, async () => {
