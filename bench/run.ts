@@ -29,6 +29,7 @@ import type { Artifact, BenchContext, BenchOptions, Phase, PhaseResult } from '.
 import { canPin, hasCommand, killAllSync, stopAll } from './procs.js';
 import { artifactsMarkdown, machineMarkdown } from './report.js';
 import { ALL_TARGETS } from './targets.js';
+import { consulScalePhase } from './consul-scale.js';
 import { costCurvePhase } from './cost-curve.js';
 import { fileWatchPhase } from './file-watch.js';
 import { propagationPhase } from './propagation.js';
@@ -36,7 +37,7 @@ import { swapCostPhase } from './swap-cost.js';
 import { throughputPhase, twoCorePhase } from './throughput.js';
 import { startUpstreams } from './upstream.js';
 
-const PHASES: readonly Phase[] = [throughputPhase, twoCorePhase, swapCostPhase, fileWatchPhase, propagationPhase, costCurvePhase];
+const PHASES: readonly Phase[] = [throughputPhase, twoCorePhase, swapCostPhase, fileWatchPhase, propagationPhase, consulScalePhase, costCurvePhase];
 
 /** Whether `--only` selects the phase: unset, its name, or one of its targets. */
 function phaseSelected(phase: Phase, only: readonly string[] | undefined): boolean {
@@ -121,8 +122,8 @@ function documentHeader(o: BenchOptions): string {
     '(the CPU time of the proxy\'s process tree over the requests it served) moves less than requests/s when the machine is shared.', '',
     'Sections: throughput on one core (every proxy pinned to one CPU) and on every core (HAProxy `nbthread 2`, Switchyard',
     '`--workers 2`, unpinned); swap cost under load (10 swaps/s); file-watch cost (a log written beside the services file);',
-    'Consul propagation (one process and the slowest of two workers); the cost curve (build ms and RSS against the number of',
-    'endpoints, churn RSS).', '',
+    'Consul propagation (one process and the slowest of two workers); Consul scale (connections to the agent, time to ready and',
+    'propagation at 1,000 services); the cost curve (build ms and RSS against the number of endpoints, churn RSS).', '',
   ].join('\n');
 }
 
