@@ -135,6 +135,8 @@ export class ConsulProvider implements DiscoveryProvider {
   /** The catalog index last seen: a move means some instance somewhere changed. */
   private catalogIndex: number | undefined;
   private emitScheduled = false;
+  /** A snapshot waits for the first reads of newly wanted services (scheduleEmit). */
+  private emitHeld = false;
   private readonly stopping = new Set<Promise<void>>();
   private readonly logs = new Map<string, WatchLog>();
   private wanted: readonly string[] = [];
@@ -200,6 +202,7 @@ export class ConsulProvider implements DiscoveryProvider {
       this.logger.debug({ service: name }, 'stopped following the health of a service no route needs');
     }
     this.reads.setWanted(next);
+    this.releaseHeldEmit();
     this.updateUp();
   }
 
@@ -345,8 +348,14 @@ export class ConsulProvider implements DiscoveryProvider {
       floor: (name, nodes) => indexFloor(this.lastDigest, name, nodes),
       sawData: (name) => this.guard.saw(`service:${name}`),
       onChange: () => this.scheduleEmit(),
-      onSuccess: (name, meta, recovered) => this.succeeded(`health:${name}`, meta, recovered),
-      onFailure: (name, error, failures, retryInMs) => this.failed(`health:${name}`, error, failures, retryInMs),
+      onSuccess: (name, meta, recovered) => {
+        this.releaseHeldEmit();
+        this.succeeded(`health:${name}`, meta, recovered);
+      },
+      onFailure: (name, error, failures, retryInMs) => {
+        this.releaseHeldEmit();
+        this.failed(`health:${name}`, error, failures, retryInMs);
+      },
     }, {
       concurrency: READ_CONCURRENCY,
       sweepConcurrency: SWEEP_CONCURRENCY,
@@ -378,15 +387,28 @@ export class ConsulProvider implements DiscoveryProvider {
     return this.catalog?.state.synced === true && this.healthState?.state.synced === true && this.nodes?.state.synced === true;
   }
 
-  /** One emit per event-loop turn: reads finishing together make one snapshot. */
+  /**
+   * One emit per event-loop turn: reads finishing together make one snapshot. While services newly
+   * wanted wait for their first read, the snapshot is held: a start with 1,000 services is one
+   * snapshot (one table build), not one per read, and a new route appears with its instances.
+   */
   private scheduleEmit(): void {
     if (this.emitScheduled || this.stopped) return;
+    if (!this.reads.allAttempted()) {
+      this.emitHeld = true;
+      return;
+    }
+    this.emitHeld = false;
     this.emitScheduled = true;
     setImmediate(() => {
       this.emitScheduled = false;
       this.emitDiscovery();
       this.checkSynced();
     });
+  }
+
+  private releaseHeldEmit(): void {
+    if (this.emitHeld && this.reads.allAttempted()) this.scheduleEmit();
   }
 
   private emitDiscovery(): void {
@@ -470,7 +492,7 @@ export class ConsulProvider implements DiscoveryProvider {
   }
 
   private isSynced(): boolean {
-    if (!this.started || this.stopped || this.emitScheduled || this.kv?.state.synced !== true || !this.listsSynced()) return false;
+    if (!this.started || this.stopped || this.emitScheduled || this.emitHeld || this.kv?.state.synced !== true || !this.listsSynced()) return false;
     return this.wanted.every((name) => this.reads.isSynced(name));
   }
 

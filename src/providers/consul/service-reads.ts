@@ -172,6 +172,12 @@ export class ServiceReads {
     return this.states.get(name)?.stats.synced === true;
   }
 
+  /** Every wanted service's first read has ended (applied, refused or failed). */
+  allAttempted(): boolean {
+    for (const state of this.states.values()) if (!state.stats.synced && state.stats.failures === 0) return false;
+    return true;
+  }
+
   /** Every wanted service has been read at least once. */
   allSynced(): boolean {
     for (const state of this.states.values()) if (!state.stats.synced) return false;

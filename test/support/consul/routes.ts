@@ -55,6 +55,8 @@ interface ReadResult {
   status: number;
   json?: unknown;
   raw?: Buffer;
+  /** A JSON body already serialised (large answers built from cached parts). */
+  text?: string;
   filtered?: boolean;
   /** An error found while running the query (KV read denied): 403 text, no meta headers. */
   denied?: string;
@@ -167,6 +169,7 @@ async function blockingRead(
       body: result.raw,
     };
   }
+  if (result.text !== undefined) return { status: result.status, headers: { 'Content-Type': JSON_TYPE, ...headers }, body: Buffer.from(result.text) };
   if (result.json === undefined) return emptyResponse(result.status, headers);
   return jsonResponse(result.status, result.json, headers);
 }
@@ -184,11 +187,11 @@ function catalogServices(ctx: RouteContext, req: RouteRequest): Promise<RouteRes
 function healthState(ctx: RouteContext, req: RouteRequest, state: string): Promise<RouteResponse | undefined> | RouteResponse {
   if (state === '') return textResponse(400, 'Missing check state');
   return blockingRead(ctx, req, (acl) => {
-    const { body, filtered } = ctx.state.healthState(
+    const { text, filtered } = ctx.state.healthState(
       state,
       (service, node) => allows(acl, 'node', node, 'read') && (service === '' || allows(acl, 'service', service, 'read')),
     );
-    return { index: ctx.state.healthStateIndex(), status: 200, json: body, filtered };
+    return { index: ctx.state.healthStateIndex(), status: 200, text, filtered };
   }, { peekIndex: () => ctx.state.healthStateIndex() });
 }
 
