@@ -87,7 +87,18 @@ export function machineMarkdown(ctx: Pick<BenchContext, 'root'>): string {
 export function artifactsMarkdown(artifacts: readonly Artifact[]): string {
   const md = ['## Exact commands and generated configs', '',
     'Ports are picked free at run time, and paths are under a per-run temp dir; both differ from run to run.', ''];
-  for (const a of artifacts) md.push(`### ${a.title}`, '', `${'```'}${a.lang}`, a.text.trimEnd(), '```', '');
+  // Several Switchyard targets share a template and services file: show each text once.
+  const firstTitle = new Map<string, string>();
+  for (const a of artifacts) {
+    const key = `${a.lang}\n${a.text.trimEnd()}`;
+    const same = firstTitle.get(key);
+    if (same !== undefined) {
+      md.push(`### ${a.title}`, '', `The same as "${same}".`, '');
+      continue;
+    }
+    firstTitle.set(key, a.title);
+    md.push(`### ${a.title}`, '', `${'```'}${a.lang}`, a.text.trimEnd(), '```', '');
+  }
   return md.join('\n');
 }
 
