@@ -83,6 +83,14 @@ export async function startCluster(workspace: Workspace, extraArgs: string[] = [
 }
 
 /**
+ * For tests whose proof needs consecutive new connections to alternate over the workers: node's
+ * round-robin scheduling (the primary hands each connection to the next worker). Switchyard's
+ * default is SCHED_NONE (the kernel picks: src/cluster/worker-pool.ts), which spreads evenly over
+ * many connections but does not promise that 8 consecutive ones reach both workers.
+ */
+export const ROUND_ROBIN = { NODE_CLUSTER_SCHED_POLICY: 'rr' } as const;
+
+/**
  * One request on a connection of its own (`Connection: close`): node:cluster hands each new
  * connection to the next worker in turn, so consecutive calls alternate over the workers.
  */

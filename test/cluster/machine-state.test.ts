@@ -1,7 +1,7 @@
 /**
  * --workers 2: what holds for the machine, not per process. /metrics sums both workers; a route's
  * rate limit and concurrency limit are divided between the workers (each enforces 1/N, exact when
- * connections spread evenly, which cluster's round-robin does for new connections); an ejection
+ * connections spread evenly, as round-robin does exactly for new connections); an ejection
  * decided in one worker shows in /api/routes and /api/match and is applied by the other.
  */
 import assert from 'node:assert/strict';
@@ -10,7 +10,7 @@ import { Agent, request } from 'undici';
 import { startUpstream, type TestUpstream } from '../support/upstream.js';
 import { Workspace } from '../support/switchyard.js';
 import { waitFor } from '../support/wait.js';
-import { freshRequest, sample, startCluster, type RunningCluster } from './cluster-process.js';
+import { freshRequest, ROUND_ROBIN, sample, startCluster, type RunningCluster } from './cluster-process.js';
 
 const TEMPLATE = `routes:
   - name: counted
@@ -50,7 +50,8 @@ describe('--workers 2: metrics, limits and ejections hold for the machine', () =
     - { id: good, address: 127.0.0.1, port: ${good.port} }
     - { id: bad, address: 127.0.0.1, port: ${bad.port} }
 `);
-    cluster = await startCluster(workspace);
+    // Round-robin: the limit tests count on new connections alternating over the workers.
+    cluster = await startCluster(workspace, [], ROUND_ROBIN);
     await cluster.everyWorkerPast(0);
   });
 

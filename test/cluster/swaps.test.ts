@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { Agent, request } from 'undici';
 import { startUpstream, type TestUpstream } from '../support/upstream.js';
 import { Workspace } from '../support/switchyard.js';
-import { freshRequest, startCluster, type RunningCluster } from './cluster-process.js';
+import { freshRequest, ROUND_ROBIN, startCluster, type RunningCluster } from './cluster-process.js';
 
 const INSTANCES = 4;
 const CLIENTS = 8;
@@ -35,7 +35,7 @@ function mulberry32(seed: number): (n: number) => number {
 
 const APP_TEMPLATE = 'routes:\n  - name: app\n    match: { path: /work }\n    to: [ { service: app } ]\n';
 
-describe('--workers 2: swaps under load and propagation to every worker', () => {
+describe('--workers 2 (round-robin): every change reaches every worker', () => {
   let workspace: Workspace;
   let cluster: RunningCluster;
   const upstreams: TestUpstream[] = [];
@@ -45,7 +45,8 @@ describe('--workers 2: swaps under load and propagation to every worker', () => 
     workspace = await Workspace.create();
     await workspace.writeTemplate('app.yaml', APP_TEMPLATE);
     await workspace.writeServices(servicesFile(upstreams, [0, 1], [1, 1, 1, 1]));
-    cluster = await startCluster(workspace);
+    // Round-robin: consecutive new connections alternate, so 8 of them reach both workers.
+    cluster = await startCluster(workspace, [], ROUND_ROBIN);
     await cluster.everyWorkerPast(0);
   });
 
@@ -66,6 +67,28 @@ describe('--workers 2: swaps under load and propagation to every worker', () => 
       assert.deepEqual(statuses, Array(8).fill(200), `change ${n}: every connection sees route extra-${n}`);
       // Without the change a worker answers 404 SY_NO_ROUTE (no route but /work).
     }
+  });
+
+});
+
+describe('--workers 2 (default scheduling): swaps under load', () => {
+  let workspace: Workspace;
+  let cluster: RunningCluster;
+  const upstreams: TestUpstream[] = [];
+
+  before(async () => {
+    for (let i = 0; i < INSTANCES; i++) upstreams.push(await startUpstream({ name: `app-${i}` }));
+    workspace = await Workspace.create();
+    await workspace.writeTemplate('app.yaml', APP_TEMPLATE);
+    await workspace.writeServices(servicesFile(upstreams, [0, 1], [1, 1, 1, 1]));
+    cluster = await startCluster(workspace);
+    await cluster.everyWorkerPast(0);
+  });
+
+  after(async () => {
+    await cluster?.kill();
+    for (const u of upstreams) await u.close();
+    await workspace?.remove();
   });
 
   it(`${CLIENTS} keep-alive clients and a new-connection client, ${MIN_REWRITES}+ rewrites: no failed request`, async (t) => {

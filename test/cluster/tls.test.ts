@@ -9,7 +9,7 @@ import { peerSerial } from '../tls/tls-client.js';
 import { startUpstream, type TestUpstream } from '../support/upstream.js';
 import { Workspace } from '../support/switchyard.js';
 import { waitFor } from '../support/wait.js';
-import { startCluster, type RunningCluster } from './cluster-process.js';
+import { ROUND_ROBIN, startCluster, type RunningCluster } from './cluster-process.js';
 
 describe('--workers 2: TLS in every worker', { skip: HAVE_OPENSSL ? false : 'openssl is not installed' }, () => {
   let workspace: Workspace;
@@ -26,7 +26,7 @@ describe('--workers 2: TLS in every worker', { skip: HAVE_OPENSSL ? false : 'ope
     workspace = await Workspace.create();
     await workspace.writeTemplate('web.yaml', 'routes:\n  - name: web\n    match: { path: / }\n    to: [ { service: web } ]\n');
     await workspace.writeServices(`services:\n  web:\n    - { id: web-1, address: 127.0.0.1, port: ${up.port} }\n`);
-    cluster = await startCluster(workspace, ['--tls-listen', '127.0.0.1:0', '--tls-cert-dir', certs.dir]);
+    cluster = await startCluster(workspace, ['--tls-listen', '127.0.0.1:0', '--tls-cert-dir', certs.dir], ROUND_ROBIN);
   });
 
   after(async () => {
