@@ -70,6 +70,8 @@ export interface BlockingQueryHooks<R, T> {
   fetch(request: QueryRequest): Promise<Answer<R>>;
   /** The body as the value kept and compared (stable: equal data, equal JSON). Throws if unusable. */
   decode(body: R): T;
+  /** What equal values share (default: their JSON); a large value may bring a cheaper one. */
+  fingerprint?(value: T): string;
   /**
    * Why a changed value must not be applied, if it must not. `previous` is the last applied value.
    * May ask Consul something first (a promise; `signal` aborts on stop() and refresh()): the loop
@@ -242,7 +244,7 @@ export class BlockingQuery<R, T> {
       this.sendIndex = 0;
       return this.fail(asWatchError(err));
     }
-    const fingerprint = JSON.stringify(value);
+    const fingerprint = this.hooks.fingerprint?.(value) ?? JSON.stringify(value);
     const changed = fingerprint !== this.fingerprint;
     if (changed) {
       let veto: Veto;

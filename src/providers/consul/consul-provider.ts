@@ -296,6 +296,7 @@ export class ConsulProvider implements DiscoveryProvider {
     return new BlockingQuery<unknown, HealthDigest>('health', {
       fetch: (request) => this.client.healthState(request),
       decode: (body) => healthDigest(body),
+      fingerprint: (digest) => digest.fingerprint,
       onChange: (digest) => {
         const previous = this.lastDigest;
         this.lastDigest = digest;

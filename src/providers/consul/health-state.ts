@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 /**
  * `GET /v1/health/state/any` → a digest of every check in the datacenter, small enough to compare
  * answer to answer, that says which services' health answers may have changed.
@@ -22,6 +24,8 @@
  * output-only changes, agent/local/state.go).
  */
 export interface HealthDigest {
+  /** A hash of every line below: equal digests, equal fingerprints (cheaper than their JSON). */
+  readonly fingerprint: string;
   readonly services: Readonly<Record<string, string>>;
   readonly nodes: Readonly<Record<string, string>>;
   readonly hosts: Readonly<Record<string, readonly string[]>>;
@@ -78,8 +82,10 @@ export function healthDigest(body: unknown): HealthDigest {
   const placed = new Map<string, Set<string>>();
   const floor: Record<string, number> = {};
   const nodeFloor: Record<string, number> = {};
+  const hash = createHash('sha1');
   for (const check of checks) {
-    const line = `${check.node} ${check.checkId} ${check.status} ${check.modifyIndex}\n`;
+    const line = `${check.node} ${check.checkId} ${check.status} ${check.modifyIndex} ${check.serviceName}\n`;
+    hash.update(line);
     if (check.serviceId === '') {
       nodes[check.node] = (nodes[check.node] ?? '') + line;
       nodeFloor[check.node] = Math.max(nodeFloor[check.node] ?? 0, check.modifyIndex);
@@ -91,7 +97,7 @@ export function healthDigest(body: unknown): HealthDigest {
     addTo(hosts, check.node, name);
     addTo(placed, name, check.node);
   }
-  return { services, nodes, hosts: lists(hosts), placed: lists(placed), floor, nodeFloor };
+  return { fingerprint: hash.digest('hex'), services, nodes, hosts: lists(hosts), placed: lists(placed), floor, nodeFloor };
 }
 
 /**
