@@ -35,28 +35,36 @@ function mulberry32(seed: number): (n: number) => number {
 
 const APP_TEMPLATE = 'routes:\n  - name: app\n    match: { path: /work }\n    to: [ { service: app } ]\n';
 
+/** Upstreams app-0..3, a workspace routing /work to them (app-0 and app-1 first), and the cluster. */
+class Setup {
+  workspace!: Workspace;
+  cluster!: RunningCluster;
+  readonly upstreams: TestUpstream[] = [];
+
+  async start(env: Record<string, string>): Promise<void> {
+    for (let i = 0; i < INSTANCES; i++) this.upstreams.push(await startUpstream({ name: `app-${i}` }));
+    this.workspace = await Workspace.create();
+    await this.workspace.writeTemplate('app.yaml', APP_TEMPLATE);
+    await this.workspace.writeServices(servicesFile(this.upstreams, [0, 1], [1, 1, 1, 1]));
+    this.cluster = await startCluster(this.workspace, [], env);
+    await this.cluster.everyWorkerPast(0);
+  }
+
+  async stop(): Promise<void> {
+    await this.cluster?.kill();
+    for (const u of this.upstreams) await u.close();
+    await this.workspace?.remove();
+  }
+}
+
 describe('--workers 2 (round-robin): every change reaches every worker', () => {
-  let workspace: Workspace;
-  let cluster: RunningCluster;
-  const upstreams: TestUpstream[] = [];
-
-  before(async () => {
-    for (let i = 0; i < INSTANCES; i++) upstreams.push(await startUpstream({ name: `app-${i}` }));
-    workspace = await Workspace.create();
-    await workspace.writeTemplate('app.yaml', APP_TEMPLATE);
-    await workspace.writeServices(servicesFile(upstreams, [0, 1], [1, 1, 1, 1]));
-    // Round-robin: consecutive new connections alternate, so 8 of them reach both workers.
-    cluster = await startCluster(workspace, [], ROUND_ROBIN);
-    await cluster.everyWorkerPast(0);
-  });
-
-  after(async () => {
-    await cluster?.kill();
-    for (const u of upstreams) await u.close();
-    await workspace?.remove();
-  });
+  const setup = new Setup();
+  // Round-robin: consecutive new connections alternate, so 8 of them reach both workers.
+  before(() => setup.start(ROUND_ROBIN));
+  after(() => setup.stop());
 
   it('every change reaches both workers: after each, requests on new connections all see it', async () => {
+    const { cluster, workspace } = setup;
     for (let n = 1; n <= 4; n++) {
       const before = (await cluster.workers()).tableVersion;
       await workspace.writeTemplate('extra.yaml', `routes:\n  - name: extra-${n}\n    match: { path: /extra-${n} }\n    to: [ { service: app } ]\n`);
@@ -68,30 +76,15 @@ describe('--workers 2 (round-robin): every change reaches every worker', () => {
       // Without the change a worker answers 404 SY_NO_ROUTE (no route but /work).
     }
   });
-
 });
 
 describe('--workers 2 (default scheduling): swaps under load', () => {
-  let workspace: Workspace;
-  let cluster: RunningCluster;
-  const upstreams: TestUpstream[] = [];
-
-  before(async () => {
-    for (let i = 0; i < INSTANCES; i++) upstreams.push(await startUpstream({ name: `app-${i}` }));
-    workspace = await Workspace.create();
-    await workspace.writeTemplate('app.yaml', APP_TEMPLATE);
-    await workspace.writeServices(servicesFile(upstreams, [0, 1], [1, 1, 1, 1]));
-    cluster = await startCluster(workspace);
-    await cluster.everyWorkerPast(0);
-  });
-
-  after(async () => {
-    await cluster?.kill();
-    for (const u of upstreams) await u.close();
-    await workspace?.remove();
-  });
+  const setup = new Setup();
+  before(() => setup.start({}));
+  after(() => setup.stop());
 
   it(`${CLIENTS} keep-alive clients and a new-connection client, ${MIN_REWRITES}+ rewrites: no failed request`, async (t) => {
+    const { cluster, workspace, upstreams } = setup;
     const deadline = Date.now() + DEADLINE_MS;
     const agent = new Agent({ connections: CLIENTS, pipelining: 1 });
     const failures: string[] = [];
