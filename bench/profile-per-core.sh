@@ -3,7 +3,8 @@
 # For each round and each proxy: wrk for SECONDS, the proxy's CPU time (utime+stime, /proc/PID/stat)
 # over the run divided by the requests wrk completed = CPU µs per request; and requests/s.
 # Proxies on CPU 1, wrk and the upstream nginx on CPU 0 (as npm run bench pins them).
-# Usage: bench/profile-per-core.sh [cli.js ...]   (env: ROUNDS=3 SECONDS_=5 CONNS=50 PROF=1 for --cpu-prof)
+# Usage: bench/profile-per-core.sh [cli.js ...]   (env: ROUNDS=3 SECONDS_=5 CONNS=50 PROF=1 for --cpu-prof,
+# LOG_BESIDE=1 to write each Switchyard's stdout next to its services file, in the watched directory)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CLIS=("$@"); [ ${#CLIS[@]} -eq 0 ] && CLIS=("$ROOT/dist/cli.js")
@@ -36,7 +37,7 @@ for CLI in "${CLIS[@]}"; do
   WORKERS=(); node "$CLI" --help | grep -q -- '--workers' && WORKERS=(--workers 1)
   PROFARGS=(); [ "${PROF:-0}" = 1 ] && PROFARGS=(--cpu-prof --cpu-prof-dir="$ROOT/.tmp/prof-$i")
   taskset -c 1 node "${PROFARGS[@]}" "$CLI" "${WORKERS[@]}" --listen 127.0.0.1:$P --admin 127.0.0.1:$A \
-    --templates "$W/conf/templates" --services "$W/conf/services.yaml" > "$W/access-$i.log" 2>&1 & PIDS+=($!); PPIDS+=($!)
+    --templates "$W/conf/templates" --services "$W/conf/services.yaml" > "$W${LOG_BESIDE:+/conf}/access-$i.log" 2>&1 & PIDS+=($!); PPIDS+=($!)
   NAMES+=("sy$i:$(basename "$(dirname "$(dirname "$CLI")")")"); URLS+=("http://127.0.0.1:$P/")
 done
 for u in "${URLS[@]}"; do for _ in $(seq 100); do curl -sf -o /dev/null "$u" && break; sleep 0.1; done; done
