@@ -35,9 +35,13 @@ const everyName = (): boolean => true;
  * events keep coming), so a log file written next to the services file kept it busy: measured
  * ~0.4 ms of CPU per log write (bench/profile-file-watch.sh). Here the event's name is checked first.
  *
- * - A write (`change`) to an accepted name reads at once, at most once per IMMEDIATE_WINDOW_MS.
- * - Every relevant event also arms one trailing `onChange` TRAILING_READ_MS after the burst ends,
- *   so the newest state is always read, whatever the window skipped.
+ * - An accepted name replaced by rename (how deploy tools write: the file is complete) is read at
+ *   once, at most once per IMMEDIATE_WINDOW_MS.
+ * - An accepted name written in place (`change`: truncate, then write) is read only by the trailing
+ *   read: read at once it could be empty or half written, and an empty services file is valid
+ *   (no instances: every route would lose its endpoints until the next read).
+ * - Every relevant event arms one trailing `onChange` TRAILING_READ_MS after the burst ends, so the
+ *   newest state is always read, whatever the window skipped.
  * - An entry of any name appearing, going or renamed (`rename`) arms the trailing read: that is how
  *   a symlink swap looks (Kubernetes ConfigMap and Secret volumes replace `..data`, never the file
  *   name itself). Such events are rare; writes to unrelated files are not.
@@ -77,8 +81,7 @@ export async function watchDirectory(
       return;
     }
     armTrailing();
-    if (!accept(filename)) return;
-    if (event === 'change') return readNow();
+    if (event === 'change' || !accept(filename)) return;
     stat(join(dir, filename)).then(readNow, () => undefined);
   };
   let watcher: FSWatcher | undefined;
