@@ -134,8 +134,10 @@ export interface HoldOptions<R extends { index: number }> {
  * same index) or `undefined` when the client went away.
  */
 export async function holdQuery<R extends { index: number }>(opts: HoldOptions<R>): Promise<R | undefined> {
-  let result = opts.run();
-  if (opts.minIndex === 0 || result.index > opts.minIndex || opts.isFinal?.(result)) return result;
+  // A query that will park anyway is not built first (its answer may be megabytes).
+  const parks = opts.minIndex > 0 && opts.peekIndex !== undefined && opts.peekIndex() <= opts.minIndex;
+  let result: R | undefined = parks ? undefined : opts.run();
+  if (result !== undefined && (opts.minIndex === 0 || result.index > opts.minIndex || opts.isFinal?.(result))) return result;
   const timeout = opts.waitMs + (opts.jitter ? jitterFor(opts.waitMs) : 0);
   const deadline = performance.now() + timeout;
   opts.onBlocked?.({ waitMs: opts.waitMs, holdMs: timeout });
