@@ -1,6 +1,6 @@
 /**
  * --workers 2: what holds for the machine, not per process. /metrics sums both workers; a route's
- * rate limit and concurrency limit are divided between the workers (each enforces 1/N, exact when
+ * rate limit, concurrency limit and upstream connection cap are divided between the workers (each enforces 1/N, exact when
  * connections spread evenly, as round-robin does exactly for new connections); an ejection
  * decided in one worker shows in /api/routes and /api/match and is applied by the other.
  */
@@ -24,6 +24,10 @@ const TEMPLATE = `routes:
     match: { path: /capped }
     to: [ { service: app } ]
     policy: { concurrency: { max: 4 } }
+  - name: pooled
+    match: { path: /pooled }
+    to: [ { service: pooled } ]
+    policy: { upstream: { maxConnections: 2 } }
   - name: flaky
     match: { path: /flaky }
     to: [ { service: pair } ]
@@ -35,12 +39,14 @@ describe('--workers 2: metrics, limits and ejections hold for the machine', () =
   let app: TestUpstream;
   let good: TestUpstream;
   let bad: TestUpstream;
+  let pooled: TestUpstream;
   let cluster: RunningCluster;
 
   before(async () => {
     app = await startUpstream({ name: 'app' });
     good = await startUpstream({ name: 'good' });
     bad = await startUpstream({ name: 'bad' });
+    pooled = await startUpstream({ name: 'pooled' });
     workspace = await Workspace.create();
     await workspace.writeTemplate('routes.yaml', TEMPLATE);
     await workspace.writeServices(`services:
@@ -49,6 +55,8 @@ describe('--workers 2: metrics, limits and ejections hold for the machine', () =
   pair:
     - { id: good, address: 127.0.0.1, port: ${good.port} }
     - { id: bad, address: 127.0.0.1, port: ${bad.port} }
+  pooled:
+    - { id: pooled-1, address: 127.0.0.1, port: ${pooled.port} }
 `);
     // Round-robin: the limit tests count on new connections alternating over the workers.
     cluster = await startCluster(workspace, [], ROUND_ROBIN);
@@ -57,7 +65,7 @@ describe('--workers 2: metrics, limits and ejections hold for the machine', () =
 
   after(async () => {
     await cluster?.kill();
-    for (const u of [app, good, bad]) await u?.close();
+    for (const u of [app, good, bad, pooled]) await u?.close();
     await workspace?.remove();
   });
 
@@ -87,6 +95,15 @@ describe('--workers 2: metrics, limits and ejections hold for the machine', () =
     // 2 per worker: 4 when each worker got at least 2 of the 10 connections (round-robin gives 5 and 5).
     assert.ok(admitted >= 2 && admitted <= 4, `admitted ${admitted}`);
     assert.equal(admitted + refused, 10);
+  });
+
+  it('an upstream connection cap holds machine-wide: maxConnections 2 opens 2 connections over both workers, not 2 each', async () => {
+    const SENT = 8;
+    const answers = await Promise.all([...Array(SENT).keys()].map(() => freshRequest(`${cluster.origin}/pooled`, { 'x-test-delay-ms': '500' })));
+    assert.deepEqual(answers.map((a) => a.status), Array(SENT).fill(200), 'every request waits its turn and succeeds');
+    assert.equal(pooled.requests, SENT);
+    // Round-robin gives each worker 4 of the 8; each may open floor(2 / 2) = 1 connection.
+    assert.ok(pooled.connections <= 2, `upstream connections ${pooled.connections}`);
   });
 
   it('an ejection decided in one worker shows in /api/routes and /api/match and is applied by the other', async () => {

@@ -59,6 +59,11 @@ export function setLimitShare(workers: number): void {
   limitShare = Math.max(1, Math.floor(workers));
 }
 
+/** This process's share of a machine-wide count: floor(count / N), at least 1 (see setLimitShare). */
+export function shareOf(count: number): number {
+  return limitShare === 1 ? count : Math.max(1, Math.floor(count / limitShare));
+}
+
 /** An ejection as it travels between processes: wall-clock times, so every worker ends it at once. */
 export interface SharedEjection {
   readonly route: string;
@@ -138,7 +143,7 @@ export class RouteState {
       if (this.limiter === undefined || !this.limiter.sameAs(rate, burst, limit.perClient)) this.limiter = new RateLimiter(rate, burst, limit.perClient);
     }
     const concurrency = route.policy.concurrency;
-    this.maxConcurrent = concurrency === null ? Number.POSITIVE_INFINITY : Math.max(1, Math.floor(concurrency.max / limitShare));
+    this.maxConcurrent = concurrency === null ? Number.POSITIVE_INFINITY : shareOf(concurrency.max);
     const present = new Set<string>();
     for (const destination of route.destinations) for (const endpoint of destination.endpoints) present.add(endpoint.id);
     for (const [id, health] of this.health) {

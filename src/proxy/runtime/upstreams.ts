@@ -4,6 +4,7 @@ import type { Route, RoutingTable } from '../../model/types.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import { guardEarlyAnswers } from '../http/early-answer-socket.js';
+import { shareOf } from './route-state.js';
 
 /**
  * Connection settings for every upstream pool. Times in milliseconds. Route policies take
@@ -59,8 +60,10 @@ export interface PoolSettings {
 }
 
 /** The pool settings of a route, from its policy. */
+/** A route's pool settings; its connection cap is for the machine, so each of N workers gets 1/N of it. */
 export function poolSettingsOf(route: Route): PoolSettings {
-  return { connectMs: route.policy.timeouts.connectMs, maxConnections: route.policy.upstream.maxConnections };
+  const max = route.policy.upstream.maxConnections;
+  return { connectMs: route.policy.timeouts.connectMs, maxConnections: max === null ? null : shareOf(max) };
 }
 
 /**
