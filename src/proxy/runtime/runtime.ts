@@ -8,7 +8,7 @@ import { errorBody } from '../http/error-response.js';
 import type { RateLimiter } from '../policy/rate-limiter.js';
 import { NO_ROUTE_LABEL, RouteMetrics } from './route-metrics.js';
 import { RouteState, type EjectedEndpoint, type EndpointHealth } from './route-state.js';
-import { poolSettingsOf, type UpstreamPool, type Upstreams } from './upstreams.js';
+import type { UpstreamPool, Upstreams } from './upstreams.js';
 
 /**
  * The proxy's mutable view of one immutable RoutingTable, built once per swap: balancers, pools,
@@ -294,7 +294,7 @@ export class Runtime {
 
 /**
  * Build the runtime view of `table`, in work proportional to the routes that are not in `previous`
- * (by identity). Pools come from `upstreams.prepare(table)`; an endpoint whose
+ * (by identity). Pools come from `upstreams.prepare(table)` (`poolsOf`); an endpoint whose
  * pool cannot be made is left out of its balancer (reported by Upstreams.tryAcquire), so one bad
  * origin never stops the build. Route state comes from `previous` by route name and is reconciled
  * with the new route (rate-limit settings, endpoints that left).
@@ -313,14 +313,16 @@ export function buildRuntime(table: RoutingTable, upstreams: Upstreams, metrics:
     const prevRoute = previous?.byName.get(route.name);
     const state = prevRoute?.state ?? new RouteState(metrics, route.name);
     state.reconcile(route);
-    const settings = poolSettingsOf(route);
+    // One pool per active endpoint, in this loop's order: held by `upstreams.prepare` (made here
+    // when the route was not prepared), so no origin is looked up again.
+    const pools = upstreams.poolsOf(route);
+    let at = 0;
     const destinations: RuntimeDestination[] = [];
     for (const destination of route.active) {
       const endpoints: RuntimeEndpoint[] = [];
       for (const endpoint of destination.active) {
-        if (endpoint.weight <= 0) continue;
-        const pool = upstreams.tryAcquire(endpoint.origin, settings);
-        if (pool !== undefined) endpoints.push(new RuntimeEndpoint(endpoint, pool, state.healthOf(endpoint.id)));
+        const pool = pools[at++];
+        if (endpoint.weight > 0 && pool !== undefined) endpoints.push(new RuntimeEndpoint(endpoint, pool, state.healthOf(endpoint.id)));
       }
       destinations.push(new RuntimeDestination(destination, endpoints, prevRoute?.destinations.get(destination.key)));
     }

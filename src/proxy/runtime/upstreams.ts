@@ -93,12 +93,20 @@ export function poolKey(origin: string, connectTimeoutMs: number, defaultConnect
  */
 export class UpstreamPool {
   readonly origin: string;
+  /** Its pool key in Upstreams (`poolKey`). */
+  readonly key: string;
+  /**
+   * Uses of this pool by the Route objects Upstreams holds (one per endpoint of each): counted on
+   * the pool itself, so holding and releasing a route costs no Map lookup per endpoint.
+   */
+  uses = 0;
   private pool: Pool | undefined;
   private closed = false;
 
-  constructor(origin: string, private readonly make: () => Pool) {
+  constructor(origin: string, key: string, private readonly make: () => Pool) {
     assertPoolOrigin(origin);
     this.origin = origin;
+    this.key = key;
   }
 
   /** Hot path: one field read and one branch over `Pool.dispatch`. */
@@ -149,9 +157,10 @@ function assertPoolOrigin(origin: string): void {
  * pools no route of `live` uses any more. A retired pool finishes its in-flight requests
  * (`close()`), bounded by `drainTimeoutMs`, after which it is destroyed.
  *
- * Cost proportional to change: each prepared Route object holds one use of each of its pool keys
- * (`routeKeys`, `uses`); a Route object seen before costs a Map lookup, and only the keys of
- * routes that left are released. A table that differs from the live one by one route touches that
+ * Cost proportional to change: each prepared Route object holds one use of each of its endpoints'
+ * pools (`routeKeys`, `UpstreamPool.uses`); a Route object seen before costs a Map lookup, and only
+ * the pools of routes that left are released. The runtime takes a route's pools from here
+ * (`poolsOf`) instead of looking each origin up again. A table that differs from the live one by one route touches that
  * route's endpoints only, whatever the number of origins.
  *
  * Invariant: `active` holds exactly one open pool per pool key (origin, or origin with a connect
@@ -161,11 +170,12 @@ function assertPoolOrigin(origin: string): void {
 export class Upstreams {
   readonly options: ResolvedUpstreamOptions;
   private readonly active = new Map<string, UpstreamPool>();
-  /** The pool keys each prepared (or live) Route object uses (one use of each), and the last retainOnly that kept it. */
-  private readonly routeKeys = new Map<Route, { readonly keys: readonly string[]; kept: number }>();
+  /**
+   * The pools each prepared (or live) Route object uses (one use of each endpoint's pool, counted
+   * in `UpstreamPool.uses`), and the last retainOnly that kept it.
+   */
+  private readonly routeKeys = new Map<Route, HeldRoute>();
   private retains = 0;
-  /** Pool key → number of Route objects in `routeKeys` using it. */
-  private readonly uses = new Map<string, number>();
   /** Active keys no route uses (made by `acquire` outside a prepare, or released): retired by the next retainOnly. */
   private readonly unused = new Set<string>();
   private readonly draining = new Set<Promise<void>>();
@@ -199,7 +209,7 @@ export class Upstreams {
       const o = this.options;
       const connections = settings?.maxConnections ?? null;
       const connectMs = settings?.connectMs ?? o.connectTimeoutMs;
-      pool = new UpstreamPool(origin, () => new Pool(origin, {
+      pool = new UpstreamPool(origin, key, () => new Pool(origin, {
         // undici: null = no limit.
         connections,
         connect: guardedConnector(connectMs),
@@ -227,7 +237,7 @@ export class Upstreams {
   tryAcquire(origin: string, settings?: PoolSettings): UpstreamPool | undefined {
     try {
       const pool = this.acquire(origin, settings);
-      this.failed.delete(origin);
+      if (this.failed.size > 0) this.failed.delete(origin);
       return pool;
     } catch (err) {
       if (!this.failed.has(origin)) {
@@ -247,22 +257,31 @@ export class Upstreams {
     for (const route of next.routes) this.hold(route, true);
   }
 
-  /** Count one use of each pool key of `route` (once per Route object), making pools when `make`. */
-  private hold(route: Route, make: boolean): void {
-    if (this.routeKeys.has(route)) return;
+  /**
+   * The pool of each active endpoint of `route` (its destinations' `active` endpoints in order;
+   * undefined where the pool cannot be made), made and held if the route was not prepared: what
+   * the runtime builds its balancers from, so an endpoint's pool key is looked up once per swap.
+   */
+  poolsOf(route: Route): readonly (UpstreamPool | undefined)[] {
+    return this.hold(route, true).pools;
+  }
+
+  /** Count one use of each endpoint's pool of `route` (once per Route object), making pools when `make`. */
+  private hold(route: Route, make: boolean): HeldRoute {
+    const known = this.routeKeys.get(route);
+    if (known !== undefined) return known;
     const settings = poolSettingsOf(route);
-    const keys: string[] = [];
+    const pools: (UpstreamPool | undefined)[] = [];
     for (const destination of route.active) {
       for (const endpoint of destination.active) {
-        if (make && this.tryAcquire(endpoint.origin, settings) === undefined) continue;
-        const key = this.keyOf(endpoint.origin, settings);
-        if (!this.active.has(key)) continue;
-        keys.push(key);
-        this.uses.set(key, (this.uses.get(key) ?? 0) + 1);
-        this.unused.delete(key);
+        const pool = make ? this.tryAcquire(endpoint.origin, settings) : this.active.get(this.keyOf(endpoint.origin, settings));
+        pools.push(pool);
+        if (pool !== undefined && pool.uses++ === 0) this.unused.delete(pool.key);
       }
     }
-    this.routeKeys.set(route, { keys, kept: this.retains });
+    const held: HeldRoute = { pools, kept: this.retains };
+    this.routeKeys.set(route, held);
+    return held;
   }
 
   /** The pool keys `table` sends new requests to. */
@@ -285,19 +304,13 @@ export class Upstreams {
     const retain = ++this.retains;
     for (const route of live?.routes ?? []) {
       // Live routes never prepared (a table swapped in without prepare) keep their pools too.
-      this.hold(route, false);
-      this.routeKeys.get(route)!.kept = retain;
+      this.hold(route, false).kept = retain;
     }
     for (const [route, held] of this.routeKeys) {
       if (held.kept === retain) continue;
       this.routeKeys.delete(route);
-      for (const key of held.keys) {
-        const left = (this.uses.get(key) ?? 1) - 1;
-        if (left > 0) this.uses.set(key, left);
-        else {
-          this.uses.delete(key);
-          this.unused.add(key);
-        }
+      for (const pool of held.pools) {
+        if (pool !== undefined && --pool.uses === 0) this.unused.add(pool.key);
       }
     }
     for (const key of this.unused) {
@@ -331,7 +344,6 @@ export class Upstreams {
     for (const [origin, pool] of this.active) this.retire(origin, pool, timeoutMs);
     this.active.clear();
     this.routeKeys.clear();
-    this.uses.clear();
     this.unused.clear();
     this.updateGauge();
     await this.drained();
@@ -364,6 +376,12 @@ export class Upstreams {
   private updateGauge(): void {
     this.metrics?.upstreamPools.set(this.size);
   }
+}
+
+/** A Route object's pools (see Upstreams.poolsOf) and the last retainOnly that kept it. */
+interface HeldRoute {
+  readonly pools: readonly (UpstreamPool | undefined)[];
+  kept: number;
 }
 
 /**
