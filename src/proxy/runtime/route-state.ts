@@ -24,6 +24,8 @@ export class EndpointHealth {
   /** The owner's clock (`RouteState.now`) when the endpoint last came back. */
   returnedAt = 0;
   timer: NodeJS.Timeout | undefined = undefined;
+  /** The owner's last `reconcile` that found this endpoint in the route (see RouteState.reconcile). */
+  seen = 0;
 
   constructor(id: string, owner: RouteState) {
     this.id = id;
@@ -127,6 +129,8 @@ export class RouteState {
    */
   now: () => number = monotonicNow;
   private readonly health = new Map<string, EndpointHealth>();
+  /** Counts reconciles: health entries are stamped with the last one that found their endpoint. */
+  private reconciles = 0;
 
   constructor(metrics: Metrics, name: string) {
     this.name = name;
@@ -144,10 +148,23 @@ export class RouteState {
     }
     const concurrency = route.policy.concurrency;
     this.maxConcurrent = concurrency === null ? Number.POSITIVE_INFINITY : shareOf(concurrency.max);
-    const present = new Set<string>();
-    for (const destination of route.destinations) for (const endpoint of destination.endpoints) present.add(endpoint.id);
+    // Endpoints that left the route lose their state. Stamped, not collected into a Set of ids: a
+    // full swap reconciles every route, and a Set per route was much of its cost and garbage.
+    if (this.health.size === 0) return;
+    const stamp = ++this.reconciles;
+    let present = 0;
+    for (const destination of route.destinations) {
+      for (const endpoint of destination.endpoints) {
+        const health = this.health.get(endpoint.id);
+        if (health !== undefined && health.seen !== stamp) {
+          health.seen = stamp;
+          present += 1;
+        }
+      }
+    }
+    if (present === this.health.size) return;
     for (const [id, health] of this.health) {
-      if (present.has(id)) continue;
+      if (health.seen === stamp) continue;
       this.forget(health);
       this.health.delete(id);
     }
