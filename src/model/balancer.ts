@@ -15,20 +15,41 @@ export interface Weighted {
 export class SmoothWeightedRoundRobin<T extends Weighted> {
   readonly items: readonly T[];
   readonly total: number;
-  /** `id=weight,…`: two balancers with the same signature cycle identically. */
-  readonly signature: string;
   private readonly weights: Float64Array;
   private readonly scores: Float64Array;
 
   constructor(items: readonly T[], previous?: SmoothWeightedRoundRobin<T>) {
     const usable = items.filter((item) => item.weight > 0);
+    const n = usable.length;
+    const weights = new Float64Array(n);
+    let total = 0;
+    for (let i = 0; i < n; i++) {
+      const weight = usable[i]!.weight;
+      weights[i] = weight;
+      total += weight;
+    }
     this.items = usable;
-    this.weights = Float64Array.from(usable, (item) => item.weight);
-    this.total = usable.reduce((sum, item) => sum + item.weight, 0);
-    this.signature = usable.map((item) => `${item.id}=${item.weight}`).join(',');
-    this.scores = previous !== undefined && previous.signature === this.signature
-      ? previous.scores
-      : new Float64Array(usable.length);
+    this.weights = weights;
+    this.total = total;
+    this.scores = previous?.sameCycle(usable, weights) === true ? previous.scores : new Float64Array(n);
+  }
+
+  /**
+   * `id=weight,…`: two balancers with the same signature cycle identically. Made on demand (for
+   * tests and diagnostics): a swap compares ids and weights in place (`sameCycle`), since building
+   * this string for every pool of a full table was a measurable part of the swap.
+   */
+  get signature(): string {
+    return this.items.map((item, i) => `${item.id}=${this.weights[i]!}`).join(',');
+  }
+
+  /** Whether this balancer has these ids with these weights in this order (the same signature). */
+  private sameCycle(items: readonly T[], weights: Float64Array): boolean {
+    if (this.items.length !== items.length) return false;
+    for (let i = 0; i < items.length; i++) {
+      if (this.items[i]!.id !== items[i]!.id || this.weights[i] !== weights[i]) return false;
+    }
+    return true;
   }
 
   /** The next item, or undefined when no item has a positive weight. */
@@ -62,3 +83,4 @@ export class SmoothWeightedRoundRobin<T extends Weighted> {
     return undefined;
   }
 }
+
