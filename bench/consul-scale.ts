@@ -293,10 +293,13 @@ async function main(): Promise<void> {
       services: { type: 'string', default: '1000' },
       instances: { type: 'string', default: '10' },
       changes: { type: 'string', default: '50' },
+      // Passed to switchyard as --workers (its default is auto: one per core, forked at start).
+      workers: { type: 'string' },
     },
   });
   const cliEnv = process.env['BENCH_SWITCHYARD_CLI'];
-  const cli = cliEnv === undefined ? [process.execPath, '--import', 'tsx', join(ROOT, 'src', 'cli.ts')] : [process.execPath, resolve(ROOT, cliEnv)];
+  const base = cliEnv === undefined ? [process.execPath, '--import', 'tsx', join(ROOT, 'src', 'cli.ts')] : [process.execPath, resolve(ROOT, cliEnv)];
+  const cli = values.workers === undefined ? base : [...base, '--workers', values.workers];
   const dir = mkdtempSync(join(tmpdir(), 'switchyard-consul-scale-'));
   try {
     const runs = await runScale({ sizes: [10, Number(values.services)], instances: Number(values.instances), changes: Number(values.changes), dir, cli, log: (m) => console.error(m) });

@@ -1199,6 +1199,75 @@ describe('Consul test server: health state, catalog nodes and connection peaks (
     });
   });
 
+  it('GET /v1/health/state/any?filter= (go-bexpr subset): the non-passing checks, the same index; and, or, not, parentheses', async () => {
+    await withServer({}, async (s) => {
+      s.registerService({ ID: 'web-1', Name: 'web', Port: 80, Check: { TTL: '30s', Status: 'passing' } });
+      s.registerService({ ID: 'api-1', Name: 'api', Port: 81, Check: { TTL: '30s', Status: 'warning' } });
+      s.registerService({ ID: 'db-1', Name: 'db', Port: 82, Check: { TTL: '30s', Status: 'critical' } });
+      const ids = async (filter: string): Promise<unknown[]> => (await get(s, `/v1/health/state/any?filter=${encodeURIComponent(filter)}`)).json<Array<Record<string, unknown>>>().map((c) => c['CheckID']);
+      const all = await get(s, '/v1/health/state/any');
+      const nonPassing = await get(s, `/v1/health/state/any?filter=${encodeURIComponent('Status != "passing"')}`);
+      assert.deepEqual(nonPassing.json<Array<Record<string, unknown>>>().map((c) => c['CheckID']), ['service:api-1', 'service:db-1']);
+      assert.equal(indexOf(nonPassing), indexOf(all), 'the index is the checks table\'s whatever the filter');
+      assert.deepEqual(await ids('Status == "critical" or ServiceName == `api`'), ['service:api-1', 'service:db-1']);
+      assert.deepEqual(await ids('Status != "passing" and not (ServiceName == "api")'), ['service:db-1']);
+      assert.deepEqual(await ids('Node == "consul-test" and ServiceID == ""'), ['serfHealth']);
+      assert.deepEqual(await ids(''), ['serfHealth', 'service:api-1', 'service:db-1', 'service:web-1'], 'an empty filter is no filter');
+      // A check that becomes passing leaves the filtered answer; a blocking read on it wakes.
+      const held = get(s, `/v1/health/state/any?index=${indexOf(nonPassing)}&wait=5s&filter=${encodeURIComponent('Status != "passing"')}`);
+      await s.waitForBlocked(1);
+      s.setCheck('service:db-1', 'passing');
+      const woke = await held;
+      assert.ok(indexOf(woke) > indexOf(nonPassing));
+      assert.deepEqual(woke.json<Array<Record<string, unknown>>>().map((c) => c['CheckID']), ['service:api-1']);
+    });
+  });
+
+  it('GET /v1/health/state/any?filter=: a bad expression fails at once as Consul does (500, "Failed to create boolean expression evaluator"), one it cannot evaluate is 400, never ignored', async () => {
+    await withServer({}, async (s) => {
+      s.registerService({ ID: 'web-1', Name: 'web', Port: 80, Check: { TTL: '30s', Status: 'passing' } });
+      const index = indexOf(await get(s, '/v1/health/state/any'));
+      for (const bad of ['Status', 'Status == ', 'Status = "passing"', 'Status == "passing" and', '(Status == "passing"', 'Status == "unterminated']) {
+        const reply = await get(s, `/v1/health/state/any?index=${index}&wait=5s&filter=${encodeURIComponent(bad)}`);
+        assert.equal(reply.status, 500, bad);
+        assert.match(reply.text, /^Failed to create boolean expression evaluator: /, bad);
+      }
+      const unknown = await get(s, `/v1/health/state/any?filter=${encodeURIComponent('Bogus == "x"')}`);
+      assert.equal(unknown.status, 500);
+      assert.equal(unknown.text, 'Failed to create boolean expression evaluator: Selector "Bogus" is not valid');
+      for (const unsupported of ['Status in "passing"', 'ServiceName contains "we"', 'Output matches ".*"', 'Notes is empty', 'Status not in "x"']) {
+        const reply = await get(s, `/v1/health/state/any?filter=${encodeURIComponent(unsupported)}`);
+        assert.equal(reply.status, 400, unsupported);
+        assert.match(reply.text, /does not implement/, unsupported);
+      }
+    });
+  });
+
+  it('GET /v1/health/state/any?filter= with ACLs: the filter runs before the ACL filter (a check the filter drops is not "filtered by ACLs")', async () => {
+    await withServer({ aclToken: 'root' }, async (s) => {
+      s.registerService({ ID: 'web-1', Name: 'web', Port: 80, Check: { TTL: '30s', Status: 'passing' } });
+      s.addToken('svc-only', { service: 'read' });
+      const filtered = (filter: string): Promise<string | null> => get(s, `/v1/health/state/any?filter=${encodeURIComponent(filter)}`, { token: 'svc-only' }).then((r) => r.headers.get('x-consul-results-filtered-by-acls'));
+      assert.equal(await filtered('Status != "passing"'), null, 'every check is passing: nothing left for the ACLs to hide');
+      assert.equal(await filtered('Status == "passing"'), 'true', 'hidden checks that match the filter');
+    });
+  });
+
+  it('deregisterCheck: the checks table and the service index move, the services table does not', async () => {
+    await withServer({}, async (s) => {
+      s.registerService({ ID: 'web-1', Name: 'web', Port: 80, Check: { TTL: '30s', Status: 'critical' } });
+      const services = indexOf(await get(s, '/v1/catalog/services'));
+      const checks = indexOf(await get(s, '/v1/health/state/any'));
+      assert.equal(s.deregisterCheck('service:web-1'), true);
+      assert.equal(s.deregisterCheck('service:web-1'), false);
+      assert.equal(indexOf(await get(s, '/v1/catalog/services')), services);
+      assert.ok(indexOf(await get(s, '/v1/health/state/any')) > checks);
+      const health = await get(s, '/v1/health/service/web');
+      assert.ok(indexOf(health) > checks);
+      assert.deepEqual(health.json<Array<{ Checks: unknown[] }>>()[0]?.Checks.length, 1, 'only serfHealth is left');
+    });
+  });
+
   it('GET /v1/catalog/nodes: nodes with their address; the index moves on a node change and on service writes', async () => {
     await withServer({}, async (s) => {
       s.addNode('n2', '10.0.0.2');

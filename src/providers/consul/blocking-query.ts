@@ -79,6 +79,13 @@ export interface BlockingQueryHooks<R, T> {
    * afresh (index 0) and that answer decides (only for an answer to a blocking call).
    */
   veto?(next: T, previous: T | undefined, meta: QueryMeta, signal: AbortSignal): Veto | Promise<Veto>;
+  /**
+   * Before a blocking call (one that sends an index): a promise to wait for first, or undefined.
+   * The provider holds its watches' re-arms while the first reads of every service run (they then
+   * get the whole request budget); the re-arm sends the index of the answer already applied, so a
+   * change made meanwhile returns at once and nothing is missed.
+   */
+  hold?(): Promise<void> | undefined;
   /** A new value was applied. */
   onChange(value: T, meta: QueryMeta): void;
   /** Every applied answer, changed or not. */
@@ -196,6 +203,9 @@ export class BlockingQuery<R, T> {
   private async run(): Promise<void> {
     while (!this.stopped) {
       await this.pauseUntil(this.lastStart + this.timings.minIntervalMs);
+      if (this.stopped) break;
+      const held = this.sendIndex > 0 ? this.hooks.hold?.() : undefined;
+      if (held !== undefined) await held;
       if (this.stopped) break;
       this.attemptWaiters.push(...this.pendingWaiters.splice(0));
       this.lastStart = performance.now();

@@ -5,6 +5,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import Consul from 'consul';
 import type { ConsulSettings } from '../../config/config.js';
 import type { Answer, QueryMeta, QueryRequest } from './blocking-query.js';
+import { NON_PASSING_FILTER } from './health-state.js';
 import { readCaPath, readPem } from './tls-files.js';
 import { ConsulWatchError } from './watch-error.js';
 
@@ -48,7 +49,7 @@ interface ConsulApi {
   };
   health: {
     service(options: ReadOptions & { service: string }): Promise<WithResponse>;
-    state(options: ReadOptions & { state: string }): Promise<WithResponse>;
+    state(options: ReadOptions & { state: string; filter?: string }): Promise<WithResponse>;
   };
   kv: { get(options: ReadOptions & { key: string; recurse: boolean }): Promise<WithResponse> };
   /** papi's extension hook: `onCreate` runs before the request URL is built from `opts.query`. */
@@ -66,9 +67,10 @@ export interface ConsulReader {
   catalogNodes(request: QueryRequest): Promise<Answer<unknown>>;
   healthService(name: string, request: QueryRequest): Promise<Answer<unknown>>;
   /**
-   * `GET /v1/health/state/any`: every check of the datacenter (node checks have `ServiceID` "").
-   * A plain RPC blocking query on the checks table index (agent/health_endpoint.go
-   * HealthChecksInState → Health.ChecksInState), never answered from the streaming view.
+   * `GET /v1/health/state/any?filter=Status != "passing"`: every check of the datacenter that is
+   * not passing (node checks have `ServiceID` ""). A plain RPC blocking query on the checks table
+   * index, which the filter does not change (agent/consul/health_endpoint.go Health.ChecksInState
+   * filters after reading the index), never answered from the streaming view.
    */
   healthState(request: QueryRequest): Promise<Answer<unknown>>;
   /** `undefined` body: 404, no key under the prefix. */
@@ -258,7 +260,7 @@ export class ConsulClient implements ConsulReader {
   }
 
   healthState(request: QueryRequest): Promise<Answer<unknown>> {
-    return this.read('health state', request, (options) => this.api.health.state({ ...options, state: 'any' }));
+    return this.read('health state', request, (options) => this.api.health.state({ ...options, state: 'any', filter: NON_PASSING_FILTER }));
   }
 
   healthService(name: string, request: QueryRequest): Promise<Answer<unknown>> {

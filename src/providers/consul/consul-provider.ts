@@ -11,7 +11,7 @@ import { ConsulClient, type ConsulReader } from './consul-client.js';
 import { EmptyAnswerGuard } from './empty-answer-guard.js';
 import { consulMetrics, type ConsulMetrics } from './consul-metrics.js';
 import { isUp } from './health.js';
-import { changedServices, healthDigest, indexFloor, type HealthDigest } from './health-state.js';
+import { changedServices, HealthFloors, healthDigest, indexFloor, type HealthDigest } from './health-state.js';
 import { kvFromEntries } from './kv.js';
 import { changedNodes, nodeAddresses } from './nodes.js';
 import { RequestBudget } from './request-budget.js';
@@ -27,9 +27,10 @@ import type { ConsulWatchError } from './watch-error.js';
  * `limits.http_max_conns_per_client`; past it, 429 and close):
  * - Four blocking queries (blocking-query.ts), whatever the number of services:
  *   `/v1/catalog/services` (names and tags; its index is the services table's, so it moves on any
- *   registration, deregistration or change of any instance), `/v1/health/state/any` (every check;
- *   the checks table index, health-state.ts), `/v1/catalog/nodes` (node addresses, nodes.ts) and
- *   `/v1/kv/<prefix>?recurse`.
+ *   registration, deregistration or change of any instance), `/v1/health/state/any` filtered to
+ *   the non-passing checks (woken by every check write, the checks table index, but its answer
+ *   is only what can change routing: health-state.ts), `/v1/catalog/nodes` (node addresses,
+ *   nodes.ts) and `/v1/kv/<prefix>?recurse`.
  * - Non-blocking reads of `/v1/health/service/<name>` only for services whose answer may have
  *   changed (service-reads.ts): a service newly wanted; a check of it (or of a node it is on)
  *   added, removed or changed; its catalog tags changed; its node's address changed: `urgent`. Any
@@ -40,6 +41,12 @@ import type { ConsulWatchError } from './watch-error.js';
  * - A request budget (request-budget.ts) caps every request in flight, probes included, at
  *   MAX_CONCURRENT_REQUESTS = 8, and the HTTP agent's sockets likewise: 4 blocking queries plus at
  *   most 4 reads. Idle, only the blocking queries' re-arms reach Consul (4 per `wait`).
+ * - First sync: the four watches make their first (non-blocking) reads, then do not re-arm until
+ *   every wanted service has had its first read (or START_HOLD_MAX_MS passed, or a watch failed):
+ *   the reads get the whole budget (START_READ_CONCURRENCY = 8) instead of 4. Nothing is missed:
+ *   each watch re-arms with the index of the answer it applied, and Consul answers a blocking query
+ *   at once when the resource's index has passed it (a change made meanwhile is then seen as a
+ *   change, and its services are read again).
  *
  * Snapshots:
  * - Emits `{ discovery }` when the catalog or any wanted service's instances changed (once the
@@ -74,6 +81,10 @@ export const MAX_CONCURRENT_REQUESTS = 8;
 /** Non-blocking service reads in flight at once, at most; of which sweep reads: */
 export const READ_CONCURRENCY = 4;
 export const SWEEP_CONCURRENCY = 2;
+/** Reads at once during the first sync, while the watches' re-arms are held (see above). */
+export const START_READ_CONCURRENCY = MAX_CONCURRENT_REQUESTS;
+/** The longest the re-arms wait for the first reads: KV and list changes are late by at most this. */
+export const START_HOLD_MAX_MS = 5_000;
 
 export interface ConsulProviderOptions {
   /** Minimum time between the starts of two calls of one watch. */
@@ -146,6 +157,12 @@ export class ConsulProvider implements DiscoveryProvider {
   private stopped = false;
   private wasSynced = false;
   private lastSyncAt: number | undefined;
+  /** Floors of services whose non-passing checks changed (health-state.ts HealthFloors). */
+  private readonly floors = new HealthFloors();
+  /** The index of the last applied health-state answer. */
+  private healthIndex = 0;
+  /** The watches' re-arms wait for this during the first sync (see the header). */
+  private holding: { readonly done: Promise<void>; readonly release: () => void; timer: NodeJS.Timeout | undefined } | undefined;
 
   constructor(
     private readonly settings: ConsulSettings,
@@ -177,6 +194,7 @@ export class ConsulProvider implements DiscoveryProvider {
     if (this.started) return;
     this.emit = emit;
     this.started = true;
+    this.startHold();
     this.logger.info({ url: this.settings.url, datacenter: this.settings.datacenter, consistency: this.settings.consistency, kvPrefix: this.kvPrefix, waitMs: this.settings.waitMs, acl: this.settings.token !== undefined, maxConnections: MAX_CONCURRENT_REQUESTS }, 'watching Consul');
     this.catalog = this.catalogLoop();
     this.healthState = this.healthStateLoop();
@@ -199,11 +217,13 @@ export class ConsulProvider implements DiscoveryProvider {
     if (!this.started || this.stopped) return;
     for (const name of dropped) {
       this.logs.delete(`health:${name}`);
+      this.floors.forget(name);
       this.logger.debug({ service: name }, 'stopped following the health of a service no route needs');
     }
     this.reads.setWanted(next);
     this.releaseHeldEmit();
     this.updateUp();
+    this.checkFirstReads();
   }
 
   /** SIGHUP: every watch and every wanted service reads afresh now. */
@@ -249,6 +269,7 @@ export class ConsulProvider implements DiscoveryProvider {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.endHold();
     for (const loop of this.loops()) this.retire(loop);
     this.reads.stop();
     await Promise.all([...this.stopping]);
@@ -272,6 +293,8 @@ export class ConsulProvider implements DiscoveryProvider {
         return await this.guard.emptied('the catalog', empty, Object.keys(previous ?? {}).length > 0, meta, signal)
           ?? (empty ? this.guard.anonymous('catalog', 'the catalog', signal) : undefined);
       },
+      hold: () => this.rearmHold(),
+
       onChange: (catalog) => {
         // Tags changed (a new tag array): read that service first, before the sweep.
         const previous = this.lastCatalog;
@@ -297,14 +320,27 @@ export class ConsulProvider implements DiscoveryProvider {
       fetch: (request) => this.client.healthState(request),
       decode: (body) => healthDigest(body),
       fingerprint: (digest) => digest.fingerprint,
+      hold: () => this.rearmHold(),
+
       onChange: (digest) => {
         const previous = this.lastDigest;
         this.lastDigest = digest;
         if (previous === undefined) return;
-        for (const name of changedServices(previous, digest, this.wantedSet, (node) => this.reads.on(node))) this.reads.mark(name, 'urgent');
+        for (const name of changedServices(previous, digest, this.wantedSet, (node) => this.reads.on(node))) {
+          // Written after the last answer: a check that left the list shows no ModifyIndex.
+          this.floors.raise(name, this.healthIndex);
+          this.reads.mark(name, 'urgent');
+        }
       },
-      onSuccess: (meta, _changed, recovered) => this.succeeded('health', meta, recovered),
-      onIndexBackwards: (from, to) => this.indexBackwards('health', from, to),
+      onSuccess: (meta, _changed, recovered) => {
+        this.healthIndex = this.healthState?.state.index ?? 0;
+        this.succeeded('health', meta, recovered);
+      },
+      onIndexBackwards: (from, to) => {
+        this.floors.clear();
+        this.healthIndex = 0;
+        this.indexBackwards('health', from, to);
+      },
       onFailure: (error, failures, retryInMs) => this.failed('health', error, failures, retryInMs),
     }, this.timings, this.options.random);
   }
@@ -313,6 +349,8 @@ export class ConsulProvider implements DiscoveryProvider {
     return new BlockingQuery<unknown, Nodes>('nodes', {
       fetch: (request) => this.client.catalogNodes(request),
       decode: (body) => nodeAddresses(body),
+      hold: () => this.rearmHold(),
+
       onChange: (nodes) => {
         const previous = this.lastNodes;
         this.lastNodes = nodes;
@@ -333,6 +371,8 @@ export class ConsulProvider implements DiscoveryProvider {
       fetch: (request) => this.client.kvList(this.kvPrefix, request),
       decode: (body) => kvFromEntries(body, this.kvPrefix),
       veto: (next, previous, meta, signal) => this.guard.emptied(`the KV prefix "${this.kvPrefix}"`, Object.keys(next).length === 0, Object.keys(previous ?? {}).length > 0, meta, signal),
+      hold: () => this.rearmHold(),
+
       onChange: (kv) => {
         if (!this.stopped) this.emit?.({ kv });
       },
@@ -346,7 +386,7 @@ export class ConsulProvider implements DiscoveryProvider {
     return new ServiceReads({
       read: (name, signal) => this.client.healthService(name, { index: 0, waitMs: this.settings.waitMs, signal }),
       veto: (name, next, previous, meta, signal) => this.serviceVeto(name, next, previous, meta, signal),
-      floor: (name, nodes) => indexFloor(this.lastDigest, name, nodes),
+      floor: (name, nodes) => indexFloor(this.lastDigest, name, nodes, this.floors.get(name)),
       sawData: (name) => this.guard.saw(`service:${name}`),
       onChange: () => this.scheduleEmit(),
       onSuccess: (name, meta, recovered) => {
@@ -358,7 +398,7 @@ export class ConsulProvider implements DiscoveryProvider {
         this.failed(`health:${name}`, error, failures, retryInMs);
       },
     }, {
-      concurrency: READ_CONCURRENCY,
+      concurrency: START_READ_CONCURRENCY,
       sweepConcurrency: SWEEP_CONCURRENCY,
       backoffBaseMs: this.options.backoffBaseMs,
       backoffMaxMs: this.options.backoffMaxMs,
@@ -446,7 +486,38 @@ export class ConsulProvider implements DiscoveryProvider {
     }
     this.updateUp();
     if (this.listsSynced()) this.reads.enable();
+    this.checkFirstReads();
     this.checkSynced();
+  }
+
+  // ------------------------------------------------------------------ first sync
+
+  private startHold(): void {
+    let release = (): void => undefined;
+    const done = new Promise<void>((resolve) => { release = resolve; });
+    const timer = setTimeout(() => this.endHold(), START_HOLD_MAX_MS);
+    timer.unref();
+    this.holding = { done, release, timer };
+  }
+
+  /** What a watch waits for before a blocking call: the first reads, during the first sync only. */
+  private rearmHold(): Promise<void> | undefined {
+    return this.holding?.done;
+  }
+
+  /** The first sync's reads are over once the lists are known and every service had one read. */
+  private checkFirstReads(): void {
+    if (this.holding !== undefined && this.listsSynced() && this.reads.allAttempted()) this.endHold();
+  }
+
+  /** Re-arms the watches and gives the reads their steady share of the budget. */
+  private endHold(): void {
+    const holding = this.holding;
+    if (holding === undefined) return;
+    this.holding = undefined;
+    clearTimeout(holding.timer);
+    this.reads.setConcurrency(READ_CONCURRENCY);
+    holding.release();
   }
 
   private checkSynced(): void {
@@ -461,6 +532,9 @@ export class ConsulProvider implements DiscoveryProvider {
   }
 
   private failed(watch: string, error: ConsulWatchError, failures: number, retryInMs: number): void {
+    // A failing watch at start: stop holding the others (KV keeps flowing while it recovers).
+    if (watch.startsWith('health:')) this.checkFirstReads();
+    else this.endHold();
     this.consulMetrics.errors.inc({ watch: watch.startsWith('health:') ? 'health' : watch, code: error.reason });
     this.updateUp();
     const log = this.watchLog(watch);

@@ -1,27 +1,51 @@
 import { createHash } from 'node:crypto';
 
 /**
- * `GET /v1/health/state/any` → a digest of every check in the datacenter, small enough to compare
- * answer to answer, that says which services' health answers may have changed.
+ * The go-bexpr filter the health watch sends (a `HealthCheck` selector; `!=` on a string).
+ * Maintenance checks are critical, so they are in it (see below).
+ */
+export const NON_PASSING_FILTER = 'Status != "passing"';
+
+/**
+ * `GET /v1/health/state/any?filter=Status != "passing"` → a digest of every check that is not
+ * passing, small enough to compare answer to answer, that says which services' health answers may
+ * have changed in a way that matters for routing.
  *
- * The endpoint (agent/health_endpoint.go HealthChecksInState → Health.ChecksInState) answers every
- * check with its Node, CheckID, Status, ServiceID, ServiceName and raft indexes; node checks
- * (serfHealth, `_node_maintenance`) have ServiceID "". Its index is the checks table's
- * (state/catalog.go checksInStateTxn: catalogChecksMaxIndex), so it moves on every check write and
- * on nothing else. A check's ModifyIndex moves only when the check changed (ensureCheckTxn skips a
- * check that IsSame), and each such write also raises the service's own index (the
- * `X-Consul-Index` of `/v1/health/service/<name>`), or, for a node check, the index of every service
- * on that node (updateAllServiceIndexesOfNode). Hence:
+ * The endpoint (agent/health_endpoint.go HealthChecksInState → agent/consul/health_endpoint.go
+ * Health.ChecksInState) answers checks with their Node, CheckID, Status, ServiceID, ServiceName and
+ * raft indexes; node checks (serfHealth, `_node_maintenance`) have ServiceID "". Its index is the
+ * checks table's (state/catalog.go checksInStateTxn: catalogChecksMaxIndex), so it moves on every
+ * check write, whatever the filter: ChecksInState reads the checks and the index, then applies the
+ * go-bexpr `filter` (bexpr.CreateFilter / filter.Execute), then the ACL filter. So the watch still
+ * wakes on every check write, but the answer lists only the non-passing checks: with 10,000
+ * passing checks, a few bytes instead of ~3 MB per wake-up.
  *
- * - `services[name]`: the service's checks as `node check status modifyIndex` lines. Differs between
- *   two answers when a check of the service was added, removed or changed.
- * - `nodes[node]`: the same for the node's own checks; a difference concerns every service on it.
- * - `hosts[node]`: the services with a check on that node; `placed[name]`: the nodes of a service.
- * - `floor[name]` / `nodeFloor[node]`: the highest check ModifyIndex: a health answer for the service
- *   with a lower index comes from a server behind this one (a stale read), not the current data.
+ * Why the non-passing checks are enough (an instance's routing status, health.ts aggregateStatus,
+ * depends only on its checks' statuses; a passing check adds nothing to it):
+ * - passing → warning/critical: the check appears in the list; back to passing: it disappears.
+ *   Either way the service's lines differ between two answers.
+ * - maintenance: Consul registers `_service_maintenance:<id>` / `_node_maintenance` as critical
+ *   checks (agent/agent.go EnableServiceMaintenance / EnableNodeMaintenance), so they appear.
+ * - a check registered critical: appears; a critical check deregistered: disappears (the service
+ *   is re-read, whether or not the services table index moved).
+ * - a passing check added, removed or changed (output, name): the status of no instance changes;
+ *   the answer is unchanged and nothing is read. New instances and deregistrations move the catalog
+ *   index, which the catalog watch follows.
+ * - node checks (serfHealth critical): appear in `nodes`; a difference concerns every service there.
  *
- * Output changes are left out on purpose: they change no instance (Consul also defers syncing
- * output-only changes, agent/local/state.go).
+ * A check's ModifyIndex moves only when the check changed (ensureCheckTxn skips a check that
+ * IsSame), and each check write also raises the service's own index (the `X-Consul-Index` of
+ * `/v1/health/service/<name>`), or, for a node check, the index of every service on that node
+ * (updateAllServiceIndexesOfNode). Hence:
+ *
+ * - `services[name]`: the service's non-passing checks as `node check status modifyIndex` lines.
+ * - `nodes[node]`: the same for the node's own checks.
+ * - `hosts[node]`: the services with a listed check on that node; `placed[name]`: the other way.
+ * - `floor[name]` / `nodeFloor[node]`: the highest ModifyIndex of the listed checks: a health
+ *   answer for the service with a lower index comes from a server behind this one (a stale read).
+ *   A check that left the list has no ModifyIndex to show: HealthFloors keeps, for each service
+ *   whose lines changed, the index of the answer before the change + 1 (the change was written
+ *   after that answer, and raised the service's index to its own).
  */
 export interface HealthDigest {
   /** A hash of every line below: equal digests, equal fingerprints (cheaper than their JSON). */
@@ -126,12 +150,38 @@ export function changedServices(
 }
 
 /**
- * The lowest `X-Consul-Index` a current health answer for `name` can carry: the highest ModifyIndex
- * of its checks and of the node checks of the nodes it is on.
+ * Floors that a digest of non-passing checks cannot show: a service whose lines changed between two
+ * answers was written after the first of them (index `before`), so a current health answer for it
+ * carries an index above `before`. Raised only (indexes grow); cleared when the health state's
+ * index goes backwards (a restore: older indexes again).
  */
-export function indexFloor(digest: HealthDigest | undefined, name: string, nodes: Iterable<string>): number {
-  if (digest === undefined) return 0;
-  let floor = digest.floor[name] ?? 0;
+export class HealthFloors {
+  private readonly floors = new Map<string, number>();
+
+  raise(name: string, before: number): void {
+    if (before > 0) this.floors.set(name, Math.max(this.floors.get(name) ?? 0, before + 1));
+  }
+
+  get(name: string): number {
+    return this.floors.get(name) ?? 0;
+  }
+
+  forget(name: string): void {
+    this.floors.delete(name);
+  }
+
+  clear(): void {
+    this.floors.clear();
+  }
+}
+
+/**
+ * The lowest `X-Consul-Index` a current health answer for `name` can carry: the highest ModifyIndex
+ * of its listed checks and of the node checks of the nodes it is on, and its HealthFloors floor.
+ */
+export function indexFloor(digest: HealthDigest | undefined, name: string, nodes: Iterable<string>, carried = 0): number {
+  if (digest === undefined) return carried;
+  let floor = Math.max(carried, digest.floor[name] ?? 0);
   for (const node of nodes) floor = Math.max(floor, digest.nodeFloor[node] ?? 0);
   for (const node of digest.placed[name] ?? []) floor = Math.max(floor, digest.nodeFloor[node] ?? 0);
   return floor;

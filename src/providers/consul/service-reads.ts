@@ -42,6 +42,7 @@ export interface ServiceReadsHooks {
 }
 
 export interface ServiceReadsOptions {
+  /** Reads at once (setConcurrency changes it: the whole budget during the first sync). */
   readonly concurrency: number;
   readonly sweepConcurrency: number;
   readonly backoffBaseMs: number;
@@ -79,6 +80,7 @@ export class ServiceReads {
   private readonly sweep = new Set<string>();
   private running = 0;
   private runningSweeps = 0;
+  private concurrency: number;
   private enabled = false;
   private stopped = false;
   /** Reads made since start (tests and the bench count them). */
@@ -87,7 +89,15 @@ export class ServiceReads {
   constructor(
     private readonly hooks: ServiceReadsHooks,
     private readonly options: ServiceReadsOptions,
-  ) {}
+  ) {
+    this.concurrency = options.concurrency;
+  }
+
+  /** Reads at once from now on (reads already running above it finish). */
+  setConcurrency(concurrency: number): void {
+    this.concurrency = concurrency;
+    this.pump();
+  }
 
   /**
    * Reads start only once the list watches have their first answers: a change committed between a
@@ -217,7 +227,7 @@ export class ServiceReads {
 
   private pump(): void {
     if (!this.enabled || this.stopped) return;
-    while (this.running < this.options.concurrency) {
+    while (this.running < this.concurrency) {
       let name = first(this.urgent);
       let sweep = false;
       if (name !== undefined) this.urgent.delete(name);

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import { changedServices, healthDigest, indexFloor } from '../../../src/providers/consul/health-state.js';
+import { changedServices, HealthFloors, healthDigest, indexFloor, NON_PASSING_FILTER } from '../../../src/providers/consul/health-state.js';
 import { ConsulTestServer } from '../../support/consul/server.js';
 import { waitFor } from '../../support/wait.js';
 import { instance, parkedSince, ProviderHarness, requestsTo, WATCH_PATHS } from './harness.js';
@@ -52,6 +52,19 @@ describe('health-state digest', () => {
     assert.equal(indexFloor(undefined, 'web', []), 0);
   });
 
+  it('a check leaving the non-passing list (back to passing, deregistered) marks its service; HealthFloors puts its floor above the answer before', () => {
+    const critical = [check('n1', 'serfHealth', 'critical', 5), check('n1', 'service:web-1', 'critical', 3, 'web')];
+    assert.deepEqual([...changedServices(healthDigest(critical), healthDigest(critical.slice(0, 1)), wanted, none)], ['web']);
+    assert.deepEqual([...changedServices(healthDigest(critical), healthDigest(critical.slice(1)), wanted, (node) => (node === 'n1' ? ['api'] : []))].sort(), ['api', 'web'], 'a node check gone: the services there');
+    const floors = new HealthFloors();
+    floors.raise('web', 41);
+    floors.raise('web', 7);
+    assert.equal(indexFloor(healthDigest([]), 'web', [], floors.get('web')), 42, 'written after the answer at 41');
+    assert.equal(indexFloor(undefined, 'web', [], floors.get('web')), 42);
+    floors.clear();
+    assert.equal(floors.get('web'), 0, 'an index reset forgets them');
+  });
+
   it('refuses what is not a list of checks', () => {
     assert.throws(() => healthDigest({}), /not a list/);
     assert.throws(() => healthDigest([{ Node: 1 }]), /Node is not a string/);
@@ -82,6 +95,61 @@ describe('consul provider: the health-state watch', () => {
     await s.waitForBlocked(WATCH_PATHS.length);
     return { s, harness };
   }
+
+  it('asks only for the non-passing checks; a passing check whose output changes wakes the watch but reads nothing', async () => {
+    const { s, harness } = await synced(false);
+    const state = requestsTo(s, '/v1/health/state/any');
+    assert.ok(state.length >= 2 && state.every((r) => r.query['filter'] === NON_PASSING_FILTER), 'every health-state call is filtered');
+    const mark = s.requestCount;
+    const reads = requestsTo(s, '/v1/health/service/web').length;
+    s.setCheck('service:web-1', 'passing', { output: 'a different output' });
+    await parkedSince(s, mark, ['/v1/health/state/any']);
+    assert.equal(requestsTo(s, '/v1/health/service/web').length, reads, 'no service read for an output change');
+    assert.equal(harness.statuses('web')?.['web-1'], 'passing');
+  });
+
+  it('critical → passing, maintenance on and off, node maintenance: every change that leaves or enters the non-passing list reaches the snapshot', async () => {
+    const { s, harness } = await synced(false);
+    s.setCheck('service:web-1', 'critical');
+    await waitFor('web-1 critical', () => harness.statuses('web')?.['web-1'] === 'critical', 5_000);
+    s.setCheck('service:web-1', 'passing');
+    await waitFor('web-1 passing again (its check left the list)', () => harness.statuses('web')?.['web-1'] === 'passing', 5_000);
+    s.setServiceMaintenance('web-2', true);
+    await waitFor('web-2 in maintenance', () => harness.statuses('web')?.['web-2'] === 'maintenance', 5_000);
+    s.setServiceMaintenance('web-2', false);
+    await waitFor('web-2 out of maintenance (a critical check removed)', () => harness.statuses('web')?.['web-2'] === 'passing', 5_000);
+    s.setNodeMaintenance(true);
+    await waitFor('the node in maintenance', () => harness.statuses('web')?.['web-1'] === 'maintenance' && harness.statuses('web')?.['web-2'] === 'maintenance', 5_000);
+    s.setNodeMaintenance(false);
+    await waitFor('the node back', () => harness.statuses('web')?.['web-1'] === 'passing' && harness.statuses('web')?.['web-2'] === 'passing', 5_000);
+  });
+
+  it('a critical check deregistered (the services table index does not move): the service is read again and its instance serves', async () => {
+    const { s, harness } = await synced(false);
+    s.setCheck('service:web-2', 'critical');
+    await waitFor('web-2 critical', () => harness.statuses('web')?.['web-2'] === 'critical', 5_000);
+    const catalogIndex = (harness.provider.status().detail?.['watches'] as Record<string, { index: number }>)['catalog']?.index;
+    assert.equal(s.deregisterCheck('service:web-2'), true);
+    await waitFor('web-2 passing without its check', () => harness.statuses('web')?.['web-2'] === 'passing', 5_000);
+    assert.equal((harness.provider.status().detail?.['watches'] as Record<string, { index: number }>)['catalog']?.index, catalogIndex, 'the catalog watch saw no change: the health watch found it');
+  });
+
+  it('first sync: the watches re-arm only after every service had its first read', async () => {
+    const s = await ConsulTestServer.start({ jitter: false, streaming: false });
+    server = s;
+    const names = Array.from({ length: 24 }, (_, i) => `svc-${String(i).padStart(2, '0')}`);
+    for (const [i, name] of names.entries()) s.registerService(instance(name, `${name}-1`, 9000 + i));
+    const harness = new ProviderHarness(s.url, { waitMs: 60_000 });
+    h = harness;
+    await harness.start(names);
+    await harness.waitSynced();
+    await s.waitForBlocked(WATCH_PATHS.length);
+    const lastFirstRead = Math.max(...names.map((name) => requestsTo(s, `/v1/health/service/${name}`)[0]?.seq ?? Number.POSITIVE_INFINITY));
+    for (const path of WATCH_PATHS) {
+      const rearm = requestsTo(s, path).find((r) => Number(r.query['index'] ?? 0) > 0);
+      assert.ok(rearm !== undefined && rearm.seq > lastFirstRead, `${path} re-armed after the last first read (${rearm?.seq} > ${lastFirstRead})`);
+    }
+  });
 
   it('index reset (a restore): the health-state watch reads afresh, and a change below the old index still reaches the snapshot', async () => {
     const { s, harness } = await synced(true);

@@ -6,10 +6,11 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { allows, extractToken, permissionDeniedMessage, type AclStore, type Resolution } from './acl.js';
 import { holdQuery, parseBlockingParams, type ChangeFeed } from './blocking.js';
+import { BexprError, compileFilter, type CompiledFilter } from './bexpr.js';
 import { ConsulHttpError } from './errors.js';
 import type { Faults } from './faults.js';
 import { normalizeRegistration } from './registration.js';
-import type { ConsulState, HealthQuery } from './state.js';
+import { CHECK_SELECTORS, type ConsulState, type HealthQuery } from './state.js';
 import type { CheckStatus } from './types.js';
 
 /** Consul's kv_max_value_size default. */
@@ -186,10 +187,24 @@ function catalogServices(ctx: RouteContext, req: RouteRequest): Promise<RouteRes
 /** The health state of every check: a plain RPC blocking query, never streaming (agent/health_endpoint.go HealthChecksInState). */
 function healthState(ctx: RouteContext, req: RouteRequest, state: string): Promise<RouteResponse | undefined> | RouteResponse {
   if (state === '') return textResponse(400, 'Missing check state');
+  // ?filter (go-bexpr, bexpr.ts): compiled before the query runs, as Health.ChecksInState does
+  // (bexpr.CreateFilter before blockingQuery), so a bad one fails at once, never after a wait.
+  // The index stays the checks table's whatever the filter.
+  let keep: CompiledFilter | undefined;
+  const expression = req.query.get('filter') ?? '';
+  if (expression !== '') {
+    try {
+      keep = compileFilter(expression, CHECK_SELECTORS);
+    } catch (err) {
+      if (err instanceof BexprError) return textResponse(err.status, err.message);
+      throw err;
+    }
+  }
   return blockingRead(ctx, req, (acl) => {
     const { text, filtered } = ctx.state.healthState(
       state,
       (service, node) => allows(acl, 'node', node, 'read') && (service === '' || allows(acl, 'service', service, 'read')),
+      keep,
     );
     return { index: ctx.state.healthStateIndex(), status: 200, text, filtered };
   }, { peekIndex: () => ctx.state.healthStateIndex() });

@@ -453,6 +453,14 @@ export class ConsulTestServer {
     this.state.updateCheck(opts.node ?? this.nodeName, checkId, status, opts.output);
   }
 
+  /**
+   * Removes one check, as the agent syncs a deregistered check (state/catalog.go deleteCheckTxn):
+   * the checks table and the service's index move, the services table index does not.
+   */
+  deregisterCheck(checkId: string, opts: { node?: string } = {}): boolean {
+    return this.state.deregisterCheck(opts.node ?? this.nodeName, checkId);
+  }
+
   setServiceMaintenance(serviceId: string, enable: boolean, reason = '', opts: { node?: string } = {}): void {
     this.state.serviceMaintenance(opts.node ?? this.nodeName, serviceId, enable, reason);
   }

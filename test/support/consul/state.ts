@@ -19,6 +19,7 @@
  *   reapTombstones(), which is how Consul's tombstone GC can make a list index drop.
  */
 import { randomUUID } from 'node:crypto';
+import type { CompiledFilter } from './bexpr.js';
 import { ConsulHttpError } from './errors.js';
 import { IndexedMap } from './indexed-map.js';
 import type { NormalizedService } from './registration.js';
@@ -83,6 +84,26 @@ export interface HealthQuery {
 
 function svcKey(node: string, id: string): string {
   return `${node}\u0000${id}`;
+}
+
+/** The HealthCheck string fields a ?filter may select (bexpr.ts), by their JSON names. */
+export const CHECK_SELECTORS: ReadonlySet<string> = new Set(['Node', 'CheckID', 'Name', 'Status', 'Notes', 'Output', 'ServiceID', 'ServiceName', 'Type', 'Interval', 'Timeout']);
+
+function checkField(check: CheckRecord, selector: string): string | undefined {
+  switch (selector) {
+    case 'Node': return check.node;
+    case 'CheckID': return check.checkId;
+    case 'Name': return check.name;
+    case 'Status': return check.status;
+    case 'Notes': return check.notes;
+    case 'Output': return check.output;
+    case 'ServiceID': return check.serviceId;
+    case 'ServiceName': return check.serviceName;
+    case 'Type': return check.type;
+    case 'Interval': return check.interval;
+    case 'Timeout': return check.timeout;
+    default: return undefined;
+  }
 }
 
 function sameCheck(a: CheckRecord, b: Omit<CheckRecord, 'createIndex' | 'modifyIndex'>): boolean {
@@ -288,6 +309,11 @@ export class ConsulState {
     this.checks.set(key, record);
     this.tables.checks = idx;
     this.touchForCheck(record, idx);
+  }
+
+  /** Removes one check (as /v1/agent/check/deregister/:id syncs it); false if there was none. */
+  deregisterCheck(node: string, checkId: string): boolean {
+    return this.removeCheck(node, checkId);
   }
 
   private removeCheck(node: string, checkId: string): boolean {
@@ -531,12 +557,19 @@ export class ConsulState {
    * (the checks table's id index). `visible` is the ACL filter (agent/consul/acl.go
    * filterHealthChecks: node:read, and service:read for a service check).
    */
-  healthState(state: string, visible: (service: string, node: string) => boolean): { text: string; filtered: boolean } {
+  healthState(
+    state: string,
+    visible: (service: string, node: string) => boolean,
+    keep: CompiledFilter | undefined = undefined,
+  ): { text: string; filtered: boolean } {
     const body: string[] = [];
     let filtered = false;
     const checks = [...this.checks.values()].sort((a, b) => byteCompare(a.node, b.node) || byteCompare(a.checkId, b.checkId));
     for (const check of checks) {
       if (state !== 'any' && check.status !== state) continue;
+      // The ?filter before the ACL filter, as Health.ChecksInState: a check the filter drops
+      // never counts as filtered by ACLs.
+      if (keep !== undefined && !keep((selector) => checkField(check, selector))) continue;
       if (!visible(check.serviceName, check.node)) {
         filtered = true;
         continue;
