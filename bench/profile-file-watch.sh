@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# CPU cost of log writes next to the watched services file and templates (issue 8, "File watching").
+# CPU cost of writes to unrelated files in the watched directories (issue 8, "File watching").
 # Starts the CLI (idle, no traffic) with --services and --templates in one directory and its stdout
-# to switchyard.log in that same directory, then a second process appends WRITES lines to that log
-# at about one write per millisecond (a proxy under load flushes its access log that often).
-# Prints the Switchyard process's CPU time (utime+stime from /proc/<pid>/stat) over the writes.
+# to switchyard.log in that same directory, then a second process appends WRITES lines at about one
+# write per millisecond (a proxy under load flushes its access log that often): to a file in another
+# directory (control), to switchyard.log beside the services file, and to notes.log inside the
+# templates directory. Prints the Switchyard process's CPU time (utime+stime from /proc/<pid>/stat)
+# over each run, and the extra CPU per write over the control.
 # Usage: bench/profile-file-watch.sh [path/to/cli.js] [writes]
 set -euo pipefail
 CLI=${1:-dist/cli.js}
@@ -38,9 +40,15 @@ write_and_measure() {
   t1=$(ticks)
   echo $(( (t1 - t0) * 1000 / HZ ))
 }
+# Idle: no writes at all for IDLE_S seconds (what polling the watched paths costs by itself).
+IDLE_S=${IDLE_S:-10}
+I0=$(ticks); sleep "$IDLE_S"; I1=$(ticks)
+IDLE=$(( (I1 - I0) * 1000 / HZ ))
 # Control: the same writes to a file in another directory (Switchyard idle for as long).
 OTHER=$(mktemp -d /tmp/sy-fw-other-XXXXXX)
 CONTROL=$(write_and_measure "$OTHER/other.log")
 rm -rf "$OTHER"
 BESIDE=$(write_and_measure "$DIR/switchyard.log")
-echo "cli=$CLI writes=$WRITES cpu_ms_log_elsewhere=$CONTROL cpu_ms_log_beside_services=$BESIDE extra_us_per_write=$(( (BESIDE - CONTROL) * 1000 / WRITES ))"
+INSIDE=$(write_and_measure "$DIR/templates/notes.log")
+echo "cli=$CLI writes=$WRITES cpu_ms_idle_${IDLE_S}s=$IDLE cpu_ms_log_elsewhere=$CONTROL cpu_ms_log_beside_services=$BESIDE cpu_ms_log_in_templates=$INSIDE" \
+  "extra_us_per_write_beside_services=$(( (BESIDE - CONTROL) * 1000 / WRITES )) extra_us_per_write_in_templates=$(( (INSIDE - CONTROL) * 1000 / WRITES ))"

@@ -36,8 +36,9 @@ export class FileProvider implements DiscoveryProvider {
     await this.reload();
     const name = basename(this.path);
     const isServicesFile = (n: string): boolean => n === name;
-    // Only the services file's own name is relevant: a log file or an editor's temp file beside it
-    // costs nothing, and a rename into place is still seen as the final name's change.
+    // Its directory, with every other name ignored (why not the file alone: watch-dir.ts). A log
+    // file or an editor's temp file beside it causes no event and no read; a rename into place,
+    // a vim save, a symlink swap, a deletion and a re-creation are seen.
     this.watcher = await watchDirectory(dirname(this.path), isServicesFile, () => void this.reload(), this.logger, { relevant: isServicesFile });
   }
 
