@@ -70,8 +70,8 @@ for (const [kind, make] of [['services file', fileSubject], ['templates', templa
     });
 
     it(`${WRITES} writes of unrelated files in the directory (a log, editor temp files) cause no read`, async () => {
-      // Created before the watch starts: an entry appearing is a directory change (one trailing
-      // read per burst, as a symlink swap needs); writing to one afterwards must cost nothing.
+      // Created before the watch starts: an entry appearing changes the directory (chokidar lists
+      // it once); writing to one afterwards must cost nothing.
       const dir = await mkdtemp(join(root, 'unrelated-'));
       for (const name of UNRELATED) await writeFile(join(dir, name), '');
       const subject = await make(dir);
