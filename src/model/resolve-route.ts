@@ -6,7 +6,7 @@
  * was a fifth of a full build's time and much of its GC.
  */
 import { routeKvKeys } from './kv-overrides.js';
-import { resolvePolicy, type PolicyInput, type RoutePolicy } from './policy.js';
+import { DEFAULT_POLICY, resolvePolicy, type PolicyInput, type RoutePolicy } from './policy.js';
 import { destinationKey, type RouteSpec } from './route-spec.js';
 import type { BuildProblem, Destination, Endpoint, Route } from './types.js';
 
@@ -73,8 +73,21 @@ function routePolicy(spec: RouteSpec, kvLayer: PolicyInput | undefined, problems
     if (typeof combined !== 'string') return combined;
     problems.push({ kind: 'kv', source: `routes/${spec.name}/policy`, message: `${combined}; key ignored` });
   }
-  const own = resolvePolicy([spec.policy]);
+  const layer = spec.policy;
+  if (layer === undefined) return DEFAULT_POLICY;
+  const known = templatePolicies.get(layer);
+  if (known !== undefined) return known;
+  const own = resolvePolicy([layer]);
   // validateRoutes rejected template layers that do not resolve; tag routes have none.
   if (typeof own === 'string') throw new Error(`route "${spec.name}": unresolvable policy passed validation: ${own}`);
+  templatePolicies.set(layer, own);
   return own;
 }
+
+/**
+ * A template's policy layer → its resolved (deeply frozen) policy. Every route a template expands
+ * to carries the same layer object, so a template change resolves and freezes it once, not once
+ * per route (a thousand times for a `{{service}}` template). Keyed by identity: layers are
+ * validated input, never changed after (the table builder compares them by identity too).
+ */
+const templatePolicies = new WeakMap<PolicyInput, RoutePolicy>();

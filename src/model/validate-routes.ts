@@ -1,7 +1,7 @@
 import { ConfigError } from '../errors.js';
 import { hostProblem, normalizeHost } from './host.js';
 import { normalizePrefix, prefixProblem } from './path.js';
-import { resolvePolicy } from './policy.js';
+import { resolvePolicy, type PolicyInput } from './policy.js';
 import { parsePolicyInput } from './policy-parse.js';
 import { describeMatch, destinationKey, matchKey, type RouteSpec } from './route-spec.js';
 
@@ -70,10 +70,8 @@ function normalizeSpec(spec: RouteSpec): RouteSpec {
     keys.add(key);
   }
   if (spec.policy !== undefined) {
-    // The provider validated the block already; this keeps the model safe for any caller.
-    const parsed = parsePolicyInput(spec.policy);
-    const resolved = typeof parsed === 'string' ? parsed : resolvePolicy([parsed]);
-    if (typeof resolved === 'string') fail(`policy: ${resolved}`);
+    const problem = policyProblem(spec.policy);
+    if (problem !== undefined) fail(`policy: ${problem}`);
   }
   return {
     ...spec,
@@ -82,3 +80,20 @@ function normalizeSpec(spec: RouteSpec): RouteSpec {
     strip: spec.strip === undefined ? undefined : normalizePrefix(spec.strip),
   };
 }
+
+/**
+ * Why a template's policy layer is unusable, or undefined. The provider validated the block
+ * already; this keeps the model safe for any caller. Remembered per layer object: every route a
+ * template expands to carries the same one, so it is checked once per template, not per route.
+ */
+function policyProblem(layer: PolicyInput): string | undefined {
+  if (validLayers.has(layer)) return undefined;
+  const parsed = parsePolicyInput(layer);
+  const resolved = typeof parsed === 'string' ? parsed : resolvePolicy([parsed]);
+  if (typeof resolved === 'string') return resolved;
+  validLayers.add(layer);
+  return undefined;
+}
+
+/** Layers found valid (by identity: validated input is never changed after). */
+const validLayers = new WeakSet<PolicyInput>();
