@@ -21,6 +21,9 @@
  * - first:      the first table into an empty proxy (every pool new), emit → swapped.
  * - full:       `buildTable` one-shot + `store.swap` into the live proxy (every Route object new,
  *               pools exist): the cost of a change that invalidates everything (templates).
+ * - templates:  the `{{service}}` template's policy changes (headers timeout), through the watcher:
+ *               every Route new, but the watcher's TableBuilder keeps every service's endpoints
+ *               (the same Endpoint objects): a full build + swap as a template edit makes it.
  * - flip:       (after 20 unmeasured warm-up changes) one instance's health flips (its service's array is new, every other the same
  *               object, as the Consul provider guarantees): whole change, emit → swapped.
  * - reparse:    one flip, but every instances array a new, structurally equal object (the file
@@ -71,6 +74,12 @@ const TEMPLATES: readonly RouteTemplate[] = [
   { name: 'home', match: { path: '/' }, to: [{ service: 'svc-0001', weight: 1 }], source: 'bench' },
   { name: 'live', match: { path: '/live' }, to: [{ service: 'live', weight: 1 }], source: 'bench' },
 ];
+
+/** TEMPLATES with another headers timeout on the `{{service}}` template: every route changes, no pool key does. */
+function withHeadersTimeout(headersMs: number): RouteTemplate[] {
+  const [each, ...rest] = TEMPLATES;
+  return [{ ...each!, policy: { timeouts: { headersMs } } }, ...rest];
+}
 
 const serviceName = (i: number): string => `svc-${String(i).padStart(4, '0')}`;
 
@@ -172,6 +181,8 @@ interface Pipeline {
   readonly discovery: HandProvider<DiscoveryUpdate> & DiscoveryProvider;
   /** emit → swapped, in ms (wall and CPU); `split` = [dedupe, build, swap] (wall). */
   change(update: DiscoveryUpdate): Measured;
+  /** New templates through the watcher: emit → swapped. */
+  retemplate(templates: readonly RouteTemplate[]): Measured;
   close(): Promise<void>;
 }
 
@@ -225,6 +236,7 @@ async function pipeline(first: DiscoverySnapshot): Promise<{ p: Pipeline; first:
   const p: Pipeline = {
     store, proxy, watcher, discovery,
     change: (update) => measure(() => discovery.emit(update)),
+    retemplate: (next) => measure(() => templates.emit(next)),
     close: async () => {
       await watcher.stop();
       await proxy.close(500);
@@ -271,6 +283,7 @@ export interface SizeResult {
   readonly first: Cost;
   readonly firstSplit: readonly number[];
   readonly full: Cost;
+  readonly templates: Cost;
   readonly flip: Cost;
   readonly flipSplit: readonly number[];
   readonly reparse: Cost;
@@ -327,6 +340,7 @@ export async function measureSize(endpoints: number, repeats: number): Promise<S
       flipOne(world, world.services[(i * 11) % world.services.length]!);
       p.change({ discovery: snapshot(world) });
     }
+    const retemplates = repeat(few, (i) => p.retemplate(withHeadersTimeout(i % 2 === 0 ? 59_000 : 60_000)));
     const flips = repeat(repeats, (i) => {
       flipOne(world, world.services[(i * 37) % world.services.length]!);
       const m = p.change({ discovery: snapshot(world) });
@@ -354,6 +368,7 @@ export async function measureSize(endpoints: number, repeats: number): Promise<S
       first,
       firstSplit: first.split,
       full: mid(fulls),
+      templates: mid(retemplates),
       flip,
       flipSplit: flip.split,
       reparse: mid(reparses),
