@@ -145,7 +145,9 @@ export async function measureScale(o: ScaleOptions): Promise<ScaleRun> {
     writeFileSync(join(dir, 'templates', 'routes.yaml'), TEMPLATES);
     const [listen, admin] = [await freePort(), await freePort()];
     const argv = [...o.cli, '--listen', `127.0.0.1:${listen}`, '--admin', `127.0.0.1:${admin}`, '--templates', join(dir, 'templates'),
-      '--consul', address, '--consul-wait', `${WAIT_S}s`, '--log-level', 'warn'];
+      '--consul', address, '--consul-wait', `${WAIT_S}s`,
+      // BENCH_LOG_LEVEL=info (with BENCH_KEEP=1) keeps the timestamps of start-up's steps in switchyard.log.
+      '--log-level', process.env['BENCH_LOG_LEVEL'] ?? 'warn'];
     o.log(`${o.services} services × ${o.instances}: starting ${argv.join(' ')}`);
     probe = new Client(`http://127.0.0.1:${admin}`, { keepAliveTimeout: 30_000 });
     const spawned = performance.now();

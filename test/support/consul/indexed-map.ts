@@ -6,6 +6,8 @@
  */
 export class IndexedMap<V> extends Map<string, V> {
   private readonly groups = new Map<string, Map<string, V>>();
+  /** Moves on every set, delete and clear: what a cache of the values (e.g. sorted) keys on. */
+  version = 0;
 
   constructor(private readonly groupsOf: (value: V) => readonly string[]) {
     super();
@@ -14,6 +16,7 @@ export class IndexedMap<V> extends Map<string, V> {
   override set(key: string, value: V): this {
     const old = super.get(key);
     if (old !== undefined) this.ungroup(key, old);
+    this.version += 1;
     super.set(key, value);
     for (const group of this.groupsOf(value)) {
       let members = this.groups.get(group);
@@ -30,11 +33,13 @@ export class IndexedMap<V> extends Map<string, V> {
     const old = super.get(key);
     if (old === undefined) return false;
     this.ungroup(key, old);
+    this.version += 1;
     return super.delete(key);
   }
 
   override clear(): void {
     this.groups.clear();
+    this.version += 1;
     super.clear();
   }
 
