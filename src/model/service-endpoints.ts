@@ -23,7 +23,8 @@
  */
 import { compareCodeUnits } from './compare-code-units.js';
 import { addressProblem, portProblem } from './endpoint-address.js';
-import type { BuildProblem, Endpoint, EndpointState, InstanceWeights, ServiceInstance } from './types.js';
+import { sameStrings } from './snapshot-equal.js';
+import type { BuildProblem, Endpoint, EndpointState, ServiceInstance } from './types.js';
 
 const DEFAULT_WEIGHT = 1;
 
@@ -35,6 +36,7 @@ export function serviceEndpoints(
 ): Endpoint[] {
   const seen = new Set<string>();
   const out: Endpoint[] = [];
+  const tagLists: (readonly string[])[] = [];
   for (const instance of instances) {
     const where = `${service}/${instance.id}`;
     if (seen.has(instance.id)) {
@@ -51,9 +53,9 @@ export function serviceEndpoints(
       });
       continue;
     }
-    const { weight, state } = effectiveWeight(instance, overrides?.get(instance.id), (message) => {
-      problems.push({ kind: 'service', source: where, message });
-    });
+    const health = healthyWeight(instance, overrides?.get(instance.id), problems, where);
+    const weight = health ?? 0;
+    const state: EndpointState = health === undefined ? 'unhealthy' : weight > 0 ? 'active' : 'draining';
     // Frozen here, where it is made: the table builder then never walks it again.
     out.push(Object.freeze({
       id: where,
@@ -65,7 +67,7 @@ export function serviceEndpoints(
       status: instance.status,
       weight,
       state,
-      tags: Object.freeze([...instance.tags]),
+      tags: frozenTags(instance.tags, tagLists),
     }));
   }
   return out.sort((a, b) => compareCodeUnits(a.instanceId, b.instanceId));
@@ -77,27 +79,46 @@ export function effectiveWeight(
   override: number | undefined,
   report: (message: string) => void = () => {},
 ): { weight: number; state: EndpointState } {
-  let weight: number;
-  if (instance.status === 'passing') weight = healthWeight(instance.weights, 'passing', report);
-  else if (instance.status === 'warning') weight = healthWeight(instance.weights, 'warning', report);
-  else return { weight: 0, state: 'unhealthy' };
-  if (override !== undefined) weight = override;
-  return { weight, state: weight > 0 ? 'active' : 'draining' };
+  const problems: BuildProblem[] = [];
+  const weight = healthyWeight(instance, override, problems, '');
+  for (const problem of problems) report(problem.message);
+  return weight === undefined ? { weight: 0, state: 'unhealthy' } : { weight, state: weight > 0 ? 'active' : 'draining' };
 }
 
-function healthWeight(
-  weights: Partial<InstanceWeights> | undefined,
-  which: keyof InstanceWeights,
-  report: (message: string) => void,
-): number {
-  const value = weights?.[which];
-  if (value === undefined) return DEFAULT_WEIGHT;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    report(`weights.${which} is ${String(value)}; using ${DEFAULT_WEIGHT}`);
-    return DEFAULT_WEIGHT;
+/**
+ * The weight of a passing or warning instance (health weight, then the KV override), undefined for
+ * an unhealthy one; a bad health weight is reported in `problems` under `where`. No closure or
+ * result object per instance: a full build calls it for every instance.
+ */
+function healthyWeight(instance: ServiceInstance, override: number | undefined, problems: BuildProblem[], where: string): number | undefined {
+  const which = instance.status;
+  if (which !== 'passing' && which !== 'warning') return undefined;
+  let weight = DEFAULT_WEIGHT;
+  const value = instance.weights?.[which];
+  if (value !== undefined) {
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+      problems.push({ kind: 'service', source: where, message: `weights.${which} is ${String(value)}; using ${DEFAULT_WEIGHT}` });
+    } else {
+      weight = value;
+    }
   }
-  return value;
+  return override ?? weight;
 }
+
+/**
+ * A frozen copy of `tags`, shared with the endpoints of this service made before it that carry
+ * the same tags (`seen`; a service's instances mostly carry one of a few tag lists): one array per
+ * distinct list, not one per endpoint. Tags are compared by content, so sharing is invisible.
+ */
+function frozenTags(tags: readonly string[], seen: (readonly string[])[]): readonly string[] {
+  for (const known of seen) if (sameStrings(known, tags)) return known;
+  const copy = Object.freeze([...tags]);
+  if (seen.length < MAX_TAG_LISTS) seen.push(copy);
+  return copy;
+}
+
+/** Distinct tag lists shared per service: a bound on the linear search above. */
+const MAX_TAG_LISTS = 8;
 
 /**
  * `http://address:port`, an IPv6 address bracketed as URLs require. `address` passed
