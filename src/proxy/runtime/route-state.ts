@@ -106,6 +106,19 @@ function endEjection(health: EndpointHealth): void {
   health.owner.metrics.ejectedEndpoints(health.owner.ejectedCount);
 }
 
+/** Whether both routes have the very same Endpoint objects, destination by destination. */
+function sameEndpoints(a: Route, b: Route): boolean {
+  if (a.destinations.length !== b.destinations.length) return false;
+  for (let i = 0; i < a.destinations.length; i++) {
+    const x = a.destinations[i]!.endpoints;
+    const y = b.destinations[i]!.endpoints;
+    if (x === y) continue;
+    if (x.length !== y.length) return false;
+    for (let k = 0; k < x.length; k++) if (x[k] !== y[k]) return false;
+  }
+  return true;
+}
+
 /**
  * Mutable per-route state that must outlive a table swap, keyed by route name: requests in flight
  * (concurrency limit), the retry budget, rate-limit buckets, endpoint outlier state and metric
@@ -131,6 +144,8 @@ export class RouteState {
   private readonly health = new Map<string, EndpointHealth>();
   /** Counts reconciles: health entries are stamped with the last one that found their endpoint. */
   private reconciles = 0;
+  /** The route of the last reconcile: health entries exist only for its endpoints (healthOf follows reconcile). */
+  private reconciled: Route | undefined;
 
   constructor(metrics: Metrics, name: string) {
     this.name = name;
@@ -150,7 +165,11 @@ export class RouteState {
     this.maxConcurrent = concurrency === null ? Number.POSITIVE_INFINITY : shareOf(concurrency.max);
     // Endpoints that left the route lose their state. Stamped, not collected into a Set of ids: a
     // full swap reconciles every route, and a Set per route was much of its cost and garbage.
-    if (this.health.size === 0) return;
+    const before = this.reconciled;
+    this.reconciled = route;
+    // The same Endpoint objects as the last route (a template change: the model keeps every
+    // service's endpoints): the same ids, so every health entry stays, no lookup needed.
+    if (this.health.size === 0 || (before !== undefined && sameEndpoints(before, route))) return;
     const stamp = ++this.reconciles;
     let present = 0;
     for (const destination of route.destinations) {
