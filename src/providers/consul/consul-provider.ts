@@ -42,7 +42,8 @@ import type { ConsulWatchError } from './watch-error.js';
  *   MAX_CONCURRENT_REQUESTS = 8, and the HTTP agent's sockets likewise: 4 blocking queries plus at
  *   most 4 reads. Idle, only the blocking queries' re-arms reach Consul (4 per `wait`).
  * - First sync: the four watches make their first (non-blocking) reads, then do not re-arm until
- *   every wanted service has had its first read (or START_HOLD_MAX_MS passed, or a watch failed):
+ *   the services routes need are known and have had their first read (or START_HOLD_MAX_MS passed,
+ *   or a watch failed):
  *   the reads get the whole budget (START_READ_CONCURRENCY = 8) instead of 4. Nothing is missed:
  *   each watch re-arms with the index of the answer it applied, and Consul answers a blocking query
  *   at once when the resource's index has passed it (a change made meanwhile is then seen as a
@@ -505,9 +506,14 @@ export class ConsulProvider implements DiscoveryProvider {
     return this.holding?.done;
   }
 
-  /** The first sync's reads are over once the lists are known and every service had one read. */
+  /**
+   * The first sync's reads are over once the lists are known and the services some route needs had
+   * one read each. Started by the CLI, the provider learns those services only from the first table,
+   * built once the lists are known (no service wanted yet): so the hold lasts until some service is
+   * wanted and read, or START_HOLD_MAX_MS (a configuration that routes no Consul service).
+   */
   private checkFirstReads(): void {
-    if (this.holding !== undefined && this.listsSynced() && this.reads.allAttempted()) this.endHold();
+    if (this.holding !== undefined && this.listsSynced() && this.wanted.length > 0 && this.reads.allAttempted()) this.endHold();
   }
 
   /** Re-arms the watches and gives the reads their steady share of the budget. */
