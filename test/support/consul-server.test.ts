@@ -1220,6 +1220,12 @@ describe('Consul test server: health state, catalog nodes and connection peaks (
       const woke = await held;
       assert.ok(indexOf(woke) > indexOf(nonPassing));
       assert.deepEqual(woke.json<Array<Record<string, unknown>>>().map((c) => c['CheckID']), ['service:api-1']);
+      // A check added, then one removed, after answers were given: in order, and gone (the server
+      // keeps the sorted list between answers).
+      s.registerService({ ID: 'aaa-1', Name: 'aaa', Port: 83, Check: { TTL: '30s', Status: 'critical' } });
+      assert.deepEqual(await ids('Status != "passing"'), ['service:aaa-1', 'service:api-1']);
+      s.deregisterService('api-1');
+      assert.deepEqual(await ids('Status != "passing"'), ['service:aaa-1']);
     });
   });
 
