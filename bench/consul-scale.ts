@@ -36,22 +36,14 @@ import { Client, request } from 'undici';
 import type { ScaleServerMessage, ScaleServerStats } from './consul-scale-server.js';
 import type { Phase } from './phase.js';
 import { freePort, start, stopAll, type Managed } from './procs.js';
+import { PROPAGATION_ROUTES } from './propagation.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const WAIT_S = 5;
 const CHANGE_TIMEOUT_MS = 5_000;
 const READY_TIMEOUT_MS = 60_000;
 
-const TEMPLATES = `routes:
-  - name: kv
-    match: { path: /kv }
-    to:
-      - { service: kv, tag: a, weight: 1 }
-      - { service: kv, tag: b, weight: 1 }
-  - name: health
-    match: { path: /health }
-    to: [ { service: health } ]
-  - name: "{{service}}"
+const TEMPLATES = `${PROPAGATION_ROUTES}  - name: "{{service}}"
     each: { tag: public }
     match: { host: "{{service}}.localhost" }
     to: [ { service: "{{service}}" } ]

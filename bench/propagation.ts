@@ -44,7 +44,8 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CHANGE_TIMEOUT_MS = 5_000;
 const WARMUP_CHANGES = 10;
 
-const TEMPLATES = `routes:
+/** The kv and health routes whose changes the propagation probes watch (consul-scale.ts adds to them). */
+export const PROPAGATION_ROUTES = `routes:
   - name: kv
     match: { path: /kv }
     to:
@@ -163,7 +164,7 @@ export async function measurePropagation(options: PropagationOptions): Promise<P
     await put('/v1/kv/switchyard/routes/kv/weights', '{"kv:a":1,"kv:b":0}');
 
     mkdirSync(join(options.dir, 'templates'), { recursive: true });
-    writeFileSync(join(options.dir, 'templates', 'routes.yaml'), TEMPLATES);
+    writeFileSync(join(options.dir, 'templates', 'routes.yaml'), PROPAGATION_ROUTES);
     const [listen, admin] = [await freePort(), await freePort()];
     const cli = options.cli ?? [process.execPath, '--import', 'tsx', join(ROOT, 'src', 'cli.ts')];
     const argv = [...cli, '--listen', `127.0.0.1:${listen}`, '--admin', `127.0.0.1:${admin}`,

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Agent, request } from 'undici';
+import { appServicesFile, seededBelow } from '../support/churn.js';
 import { startUpstream, type TestUpstream } from '../support/upstream.js';
 import { Workspace } from '../support/switchyard.js';
 import { freshRequest, ROUND_ROBIN, startCluster, type RunningCluster } from './cluster-process.js';
@@ -14,24 +15,6 @@ const CLIENTS = 8;
 const MIN_REQUESTS = 1500;
 const MIN_REWRITES = 30;
 const DEADLINE_MS = 90_000;
-
-function servicesFile(upstreams: readonly TestUpstream[], members: readonly number[], weights: readonly number[]): string {
-  const lines = ['services:', '  app:'];
-  for (const i of members) lines.push(`    - { id: app-${i}, address: 127.0.0.1, port: ${upstreams[i]!.port}, weights: { passing: ${weights[i]}, warning: 1 } }`);
-  return `${lines.join('\n')}\n`;
-}
-
-/** A small deterministic generator (mulberry32), as the zero-downtime test uses. */
-function mulberry32(seed: number): (n: number) => number {
-  let state = seed >>> 0;
-  return (n: number): number => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 2 ** 32) * n | 0;
-  };
-}
 
 const APP_TEMPLATE = 'routes:\n  - name: app\n    match: { path: /work }\n    to: [ { service: app } ]\n';
 
@@ -45,7 +28,7 @@ class Setup {
     for (let i = 0; i < INSTANCES; i++) this.upstreams.push(await startUpstream({ name: `app-${i}` }));
     this.workspace = await Workspace.create();
     await this.workspace.writeTemplate('app.yaml', APP_TEMPLATE);
-    await this.workspace.writeServices(servicesFile(this.upstreams, [0, 1], [1, 1, 1, 1]));
+    await this.workspace.writeServices(appServicesFile(this.upstreams.map((u) => u.port), [0, 1], [1, 1, 1, 1]));
     this.cluster = await startCluster(this.workspace, [], env);
     await this.cluster.everyWorkerPast(0);
   }
@@ -91,7 +74,7 @@ describe('--workers 2 (default scheduling): swaps under load', () => {
     let answered = 0;
     let rewrites = 0;
     let rewriting = true;
-    const random = mulberry32(11);
+    const random = seededBelow(11);
     let live = '';
     const rewriter = (async () => {
       try {
@@ -102,7 +85,7 @@ describe('--workers 2 (default scheduling): swaps under load', () => {
           const expected = members.map((i) => `${i}=${weights[i]}`).join(',');
           if (expected === live) continue;
           const before = (await cluster.workers()).tableVersion;
-          await workspace.writeServices(servicesFile(upstreams, members, weights));
+          await workspace.writeServices(appServicesFile(upstreams.map((u) => u.port), members, weights));
           // Live in every worker before the next rewrite.
           await cluster.everyWorkerPast(before);
           live = expected;

@@ -9,6 +9,7 @@ import { parseCommandLine, type Config } from '../../src/config/config.js';
 import { createLogger } from '../../src/observability/logger.js';
 import type { RoutingTable } from '../../src/model/types.js';
 import { captureLogger } from '../support/capture-logger.js';
+import { appServicesFile, seededBelow } from '../support/churn.js';
 import { startTestSwitchyard, Workspace } from '../support/switchyard.js';
 import { waitFor } from '../support/wait.js';
 
@@ -49,28 +50,6 @@ async function startUpstreams(): Promise<{ servers: Server[]; ports: number[] }>
   return { servers, ports };
 }
 
-function servicesFile(ports: number[], members: number[], weights: number[]): string {
-  const lines = ['services:', '  app:'];
-  for (const i of members) lines.push(`    - { id: app-${i}, address: 127.0.0.1, port: ${ports[i]}, weights: { passing: ${weights[i]}, warning: 1 } }`);
-  return `${lines.join('\n')}\n`;
-}
-
-/**
- * mulberry32: a 32-bit generator, every step kept in 32-bit integers (Math.imul, >>> 0). The LCG
- * it replaces multiplied in doubles: `seed * 1103515245` passed 2^53, the low bits were lost, and
- * over 100 rewrites it produced only 4 member sets, never removing instances 0, 2 and 4.
- */
-function mulberry32(seed: number): (n: number) => number {
-  let state = seed >>> 0;
-  return (n: number): number => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 2 ** 32) * n | 0;
-  };
-}
-
 /** The live table's endpoints as `id=weight`, sorted: what a rewrite must produce to count as live. */
 function liveMembers(table: RoutingTable): string {
   const out: string[] = [];
@@ -94,7 +73,7 @@ describe('hot swap under load', () => {
     upstreams = await startUpstreams();
     workspace = await Workspace.create();
     await workspace.writeTemplate('app.yaml', 'routes:\n  - name: app\n    match: { path: / }\n    to: [ { service: app } ]\n');
-    await workspace.writeServices(servicesFile(upstreams.ports, [0, 1, 2], [1, 1, 1, 1, 1, 1]));
+    await workspace.writeServices(appServicesFile(upstreams.ports, [0, 1, 2], [1, 1, 1, 1, 1, 1]));
     app = await startTestSwitchyard(workspace);
     versions.push({ at: performance.now(), ids: activeIds(app.store.current!) });
     app.store.onSwapped((next) => versions.push({ at: performance.now(), ids: activeIds(next) }));
@@ -120,7 +99,7 @@ describe('hot swap under load', () => {
     let rewriting = true;
 
     // Rewriter: random members (never empty) and weights, waiting for each version to go live.
-    const random = mulberry32(7);
+    const random = seededBelow(7);
     let previous = [0, 1, 2];
     let live = liveMembers(app.store.current!);
     /** Instances some rewrite took out of the pool (in the previous member set, not in the next). */
@@ -134,7 +113,7 @@ describe('hot swap under load', () => {
         // The same members and weights again would change nothing (no new version to wait for): draw again.
         if (expected === live) continue;
         const before = app.store.version;
-        await workspace.writeServices(servicesFile(upstreams.ports, members, weights));
+        await workspace.writeServices(appServicesFile(upstreams.ports, members, weights));
         // Only this rewrite's table shows exactly these members with these weights.
         await waitFor(`rewrite ${rewrites} to go live`, () => app.store.version > before && liveMembers(app.store.current!) === expected, 5000, 2);
         for (const i of previous) if (!members.includes(i)) removed.add(i);

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { buildTable } from '../../src/model/build-table.js';
 import { TableBuilder } from '../../src/model/table-builder.js';
 import type { DiscoverySnapshot, HealthStatus, KvSnapshot, RouteTemplate, RoutingTable, ServiceInstance } from '../../src/model/types.js';
+import { mulberry32 } from '../support/churn.js';
 import { instance, template } from './fixtures.js';
 
 /**
@@ -11,17 +12,6 @@ import { instance, template } from './fixtures.js';
  * whose inputs did not change are the previous table's objects.
  */
 
-/** mulberry32: a small seeded PRNG, so a failure replays exactly. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SERVICES = ['alpha', 'beta', 'gamma', 'delta', 'eps'];
 const STATUSES: HealthStatus[] = ['passing', 'warning', 'critical', 'maintenance'];
@@ -122,7 +112,7 @@ function comparable(table: RoutingTable): unknown {
 describe('TableBuilder: incremental builds equal one-shot builds', () => {
   for (const seed of [1, 7, 42, 2024, 99991]) {
     it(`random change sequence, seed ${seed}`, () => {
-      const random = prng(seed);
+      const random = mulberry32(seed);
       const world = initialWorld();
       const counter = { port: 20_000 };
       const builder = new TableBuilder();
