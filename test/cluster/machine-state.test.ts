@@ -95,6 +95,9 @@ describe('--workers 2: metrics, limits and ejections hold for the machine', () =
     // 2 per worker: 4 when each worker got at least 2 of the 10 connections (round-robin gives 5 and 5).
     assert.ok(admitted >= 2 && admitted <= 4, `admitted ${admitted}`);
     assert.equal(admitted + refused, 10);
+    // /api/match (asked of one worker) names the machine's limit and that worker's share.
+    const match = JSON.parse((await cluster.adminGet('/api/match?path=/capped')).text) as { route: { admission: string[] } };
+    assert.ok(match.route.admission.some((n) => n.startsWith('concurrency: at most 4 in flight (this worker: at most 2, ')), match.route.admission.join(' | '));
   });
 
   it('an upstream connection cap holds machine-wide: maxConnections 2 opens 2 connections over both workers, not 2 each', async () => {

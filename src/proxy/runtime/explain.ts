@@ -131,7 +131,12 @@ function admissionNotes(route: RuntimeRoute): string[] {
   const limit = route.route.policy.rateLimit;
   if (limit !== null) notes.push(`rateLimit: ${limit.requestsPerSecond}/s, burst ${limit.burst}${limit.perClient ? ' per client' : ''}; over it, 429`);
   if (route.maxBody >= 0) notes.push(`maxBodyBytes: ${route.maxBody}; a larger body gets 413`);
-  if (Number.isFinite(route.maxConcurrent)) notes.push(`concurrency: at most ${route.maxConcurrent} in flight (${route.state.inflight} now); beyond, 503`);
+  if (Number.isFinite(route.maxConcurrent)) {
+    // With N workers the state holds this worker's share and this worker's in-flight count.
+    const { maxConcurrent, inflight } = route.state;
+    const own = maxConcurrent === route.maxConcurrent ? `${inflight} now` : `this worker: at most ${maxConcurrent}, ${inflight} now`;
+    notes.push(`concurrency: at most ${route.maxConcurrent} in flight (${own}); beyond, 503`);
+  }
   return notes;
 }
 
