@@ -33,13 +33,16 @@ export class FileProvider implements DiscoveryProvider {
 
   async start(emit: (update: DiscoveryUpdate) => void): Promise<void> {
     this.emit = emit;
-    await this.reload();
     const name = basename(this.path);
     const isServicesFile = (n: string): boolean => n === name;
     // Its directory, with every other name ignored (why not the file alone: watch-dir.ts). A log
     // file or an editor's temp file beside it causes no event and no read; a rename into place,
     // a vim save, a symlink swap, a deletion and a re-creation are seen.
+    // Watch first, then read: a file created or changed between a first read and the watch's
+    // initial scan was taken by the scan as already read, and never read (seen: a services file
+    // created just after start-up stayed "cannot read: ENOENT").
     this.watcher = await watchDirectory(dirname(this.path), isServicesFile, () => void this.reload(), this.logger, { relevant: isServicesFile });
+    await this.reload();
   }
 
   /** Serialised so that a burst of events reads the file in order and the newest read wins. */
