@@ -157,6 +157,50 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  // ---- upstream timing (src/proxy/http/exchange.ts, src/proxy/runtime/upstreams.ts) ----
+
+  readonly upstreamConnectDuration = new Histogram({
+    name: 'switchyard_upstream_connect_duration_seconds',
+    help: 'Time to open a new upstream connection (TCP, and TLS where used), by route',
+    labelNames: ['route'] as const,
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+
+  readonly upstreamFirstByteDuration = new Histogram({
+    name: 'switchyard_upstream_first_byte_duration_seconds',
+    help: 'Time from the request sent upstream to the upstream response head (time to first byte), by route',
+    labelNames: ['route'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+
+  // ---- control plane (src/control/; set by the primary only) ----
+
+  readonly changeToSwapDelay = new Histogram({
+    name: 'switchyard_change_to_swap_seconds',
+    help: 'Time from a source delivering a change (a Consul answer, a file read) to the table holding it being swapped in, by provider',
+    labelNames: ['provider'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    aggregator: 'max',
+    registers: [this.registry],
+  });
+
+  readonly buildDuration = new Histogram({
+    name: 'switchyard_table_build_duration_seconds',
+    help: 'Time to build and validate one routing table (successful or rejected)',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    aggregator: 'max',
+    registers: [this.registry],
+  });
+
+  readonly tableVersion = new Gauge({
+    name: 'switchyard_table_version',
+    help: 'Version of the live routing table (increases by one per swap)',
+    aggregator: 'max',
+    registers: [this.registry],
+  });
+
   // ---- workers (src/cluster/, --workers > 1; set by the primary only) ----
 
   readonly workerRestarts = new Counter({
