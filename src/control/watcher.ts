@@ -85,6 +85,13 @@ export class ConfigWatcher {
   private stopped = false;
   /** Builds wait until every provider made its first attempt, so start-up swaps one whole table. */
   private starting = true;
+  /**
+   * Monotonic time of each source's earliest change not yet in a swapped table, by provider name
+   * (`switchyard_change_to_swap_seconds{provider}`). Kept across rejected builds: the change
+   * reaches the live table only with the next swap. Snapshots delivered while starting are not
+   * changes (start-up waits for every source; its time is not a change's delay).
+   */
+  private readonly pendingSince = new Map<string, number>();
   /** The last rejected build, cleared by the next successful one. */
   lastFailure: BuildFailure | undefined;
   /** Reuses the previous table's routes for what did not change (model/table-builder.ts). */
@@ -139,6 +146,7 @@ export class ConfigWatcher {
     if (fingerprint === this.templatesFingerprint) return;
     this.templatesFingerprint = fingerprint;
     this.templates = templates;
+    this.changed(this.templatesProvider.name);
     this.schedule();
   }
 
@@ -158,7 +166,14 @@ export class ConfigWatcher {
     state.updated = true;
     state.discovery = discovery;
     state.kv = kv;
+    this.changed(state.provider.name);
     this.schedule();
+  }
+
+  /** Note when a source's change arrived, unless an earlier one from it is still waiting for a swap. */
+  private changed(provider: string): void {
+    if (this.starting || this.pendingSince.has(provider)) return;
+    this.pendingSince.set(provider, this.clock.now());
   }
 
   private schedule(): void {
@@ -179,15 +194,18 @@ export class ConfigWatcher {
   /** Build from the newest snapshots and swap; on failure keep the live table. */
   private build(): void {
     if (this.templates === undefined || this.stopped) return;
-    this.lastBuildAt = this.clock.now();
+    const started = this.lastBuildAt = this.clock.now();
     const discovery = this.merger.merge(this.providers.flatMap((s) => (s.discovery === undefined ? [] : [s.discovery])));
     const kv = mergeKv(this.providers.flatMap((s) => (s.kv === undefined ? [] : [s.kv])));
     let table: RoutingTable;
     try {
+      // Timed from `started`: merging the providers' snapshots is part of the build.
       table = this.builder.build(discovery, kv, this.templates);
     } catch (err) {
       this.reject('build', err, 'configuration rejected, the live table keeps serving');
       return;
+    } finally {
+      this.metrics.buildDuration.observe((this.clock.now() - started) / 1000);
     }
     this.followNeededServices(table.services);
     const live = this.store.version;
@@ -203,11 +221,21 @@ export class ConfigWatcher {
       this.logger.error({ err, version: this.store.version }, 'table swapped, but releasing the previous one failed');
     }
     this.lastFailure = undefined;
+    this.observeSwapped();
     this.reportProblems(table.problems);
     this.metrics.tableSwaps.inc();
+    this.metrics.tableVersion.set(this.store.version);
     this.metrics.tableRoutes.set(table.routes.length);
     this.metrics.tableBuiltAt.set(this.store.swappedAt / 1000);
     this.logger.info({ version: this.store.version, routes: table.routes.length, problems: table.problems.length }, 'routing table swapped');
+  }
+
+  /** The table holding every pending change is live: each source's delay, from its earliest pending change. */
+  private observeSwapped(): void {
+    if (this.pendingSince.size === 0) return;
+    const now = this.clock.now();
+    for (const [provider, since] of this.pendingSince) this.metrics.changeToSwapDelay.observe({ provider }, (now - since) / 1000);
+    this.pendingSince.clear();
   }
 
   /** A build or swap that did not happen: counted, logged, kept as lastFailure. */
