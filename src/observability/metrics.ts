@@ -1,5 +1,8 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+const PROCESS_PREFIX = 'switchyard_process_';
+const PROMTOOL_REJECTED_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
 /**
  * Every metric Switchyard exports, on one registry. Created once at start-up; components receive
  * the object and keep references to the children they use on the hot path.
@@ -217,6 +220,11 @@ export class Metrics {
   });
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
-    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'switchyard_process_' });
+    if (options.defaultMetrics !== false) {
+      collectDefaultMetrics({ register: this.registry, prefix: PROCESS_PREFIX });
+      // prom-client names three gauges `..._total`, which promtool rejects (`_total` is for
+      // counters); each is the sum of its per-type gauge (`sum(switchyard_process_nodejs_active_handles)`).
+      for (const name of PROMTOOL_REJECTED_DEFAULTS) this.registry.removeSingleMetric(`${PROCESS_PREFIX}${name}`);
+    }
   }
 }
