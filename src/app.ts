@@ -192,6 +192,7 @@ export async function startSwitchyard(config: Config, options: StartOptions = {}
     ...controlAdminSources(config, store, metrics, logger, () => lifecycle, watcher),
     ejections: proxy.runtimes,
     matcher: { explain: (host, target) => explainRequest(proxy.runtimes.current, host, target) },
+    stats: proxy.runtimes,
     config: () => configView(config, { store, watcher, sources: { discovery, templates, demo }, certificates, lifecycle }),
   });
 

@@ -8,6 +8,8 @@ import type { Duplex } from 'node:stream';
 import { errorBody, rawErrorResponse, sendError } from '../proxy/http/error-response.js';
 import { AdminAuth } from './admin-auth.js';
 import { routesView, type EjectionSource } from './routes-view.js';
+import { statusView, type StatsSource } from './status-view.js';
+import { StatusPage } from './status-page.js';
 
 export interface AdminSources {
   readonly store: TableStore;
@@ -33,6 +35,11 @@ export interface AdminSources {
   readonly exposition?: () => Promise<{ contentType: string; body: string }>;
   /** With --workers > 1: each worker process and the table version it serves (/api/workers). */
   readonly workers?: () => unknown;
+  /**
+   * Each endpoint's last minute for /api/status (the status page): the runtime in a single
+   * process, every worker's windows merged with --workers > 1. Without it the page shows no traffic.
+   */
+  readonly stats?: StatsSource;
   /** When set, every request but /healthz and /readyz needs `Authorization: Bearer <token>` (401 otherwise). */
   readonly token?: string | undefined;
 }
@@ -46,15 +53,18 @@ export interface MatchSource {
 }
 
 /**
- * The admin server: /healthz, /readyz, /metrics, /api/routes, /api/config, /api/match (and /api/workers with --workers > 1). A separate listener
+ * The admin server: the status page (/, its CSS and JS), /healthz, /readyz, /metrics, /api/status,
+ * /api/routes, /api/config, /api/match (and /api/workers with --workers > 1). A separate listener
  * (loopback by default) so that nothing here is reachable through the proxy port.
  */
 export class AdminServer {
   readonly server: Server;
   private readonly auth: AdminAuth | undefined;
+  private readonly page: StatusPage;
 
   constructor(private readonly sources: AdminSources) {
     this.auth = sources.token === undefined ? undefined : new AdminAuth(sources.token);
+    this.page = StatusPage.load(sources.logger, sources.token !== undefined);
     this.server = createServer((req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         sources.logger.error({ err }, 'admin request failed');
@@ -84,7 +94,13 @@ export class AdminServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0];
+    const path = (req.url ?? '/').split('?')[0]!;
+    // The status page's files hold no data (the page asks /api/status with the token): served
+    // without it, so the page can ask for the token. Read-only, like everything here.
+    if (this.page.serves(path) && (req.method === 'GET' || req.method === 'HEAD')) {
+      this.page.send(path, res);
+      return;
+    }
     // /healthz and /readyz stay open: orchestrators and cloud load-balancer health checks (AWS ALB,
     // GCP) probe without credentials and cannot send headers, yet must see the draining 503; both
     // tell nothing but the status (the readiness body holds no configuration).
@@ -134,8 +150,16 @@ export class AdminServer {
       case '/api/config':
         send(res, 200, this.sources.config());
         return;
+      case '/api/status': {
+        const stats = this.sources.stats === undefined ? { endpoints: [], routeInflight: {} } : await this.sources.stats.stats();
+        sendCompact(res, statusView({
+          table: store.current, version: store.version, swappedAt: store.swappedAt, ready: this.sources.ready(),
+          control: this.sources.config(), ejections: this.sources.ejections, stats,
+        }));
+        return;
+      }
       case '/api/match': {
-        const query = matchQuery((req.url ?? '').slice(path!.length + 1));
+        const query = matchQuery((req.url ?? '').slice(path.length + 1));
         if (query === undefined || this.sources.matcher === undefined) {
           sendAdminError(res, 'SY_BAD_REQUEST', MATCH_USAGE);
           return;
@@ -188,6 +212,13 @@ function answerClientError(err: Error & { code?: string }, socket: Duplex): void
 /** An admin error: the proxy's serialiser (error-response.ts), its status from errors.ts. */
 function sendAdminError(res: ServerResponse, code: ErrorCode, message: string): void {
   sendError(res, code, errorBody(code, message), undefined);
+}
+
+/** JSON without indentation: /api/status is asked every 1-2 s and is large with many routes. */
+function sendCompact(res: ServerResponse, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.end(text);
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {

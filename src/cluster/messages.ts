@@ -9,6 +9,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import type { TableWire } from '../model/table-wire.js';
+import type { StatsSample } from '../proxy/runtime/endpoint-window.js';
 import type { SharedEjection } from '../proxy/runtime/route-state.js';
 
 /** Primary → worker. */
@@ -24,7 +25,9 @@ export type ToWorker =
   /** SIGTERM reached the primary: drain (Connection: close, --shutdown-delay, --drain-timeout), then exit 0. */
   | { type: 'sy:drain' }
   /** /api/match: explain this request with the worker's runtime. */
-  | { type: 'sy:explain'; id: number; host: string | undefined; target: string };
+  | { type: 'sy:explain'; id: number; host: string | undefined; target: string }
+  /** /api/status: the worker's last minute per endpoint (its runtime's traffic windows). */
+  | { type: 'sy:stats'; id: number };
 
 /** Worker → primary. */
 export type FromWorker =
@@ -37,6 +40,8 @@ export type FromWorker =
   /** Outlier detection ejected an endpoint in this worker. */
   | { type: 'sy:ejected'; ejection: SharedEjection }
   | { type: 'sy:explained'; id: number; result: unknown }
+  /** The answer to `sy:stats`: sums only, so the primary merges the workers' samples by adding them. */
+  | { type: 'sy:stats-sample'; id: number; sample: StatsSample }
   /** Start-up failed (a listener could not bind): the worker exits 1 after this. */
   | { type: 'sy:fatal'; message: string };
 

@@ -82,6 +82,7 @@ export async function startPrimary(config: Config, logger: Logger, signal: Abort
     ...controlAdminSources(config, store, metrics, logger, () => lifecycle, watcher),
     ejections: board,
     matcher: { explain: (host, target) => pool.explain(host, target) },
+    stats: { stats: () => pool.stats() },
     exposition: () => clusterExposition(metrics.registry, pool.connected()),
     workers: () => ({ tableVersion: store.version, everyWorkerAt: pool.everyWorkerAt(), workers: pool.views() }),
     config: () => ({ ...configView(config, { store, watcher, sources, certificates: undefined, lifecycle }), workers: config.workers }),

@@ -3,6 +3,8 @@ import type { AddressInfo } from 'node:net';
 import type { TableWire } from '../model/table-wire.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { ClusterStats } from '../admin/status-view.js';
+import { mergeSamples, type StatsSample } from '../proxy/runtime/endpoint-window.js';
 import type { SharedEjection } from '../proxy/runtime/route-state.js';
 import { isFromWorker, WORKER_SLOT_ENV, type FromWorker, type ToWorker } from './messages.js';
 
@@ -12,6 +14,8 @@ export const RESTART_MAX_MS = 5_000;
 export const RESTART_RESET_AFTER_MS = 10_000;
 /** /api/match waits this long for the worker's answer. */
 const EXPLAIN_TIMEOUT_MS = 2_000;
+/** /api/status waits this long for each worker's traffic windows (the page asks again in 1.5 s). */
+const STATS_TIMEOUT_MS = 1_000;
 
 /** One of the N places a worker runs in; a replacement takes its dead predecessor's slot. */
 interface Slot {
@@ -64,8 +68,9 @@ export class WorkerPool {
   private table: { version: number; wire: TableWire } | undefined;
   private listenersOpen = false;
   private stopping = false;
-  private explainId = 0;
-  private readonly explaining = new Map<number, (result: unknown) => void>();
+  /** Questions to workers (explain, stats) waiting for their answer, by id. */
+  private questionId = 0;
+  private readonly questions = new Map<number, (result: unknown) => void>();
   private readonly exitWaiters = new Set<() => void>();
 
   constructor(size: number, private readonly logger: Logger, private readonly metrics: Metrics, private readonly hooks: PoolHooks) {
@@ -142,17 +147,35 @@ export class WorkerPool {
   explain(host: string | undefined, target: string): Promise<unknown> {
     const slot = this.slots.find((s) => s.listening && s.worker?.isConnected() === true) ?? this.slots.find((s) => s.hello && s.worker?.isConnected() === true);
     if (slot === undefined) return Promise.reject(new Error('no worker is running to explain the request'));
-    const id = ++this.explainId;
+    return this.ask(slot, (id) => ({ type: 'sy:explain', id, host, target }), EXPLAIN_TIMEOUT_MS);
+  }
+
+  /**
+   * /api/status: every running worker's last minute per endpoint, merged (requests, errors,
+   * histograms and in-flight counts added). A worker that does not answer within
+   * STATS_TIMEOUT_MS is left out; `workers` says how many answered.
+   */
+  async stats(): Promise<ClusterStats> {
+    const slots = this.slots.filter((s) => s.hello && s.worker?.isConnected() === true);
+    const answers = await Promise.allSettled(slots.map((slot) => this.ask(slot, (id) => ({ type: 'sy:stats', id }), STATS_TIMEOUT_MS)));
+    const samples = answers.flatMap((a) => (a.status === 'fulfilled' ? [a.value as StatsSample] : []));
+    const merged = samples.length === 0 ? { endpoints: [], routeInflight: {} } : mergeSamples(samples);
+    return { ...merged, workers: { asked: slots.length, answered: samples.length } };
+  }
+
+  /** Send the question `build(id)` to `slot`'s worker; its answer, or a rejection after `timeoutMs`. */
+  private ask(slot: Slot, build: (id: number) => ToWorker, timeoutMs: number): Promise<unknown> {
+    const id = ++this.questionId;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.explaining.delete(id);
-        reject(new Error(`worker ${slot.index} did not answer within ${EXPLAIN_TIMEOUT_MS} ms`));
-      }, EXPLAIN_TIMEOUT_MS);
-      this.explaining.set(id, (result) => {
+        this.questions.delete(id);
+        reject(new Error(`worker ${slot.index} did not answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.questions.set(id, (result) => {
         clearTimeout(timer);
         resolve(result);
       });
-      this.send(slot, { type: 'sy:explain', id, host, target });
+      this.send(slot, build(id));
     });
   }
 
@@ -240,13 +263,20 @@ export class WorkerPool {
         this.hooks.ejected(slot.index, message.ejection);
         return;
       case 'sy:explained':
-        this.explaining.get(message.id)?.(message.result);
-        this.explaining.delete(message.id);
+        this.answered(message.id, message.result);
+        return;
+      case 'sy:stats-sample':
+        this.answered(message.id, message.sample);
         return;
       case 'sy:fatal':
         this.hooks.fatal(slot.index, message.message);
         return;
     }
+  }
+
+  private answered(id: number, result: unknown): void {
+    this.questions.get(id)?.(result);
+    this.questions.delete(id);
   }
 
   private sendTable(slot: Slot): void {

@@ -135,6 +135,9 @@ export async function runWorker(config: Config, logger: Logger): Promise<void> {
       case 'sy:explain':
         send({ type: 'sy:explained', id: m.id, result: explainRequest(proxy.runtimes.current, m.host, m.target) });
         return;
+      case 'sy:stats':
+        send({ type: 'sy:stats-sample', id: m.id, sample: proxy.runtimes.stats() });
+        return;
     }
   });
   process.on('disconnect', () => drain('the primary is gone (IPC channel closed)'));

@@ -50,6 +50,7 @@ export function recordExchange(ctx: ForwardContext, o: ExchangeOutcome, upgrade:
   const metrics = route === undefined ? ctx.runtimes.noRouteMetrics : route.metrics;
   if (upgrade) metrics.count(o.status);
   else metrics.record(o.status, ms / 1000);
+  o.endpoint?.window.record(o.start + ms, upgrade ? -1 : ms, o.status);
   const log = ctx.accessLog;
   if (log === undefined) return;
   const endpoint = o.endpoint;

@@ -6,6 +6,7 @@ import type { Destination, Endpoint, Route, RoutingTable } from '../../model/typ
 import type { Metrics } from '../../observability/metrics.js';
 import { errorBody } from '../http/error-response.js';
 import type { RateLimiter } from '../policy/rate-limiter.js';
+import { EndpointWindow, type EndpointSample, type StatsSample } from './endpoint-window.js';
 import { NO_ROUTE_LABEL, RouteMetrics } from './route-metrics.js';
 import { RouteState, type EjectedEndpoint, type EndpointHealth } from './route-state.js';
 import type { UpstreamPool, Upstreams } from './upstreams.js';
@@ -26,6 +27,8 @@ export class RuntimeEndpoint {
   readonly pool: UpstreamPool;
   /** Outlier state of this endpoint in this route (shared by the route's runtimes across swaps). */
   readonly health: EndpointHealth;
+  /** The last minute of this endpoint's traffic in this route (the status page); kept with `health`. */
+  readonly window: EndpointWindow;
   /** The destination (pool) whose balancer holds this endpoint; set by RuntimeDestination. */
   destination!: RuntimeDestination;
 
@@ -36,7 +39,24 @@ export class RuntimeEndpoint {
     this.endpoint = endpoint;
     this.pool = pool;
     this.health = health;
+    this.window = windowOf(health);
   }
+}
+
+/**
+ * Each endpoint's traffic window, keyed by its outlier state object: RouteState keeps that object
+ * by endpoint id across swaps and drops it when the endpoint leaves the route, so the window lives
+ * exactly as long (a WeakMap: nothing to clean up, and route-state.ts stays unaware of it).
+ */
+const windows = new WeakMap<EndpointHealth, EndpointWindow>();
+
+function windowOf(health: EndpointHealth): EndpointWindow {
+  let window = windows.get(health);
+  if (window === undefined) {
+    window = new EndpointWindow();
+    windows.set(health, window);
+  }
+  return window;
 }
 
 export class RuntimeDestination {
@@ -290,6 +310,34 @@ export class Runtime {
   ejectedEndpoints(): EjectedEndpoint[] {
     return [...this.byName.values()].flatMap((route) => route.state.ejected());
   }
+
+  /**
+   * This process's last minute (the status page): every endpoint of every route with traffic in
+   * the window or requests on its pool now, and each route's requests in flight. Admin-time work.
+   */
+  stats(nowMs = performance.now()): StatsSample {
+    const endpoints: EndpointSample[] = [];
+    const routeInflight: Record<string, number> = {};
+    for (const route of this.byName.values()) {
+      if (route.state.inflight > 0) routeInflight[route.name] = route.state.inflight;
+      const pools = new Map<string, UpstreamPool>();
+      for (const d of route.destinations.values()) for (const e of d.balancer.items) pools.set(e.id, e.pool);
+      for (const d of route.route.destinations) {
+        for (const e of d.endpoints) {
+          const health = route.state.peekHealth(e.id);
+          const summary = health === undefined ? undefined : windows.get(health)?.summary(nowMs);
+          const stats = pools.get(e.id)?.stats;
+          const inflight = stats === undefined ? 0 : stats.running + stats.pending;
+          if (summary === undefined && inflight === 0) continue;
+          endpoints.push({
+            route: route.name, endpoint: e.id, inflight,
+            requests: summary?.requests ?? 0, errors: summary?.errors ?? 0, latency: summary?.latency ?? null,
+          });
+        }
+      }
+    }
+    return { endpoints, routeInflight };
+  }
 }
 
 /**
@@ -358,6 +406,11 @@ export class RuntimeStore {
   /** Endpoints ejected by outlier detection in the live runtime (read-only view for the admin API). */
   ejectedEndpoints(): EjectedEndpoint[] {
     return this.current?.ejectedEndpoints() ?? [];
+  }
+
+  /** The live runtime's last minute per endpoint (the status page; runtime.stats). */
+  stats(): StatsSample {
+    return this.current?.stats() ?? { endpoints: [], routeInflight: {} };
   }
 
   attach(store: TableStore, upstreams: Upstreams): void {
