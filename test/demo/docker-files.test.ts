@@ -2,12 +2,13 @@
  * docker/ cannot be run on this machine (no Docker engine), so its files are checked against the
  * code they drive: every Switchyard command line in them parses with the real CLI parser, the
  * paths they copy and run exist, the demo services get the variables demo-service.ts reads, the
- * admin token Prometheus sends is the one Switchyard is given, and templates are mounted where the
- * command line says.
+ * admin token Prometheus sends is the one Switchyard is given, templates are mounted where the
+ * command line says, Grafana's provisioning and dashboards are mounted where its provisioning
+ * files point, and Switchyard sends its spans to the Jaeger service.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join, posix, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { parseCommandLine } from '../../src/config/config.js';
@@ -16,8 +17,20 @@ const root = resolve(import.meta.dirname, '..', '..');
 const dockerfile = readFileSync(join(root, 'docker', 'Dockerfile'), 'utf8');
 // Compose files use YAML merge keys (`<<: *demo`).
 const compose = parse(readFileSync(join(root, 'docker', 'docker-compose.yml'), 'utf8'), { merge: true }) as {
-  services: Record<string, { image?: string; entrypoint?: string[]; command?: string[]; environment?: Record<string, string>; volumes?: string[]; ports?: string[] }>;
+  services: Record<string, { image?: string; entrypoint?: string[]; command?: string[]; environment?: Record<string, string>; volumes?: string[]; ports?: string[]; depends_on?: string[] }>;
 };
+const docker = join(root, 'docker');
+const grafanaYaml = <T>(path: string): T => parse(readFileSync(join(docker, 'grafana', 'provisioning', path), 'utf8')) as T;
+
+/** A compose service's bind mounts: host path (resolved from docker/) → container path. */
+function mounts(service: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const volume of compose.services[service]?.volumes ?? []) {
+    const [host, container] = volume.split(':');
+    if (host!.startsWith('.')) out.set(resolve(docker, host!), container!);
+  }
+  return out;
+}
 const prometheus = parse(readFileSync(join(root, 'docker', 'prometheus.yml'), 'utf8')) as {
   scrape_configs: { authorization?: { credentials?: string }; static_configs: { targets: string[] }[]; metrics_path: string }[];
 };
@@ -80,5 +93,58 @@ describe('docker/: the files match the code they run', () => {
       }
       assert.equal(env['SERVICE_ADDRESS'], name, `${name} registers the address other containers reach it by`);
     }
+  });
+
+  it('Switchyard sends spans to the Jaeger all-in-one service over OTLP/HTTP (4318)', () => {
+    const sy = compose.services['switchyard']!;
+    const endpoint = new URL(sy.environment?.['OTEL_EXPORTER_OTLP_ENDPOINT'] ?? 'http://missing');
+    assert.equal(endpoint.port, '4318');
+    const jaeger = compose.services[endpoint.hostname];
+    assert.ok(jaeger !== undefined, `${endpoint.hostname} is a compose service`);
+    assert.match(jaeger.image ?? '', /^jaegertracing\/all-in-one:/);
+    assert.ok(sy.depends_on?.includes(endpoint.hostname));
+    assert.ok(jaeger.ports?.some((p) => p.endsWith(':16686')), 'the Jaeger UI is published');
+  });
+
+  it('Grafana is provisioned: the datasource is the compose Prometheus, the dashboard provider reads the mounted dashboards', () => {
+    const grafana = compose.services['grafana'];
+    assert.ok(grafana !== undefined);
+    const env = grafana.environment ?? {};
+    assert.ok(env['GF_AUTH_ANONYMOUS_ENABLED'] === 'true' && env['GF_AUTH_ANONYMOUS_ORG_ROLE'] === 'Viewer', 'anonymous viewer');
+    assert.equal(env['GF_SECURITY_ADMIN_PASSWORD'], 'admin', 'admin/admin, as the compose header says');
+    const mounted = mounts('grafana');
+    const provisioning = mounted.get(join(docker, 'grafana', 'provisioning'));
+    assert.equal(provisioning, '/etc/grafana/provisioning', 'provisioning mounted where Grafana reads it');
+    for (const host of mounted.keys()) assert.ok(existsSync(host), `${host} exists`);
+
+    const datasources = readdirSync(join(docker, 'grafana', 'provisioning', 'datasources'))
+      .flatMap((f) => grafanaYaml<{ datasources: { uid: string; type: string; url: string }[] }>(join('datasources', f)).datasources);
+    const prometheus = datasources.find((d) => d.type === 'prometheus');
+    assert.ok(prometheus !== undefined);
+    const url = new URL(prometheus.url);
+    assert.ok(compose.services[url.hostname]?.image?.startsWith('prom/prometheus'), `${url.hostname} is the compose Prometheus`);
+    assert.equal(url.port, '9090');
+
+    const providers = readdirSync(join(docker, 'grafana', 'provisioning', 'dashboards'))
+      .flatMap((f) => grafanaYaml<{ providers: { type: string; options: { path: string } }[] }>(join('dashboards', f)).providers);
+    assert.equal(providers.length, 1);
+    const dashboardsDir = [...mounted].find(([, container]) => container === providers[0]!.options.path)?.[0];
+    assert.ok(dashboardsDir !== undefined, `a host directory is mounted at ${providers[0]!.options.path}`);
+    const files = readdirSync(dashboardsDir).filter((f) => f.endsWith('.json'));
+    assert.ok(files.length >= 1);
+    for (const file of files) {
+      const dashboard = JSON.parse(readFileSync(join(dashboardsDir, file), 'utf8')) as { uid: string; panels: { datasource?: { uid?: string } }[] };
+      assert.ok(dashboard.uid !== '' && dashboard.panels.length > 0, `${file} is a dashboard`);
+      for (const panel of dashboard.panels) {
+        if (panel.datasource !== undefined) assert.equal(panel.datasource.uid, prometheus.uid, `${file}: panels use the provisioned datasource`);
+      }
+    }
+    const home = env['GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH'];
+    if (home !== undefined) assert.ok(files.map((f) => posix.join(providers[0]!.options.path, f)).includes(home), 'the home dashboard is a mounted file');
+  });
+
+  it('Prometheus still scrapes Switchyard, and Grafana starts after it', () => {
+    assert.ok(compose.services['prometheus']?.volumes?.includes('./prometheus.yml:/etc/prometheus/prometheus.yml:ro'));
+    assert.ok(compose.services['grafana']?.depends_on?.includes('prometheus'));
   });
 });
