@@ -1,9 +1,9 @@
 /**
  * An in-process Switchyard fed by the Consul API test server, after real traffic that makes most
  * of its metric series exist: requests (2xx, 4xx, 5xx), retries (connect failure, 503), an outlier
- * ejection, an upstream timeout, a rate-limited request, a request over the body limit, a
- * rejected KV policy, a Consul error, and a change after start-up (change → swap delay, a second
- * table version). Process metrics are on, as in production. Shared by the promtool and dashboard
+ * ejection, an upstream timeout, a rate-limited request, a request over the body limit, one over
+ * the concurrency limit, a retry refused by the retry budget, a rejected KV policy, a Consul
+ * error, and a change after start-up (change → swap delay, a second table version). Process metrics are on, as in production. Shared by the promtool and dashboard
  * tests: both ask what a real `/metrics` exposes.
  */
 import { startSwitchyard, type Switchyard } from '../../src/app.js';
@@ -29,6 +29,13 @@ const TEMPLATES = `routes:
       rateLimit: { requestsPerSecond: 0.01, burst: 2 }
       maxBodyBytes: 8b
       upstream: { maxConnections: 2 }
+  - name: tight
+    match: { path: /tight }
+    to: [ { service: ok } ]
+    policy:
+      retries: { count: 1, on: [503], budgetPercent: 0, minPerSecond: 0 }
+      concurrency: { max: 1 }
+      timeouts: { headersMs: 300ms }
 `;
 
 export interface MetricTraffic {
@@ -94,11 +101,19 @@ export async function startWithMetricTraffic(): Promise<MetricTraffic> {
     await send('/limited/1');
     await send('/limited/2');
     await send('/nowhere');
+    // Concurrency 1: a second request while one hangs is refused (503 overloaded); no retry budget.
+    const before = upstreams[0]!.requests;
+    const hanging = send('/tight/hang', { headers: { 'x-test-action': 'hang' } });
+    await waitFor('the hanging request upstream', () => upstreams[0]!.requests > before, 5_000, 5);
+    await send('/tight/second');
+    await hanging;
 
     // A change after start-up (change → swap delay, table version 2), then a Consul error.
     const version = running.store.version;
     consul.registerService({ ID: 'ok-b', Name: 'ok', Address: '127.0.0.1', Port: upstreams[1]!.port, Check: { TTL: '1h', Status: 'passing' } });
     await waitFor('the change to be swapped in', () => running.store.version > version);
+    // A 503 the route would retry on its other endpoint (ok-b, new), but its retry budget is 0.
+    await send('/tight/503', { headers: { 'x-test-status': '503' } });
     consul.failNext(1);
     consul.kvPut('switchyard/unrelated', 'x');
     await waitFor('a Consul error to be counted', async () => hasSample(await scrape(running), 'switchyard_consul_errors_total'), 5_000, 50);
