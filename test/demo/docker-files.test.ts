@@ -7,7 +7,7 @@
  * files point, and Switchyard sends its spans to the Jaeger service.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, posix, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
@@ -93,6 +93,17 @@ describe('docker/: the files match the code they run', () => {
       }
       assert.equal(env['SERVICE_ADDRESS'], name, `${name} registers the address other containers reach it by`);
     }
+  });
+
+  it('the image has the status page files where dist/admin looks for them (../../src/admin/ui)', () => {
+    const copies = [...dockerfile.matchAll(/^COPY --from=build \/app\/(\S+) (\S+)$/gm)].map((m) => [m[1]!, m[2]!] as const);
+    assert.ok(copies.some(([from, to]) => from === 'dist' && to === './dist'));
+    const ui = copies.find(([from]) => from === 'src/admin/ui');
+    assert.ok(ui !== undefined, 'COPY --from=build /app/src/admin/ui');
+    assert.equal(posix.normalize(ui[1]), 'src/admin/ui', 'kept at the same path relative to /app');
+    assert.equal(posix.join('dist/admin', '../../src/admin/ui'), 'src/admin/ui');
+    assert.match(dockerfile, /^COPY src \.\/src$/m, 'the build stage has src/');
+    assert.ok(existsSync(join(root, 'src', 'admin', 'ui')) && statSync(join(root, 'src', 'admin', 'ui')).isDirectory(), 'src/admin/ui exists');
   });
 
   it('Switchyard sends spans to the Jaeger all-in-one service over OTLP/HTTP (4318)', () => {
