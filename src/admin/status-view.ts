@@ -36,11 +36,13 @@ interface Traffic {
   readonly requests: number;
   readonly rps: number;
   readonly errorRate: number | null;
+  /** Failed attempts (connect error, reset, timeout, 5xx), retried ones included. */
+  readonly failures: number;
   readonly p50: number | null;
   readonly p99: number | null;
 }
 
-function traffic(requests: number, errors: number, inflight: number, latency: readonly number[] | null): Traffic {
+function traffic(requests: number, errors: number, failures: number, inflight: number, latency: readonly number[] | null): Traffic {
   const p = (q: number): number | null => {
     const ms = latency === null ? undefined : percentileMs(latency, q);
     return ms === undefined ? null : Math.round(ms * 100) / 100;
@@ -50,12 +52,13 @@ function traffic(requests: number, errors: number, inflight: number, latency: re
     requests,
     rps: Math.round((requests / WINDOW_SECONDS) * 100) / 100,
     errorRate: requests === 0 ? null : Math.round((errors / requests) * 10_000) / 10_000,
+    failures,
     p50: p(0.5),
     p99: p(0.99),
   };
 }
 
-const IDLE: EndpointSample = { route: '', endpoint: '', requests: 0, errors: 0, inflight: 0, latency: null };
+const IDLE: EndpointSample = { route: '', endpoint: '', requests: 0, errors: 0, failures: 0, inflight: 0, latency: null };
 
 export function statusView(input: {
   table: RoutingTable | undefined;
@@ -83,6 +86,7 @@ export function statusView(input: {
     const samples = byEndpoint.get(route.name);
     let requests = 0;
     let errors = 0;
+    let failures = 0;
     let latency: number[] | null = null;
     const destinations = route.destinations.map((d) => ({
       ...destinationHead(d),
@@ -90,6 +94,7 @@ export function statusView(input: {
         const sample = samples?.get(e.id) ?? IDLE;
         requests += sample.requests;
         errors += sample.errors;
+        failures += sample.failures;
         if (sample.latency !== null) {
           if (latency === null) latency = [...sample.latency];
           else for (let i = 0; i < latency.length; i++) latency[i]! += sample.latency[i]!;
@@ -99,7 +104,7 @@ export function statusView(input: {
           ...endpointHead(e),
           ejected: until !== undefined,
           ejectedUntil: until ?? null,
-          ...traffic(sample.requests, sample.errors, sample.inflight, sample.latency),
+          ...traffic(sample.requests, sample.errors, sample.failures, sample.inflight, sample.latency),
         };
       }),
     }));
@@ -110,7 +115,7 @@ export function statusView(input: {
       strip: route.strip ?? null,
       origin: route.origin,
       source: route.source,
-      ...traffic(requests, errors, stats.routeInflight[route.name] ?? 0, latency),
+      ...traffic(requests, errors, failures, stats.routeInflight[route.name] ?? 0, latency),
       destinations,
     };
   });

@@ -63,11 +63,11 @@ describe('endpoint window (the last minute of one endpoint)', () => {
   it('merges samples of several processes by adding them', () => {
     const latency = (bin: number, n: number): number[] => Array.from({ length: LATENCY_BINS }, (_, i) => (i === bin ? n : 0));
     const merged = mergeSamples([
-      { endpoints: [{ route: 'r', endpoint: 'e', requests: 3, errors: 1, inflight: 2, latency: latency(4, 3) }], routeInflight: { r: 2 } },
-      { endpoints: [{ route: 'r', endpoint: 'e', requests: 5, errors: 0, inflight: 1, latency: latency(4, 5) }, { route: 'r', endpoint: 'f', requests: 1, errors: 0, inflight: 0, latency: null }], routeInflight: { r: 1 } },
+      { endpoints: [{ route: 'r', endpoint: 'e', requests: 3, errors: 1, failures: 2, inflight: 2, latency: latency(4, 3) }], routeInflight: { r: 2 } },
+      { endpoints: [{ route: 'r', endpoint: 'e', requests: 5, errors: 0, failures: 1, inflight: 1, latency: latency(4, 5) }, { route: 'r', endpoint: 'f', requests: 1, errors: 0, failures: 0, inflight: 0, latency: null }], routeInflight: { r: 1 } },
     ]);
     const e = merged.endpoints.find((x) => x.endpoint === 'e')!;
-    assert.deepEqual([e.requests, e.errors, e.inflight, e.latency![4]], [8, 1, 3, 8]);
+    assert.deepEqual([e.requests, e.errors, e.failures, e.inflight, e.latency![4]], [8, 1, 3, 3, 8]);
     assert.equal(merged.endpoints.length, 2);
     assert.deepEqual(merged.routeInflight, { r: 3 });
   });

@@ -104,8 +104,8 @@
   function setTraffic(cells, t) {
     setText(cells.inflight, String(t.inflight));
     setText(cells.rps, fmtRps(t.rps, t.requests));
-    setText(cells.err, fmtErr(t.errorRate));
-    setClass(cells.err, t.errorRate !== null && t.errorRate >= 0.05 ? 'num bad' : 'num');
+    setText(cells.err, t.failures > 0 ? `${fmtErr(t.errorRate)} (${t.failures} failed)` : fmtErr(t.errorRate));
+    setClass(cells.err, t.errorRate !== null && t.errorRate >= 0.05 ? 'num bad' : t.failures > 0 ? 'num warn' : 'num');
     setText(cells.p50, fmtMs(t.p50));
     setText(cells.p99, fmtMs(t.p99));
   }
@@ -116,8 +116,8 @@
     const view = { tbody, shape: shapeOf(r), search: '', route: {}, dests: [] };
     view.route.name = cell(head);
     view.route.match = cell(head, 'match');
-    view.route.source = cell(head, 'muted');
     view.route.state = cell(head);
+    view.route.source = cell(head, 'muted');
     view.route.traffic = trafficCells(head);
     tbody.appendChild(head);
     for (const d of r.destinations) {
@@ -142,7 +142,9 @@
   function updateRoute(view, r) {
     setText(view.route.name, r.name);
     setText(view.route.match, matchOf(r));
-    setText(view.route.source, r.origin === 'tag' ? `tag ${r.source}` : r.source);
+    // The template file's name (the whole path in the tooltip), or the tag the route came from.
+    setText(view.route.source, r.origin === 'tag' ? `tag ${r.source}` : r.source.slice(r.source.lastIndexOf('/') + 1));
+    if (view.route.name.td.title !== r.source) view.route.name.td.title = r.source;
     const endpoints = r.destinations.reduce((n, d) => n + d.endpoints.length, 0);
     const taking = r.destinations.reduce((n, d) => n + (d.weight > 0 ? d.endpoints.filter((e) => e.weight > 0 && !e.ejected).length : 0), 0);
     setText(view.route.state, `${taking}/${endpoints} taking traffic`);

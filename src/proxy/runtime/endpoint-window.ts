@@ -1,14 +1,15 @@
 /**
  * The last minute of one endpoint's traffic, for the status page (/api/status): a ring of 60
  * one-second buckets, each with the requests that ended in that second, how many of them were
- * errors (a 5xx, the proxy's own included, or cut before any response: status 0), and a latency
+ * errors (a 5xx, the proxy's own included, or cut before any response: status 0), the failed
+ * attempts on the endpoint (retried ones included), and a latency
  * histogram with fixed log-scale bounds, from which p50 and p99 are read.
  *
  * Recording is on the request path (access-record.ts, once per exchange): no allocation, no
  * clock read of its own (the caller's end time), one Math.log2 and a few typed-array increments.
  * A bucket is cleared when its slot is first written in a new second (each slot carries the second
  * it holds), so an idle endpoint costs nothing and a read ignores slots older than the minute.
- * The arrays (~4.3 KiB) are made on the first request, so an endpoint that never takes traffic
+ * The arrays (~4.6 KiB) are made on the first request, so an endpoint that never takes traffic
  * costs one small object.
  *
  * Seconds are monotonic (`performance.now()`), per process: a summary holds sums only, so
@@ -51,6 +52,8 @@ export function binOf(ms: number): number {
 export interface WindowSummary {
   readonly requests: number;
   readonly errors: number;
+  /** Failed attempts (see EndpointWindow.fail). */
+  readonly failures: number;
   /** LATENCY_BINS counts (exchanges with a latency: upgrades are counted without one). */
   readonly latency: number[];
 }
@@ -64,6 +67,8 @@ export class EndpointWindow {
   private stamps: Float64Array = EMPTY_STAMPS;
   private requests: Uint32Array = EMPTY32;
   private errors: Uint32Array = EMPTY32;
+  /** Failed attempts on this endpoint (outlier accounting: connect error, reset, timeout, 5xx), retried ones included. */
+  private failures: Uint32Array = EMPTY32;
   /** Slot-major: slot × LATENCY_BINS + bin. */
   private histogram: Uint16Array = EMPTY16;
 
@@ -83,23 +88,35 @@ export class EndpointWindow {
     if (h[at] !== BIN_MAX) h[at]! += 1;
   }
 
-  /** The last minute up to `nowMs` (performance.now()); undefined when it holds no request. */
+  /**
+   * One failed attempt on this endpoint (the failure path: RuntimeRoute.failed). An exchange is
+   * recorded once, on the endpoint that ended it, so without this a failure retried elsewhere would
+   * not show on the endpoint that failed.
+   */
+  fail(nowMs: number): void {
+    const second = Math.floor(nowMs / 1000);
+    if (second !== this.second) this.enter(second);
+    this.failures[this.slot]! += 1;
+  }
+
+  /** The last minute up to `nowMs` (performance.now()); undefined when it holds no request and no failure. */
   summary(nowMs: number): WindowSummary | undefined {
     if (this.second < 0) return undefined;
     const now = Math.floor(nowMs / 1000);
     let requests = 0;
     let errors = 0;
-    let latency: number[] | undefined;
+    let failures = 0;
+    const latency = new Array<number>(LATENCY_BINS).fill(0);
     for (let slot = 0; slot < WINDOW_SECONDS; slot++) {
       const second = this.stamps[slot]!;
-      if (second <= now - WINDOW_SECONDS || second > now || this.requests[slot] === 0) continue;
+      if (second <= now - WINDOW_SECONDS || second > now) continue;
       requests += this.requests[slot]!;
       errors += this.errors[slot]!;
-      latency ??= new Array<number>(LATENCY_BINS).fill(0);
+      failures += this.failures[slot]!;
       const base = slot * LATENCY_BINS;
       for (let i = 0; i < LATENCY_BINS; i++) latency[i]! += this.histogram[base + i]!;
     }
-    return requests === 0 ? undefined : { requests, errors, latency: latency! };
+    return requests === 0 && failures === 0 ? undefined : { requests, errors, failures, latency };
   }
 
   /** A new second: its slot is cleared if it held an older one (arrays made on the first call). */
@@ -108,6 +125,7 @@ export class EndpointWindow {
       this.stamps = new Float64Array(WINDOW_SECONDS).fill(-1);
       this.requests = new Uint32Array(WINDOW_SECONDS);
       this.errors = new Uint32Array(WINDOW_SECONDS);
+      this.failures = new Uint32Array(WINDOW_SECONDS);
       this.histogram = new Uint16Array(WINDOW_SECONDS * LATENCY_BINS);
     }
     this.second = second;
@@ -117,6 +135,7 @@ export class EndpointWindow {
     this.stamps[slot] = second;
     this.requests[slot] = 0;
     this.errors[slot] = 0;
+    this.failures[slot] = 0;
     this.histogram.fill(0, slot * LATENCY_BINS, (slot + 1) * LATENCY_BINS);
   }
 }
@@ -153,6 +172,7 @@ export interface EndpointSample {
   readonly endpoint: string;
   readonly requests: number;
   readonly errors: number;
+  readonly failures: number;
   /** Requests on the endpoint's upstream pool now (running and queued; the pool is per origin). */
   readonly inflight: number;
   readonly latency: number[] | null;
@@ -168,7 +188,7 @@ export interface StatsSample {
 /** Several processes' samples as one: counts, histograms and in-flight counts added. */
 export function mergeSamples(samples: readonly StatsSample[]): StatsSample {
   if (samples.length === 1) return samples[0]!;
-  const endpoints = new Map<string, { route: string; endpoint: string; requests: number; errors: number; inflight: number; latency: number[] | null }>();
+  const endpoints = new Map<string, { route: string; endpoint: string; requests: number; errors: number; failures: number; inflight: number; latency: number[] | null }>();
   const routeInflight: Record<string, number> = {};
   for (const sample of samples) {
     for (const [route, n] of Object.entries(sample.routeInflight)) routeInflight[route] = (routeInflight[route] ?? 0) + n;
@@ -181,6 +201,7 @@ export function mergeSamples(samples: readonly StatsSample[]): StatsSample {
       }
       into.requests += e.requests;
       into.errors += e.errors;
+      into.failures += e.failures;
       into.inflight += e.inflight;
       if (e.latency !== null) {
         if (into.latency === null) into.latency = [...e.latency];

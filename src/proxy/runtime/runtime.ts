@@ -261,6 +261,7 @@ export class RuntimeRoute {
 }
 
 function wasTried(tried: readonly RuntimeEndpoint[], endpoint: RuntimeEndpoint): boolean {
+    endpoint.window.fail(performance.now());
   for (const t of tried) if (t.origin === endpoint.origin) return true;
   return false;
 }
@@ -331,7 +332,8 @@ export class Runtime {
           if (summary === undefined && inflight === 0) continue;
           endpoints.push({
             route: route.name, endpoint: e.id, inflight,
-            requests: summary?.requests ?? 0, errors: summary?.errors ?? 0, latency: summary?.latency ?? null,
+            requests: summary?.requests ?? 0, errors: summary?.errors ?? 0, failures: summary?.failures ?? 0,
+            latency: summary === undefined || summary.requests === 0 ? null : summary.latency,
           });
         }
       }
