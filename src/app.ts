@@ -5,7 +5,7 @@ import { formatHostPort } from './config/host-port.js';
 import { TableStore } from './control/table-store.js';
 import { ConfigWatcher, DEFAULT_WATCHER_OPTIONS, type WatcherOptions } from './control/watcher.js';
 import { startDemoUpstreams, type DemoUpstreams } from './demo/demo-upstreams.js';
-import { createLogger, type Logger } from './observability/logger.js';
+import { accessLogger, createLogger, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { ConsulProvider } from './providers/consul/consul-provider.js';
 import { FileProvider } from './providers/file/file-provider.js';
@@ -177,12 +177,15 @@ export async function startSwitchyard(config: Config, options: StartOptions = {}
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   const metrics = new Metrics({ defaultMetrics: options.defaultMetrics ?? true });
   const store = new TableStore();
+  // An access log file that cannot be opened fails start-up before anything starts.
+  const proxyLogger = logger.child({ component: 'proxy' });
+  const access = accessLogger(config.accessLog, proxyLogger);
   // First, so a missing or empty certificate directory fails start-up before anything listens.
   const certificates = config.tls === undefined ? undefined : await CertStore.open(config.tls.certDir, logger.child({ component: 'tls' }), metrics);
 
   const { discovery, templates, demo } = await createSources(config, logger, metrics);
   const upstreams = new Upstreams({ drainTimeoutMs: config.drainTimeoutMs }, logger.child({ component: 'upstreams' }), metrics);
-  const proxy: Proxy = createProxy({ store, upstreams, logger: logger.child({ component: 'proxy' }), metrics, options: proxyOptionsOf(config) });
+  const proxy: Proxy = createProxy({ store, upstreams, logger: proxyLogger, accessLogger: access, metrics, options: proxyOptionsOf(config) });
   const watcher = new ConfigWatcher(discovery, templates, store, logger.child({ component: 'control' }), metrics, options.watcher ?? DEFAULT_WATCHER_OPTIONS);
   let lifecycle: Lifecycle = 'starting';
   // Subscribed before the watcher starts, so the first table's swap cannot be missed.

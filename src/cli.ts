@@ -1,97 +1,54 @@
 #!/usr/bin/env node
-import cluster from 'node:cluster';
-import { readFileSync } from 'node:fs';
-import { WORKER_SLOT_ENV } from './cluster/messages.js';
-import { helpText, parseCommandLine, type CliAction } from './config/config.js';
+import { COMMANDS } from './commands/commands.js';
 import { SwitchyardError } from './errors.js';
-import { createLogger } from './observability/logger.js';
 
 /**
- * Entry point: flags and environment → start; SIGHUP reloads, SIGTERM/SIGINT drain and exit 0.
- * `--workers 1`: one process (app.ts). More: this process is the cluster primary
- * (cluster/primary.ts) and re-runs as each worker (cluster/worker.ts), with the same flags and
- * environment, so every process reads the same configuration.
+ * Entry point. A first argument that is not a flag names a command (`check`, `explain`, `routes`,
+ * `help [COMMAND]`: src/commands/); otherwise the flags run the proxy (commands/run.ts). Every
+ * module past this one is loaded on demand, so a command never loads the proxy and the proxy
+ * never loads a command. Exit codes: 0 done, 1 failed (or, for `check`, invalid), 2 usage error.
  */
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
-
-/** What the signals drive: the single process or the cluster primary. */
-interface Running {
-  reload(): Promise<void>;
-  stop(): Promise<void>;
-}
-
-async function main(): Promise<void> {
-  let action: CliAction;
-  try {
-    action = parseCommandLine(process.argv.slice(2), process.env);
-  } catch (err) {
-    if (err instanceof SwitchyardError && err.code === 'SY_USAGE') {
-      process.stderr.write(`switchyard: ${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
-  }
-  if (action.kind === 'help') {
-    process.stdout.write(`${helpText()}\n`);
+async function main(argv: readonly string[]): Promise<void> {
+  const name = argv[0];
+  if (name === undefined || name.startsWith('-')) {
+    await (await import('./commands/run.js')).runProxy(argv);
     return;
   }
-  if (action.kind === 'version') {
-    process.stdout.write(`switchyard ${version()}\n`);
-    return;
-  }
-  const { config } = action;
-  // Each role imports only its own modules (dynamic imports): a worker loads the proxy, not the
-  // providers and control plane, so it starts in a fraction of the time (it loads at every
-  // replacement, and --help never loads either).
-  if (config.workers > 1 && cluster.isWorker) {
-    const slot = Number(process.env[WORKER_SLOT_ENV] ?? cluster.worker?.id ?? 0);
-    const { runWorker } = await import('./cluster/worker.js');
-    await runWorker(config, createLogger({ level: config.logLevel }).child({ worker: slot }));
-    return;
-  }
-  // Signal handlers first: a SIGTERM while start-up waits (for Consul, for the first table) stops
-  // it cleanly and exits 0, as one after start-up does.
-  const logger = createLogger({ level: config.logLevel });
-  const aborter = new AbortController();
-  let app: Running | undefined;
-  const stop = (running: Running, signal: string): void => {
-    logger.info({ signal, shutdownDelayMs: config.shutdownDelayMs, drainTimeoutMs: config.drainTimeoutMs }, 'draining and stopping');
-    void running.stop().then(() => logger.flush(() => process.exit(0)));
-  };
-  let signalled: string | undefined;
-  const shutdown = (signal: string): void => {
-    signalled = signal;
-    if (app !== undefined) {
-      stop(app, signal);
+  if (name === 'help') {
+    const topic = argv[1];
+    if (topic === undefined) {
+      process.stdout.write(`${(await import('./config/config.js')).helpText()}\n`);
       return;
     }
-    logger.info({ signal }, 'stopping during start-up');
-    aborter.abort();
-  };
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
-  process.on('SIGHUP', () => {
-    if (app === undefined) return; // start-up reads every source anyway
-    logger.info('SIGHUP: reloading every source');
-    void app.reload();
-  });
-  try {
-    app = config.workers > 1
-      ? await (await import('./cluster/primary.js')).startPrimary(config, logger, aborter.signal)
-      : await (await import('./app.js')).startSwitchyard(config, { logger, signal: aborter.signal });
-  } catch (err) {
-    // Aborted: startSwitchyard released what it had started and flushed the log.
-    if (aborter.signal.aborted) process.exit(0);
-    throw err;
+    const command = COMMANDS[topic];
+    if (command === undefined) usage(`help: no command "${topic}" (commands: ${Object.keys(COMMANDS).join(', ')})`);
+    process.stdout.write(`${(await command.load()).help}\n`);
+    return;
   }
-  // The signal came after start-up's last check but before it returned: drain now.
-  if (signalled !== undefined) stop(app, signalled);
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (command === undefined) usage(`unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')}, help; flags start with --)`);
+  const loaded = await command.load();
+  const rest = argv.slice(1);
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(`${loaded.help}\n`);
+    return;
+  }
+  try {
+    // exitCode, not exit(): a large table written to a pipe is flushed before the process ends.
+    process.exitCode = await loaded.main(rest, process.env);
+  } catch (err) {
+    if (err instanceof SwitchyardError && err.code === 'SY_USAGE') usage(`${name}: ${err.message}`, name);
+    process.stderr.write(`switchyard ${name}: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+  }
 }
 
-main().catch((err: unknown) => {
+function usage(message: string, command?: string): never {
+  process.stderr.write(`switchyard ${message}${command === undefined ? '' : ` (see: switchyard help ${command})`}\n`);
+  process.exit(2);
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
   process.stderr.write(`switchyard: ${(err as Error).message}\n`);
   process.exit(1);
 });

@@ -19,7 +19,7 @@ import { AggregatorRegistry } from 'prom-client';
 import type { Config } from '../config/config.js';
 import { TableStore } from '../control/table-store.js';
 import { TableDecoder, type TableWire } from '../model/table-wire.js';
-import type { Logger } from '../observability/logger.js';
+import { accessLogger, flushLogFiles, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { explainRequest } from '../proxy/runtime/explain.js';
 import { onLocalEjection, setLimitShare } from '../proxy/runtime/route-state.js';
@@ -56,8 +56,15 @@ export async function runWorker(config: Config, logger: Logger): Promise<void> {
   }
   const store = new TableStore();
   const upstreams = new Upstreams({ drainTimeoutMs: config.drainTimeoutMs }, logger.child({ component: 'upstreams' }), metrics);
+  const proxyLogger = logger.child({ component: 'proxy' });
+  let access: Logger | false | undefined;
+  try {
+    access = accessLogger(config.accessLog, proxyLogger);
+  } catch (err) {
+    fatal(err);
+  }
   const proxy = createProxy({
-    store, upstreams, logger: logger.child({ component: 'proxy' }), metrics,
+    store, upstreams, logger: proxyLogger, accessLogger: access, metrics,
     options: proxyOptionsOf(config),
   });
   onLocalEjection((ejection) => send({ type: 'sy:ejected', ejection }));
@@ -91,6 +98,7 @@ export async function runWorker(config: Config, logger: Logger): Promise<void> {
       if (config.shutdownDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, config.shutdownDelayMs));
       await proxy.close(config.drainTimeoutMs);
       await certificates?.close();
+      await flushLogFiles();
       logger.info('worker stopped');
       logger.flush(() => process.exit(0));
     })();

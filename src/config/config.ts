@@ -1,9 +1,12 @@
-import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
 import { formatCidr, parseCidrList } from '../proxy/edge/client-address.js';
 import { consulConnection, type ConsulSettings } from './consul-settings.js';
+import { COMMANDS } from '../commands/commands.js';
+import { adminToken } from './admin-token.js';
+import { FLAGS, flagGetter, parseDuration, type FlagName, type FlagSpec } from './flags.js';
 import { isLoopback, parseHostPort, type HostPort } from './host-port.js';
 
 /** The frozen configuration every component reads. Built once from flags and environment. */
@@ -37,7 +40,16 @@ export interface Config {
    * (src/cluster/): a primary with the providers, control and admin, and this many listener workers.
    */
   readonly workers: number;
+  /** Where access lines go (`--access-log`): with the log on stdout, nowhere, or appended to a file. */
+  readonly accessLog: AccessLogTarget;
 }
+
+/**
+ * `stdout`: access lines go through the root logger's destination (and follow --log-level);
+ * `off`: none; `file`: appended to `path` (absolute), reopened on SIGUSR1, written whatever
+ * --log-level says (as nginx's access_log does not follow error_log's level).
+ */
+export type AccessLogTarget = { readonly kind: 'stdout' } | { readonly kind: 'off' } | { readonly kind: 'file'; readonly path: string };
 
 /** Listener hardening: slowloris, slow uploads, idle keep-alive, connection and header limits. */
 export interface ListenerSettings {
@@ -59,61 +71,17 @@ export interface TlsSettings {
 }
 
 export type { ConsulConsistency, ConsulSettings } from './consul-settings.js';
+export { FLAGS, parseDuration } from './flags.js';
 export { parseConsulAddress, parseGoBool } from './consul-settings.js';
-
-export type CliAction = { kind: 'run'; config: Config } | { kind: 'help' } | { kind: 'version' };
-
-interface FlagSpec {
-  readonly env?: string;
-  readonly value: string;
-  readonly help: string;
-  readonly default?: string;
-}
-
-/** Every value flag: its environment variable, its help line and default. The README mirrors it. */
-export const FLAGS = {
-  listen: { env: 'SWITCHYARD_LISTEN', value: 'HOST:PORT', default: '0.0.0.0:8080', help: 'proxy listener' },
-  'tls-listen': { env: 'SWITCHYARD_TLS_LISTEN', value: 'HOST:PORT', help: 'TLS listener (HTTPS, WSS), same routes; needs --tls-cert-dir' },
-  'tls-cert-dir': { env: 'SWITCHYARD_TLS_CERT_DIR', value: 'DIR', help: 'NAME.crt + NAME.key pairs chosen by SNI, default.* otherwise; watched' },
-  admin: { env: 'SWITCHYARD_ADMIN', value: 'HOST:PORT', default: '127.0.0.1:8081', help: 'admin endpoints (/healthz /readyz /metrics /api/*)' },
-  'admin-token': { env: 'SWITCHYARD_ADMIN_TOKEN', value: 'TOKEN', help: 'bearer token for every admin endpoint but /healthz and /readyz; required when --admin is not loopback' },
-  'admin-token-file': { env: 'SWITCHYARD_ADMIN_TOKEN_FILE', value: 'FILE', help: 'read the admin token from FILE (keeps it out of ps and the environment)' },
-  templates: { env: 'SWITCHYARD_TEMPLATES', value: 'DIR', default: './templates', help: 'route templates: every *.yaml in DIR, watched' },
-  services: { env: 'SWITCHYARD_SERVICES', value: 'FILE', help: 'services file (same data as Consul catalog, health and KV), watched' },
-  'drain-timeout': { env: 'SWITCHYARD_DRAIN_TIMEOUT', value: 'DURATION', default: '10s', help: 'bound on in-flight requests at shutdown and on draining removed pools' },
-  'startup-wait': { env: 'SWITCHYARD_STARTUP_WAIT', value: 'DURATION', default: '15s', help: 'at start, open the proxy listener once every source has delivered, or after this long (then with a warning; /readyz stays 503)' },
-  'shutdown-delay': { env: 'SWITCHYARD_SHUTDOWN_DELAY', value: 'DURATION', default: '0', help: 'on SIGTERM, keep serving this long (with /readyz at 503) before the listeners close' },
-  'header-timeout': { env: 'SWITCHYARD_HEADER_TIMEOUT', value: 'DURATION', default: '10s', help: 'time a client gets to send a whole request head (slowloris); then 408' },
-  'request-timeout': { env: 'SWITCHYARD_REQUEST_TIMEOUT', value: 'DURATION', default: '5m', help: 'time a client gets to send a whole request, body included; 0 = none (long uploads)' },
-  'keepalive-timeout': { env: 'SWITCHYARD_KEEPALIVE_TIMEOUT', value: 'DURATION', default: '65s', help: 'idle time before a client keep-alive connection is closed' },
-  'max-connections': { env: 'SWITCHYARD_MAX_CONNECTIONS', value: 'N', default: '10000', help: 'client connections per listener; more are closed when accepted' },
-  'max-header-size': { env: 'SWITCHYARD_MAX_HEADER_SIZE', value: 'SIZE', default: '16KB', help: 'request line and headers (bytes, KB or MB); 431 above' },
-  'max-header-count': { env: 'SWITCHYARD_MAX_HEADER_COUNT', value: 'N', default: '100', help: 'header fields per request; 431 above' },
-  'trusted-proxies': { env: 'SWITCHYARD_TRUSTED_PROXIES', value: 'CIDR,...', help: 'proxies whose X-Forwarded-For is appended to; from others it is replaced' },
-  workers: { env: 'SWITCHYARD_WORKERS', value: 'N|auto', default: 'auto', help: 'proxy worker processes sharing the listeners; auto = one per core, 1 = a single process' },
-  'log-level': { env: 'SWITCHYARD_LOG_LEVEL', value: 'LEVEL', default: 'info', help: 'trace, debug, info, warn, error, fatal or silent' },
-  'kv-prefix': { env: 'SWITCHYARD_KV_PREFIX', value: 'PREFIX', default: 'switchyard/', help: 'KV prefix holding weights and policies' },
-  consul: { env: 'CONSUL_HTTP_ADDR', value: 'ADDR', help: 'Consul agent: host:port, http(s)://host:port[/prefix] or unix:///path; makes Consul the discovery source' },
-  'consul-datacenter': { env: 'CONSUL_DATACENTER', value: 'DC', help: 'datacenter to query (default: the agent\'s)' },
-  'consul-consistency': { env: 'SWITCHYARD_CONSUL_CONSISTENCY', value: 'MODE', default: 'default', help: 'default (stale reads only while the cluster has no leader), stale or consistent' },
-  'consul-wait': { env: 'SWITCHYARD_CONSUL_WAIT', value: 'DURATION', default: '60s', help: 'blocking query wait (1s to 10m)' },
-} as const satisfies Record<string, FlagSpec>;
-
-type FlagName = keyof typeof FLAGS;
 
 const LOG_LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
 
-/** `250ms`, `10s`, `2m` or a bare number of milliseconds. */
-export function parseDuration(flag: string, value: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value.trim());
-  if (match === null) throw new UsageError(`--${flag}: expected a duration like 500ms, 10s or 2m, got ${JSON.stringify(value)}`);
-  const amount = Number(match[1]);
-  const unit = match[2] ?? 'ms';
-  return Math.round(amount * (unit === 'ms' ? 1 : unit === 's' ? 1000 : 60_000));
-}
+export type CliAction = { kind: 'run'; config: Config } | { kind: 'help' } | { kind: 'version' };
 
 export function helpText(): string {
-  const lines = ['Usage: switchyard [flags]', '', 'Flags (each also set by the environment variable in brackets):'];
+  const lines = ['Usage: switchyard [flags]          run the proxy', '       switchyard COMMAND [flags]  (switchyard help COMMAND for its flags)', '', 'Commands:'];
+  for (const [name, command] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(10)}${command.summary}`);
+  lines.push('', 'Flags of the proxy (each also set by the environment variable in brackets):');
   for (const [name, spec] of Object.entries(FLAGS) as [FlagName, FlagSpec][]) {
     const left = `  --${name} ${spec.value}`;
     const def = spec.default === undefined ? '' : ` (default ${spec.default})`;
@@ -143,17 +111,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
   if (values['help'] === true) return { kind: 'help' };
   if (values['version'] === true) return { kind: 'version' };
 
-  const get = (name: FlagName): string | undefined => {
-    const flagValue = values[name];
-    if (typeof flagValue === 'string') {
-      if (flagValue === '') throw new UsageError(`--${name}: empty value`);
-      return flagValue;
-    }
-    const spec: FlagSpec = FLAGS[name];
-    const envValue = spec.env === undefined ? undefined : env[spec.env];
-    if (envValue !== undefined && envValue !== '') return envValue;
-    return spec.default;
-  };
+  const get = flagGetter(values, env);
 
   const logLevel = get('log-level')!;
   if (!LOG_LEVELS.has(logLevel)) throw new UsageError(`--log-level: expected one of ${[...LOG_LEVELS].join(', ')}, got ${JSON.stringify(logLevel)}`);
@@ -175,12 +133,21 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     trustedProxies: trustedProxies(get('trusted-proxies')),
     adminToken: adminToken(get('admin-token'), get('admin-token-file')),
     workers: parseWorkers(get('workers')!),
+    accessLog: accessLogTarget(get('access-log')!),
   };
   if (config.consul !== undefined) consulKvPrefixCheck(config.kvPrefix);
   if (config.adminToken === undefined && !isLoopback(config.admin.host)) {
     throw new UsageError(`--admin ${get('admin')} is not a loopback address: set --admin-token (or SWITCHYARD_ADMIN_TOKEN, SWITCHYARD_ADMIN_TOKEN_FILE) to expose the admin endpoints`);
   }
   return { kind: 'run', config: Object.freeze(config) };
+}
+
+/** `stdout`, `off` or a file path (made absolute: every worker and a later SIGUSR1 open the same file). */
+export function accessLogTarget(value: string): AccessLogTarget {
+  if (value === 'stdout') return { kind: 'stdout' };
+  if (value === 'off') return { kind: 'off' };
+  if (value.endsWith('/')) throw new UsageError(`--access-log: expected stdout, off or a file path, got the directory ${JSON.stringify(value)}`);
+  return { kind: 'file', path: resolve(value) };
 }
 
 /** `--tls-listen` and `--tls-cert-dir` go together: one without the other is a usage error. */
@@ -275,21 +242,4 @@ function trustedProxies(value: string | undefined): readonly string[] {
   } catch (err) {
     throw new UsageError(`--trusted-proxies: ${(err as Error).message}`);
   }
-}
-
-/** The flag or variable wins over the file. (Consul does the opposite: CONSUL_HTTP_TOKEN_FILE wins over CONSUL_HTTP_TOKEN.) The token never appears in a message. */
-function adminToken(token: string | undefined, file: string | undefined): string | undefined {
-  if (token !== undefined) {
-    if (token.trim() === '') throw new UsageError('--admin-token: empty value');
-    return token;
-  }
-  if (file === undefined) return undefined;
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8').trim();
-  } catch (err) {
-    throw new UsageError(`--admin-token-file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
-  }
-  if (text === '') throw new UsageError(`--admin-token-file: ${file} is empty`);
-  return text;
 }

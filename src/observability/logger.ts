@@ -1,5 +1,6 @@
-import { fstatSync } from 'node:fs';
-import { pino, type Logger, type LoggerOptions } from 'pino';
+import { closeSync, fstatSync, openSync } from 'node:fs';
+import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
+import type { AccessLogTarget } from '../config/config.js';
 import { boundLine, LINE_LIMIT_BYTES } from './line-bound.js';
 
 export type { Logger } from 'pino';
@@ -50,9 +51,12 @@ function isRegularFile(fd: number): boolean {
  */
 export function stdoutBatching(fd: number): { minLength: number; maxWrite: number; boundLines: boolean } {
   return isRegularFile(fd)
-    ? { minLength: 32 * 1024, maxWrite: 64 * 1024, boundLines: false }
+    ? FILE_BATCHING
     : { minLength: LINE_LIMIT_BYTES - 1, maxWrite: LINE_LIMIT_BYTES, boundLines: true };
 }
+
+/** Batching for a regular file (stdoutBatching). */
+const FILE_BATCHING = { minLength: 32 * 1024, maxWrite: 64 * 1024, boundLines: false } as const;
 
 /** Destinations created here in sonic-boom's buffer mode: they take Buffers, not strings. */
 const bufferStreams = new WeakSet<object>();
@@ -90,4 +94,68 @@ export function createLogger(settings: LoggerSettings = {}): Logger {
   // then fsyncs the file on the next drain and adds listeners that pile up while lines keep coming.
   setInterval(() => destination.flush(), FLUSH_INTERVAL_MS).unref();
   return pino(options, destination);
+}
+
+/** A file the access log appends to: pino's sonic-boom destination, reopened on SIGUSR1. */
+interface LogFile {
+  readonly path: string;
+  readonly stream: DestinationStream & { reopen(): void; flush(cb?: (err?: Error) => void): void; on(event: 'error', listener: (err: Error) => void): unknown };
+}
+
+/** The log files this process opened: SIGUSR1 reopens them, the exit path flushes them. */
+const logFiles: LogFile[] = [];
+
+/** Bytes an access log file may hold in memory while its disk is slow or gone; more lines are dropped. */
+const FILE_BUFFER_LIMIT = 16 * 1024 * 1024;
+
+/**
+ * Where the proxy's access lines go for `--access-log`: `undefined` (stdout: the proxy's own logger,
+ * as before the flag), `false` (off), or a logger writing to the file, with the proxy logger's
+ * bindings so that the lines are the same as on stdout.
+ *
+ * The file is opened in append mode (O_APPEND), so every worker process of `--workers N` appends to
+ * the same file and each write(2) lands whole at its end (POSIX: no other write comes between the
+ * seek to the end and the write); AccessLog bounds every line to 4096 bytes and sonic-boom writes
+ * whole lines only. Lines are batched as for a regular file on stdout (stdoutBatching) and flushed
+ * every 100 ms. The file gets every access line whatever --log-level says: `off` turns them off.
+ * Throws with a one-line reason when the file cannot be opened (at start: exit 1).
+ */
+export function accessLogger(target: AccessLogTarget, proxyLogger: Logger): Logger | false | undefined {
+  if (target.kind === 'stdout') return undefined;
+  if (target.kind === 'off') return false;
+  const { path } = target;
+  try {
+    // Opened once synchronously: a missing directory or a permission problem fails start-up with
+    // its reason, where sonic-boom's own (asynchronous) open would only emit an error later.
+    closeSync(openSync(path, 'a'));
+  } catch (err) {
+    throw new Error(`--access-log: cannot open ${path} for appending: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const { minLength, maxWrite } = FILE_BATCHING;
+  const stream = pino.destination({
+    dest: path, append: true, sync: false, minLength, maxWrite, maxLength: FILE_BUFFER_LIMIT, contentMode: 'buffer',
+  }) as unknown as LogFile['stream'];
+  bufferStreams.add(stream);
+  // A failed reopen (the directory is gone) keeps writing to the old file; a failed write is retried with the next lines.
+  stream.on('error', (err) => proxyLogger.error({ file: path, error: (err as NodeJS.ErrnoException).code ?? err.message }, 'access log file error'));
+  setInterval(() => stream.flush(), FLUSH_INTERVAL_MS).unref();
+  logFiles.push({ path, stream });
+  return pino({ level: 'info', base: null, timestamp: false }, stream).child(proxyLogger.bindings());
+}
+
+/**
+ * SIGUSR1 (logrotate's `postrotate kill -USR1`, as nginx does): every log file is closed and opened
+ * again at its path, so after a rename the lines go to a new file there. Lines buffered meanwhile
+ * go to the new file; none is lost. Returns the paths reopened.
+ */
+export function reopenLogFiles(): string[] {
+  for (const file of logFiles) file.stream.reopen();
+  return logFiles.map((f) => f.path);
+}
+
+/** Write what the log files hold in memory (before exiting). */
+export async function flushLogFiles(): Promise<void> {
+  await Promise.all(logFiles.map((file) => new Promise<void>((resolve) => {
+    file.stream.flush(() => resolve());
+  })));
 }

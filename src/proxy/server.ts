@@ -55,6 +55,8 @@ export interface ProxyDeps {
   upstreams: Upstreams;
   /** Root logger or a `component` child; access lines are its child `{ kind: 'access' }`. */
   logger?: Logger;
+  /** `--access-log`: a logger writing access lines to a file, or false for none; default `logger`'s destination. */
+  accessLogger?: Logger | false;
   metrics: Metrics;
   options?: ProxyOptions;
 }
@@ -100,7 +102,8 @@ export function createProxy(deps: ProxyDeps): Proxy {
     : deps.logger.child({ component: 'proxy' });
   const runtimes = new RuntimeStore(metrics);
   runtimes.attach(store, upstreams);
-  const handler = new ProxyHandler(runtimes, logger, options, new RequestGuard(options, logger, metrics));
+  const accessLogger = deps.accessLogger === false ? undefined : deps.accessLogger ?? logger;
+  const handler = new ProxyHandler(runtimes, accessLogger, options, new RequestGuard(options, logger, metrics));
   const upgrades = new UpgradeProxy(handler);
 
   // Shared by the plain and the TLS listener (listenTls).

@@ -9,7 +9,8 @@ import { watchDirectory, type DirectoryWatch } from '../watch-dir.js';
 import { readYamlFile } from '../yaml-file.js';
 import { templatesFileSchema } from './templates-schema.js';
 
-const isTemplateFile = (name: string): boolean => name.endsWith('.yaml') && !name.startsWith('.');
+/** The names the provider reads: `*.yaml`, not hidden (editor swap and temp files are). */
+export const isTemplateFile = (name: string): boolean => name.endsWith('.yaml') && !name.startsWith('.');
 
 /**
  * Route templates: every `*.yaml` in a directory, watched (watch-dir.ts). Each file keeps its last
@@ -88,7 +89,8 @@ export class DirectoryTemplatesProvider implements TemplatesProvider {
   }
 }
 
-function toTemplate(route: import('./templates-schema.js').TemplatesFile['routes'][number], source: string): RouteTemplate {
+/** A validated route of a templates file as the model takes it; `source` is the file. */
+export function toTemplate(route: import('./templates-schema.js').TemplatesFile['routes'][number], source: string): RouteTemplate {
   return {
     name: route.name,
     ...(route.each === undefined ? {} : { each: route.each }),

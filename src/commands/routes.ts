@@ -1,0 +1,48 @@
+import { parseArgs } from 'node:util';
+import { UsageError } from '../errors.js';
+import { ADMIN_HELP, ADMIN_OPTIONS, adminGet, adminTarget } from './admin-client.js';
+import { printableLines } from './text-table.js';
+import { renderProblems, renderRoutes, type RoutesJson } from './routes-table.js';
+
+/** `switchyard routes`: a running Switchyard's live table (/api/routes) as an aligned text table. */
+export const help = [
+  'Usage: switchyard routes [--admin HOST:PORT] [--admin-token-file FILE]',
+  '',
+  'Print the live routing table of a running Switchyard (its /api/routes): each route with its match,',
+  'destinations with their weights (KV overrides shown beside the configured weight), and every endpoint',
+  'with its address, health, state (active, draining, unhealthy, ejected until ...) and weight. Problems',
+  'the last build skipped (bad KV values, unusable addresses) follow the table.',
+  '',
+  ADMIN_HELP,
+  '',
+  'Exit status: 0 printed, 1 the admin API could not be asked, 2 usage error.',
+].join('\n');
+
+export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({ args: [...argv], options: ADMIN_OPTIONS, strict: true, allowPositionals: false }));
+  } catch (err) {
+    throw new UsageError(noAdminTokenFlag((err as Error).message));
+  }
+  const target = adminTarget(values, env);
+  const view = await adminGet(target, '/api/routes') as RoutesJson;
+  process.stdout.write(`${routesReport(view, target.shown)}\n`);
+  return 0;
+}
+
+/** The table with a heading line and the problems after it. */
+export function routesReport(view: RoutesJson, where: string): string {
+  const lines = [`Switchyard at ${where}: table version ${view.version}${view.swappedAt === null ? ', no table yet' : `, swapped ${view.swappedAt}`}, ${view.routes.length} route(s)`];
+  if (view.routes.length > 0) lines.push('', renderRoutes(view.routes));
+  if (view.problems.length > 0) lines.push('', `Problems the build skipped (${view.problems.length}):`, printableLines(renderProblems(view.problems)));
+  return lines.join('\n');
+}
+
+/** parseArgs' first line; for `--admin-token`, why it is not taken here and what to use. */
+export function noAdminTokenFlag(message: string): string {
+  const first = message.split('\n')[0] ?? message;
+  return /'--admin-token'/.test(first)
+    ? '--admin-token is not taken by the client commands (ps would show the token): set SWITCHYARD_ADMIN_TOKEN or use --admin-token-file FILE'
+    : first;
+}
