@@ -5,6 +5,7 @@
  *   npm run bench -- --quick           smoke run (1 round × 2 s), writes bench/out/benchmarks-quick.md
  *   npm run bench -- --only haproxy,switchyard --out /tmp/b.md
  *   npm run bench -- --quick --only swap-cost        (a phase by name: every target of it)
+ *   npm run bench -- --only tracing --out /tmp/t.md  (tracing off vs OTLP export at ratio 0.1 and 1.0)
  *
  * Environment: BENCH_DURATION (s per run), BENCH_ROUNDS, BENCH_WARMUP (s), BENCH_CONNECTIONS,
  * BENCH_PROXY_CPU / BENCH_LOAD_CPU (taskset lists, default 0 / 1), BENCH_NO_PIN=1,
@@ -34,10 +35,10 @@ import { costCurvePhase } from './cost-curve.js';
 import { fileWatchPhase } from './file-watch.js';
 import { propagationPhase } from './propagation.js';
 import { swapCostPhase } from './swap-cost.js';
-import { throughputPhase, twoCorePhase } from './throughput.js';
+import { throughputPhase, tracingPhase, twoCorePhase } from './throughput.js';
 import { startUpstreams } from './upstream.js';
 
-const PHASES: readonly Phase[] = [throughputPhase, twoCorePhase, swapCostPhase, fileWatchPhase, propagationPhase, consulScalePhase, costCurvePhase];
+const PHASES: readonly Phase[] = [throughputPhase, twoCorePhase, tracingPhase, swapCostPhase, fileWatchPhase, propagationPhase, consulScalePhase, costCurvePhase];
 
 /** Whether `--only` selects the phase: unset, its name, or one of its targets. */
 function phaseSelected(phase: Phase, only: readonly string[] | undefined): boolean {

@@ -77,6 +77,8 @@ export interface SwitchyardTargetOptions {
   readonly policies: boolean;
   /** `--workers N`; 1 is the single process (passed explicitly once the CLI has the flag). */
   readonly workers: number;
+  /** Environment changes (undefined removes a variable), e.g. OTEL_* for the tracing phase. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
 }
 
 /**
@@ -108,8 +110,13 @@ export async function startSwitchyard(ctx: BenchContext, name: string, o: Switch
   const env: NodeJS.ProcessEnv = { ...process.env, NODE_ENV: 'production' };
   delete env['SWITCHYARD_LOG_LEVEL']; // access logs on: the default level (info)
   delete env['SWITCHYARD_WORKERS']; // the flag (or its absence on an old build) decides
+  for (const [k, v] of Object.entries(o.env ?? {})) {
+    if (v === undefined) delete env[k];
+    else env[k] = v;
+  }
   const proc = start(name, argv, { cpu: placement.proxyCpu, stdoutFile: accessLog, stderrFile: stderr, env, cwd: ctx.root });
-  ctx.artifacts.push({ title: `${name}: command (stdout, the pino access log, goes to a file)`, text: `NODE_ENV=production ${proc.argv.join(' ')} > access.log 2> stderr.log`, lang: 'sh' });
+  const extra = Object.entries(o.env ?? {}).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v} `).join('');
+  ctx.artifacts.push({ title: `${name}: command (stdout, the pino access log, goes to a file)`, text: `NODE_ENV=production ${extra}${proc.argv.join(' ')} > access.log 2> stderr.log`, lang: 'sh' });
   if (!hasWorkers) ctx.artifacts.push({ title: `${name}: note`, text: 'This build has no --workers flag: it runs one process (what --workers 1 means).', lang: 'text' });
   ctx.artifacts.push({ title: `${name}: config/templates/bench.yaml`, text: files.template, lang: 'yaml' });
   ctx.artifacts.push({ title: `${name}: config/services.yaml`, text: files.services, lang: 'yaml' });

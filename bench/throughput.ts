@@ -14,6 +14,7 @@ import {
 } from './throughput-report.js';
 import { exitReason } from './target-start.js';
 import { ONE_CORE_TARGETS, TWO_CORE_TARGETS, type Placement, type RunningTarget, type Target } from './targets.js';
+import { closeTraceSink, TRACING_RATIO_GOAL, TRACING_TARGETS } from './tracing.js';
 import { runWrk, wrkCommand } from './wrk.js';
 
 interface Entry {
@@ -53,6 +54,8 @@ interface Group {
   readonly layout: (ctx: BenchContext, placement: Placement) => string[];
   /** Runs before the group's targets start (re-pinning the upstreams); returns the undo. */
   readonly prepare?: (ctx: BenchContext) => () => void;
+  /** Runs once the group's targets stopped; returns report notes. */
+  readonly finish?: (ctx: BenchContext) => Promise<string[]>;
 }
 
 async function startAll(ctx: BenchContext, entries: Entry[], placement: Placement, notes: string[]): Promise<void> {
@@ -140,6 +143,7 @@ function runGroup(group: Group): Phase {
         await Promise.all(entries.map((e) => e.running?.proc?.stop()));
         undo?.();
       }
+      if (group.finish !== undefined) notes.push(...await group.finish(ctx));
 
       const noisy = entries.flatMap((e) => e.runs.filter((r) => r.otherCpuPct >= o.busyThresholdPct).map((r) => `${e.target.name} round ${r.round} (${r.otherCpuPct.toFixed(0)}%)`));
       if (noisy.length > 0) {
@@ -240,3 +244,41 @@ export const twoCorePhase: Phase = runGroup({
 function allCpus(): string {
   return `0-${Math.max(0, cpus().length - 1)}`;
 }
+
+const TRACING_SPEC: TableSpec = {
+  title: '## Tracing cost (OTLP export to a local sink)',
+  baselines: ['switchyard-trace-off'],
+  checksTitle: 'Tracing on against tracing off (ratios from this table)',
+  checks: (s) => {
+    const checks = [];
+    const off = s.get('switchyard-trace-off');
+    const tenth = s.get('switchyard-trace-0.1');
+    const all = s.get('switchyard-trace-1.0');
+    if (off !== undefined && tenth !== undefined) {
+      checks.push(rpsRatioCheck('ratio 0.1 / tracing off, requests/s', tenth, off, TRACING_RATIO_GOAL));
+      checks.push(cpuRatioCheck('ratio 0.1 / tracing off, CPU µs per request', tenth, off, undefined));
+    }
+    if (off !== undefined && all !== undefined) {
+      checks.push(rpsRatioCheck('ratio 1.0 / tracing off, requests/s', all, off, undefined));
+      checks.push(cpuRatioCheck('ratio 1.0 / tracing off, CPU µs per request', all, off, undefined));
+    }
+    return checks;
+  },
+};
+
+export const tracingPhase: Phase = runGroup({
+  name: 'tracing',
+  targets: TRACING_TARGETS,
+  spec: TRACING_SPEC,
+  placement: (ctx) => ({ proxyCpu: ctx.options.proxyCpu, loadCpu: ctx.options.loadCpu }),
+  layout: (ctx) => [
+    canPin()
+      ? `Pinning as in the one-core table: Switchyard (one process) on CPU ${ctx.options.proxyCpu}; wrk, the upstream nginx and the span sink on CPU ${ctx.options.loadCpu}.`
+      : 'No CPU pinning (taskset missing, fewer than 2 cores, or BENCH_NO_PIN=1).',
+    'switchyard-trace-off: no OTEL_* variables (traceparent is still propagated: a new trace id and span id per request). ' +
+    'switchyard-trace-0.1 and -1.0: OTEL_EXPORTER_OTLP_ENDPOINT at a local sink (a node server answering 200 to /v1/traces), ' +
+    'OTEL_TRACES_SAMPLER=parentbased_traceidratio with OTEL_TRACES_SAMPLER_ARG 0.1 and 1.0; wrk sends no traceparent, so the ratio decides each request. ' +
+    'Spans leave in batches (BatchSpanProcessor defaults: every 5 s or 512 spans, queue of 2,048; at 1.0 the queue fills between exports and the rest are dropped and counted).',
+  ],
+  finish: async () => [`The span sink received ${await closeTraceSink()} spans over the phase.`],
+});

@@ -7,6 +7,7 @@ import { ConfigWatcher, DEFAULT_WATCHER_OPTIONS, type WatcherOptions } from './c
 import { startDemoUpstreams, type DemoUpstreams } from './demo/demo-upstreams.js';
 import { accessLogger, createLogger, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
+import { startTracing, TRACE_FLUSH_MS } from './observability/tracing.js';
 import { ConsulProvider } from './providers/consul/consul-provider.js';
 import { FileProvider } from './providers/file/file-provider.js';
 import type { DiscoveryProvider, ProviderStatus } from './providers/provider.js';
@@ -186,6 +187,8 @@ export async function startSwitchyard(config: Config, options: StartOptions = {}
   const { discovery, templates, demo } = await createSources(config, logger, metrics);
   const upstreams = new Upstreams({ drainTimeoutMs: config.drainTimeoutMs }, logger.child({ component: 'upstreams' }), metrics);
   const proxy: Proxy = createProxy({ store, upstreams, logger: proxyLogger, accessLogger: access, metrics, options: proxyOptionsOf(config) });
+  // Trace propagation, and span export when an OTLP endpoint is set (only then is the SDK loaded).
+  proxy.handler.tracing = await startTracing(process.env, metrics.registry, logger.child({ component: 'tracing' }));
   const watcher = new ConfigWatcher(discovery, templates, store, logger.child({ component: 'control' }), metrics, options.watcher ?? DEFAULT_WATCHER_OPTIONS);
   let lifecycle: Lifecycle = 'starting';
   // Subscribed before the watcher starts, so the first table's swap cannot be missed.
@@ -206,6 +209,7 @@ export async function startSwitchyard(config: Config, options: StartOptions = {}
       firstTable.cancel();
       await watcher.stop();
       await proxy.close(config.drainTimeoutMs); // also closes the upstream pools
+      await proxy.handler.tracing.shutdown(TRACE_FLUSH_MS);
       await certificates?.close();
       await admin.close();
       await demo?.close();

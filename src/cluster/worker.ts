@@ -21,6 +21,7 @@ import { TableStore } from '../control/table-store.js';
 import { TableDecoder, type TableWire } from '../model/table-wire.js';
 import { accessLogger, flushLogFiles, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
+import { startTracing, TRACE_FLUSH_MS } from '../observability/tracing.js';
 import { explainRequest } from '../proxy/runtime/explain.js';
 import { onLocalEjection, setLimitShare } from '../proxy/runtime/route-state.js';
 import type { Runtime } from '../proxy/runtime/runtime.js';
@@ -67,6 +68,8 @@ export async function runWorker(config: Config, logger: Logger): Promise<void> {
     store, upstreams, logger: proxyLogger, accessLogger: access, metrics,
     options: proxyOptionsOf(config),
   });
+  // Each worker exports its own spans (the SDK is loaded only when an OTLP endpoint is set).
+  proxy.handler.tracing = await startTracing(process.env, metrics.registry, logger.child({ component: 'tracing' }));
   onLocalEjection((ejection) => send({ type: 'sy:ejected', ejection }));
 
   const decoder = new TableDecoder();
@@ -97,6 +100,7 @@ export async function runWorker(config: Config, logger: Logger): Promise<void> {
       proxy.beginDrain();
       if (config.shutdownDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, config.shutdownDelayMs));
       await proxy.close(config.drainTimeoutMs);
+      await proxy.handler.tracing.shutdown(TRACE_FLUSH_MS);
       await certificates?.close();
       await flushLogFiles();
       logger.info('worker stopped');

@@ -9,6 +9,7 @@
  *   1kb = 1024 bytes), or null for no limit. `retries.bufferBytes`: the same units, at most 16 MiB.
  * - `upstream.maxConnections`: a positive integer, or null for no cap; `upstream.queueTimeoutMs`:
  *   a duration, at least 1 ms.
+ * - `debugHeaders`, `redirectToHttps`: booleans.
  * - `retries.on`: a list from connect-failure, reset, 502, 503, 504 (numbers allowed for codes).
  * - Unknown fields are errors (a misspelt field silently doing nothing is worse than a rejection).
  *
@@ -191,7 +192,7 @@ const UPSTREAM: { [K in keyof UpstreamPolicy]-?: (v: unknown, p: string) => Upst
   queueTimeoutMs: (v, p) => duration(v, p, 1),
 };
 
-const TOP_LEVEL = ['timeouts', 'retries', 'outlier', 'rateLimit', 'concurrency', 'maxBodyBytes', 'redirectToHttps', 'upstream'] as const;
+const TOP_LEVEL = ['timeouts', 'retries', 'outlier', 'rateLimit', 'concurrency', 'maxBodyBytes', 'redirectToHttps', 'upstream', 'debugHeaders'] as const;
 
 function parseLayer(value: unknown): PolicyInput {
   const fields = object(value, '(policy)');
@@ -217,6 +218,7 @@ function parseLayer(value: unknown): PolicyInput {
   }
   if (fields['redirectToHttps'] !== undefined) out.redirectToHttps = boolean(fields['redirectToHttps'], 'redirectToHttps');
   if (fields['upstream'] !== undefined) out.upstream = upstreamSection(fields['upstream']);
+  if (fields['debugHeaders'] !== undefined) out.debugHeaders = boolean(fields['debugHeaders'], 'debugHeaders');
   return out;
 }
 

@@ -104,6 +104,12 @@ export interface RoutePolicy {
   /** Answer plain-HTTP requests with a 308 to HTTPS (when the proxy has a TLS listener). */
   readonly redirectToHttps: boolean;
   readonly upstream: UpstreamPolicy;
+  /**
+   * Responses relayed from the upstream carry `x-switchyard-route`, `x-switchyard-endpoint` (the
+   * endpoint id) and `x-switchyard-upstream-ms` (time to the upstream's response head), like Envoy's
+   * `x-envoy-upstream-service-time`. Off by default: they name internal services.
+   */
+  readonly debugHeaders: boolean;
 }
 
 /**
@@ -119,6 +125,7 @@ export interface PolicyInput {
   readonly maxBodyBytes?: number | null;
   readonly redirectToHttps?: boolean;
   readonly upstream?: Partial<UpstreamPolicy>;
+  readonly debugHeaders?: boolean;
 }
 
 /**
@@ -135,6 +142,7 @@ export const DEFAULT_POLICY: RoutePolicy = deepFreezePolicy({
   maxBodyBytes: null,
   redirectToHttps: false,
   upstream: { maxConnections: null, queueTimeoutMs: 30_000 },
+  debugHeaders: false,
 });
 
 /**
@@ -153,6 +161,7 @@ export function resolvePolicy(layers: readonly (PolicyInput | undefined)[]): Rou
   let maxBodyBytes: number | null = DEFAULT_POLICY.maxBodyBytes;
   let redirectToHttps = DEFAULT_POLICY.redirectToHttps;
   let upstream: UpstreamPolicy = DEFAULT_POLICY.upstream;
+  let debugHeaders = DEFAULT_POLICY.debugHeaders;
   for (const layer of layers) {
     if (layer === undefined) continue;
     if (layer.timeouts !== undefined) timeouts = { ...timeouts, ...layer.timeouts };
@@ -163,6 +172,7 @@ export function resolvePolicy(layers: readonly (PolicyInput | undefined)[]): Rou
     if (layer.maxBodyBytes !== undefined) maxBodyBytes = layer.maxBodyBytes;
     if (layer.redirectToHttps !== undefined) redirectToHttps = layer.redirectToHttps;
     if (layer.upstream !== undefined) upstream = { ...upstream, ...layer.upstream };
+    if (layer.debugHeaders !== undefined) debugHeaders = layer.debugHeaders;
   }
   if (outlier.maxEjectionMs < outlier.baseEjectionMs) {
     return `outlier.maxEjectionMs (${outlier.maxEjectionMs}) is below outlier.baseEjectionMs (${outlier.baseEjectionMs})`;
@@ -187,6 +197,7 @@ export function resolvePolicy(layers: readonly (PolicyInput | undefined)[]): Rou
     maxBodyBytes,
     redirectToHttps,
     upstream: { ...upstream },
+    debugHeaders,
   });
 }
 

@@ -13,6 +13,8 @@ export function jsonString(value: string): string {
 
 export interface AccessRecord {
   readonly reqId: string;
+  /** W3C trace id (32 lower-case hex digits); undefined for records made before tracing began. */
+  readonly traceId?: string | undefined;
   /** Already a JSON literal (see jsonString): precomputed per route at table build time. */
   readonly routeJson: string;
   readonly upstream: string | undefined;
@@ -79,7 +81,10 @@ export class AccessLog {
       this.lastMs = now;
       this.lastTime = new Date(now).toISOString();
     }
-    let line = `{"level":30,"time":"${this.lastTime}"${this.prefix},"reqId":${jsonString(r.reqId)},"route":${r.routeJson}`;
+    let line = `{"level":30,"time":"${this.lastTime}"${this.prefix},"reqId":${jsonString(r.reqId)}`;
+    // Always 32 hex digits (tracing.ts makes or validates it): no escaping needed.
+    if (r.traceId !== undefined && r.traceId !== '') line += `,"traceId":"${r.traceId}"`;
+    line += `,"route":${r.routeJson}`;
     if (r.upstream !== undefined) line += `,"upstream":${jsonString(r.upstream)}`;
     if (r.endpoint !== undefined) line += `,"endpoint":${jsonString(r.endpoint)}`;
     line += `,"method":${jsonString(r.method)},"path":${jsonString(path)},"status":${r.status},"ms":${Math.round(r.ms * 1000) / 1000}`;

@@ -77,6 +77,7 @@ describe('parsePolicyInput', () => {
     ['a bad retry buffer size', { retries: { bufferBytes: 'lots' } }, /^retries\.bufferBytes: expected a number of bytes/],
     ['a retry buffer above 16 MiB', { retries: { bufferBytes: '17mb' } }, /^retries\.bufferBytes: must be at most 16777216 bytes/],
     ['redirectToHttps not a boolean', { redirectToHttps: 'true' }, /^redirectToHttps: expected true or false/],
+    ['debugHeaders not a boolean', { debugHeaders: 1 }, /^debugHeaders: expected true or false/],
     ['a section that is not an object', { timeouts: 5 }, /^timeouts: expected an object/],
     ['a zero upstream cap', { upstream: { maxConnections: 0 } }, /^upstream\.maxConnections: expected an integer from 1 to 1000000, got 0/],
     ['a fractional upstream cap', { upstream: { maxConnections: 2.5 } }, /^upstream\.maxConnections: expected an integer/],
@@ -108,6 +109,7 @@ describe('resolvePolicy', () => {
       maxBodyBytes: null,
       redirectToHttps: false,
       upstream: { maxConnections: null, queueTimeoutMs: 30_000 },
+      debugHeaders: false,
     });
   });
 
@@ -126,6 +128,7 @@ describe('resolvePolicy', () => {
     ['upstream layers merge field by field', [{ upstream: { maxConnections: 4 } }, { upstream: { queueTimeoutMs: 2_000 } }], (p) => p.upstream, { maxConnections: 4, queueTimeoutMs: 2_000 }],
     ['null removes a template upstream cap', [{ upstream: { maxConnections: 4, queueTimeoutMs: 2_000 } }, { upstream: { maxConnections: null } }], (p) => p.upstream, { maxConnections: null, queueTimeoutMs: 2_000 }],
     ['redirectToHttps can be turned off again', [{ redirectToHttps: true }, { redirectToHttps: false }], (p) => p.redirectToHttps, false],
+    ['debugHeaders from a later layer (KV over the template)', [{ debugHeaders: false }, { debugHeaders: true }], (p) => p.debugHeaders, true],
   ];
   for (const [title, layers, pick, expected] of cases) {
     it(title, () => {

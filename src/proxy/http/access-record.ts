@@ -1,8 +1,10 @@
 import type { IncomingMessage } from 'node:http';
+import type { Span } from '@opentelemetry/api';
 import type { ErrorCode } from '../../errors.js';
 import { NO_ROUTE_JSON } from '../runtime/route-metrics.js';
 import type { RuntimeEndpoint, RuntimeRoute } from '../runtime/runtime.js';
 import type { ForwardContext } from './forward-context.js';
+import { endSpan } from './trace-span.js';
 
 /**
  * How an exchange ended when it did not end with a complete response (the access log's `end`,
@@ -37,11 +39,17 @@ export interface ExchangeOutcome {
   readonly reason: string | undefined;
   readonly attempts: number;
   readonly end: ExchangeEnd | undefined;
+  readonly host: string | undefined;
+  readonly forwardedFor: string | undefined;
+  /** The trace id (observability/tracing.ts). */
+  readonly traceId: string;
+  /** The exchange's span: set only for sampled requests when spans are exported. */
+  readonly span: Span | undefined;
 }
 
 /**
- * Count one finished exchange in its route's metrics and write its access line: the one record
- * builder for plain requests and upgrades. A tunnel's lifetime is no latency, so upgrades are
+ * Count one finished exchange in its route's metrics, end its span (sampled requests, when spans
+ * are exported) and write its access line: the one record builder for plain requests and upgrades. A tunnel's lifetime is no latency, so upgrades are
  * counted without a duration.
  */
 export function recordExchange(ctx: ForwardContext, o: ExchangeOutcome, upgrade: boolean): void {
@@ -51,11 +59,13 @@ export function recordExchange(ctx: ForwardContext, o: ExchangeOutcome, upgrade:
   if (upgrade) metrics.count(o.status);
   else metrics.record(o.status, ms / 1000);
   o.endpoint?.window.record(o.start + ms, upgrade ? -1 : ms, o.status);
+  if (o.span !== undefined) endSpan(o.span, o, upgrade);
   const log = ctx.accessLog;
   if (log === undefined) return;
   const endpoint = o.endpoint;
   log.write({
     reqId: o.requestId!,
+    traceId: o.traceId,
     routeJson: route === undefined ? NO_ROUTE_JSON : route.nameJson,
     upstream: endpoint?.origin,
     endpoint: endpoint?.id,

@@ -1,5 +1,6 @@
 import { STATUS_CODES, type ServerResponse } from 'node:http';
 import { httpStatusFor, type ErrorCode } from '../../errors.js';
+import { jsonString } from '../../observability/access-log.js';
 
 /**
  * The one serialiser of error answers, for the proxy (a ServerResponse), the upgrade tunnel (raw
@@ -26,6 +27,19 @@ export const ERROR_BODIES = {
   SY_OVERLOADED: errorBody('SY_OVERLOADED', 'the route has too many requests in flight'),
   SY_BODY_TOO_LARGE: errorBody('SY_BODY_TOO_LARGE', 'the request body exceeds the route limit'),
 } as const satisfies Partial<Record<ErrorCode, Buffer>>;
+
+/**
+ * A proxy error body with the exchange's ids appended: `{"error", "message", "requestId", "traceId"}`,
+ * so a client's bug report names the request in the access log and its trace. `body` is one of the
+ * prebuilt bodies (a JSON object).
+ */
+export function bodyWithIds(body: Buffer, requestId: string | undefined, traceId: string): Buffer {
+  const ids = requestId === undefined ? `,"traceId":"${traceId}"}` : `,"requestId":${jsonString(requestId)},"traceId":"${traceId}"}`;
+  const out = Buffer.allocUnsafe(body.length - 1 + Buffer.byteLength(ids));
+  body.copy(out, 0, 0, body.length - 1);
+  out.write(ids, body.length - 1, 'utf8');
+  return out;
+}
 
 /** The prebuilt body of `code`, or a generic one naming it. */
 export function errorBodyOf(code: ErrorCode): Buffer {

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
+import type { Span } from '@opentelemetry/api';
 import type { Dispatcher } from 'undici';
 import { httpStatusFor, type ErrorCode } from '../../errors.js';
 import { admission, httpsLocation, REDIRECT, refusalCode } from '../policy/admission.js';
@@ -8,12 +9,13 @@ import type { RouteState } from '../runtime/route-state.js';
 import { stripPath, type RuntimeEndpoint, type RuntimeRoute } from '../runtime/runtime.js';
 import { CLIENT_CLOSED_STATUS, recordExchange, type ExchangeEnd, type ExchangeOutcome } from './access-record.js';
 import { BodyTap } from './body-tap.js';
-import { ERROR_BODIES, errorBodyOf, sendError } from './error-response.js';
+import { bodyWithIds, ERROR_BODIES, errorBodyOf, sendError } from './error-response.js';
 import type { ForwardContext } from './forward-context.js';
 import { appendForwarded } from './forwarded-headers.js';
 import { contentLengthOf, removeConnectionNominated, responseHeaders, scanRequestHeaders, trailerPairs, type RequestHead } from './headers.js';
 import { lingerAfterAnswer } from './lingering-close.js';
 import type { ProxyResponse } from './proxy-response.js';
+import { ejectionEvent, retryEvent } from './trace-span.js';
 import { FAILURE_CODE, failureOf, isUpstreamFault, ProxyAbort, retryCondition, timeoutKind, type Failure } from './upstream-failure.js';
 
 /** setTimeout callback of the total timeout; the exchange is the timer's argument, so no closure. */
@@ -76,6 +78,13 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler, Exchan
   connection: string | undefined = undefined;
   hasBody = false;
   trailers = false;
+  traceparent: string | undefined = undefined;
+  tracestate: string | undefined = undefined;
+
+  // Tracing (observability/tracing.ts `begin`).
+  traceId = '';
+  upstreamTraceparent = '';
+  span: Span | undefined = undefined;
 
   readonly ctx: ForwardContext;
   readonly req: IncomingMessage;
@@ -97,6 +106,8 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler, Exchan
   private resumeUpstream: (() => void) | null = null;
   /** undici gave the current attempt a connection (onConnect). */
   private connected = false;
+  /** performance.now() when the current attempt got its connection: the request is being sent. */
+  private sentAt = 0;
   /** node refused the upstream's response head (writeHead threw): a bad response. */
   private badHead = false;
   private settled = false;
@@ -138,6 +149,7 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler, Exchan
     res.on('close', onResponseClose);
     scanRequestHeaders(req.rawHeaders, this);
     const requestId = this.requestId ?? (this.requestId = ctx.ids.next());
+    ctx.tracing.begin(this, req.method ?? 'GET', this.start);
     // The request guard turned every target into origin-form (absolute-form included).
     const url = req.url ?? '/';
     const runtime = ctx.runtimes.current;
@@ -164,7 +176,7 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler, Exchan
     // The proxy relays trailers for a client that accepts them, so it accepts them itself.
     if (this.trailers) headers.push('te', 'trailers');
     const path = stripPath(url, route.strip);
-    appendForwarded(headers, this, req.socket, ctx.proto, path !== url ? route.strip : undefined, requestId);
+    appendForwarded(headers, this, req.socket, ctx.proto, path !== url ? route.strip : undefined, requestId, this.upstreamTraceparent);
 
     // The client waits for our go before sending its body: nothing refused it, so it may come.
     if (this.expectContinue) res.writeContinue();
@@ -194,6 +206,18 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler, Exchan
     endpoint.pool.dispatch(this.options!, this);
   }
 
+  /** Outlier accounting of a failure on `endpoint`; an ejection it causes is a span event. */
+  private failedOn(route: RuntimeRoute, endpoint: RuntimeEndpoint): void {
+    const span = this.span;
+    if (span === undefined) {
+      route.failed(endpoint);
+      return;
+    }
+    const before = endpoint.health.ejected;
+    route.failed(endpoint);
+    if (!before && endpoint.health.ejected) ejectionEvent(span, endpoint);
+  }
+
   /** The request got a connection (or gave up waiting): it no longer counts as queued. */
   private leaveQueue(): void {
     const timer = this.queueTimer;
@@ -211,9 +235,10 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler, Exchan
     this.settled = true;
     if (code !== 'SY_NO_ROUTE') this.errorCode = code;
     const close = this.closeAfterAnswer();
+    const full = bodyWithIds(body, this.requestId, this.traceId);
     this.status = retryAfter === undefined
-      ? sendError(this.res, code, body, this.requestId, close)
-      : sendError(this.res, code, body, this.requestId, close, 'retry-after', retryAfter);
+      ? sendError(this.res, code, full, this.requestId, close)
+      : sendError(this.res, code, full, this.requestId, close, 'retry-after', retryAfter);
   }
 
   /**
@@ -290,6 +315,7 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler, Exchan
     const route = this.route!;
     route.metrics.retry(reason);
     this.attempts += 1;
+    if (this.span !== undefined) retryEvent(this.span, reason, this.endpoint, next, this.attempts);
     this.endpoint = next;
     this.abortUpstream = null;
     this.resumeUpstream = null;
@@ -334,6 +360,7 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler, Exchan
       return;
     }
     this.connected = true;
+    this.sentAt = performance.now();
     this.abortUpstream = abort;
   }
 
@@ -341,9 +368,12 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler, Exchan
     if (statusCode < 200) return true; // 1xx informational responses are not relayed
     const route = this.route;
     const endpoint = this.endpoint;
+    let upstreamMs = 0;
     if (route !== undefined && endpoint !== undefined) {
+      upstreamMs = performance.now() - this.sentAt;
+      route.metrics.firstByte(upstreamMs / 1000);
       if (statusCode >= 500) {
-        route.failed(endpoint);
+        this.failedOn(route, endpoint);
         const condition = statusCondition(statusCode);
         const next = condition === 0 ? undefined : this.retryTarget(condition);
         if (next !== undefined) {
@@ -359,6 +389,7 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler, Exchan
     const res = this.res;
     this.resumeUpstream = resume;
     const headers = responseHeaders(rawHeaders, this.requestId!, this.trailers && willChunk(res, statusCode, this.req.method));
+    if (route?.debugRoute !== undefined && endpoint !== undefined) appendDebugHeaders(headers, route.debugRoute, endpoint, upstreamMs);
     // Draining, or an answer before the request body has fully arrived: close the client
     // connection after this response (lingering, so the client reads it).
     if (this.closeAfterAnswer()) res.shouldKeepAlive = false;
@@ -418,7 +449,7 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler, Exchan
         this.redispatch(pending, this.retryReason);
         return;
       }
-      if (this.endpoint !== undefined && isUpstreamFault(failure)) route.failed(this.endpoint);
+      if (this.endpoint !== undefined && isUpstreamFault(failure)) this.failedOn(route, this.endpoint);
       if (!headSent) {
         const condition = retryCondition(failure);
         const next = condition === 0 ? undefined : this.retryTarget(condition);
@@ -514,6 +545,14 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler, Exchan
  */
 function willChunk(res: ProxyResponse, status: number, method: string | undefined): boolean {
   return res.useChunkedEncodingByDefault && status !== 204 && status !== 304 && method !== 'HEAD';
+}
+
+/**
+ * The route's debug headers (policy `debugHeaders`), as Envoy's `x-envoy-upstream-service-time`:
+ * the route, the endpoint id, and the upstream's time to the response head in whole milliseconds.
+ */
+function appendDebugHeaders(headers: string[], route: string, endpoint: RuntimeEndpoint, upstreamMs: number): void {
+  headers.push('x-switchyard-route', route, 'x-switchyard-endpoint', endpoint.debugId, 'x-switchyard-upstream-ms', String(Math.round(upstreamMs)));
 }
 
 /** The body-less mark node's writeHead sets before it builds (and may refuse) the head. */

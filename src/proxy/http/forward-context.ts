@@ -1,4 +1,5 @@
 import type { AccessLog } from '../../observability/access-log.js';
+import type { Tracing } from '../../observability/tracing.js';
 import type { RuntimeStore } from '../runtime/runtime.js';
 import type { RequestIdGenerator } from './request-id.js';
 
@@ -8,6 +9,8 @@ export interface ForwardContext {
   /** Access logger; undefined turns the access log off. */
   readonly accessLog: AccessLog | undefined;
   readonly ids: RequestIdGenerator;
+  /** Trace propagation, sampling and (when configured) span export. */
+  readonly tracing: Tracing;
   /** Forward the client's Host header (true) or let undici send the endpoint's host:port. */
   readonly preserveHost: boolean;
   /** Value of X-Forwarded-Proto. */

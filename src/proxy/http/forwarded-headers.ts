@@ -7,9 +7,10 @@ import { clientAddress, type RequestHead } from './headers.js';
  * proxy sent; the request guard removed it from anyone else), X-Forwarded-Proto, -Host and -Port
  * (from the listener that accepted the connection: the client's own were dropped by
  * scanRequestHeaders), X-Forwarded-Prefix on routes that strip one (Traefik's StripPrefix sends
- * it the same way), and X-Request-Id.
+ * it the same way), X-Request-Id, and the trace context (`traceparent`: `trace`; `tracestate` as
+ * the client sent it when observability/tracing.ts kept it).
  */
-export function appendForwarded(out: string[], head: RequestHead, socket: Socket, proto: string, prefix: string | undefined, requestId: string): void {
+export function appendForwarded(out: string[], head: RequestHead, socket: Socket, proto: string, prefix: string | undefined, requestId: string, trace: string): void {
   const client = clientAddress(socket.remoteAddress);
   out.push('x-forwarded-for', head.forwardedFor === undefined ? client : `${head.forwardedFor}, ${client}`);
   // Per connection: the same handler serves the plain and the TLS listener.
@@ -18,5 +19,6 @@ export function appendForwarded(out: string[], head: RequestHead, socket: Socket
   const port = socket.localPort;
   if (port !== undefined) out.push('x-forwarded-port', String(port));
   if (prefix !== undefined) out.push('x-forwarded-prefix', prefix);
-  out.push('x-request-id', requestId);
+  out.push('x-request-id', requestId, 'traceparent', trace);
+  if (head.tracestate !== undefined) out.push('tracestate', head.tracestate);
 }

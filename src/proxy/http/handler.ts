@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { AccessLog } from '../../observability/access-log.js';
 import type { Logger } from '../../observability/logger.js';
+import { Tracing } from '../../observability/tracing.js';
 import { Exchange } from './exchange.js';
 import type { ForwardContext } from './forward-context.js';
 import type { ProxyResponse } from './proxy-response.js';
@@ -21,6 +22,11 @@ export interface HandlerOptions extends RequestGuardOptions {
    * Retries, timeouts and limits are per-route policies (src/model/policy.ts), not options here.
    */
   httpsPort?: number;
+  /**
+   * Trace propagation and span export (observability/tracing.ts `startTracing`). Default: propagation
+   * only (no export, new traces unsampled).
+   */
+  tracing?: Tracing;
 }
 
 /**
@@ -31,6 +37,8 @@ export class ProxyHandler implements ForwardContext {
   readonly runtimes: RuntimeStore;
   readonly accessLog: AccessLog | undefined;
   readonly ids = new RequestIdGenerator();
+  /** Set before the listener opens (app.ts and cluster/worker.ts attach the environment's tracing). */
+  tracing: Tracing;
   readonly preserveHost: boolean;
   readonly proto: string;
   /** Hostile-input checks, path normalisation and the X-Forwarded-For choice, before routing. */
@@ -50,6 +58,7 @@ export class ProxyHandler implements ForwardContext {
     this.accessLog = options.accessLog === false || logger === undefined ? undefined : new AccessLog(logger, { kind: 'access' });
     this.preserveHost = options.preserveHost ?? true;
     this.proto = options.proto ?? 'http';
+    this.tracing = options.tracing ?? new Tracing();
     this.options = options;
   }
 

@@ -20,6 +20,10 @@ export interface RequestHead {
   hasBody: boolean;
   /** The client accepts trailer fields (`TE: trailers`), so an upstream's trailers are relayed. */
   trailers: boolean;
+  /** The client's `traceparent` ('' when it sent more than one: invalid); the proxy sends its own. */
+  traceparent: string | undefined;
+  /** The client's `tracestate` (several fields joined with `,`), passed on with a valid traceparent. */
+  tracestate: string | undefined;
 }
 
 /**
@@ -30,6 +34,7 @@ export interface RequestHead {
  * the proxy from the listener, whoever the client is, as Traefik does for untrusted peers;
  * X-Forwarded-For is kept in `forwardedFor` to be appended to), and Expect (node answered
  * `100-continue`). `TE: trailers` is remembered in `trailers` (the exchange sends its own).
+ * `traceparent` and `tracestate` are kept aside: the proxy sends its own (observability/tracing.ts).
  */
 export function scanRequestHeaders(raw: readonly string[], head: RequestHead): void {
   const out = head.headers;
@@ -57,6 +62,13 @@ export function scanRequestHeaders(raw: readonly string[], head: RequestHead): v
         continue;
       case 'te':
         if (listsTrailers(value)) head.trailers = true;
+        continue;
+      case 'traceparent':
+        // Several traceparent fields are invalid (W3C Trace Context §3.2): '' never parses.
+        head.traceparent = head.traceparent === undefined ? value : '';
+        continue;
+      case 'tracestate':
+        head.tracestate = head.tracestate === undefined ? value : `${head.tracestate},${value}`;
         continue;
       case 'keep-alive':
       case 'proxy-connection':

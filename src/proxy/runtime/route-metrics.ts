@@ -27,6 +27,8 @@ export class RouteMetrics {
   private overloadedCounter: Counter.Internal | undefined;
   private bodyTooLargeCounter: Counter.Internal | undefined;
   private queuedGauge: Gauge.Internal<'route'> | undefined;
+  private firstByteHistogram: Histogram.Internal<'route'> | undefined;
+  private connectHistogram: Histogram.Internal<'route'> | undefined;
 
   constructor(metrics: Metrics, route: string) {
     this.metrics = metrics;
@@ -103,6 +105,16 @@ export class RouteMetrics {
   /** One more (+1) or one less (-1) request waiting for an upstream connection. */
   queued(delta: number): void {
     (this.queuedGauge ??= this.metrics.upstreamQueued.labels(this.route)).inc(delta);
+  }
+
+  /** Time from the request sent upstream (the attempt got its connection) to the response head. */
+  firstByte(seconds: number): void {
+    (this.firstByteHistogram ??= this.metrics.upstreamFirstByteDuration.labels(this.route)).observe(seconds);
+  }
+
+  /** Time to open a new upstream connection (upstreams.ts: the route whose request opened it). */
+  connected(seconds: number): void {
+    (this.connectHistogram ??= this.metrics.upstreamConnectDuration.labels(this.route)).observe(seconds);
   }
 
   bodyTooLarge(): void {

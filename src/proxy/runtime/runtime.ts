@@ -4,6 +4,7 @@ import { SmoothWeightedRoundRobin } from '../../model/balancer.js';
 import type { OutlierPolicy, RetryCondition, RoutePolicy } from '../../model/policy.js';
 import type { Destination, Endpoint, Route, RoutingTable } from '../../model/types.js';
 import type { Metrics } from '../../observability/metrics.js';
+import { headerValue } from '../http/debug-headers.js';
 import { errorBody } from '../http/error-response.js';
 import type { RateLimiter } from '../policy/rate-limiter.js';
 import { EndpointWindow, type EndpointSample, type StatsSample } from './endpoint-window.js';
@@ -31,6 +32,8 @@ export class RuntimeEndpoint {
   readonly window: EndpointWindow;
   /** The destination (pool) whose balancer holds this endpoint; set by RuntimeDestination. */
   destination!: RuntimeDestination;
+  /** `id` as a header value (debug headers), made on first use. */
+  private debugValue: string | undefined;
 
   constructor(endpoint: Endpoint, pool: UpstreamPool, health: EndpointHealth) {
     this.id = endpoint.id;
@@ -40,6 +43,11 @@ export class RuntimeEndpoint {
     this.pool = pool;
     this.health = health;
     this.window = windowOf(health);
+  }
+
+  /** `x-switchyard-endpoint` of routes with debug headers (http/debug-headers.ts). */
+  get debugId(): string {
+    return this.debugValue ??= headerValue(this.id);
   }
 }
 
@@ -108,6 +116,8 @@ export class RuntimeRoute {
   readonly noEndpointBody: Buffer;
   /** Active endpoints over all destinations (bounds retry picks). */
   readonly endpointCount: number;
+  /** `x-switchyard-route` when the policy asks for debug headers; undefined = none. */
+  readonly debugRoute: string | undefined;
 
   // The policy, resolved into fields the hot path reads without indirection.
   /** Per-request undici timeouts (0 = none). */
@@ -182,6 +192,7 @@ export class RuntimeRoute {
     this.maxBody = policy.maxBodyBytes ?? -1;
     this.maxConnections = policy.upstream.maxConnections;
     this.queueTimeout = this.maxConnections === null ? 0 : policy.upstream.queueTimeoutMs;
+    this.debugRoute = policy.debugHeaders ? headerValue(route.name) : undefined;
     this.guarded = this.redirectToHttps || this.limiter !== undefined || this.maxBody >= 0 || policy.concurrency !== null;
   }
 

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { Histogram } from 'prom-client';
 import { buildConnector, Pool, type Dispatcher } from 'undici';
 import type { Route, RoutingTable } from '../../model/types.js';
 import type { Logger } from '../../observability/logger.js';
@@ -100,10 +101,19 @@ export class UpstreamPool {
    * the pool itself, so holding and releasing a route costs no Map lookup per endpoint.
    */
   uses = 0;
+  /**
+   * The route whose name labels this pool's connect times (switchyard_upstream_connect_duration_seconds):
+   * the first route that held it (a changed route keeps it: same name); cleared when that route
+   * leaves the table, then taken by the next route to hold the pool.
+   */
+  owner: string | undefined = undefined;
+  /** The histogram child of `connectLabel`, resolved on the first connection (not per request). */
+  connectChild: Histogram.Internal<'route'> | undefined = undefined;
+  connectLabel: string | undefined = undefined;
   private pool: Pool | undefined;
   private closed = false;
 
-  constructor(origin: string, key: string, private readonly make: () => Pool) {
+  constructor(origin: string, key: string, private readonly make: (self: UpstreamPool) => Pool) {
     assertPoolOrigin(origin);
     this.origin = origin;
     this.key = key;
@@ -135,7 +145,7 @@ export class UpstreamPool {
   }
 
   private materialize(): Pool {
-    const pool = this.make();
+    const pool = this.make(this);
     this.pool = pool;
     // A request that reaches a pool retired before its first request fails as on a closed Pool.
     if (this.closed) void pool.close();
@@ -209,10 +219,10 @@ export class Upstreams {
       const o = this.options;
       const connections = settings?.maxConnections ?? null;
       const connectMs = settings?.connectMs ?? o.connectTimeoutMs;
-      pool = new UpstreamPool(origin, key, () => new Pool(origin, {
+      pool = new UpstreamPool(origin, key, (self) => new Pool(origin, {
         // undici: null = no limit.
         connections,
-        connect: guardedConnector(connectMs),
+        connect: guardedConnector(connectMs, self, this.metrics),
         headersTimeout: o.headersTimeoutMs,
         bodyTimeout: o.bodyTimeoutMs,
         keepAliveTimeout: o.keepAliveTimeoutMs,
@@ -276,7 +286,9 @@ export class Upstreams {
       for (const endpoint of destination.active) {
         const pool = make ? this.tryAcquire(endpoint.origin, settings) : this.active.get(this.keyOf(endpoint.origin, settings));
         pools.push(pool);
-        if (pool !== undefined && pool.uses++ === 0) this.unused.delete(pool.key);
+        if (pool === undefined) continue;
+        if (pool.uses++ === 0) this.unused.delete(pool.key);
+        pool.owner ??= route.name;
       }
     }
     const held: HeldRoute = { pools, kept: this.retains };
@@ -306,11 +318,19 @@ export class Upstreams {
       // Live routes never prepared (a table swapped in without prepare) keep their pools too.
       this.hold(route, false).kept = retain;
     }
+    // Names of live routes, made only when a route that owns a pool lets go of it: a new Route object
+    // of the same name (a changed route) keeps the ownership.
+    let liveNames: Set<string> | undefined;
     for (const [route, held] of this.routeKeys) {
       if (held.kept === retain) continue;
       this.routeKeys.delete(route);
       for (const pool of held.pools) {
-        if (pool !== undefined && --pool.uses === 0) this.unused.add(pool.key);
+        if (pool === undefined) continue;
+        if (--pool.uses === 0) this.unused.add(pool.key);
+        if (pool.owner === route.name && pool.uses > 0) {
+          liveNames ??= new Set((live?.routes ?? []).map((r) => r.name));
+          if (!liveNames.has(route.name)) pool.owner = undefined;
+        }
       }
     }
     for (const key of this.unused) {
@@ -384,17 +404,38 @@ interface HeldRoute {
   kept: number;
 }
 
+/** Label of connect times of a pool whose holding routes all let go while another still holds it. */
+const SHARED_POOL_LABEL = '(shared)';
+
+/**
+ * One new connection of `pool` took `seconds`: observed under the pool's owner route. Pools are per
+ * origin and pool settings, so routes with the same origin and settings share one pool and its
+ * connections: a connection belongs to no single route, and is counted once, under the first route
+ * that used the pool (a per-request attribution is not possible: undici opens connections for its
+ * queue, not for a request).
+ */
+function observeConnect(pool: UpstreamPool, metrics: Metrics, seconds: number): void {
+  const label = pool.owner ?? SHARED_POOL_LABEL;
+  if (pool.connectLabel !== label || pool.connectChild === undefined) {
+    pool.connectLabel = label;
+    pool.connectChild = metrics.upstreamConnectDuration.labels(label);
+  }
+  pool.connectChild.observe(seconds);
+}
+
 /**
  * undici's own connector (same connect timeout and socket options as Pool's `connectTimeout`),
  * with every upstream socket it makes guarded so an upstream's early answer to an upload survives
- * the failed body write that follows it (http/early-answer-socket.ts). Only the proxy's pools get
- * it; one closure per connection, none per request.
+ * the failed body write that follows it (http/early-answer-socket.ts), and its connect time
+ * observed. Only the proxy's pools get it; one closure per connection, none per request.
  */
-function guardedConnector(timeoutMs: number): buildConnector.connector {
+function guardedConnector(timeoutMs: number, pool: UpstreamPool, metrics: Metrics | undefined): buildConnector.connector {
   const connect = buildConnector({ timeout: timeoutMs });
   return (options, callback) => {
+    const started = performance.now();
     connect(options, (err, socket) => {
       if (err === null) {
+        if (metrics !== undefined) observeConnect(pool, metrics, (performance.now() - started) / 1000);
         guardEarlyAnswers(socket as Socket);
         callback(null, socket);
       } else {

@@ -1,11 +1,13 @@
 import type { IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
+import type { Span } from '@opentelemetry/api';
 import { httpStatusFor, type ErrorCode } from '../../errors.js';
 import { CLIENT_CLOSED_STATUS, recordExchange, type ExchangeEnd, type ExchangeOutcome } from '../http/access-record.js';
-import { ERROR_BODIES, errorBodyOf, rawErrorResponse, rawRedirect } from '../http/error-response.js';
+import { bodyWithIds, ERROR_BODIES, errorBodyOf, rawErrorResponse, rawRedirect } from '../http/error-response.js';
 import type { ForwardContext } from '../http/forward-context.js';
 import { appendForwarded } from '../http/forwarded-headers.js';
 import { removeConnectionNominated, scanRequestHeaders, type RequestHead } from '../http/headers.js';
+import { ejectionEvent, retryEvent } from '../http/trace-span.js';
 import { FAILURE_CODE, failureOf, retryCondition, timeoutKind, type Failure } from '../http/upstream-failure.js';
 import { admission, httpsLocation, REDIRECT, refusalCode } from '../policy/admission.js';
 import { retryTarget, statusCondition } from '../policy/retry-decision.js';
@@ -49,6 +51,11 @@ export class Tunnel implements RequestHead, ExchangeOutcome {
   connection: string | undefined = undefined;
   hasBody = false;
   trailers = false;
+  traceparent: string | undefined = undefined;
+  tracestate: string | undefined = undefined;
+  traceId = '';
+  upstreamTraceparent = '';
+  span: Span | undefined = undefined;
 
   readonly req: IncomingMessage;
   readonly start: number;
@@ -94,6 +101,7 @@ export class Tunnel implements RequestHead, ExchangeOutcome {
     client.on('close', () => this.finish());
     scanRequestHeaders(req.rawHeaders, this);
     if (this.requestId === undefined) this.requestId = ctx.ids.next();
+    ctx.tracing.begin(this, req.method ?? 'GET', this.start);
     const url = req.url ?? '/';
     const route = url.charCodeAt(0) === 47 ? ctx.runtimes.current?.match(this.host, url) : undefined;
     if (route === undefined) return this.refuse('SY_NO_ROUTE', ERROR_BODIES.SY_NO_ROUTE);
@@ -187,7 +195,7 @@ export class Tunnel implements RequestHead, ExchangeOutcome {
     headers.push('connection', 'upgrade');
     const upgrade = upgradeProtocols(req);
     if (upgrade !== undefined) headers.push('upgrade', upgrade);
-    appendForwarded(headers, this, req.socket, ctx.proto, this.path !== this.url ? this.route!.strip : undefined, this.requestId!);
+    appendForwarded(headers, this, req.socket, ctx.proto, this.path !== this.url ? this.route!.strip : undefined, this.requestId!, this.upstreamTraceparent);
     let text = `${req.method ?? 'GET'} ${this.path} HTTP/1.1\r\n`;
     for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
     return `${text}\r\n`;
@@ -257,7 +265,7 @@ export class Tunnel implements RequestHead, ExchangeOutcome {
         return;
       }
       if (status >= 500) {
-        route.failed(endpoint);
+        this.failedOn(route, endpoint);
         // Nothing of this answer reached the client yet: a 502/503/504 the route retries goes to
         // another endpoint, as for a plain request.
         const condition = statusCondition(status);
@@ -297,6 +305,7 @@ export class Tunnel implements RequestHead, ExchangeOutcome {
   /** Abandon the attempt on `upstream` and make the next one on `next`. */
   private retryOn(upstream: Socket, next: RuntimeEndpoint, reason: string): void {
     this.route!.metrics.retry(reason);
+    if (this.span !== undefined) retryEvent(this.span, reason, this.endpoint, next, this.attempts + 1);
     this.upstream = undefined;
     upstream.destroy();
     this.connectTo(next);
@@ -325,7 +334,7 @@ export class Tunnel implements RequestHead, ExchangeOutcome {
       return;
     }
     const endpoint = this.endpoint!;
-    route.failed(endpoint);
+    this.failedOn(route, endpoint);
     const code = FAILURE_CODE[failure];
     route.metrics.upstreamError(code);
     const kind = timeoutKind(failure);
@@ -339,6 +348,13 @@ export class Tunnel implements RequestHead, ExchangeOutcome {
     this.reason = err.message;
     this.refuse(code, errorBodyOf(code));
     upstream.destroy();
+  }
+
+  /** Outlier accounting of a failure on `endpoint`; an ejection it causes is a span event. */
+  private failedOn(route: RuntimeRoute, endpoint: RuntimeEndpoint): void {
+    const before = endpoint.health.ejected;
+    route.failed(endpoint);
+    if (this.span !== undefined && !before && endpoint.health.ejected) ejectionEvent(this.span, endpoint);
   }
 
   /** No byte either way for the route's tunnel idle timeout: close the tunnel (counted, logged). */
@@ -361,9 +377,10 @@ export class Tunnel implements RequestHead, ExchangeOutcome {
   private refuse(code: ErrorCode, body: Buffer, retryAfter?: string): void {
     if (code !== 'SY_NO_ROUTE') this.errorCode = code;
     this.status = httpStatusFor(code);
+    const full = bodyWithIds(body, this.requestId, this.traceId);
     this.respond(retryAfter === undefined
-      ? rawErrorResponse(code, body, this.requestId!)
-      : rawErrorResponse(code, body, this.requestId!, 'retry-after', retryAfter));
+      ? rawErrorResponse(code, full, this.requestId!)
+      : rawErrorResponse(code, full, this.requestId!, 'retry-after', retryAfter));
   }
 
   /** Write a complete response to the client, then close its socket. */

@@ -1,0 +1,93 @@
+import type { Attributes, Span } from '@opentelemetry/api';
+import type { RuntimeEndpoint } from '../runtime/runtime.js';
+import type { ExchangeOutcome } from './access-record.js';
+import { clientAddress } from './headers.js';
+
+/**
+ * The exchange's span, for sampled requests when spans are exported (observability/tracing.ts).
+ * One SERVER span per exchange, as Envoy (its ingress span) and Traefik (the entry point span)
+ * record an edge proxy's request, with the upstream it went to as attributes: HTTP semantic
+ * conventions (`http.request.method`, `url.path`, `http.route` = the route's path prefix,
+ * `http.response.status_code`, `server.address`/`server.port`, `client.address`,
+ * `network.peer.address`/`.port`), plus `switchyard.route`, `switchyard.endpoint`,
+ * `switchyard.upstream` (origin), `switchyard.attempts`. Retries and ejections are span events
+ * (`retry`, `ejection`), added when they happen. Status ERROR for a 5xx, a cut response, or an
+ * exchange with no response (`error.type` names the proxy's error code or the status).
+ * Nothing here runs for unsampled requests.
+ */
+
+/** SpanStatusCode.ERROR of @opentelemetry/api (a literal: the API module is not needed to end a span). */
+const STATUS_ERROR = 2;
+
+/** `host[:port]` → host (IPv6 brackets kept off). */
+function hostName(host: string): string {
+  if (host.startsWith('[')) {
+    const end = host.indexOf(']');
+    return end === -1 ? host : host.slice(1, end);
+  }
+  const colon = host.indexOf(':');
+  return colon === -1 ? host : host.slice(0, colon);
+}
+
+/** Set the span's attributes, name and status from the finished exchange, and end it now. */
+export function endSpan(span: Span, o: ExchangeOutcome, upgrade: boolean): void {
+  const { req, route, endpoint, status } = o;
+  const method = req.method ?? 'GET';
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  const socket = req.socket as typeof req.socket | null;
+  const peer = socket?.remoteAddress;
+  const attributes: Attributes = {
+    'http.request.method': method,
+    'url.path': q === -1 ? url : url.slice(0, q),
+    'url.scheme': (socket as { encrypted?: boolean } | null)?.encrypted === true ? 'https' : 'http',
+    'network.protocol.version': req.httpVersion,
+    'switchyard.request_id': o.requestId,
+  };
+  if (peer !== undefined) {
+    attributes['network.peer.address'] = clientAddress(peer);
+    attributes['network.peer.port'] = socket?.remotePort;
+  }
+  // The original client: the first X-Forwarded-For entry when a trusted proxy sent one (the request
+  // guard drops it from anyone else), else the peer.
+  const forwarded = o.forwardedFor;
+  attributes['client.address'] = forwarded === undefined ? clientAddress(peer) : forwarded.split(',', 1)[0]!.trim();
+  if (o.host !== undefined) attributes['server.address'] = hostName(o.host);
+  if (socket?.localPort !== undefined) attributes['server.port'] = socket.localPort;
+  if (status > 0 && status !== 499) attributes['http.response.status_code'] = status;
+  if (route !== undefined) {
+    attributes['http.route'] = route.route.path;
+    attributes['switchyard.route'] = route.name;
+    span.updateName(`${method} ${route.route.path}`);
+  } else {
+    span.updateName(method);
+  }
+  if (endpoint !== undefined) {
+    attributes['switchyard.endpoint'] = endpoint.id;
+    attributes['switchyard.upstream'] = endpoint.origin;
+  }
+  if (o.attempts > 1) attributes['switchyard.attempts'] = o.attempts;
+  if (o.end !== undefined) attributes['switchyard.end'] = o.end;
+  if (upgrade) attributes['switchyard.upgrade'] = true;
+  const failed = status >= 500 || status === 0 || (o.end !== undefined && o.end.startsWith('upstream_'));
+  if (o.errorCode !== undefined) attributes['error.type'] = o.errorCode;
+  else if (failed) attributes['error.type'] = status > 0 ? String(status) : (o.end ?? 'cut');
+  span.setAttributes(attributes);
+  if (failed) span.setStatus({ code: STATUS_ERROR, message: o.reason ?? o.errorCode });
+  span.end();
+}
+
+/** Span event: the exchange goes again to `next` after `reason` (connect-failure, reset, 502, ...). */
+export function retryEvent(span: Span, reason: string, failed: RuntimeEndpoint | undefined, next: RuntimeEndpoint, attempt: number): void {
+  span.addEvent('retry', {
+    'switchyard.retry.reason': reason,
+    'switchyard.retry.from': failed?.id,
+    'switchyard.endpoint': next.id,
+    'switchyard.attempt': attempt,
+  });
+}
+
+/** Span event: outlier detection ejected `endpoint` after this exchange's failure on it. */
+export function ejectionEvent(span: Span, endpoint: RuntimeEndpoint): void {
+  span.addEvent('ejection', { 'switchyard.endpoint': endpoint.id, 'switchyard.upstream': endpoint.origin });
+}
