@@ -158,6 +158,7 @@ export async function check(sources: CheckSources): Promise<CheckResult> {
   lines.push(`templates: ${sources.templatesDir} (${count(templates.read, 'file')}${invalid > 0 ? `, ${invalid} invalid` : ''}, ${count(templates.files.reduce((n, f) => n + f.templates.length, 0), 'valid route template')})`);
   const discoveries: DiscoverySnapshot[] = [];
   const kvs: KvSnapshot[] = [];
+  const sourceWarnings: CheckProblem[] = [];
   const demo = sources.servicesFile === undefined && sources.consul === undefined;
   if (sources.servicesFile !== undefined) {
     const file = await readServices(sources.servicesFile, sources.kvPrefix, errors);
@@ -174,6 +175,7 @@ export async function check(sources: CheckSources): Promise<CheckResult> {
     } else {
       discoveries.push(consul.discovery);
       kvs.push(consul.kv);
+      sourceWarnings.push(...consul.warnings.map((message) => ({ where: `consul ${sources.consul!.url}`, message })));
       lines.push(`consul: ${sources.consul.url} (${describeDiscovery(consul.discovery, consul.kv)}; read once, not watched)`);
     }
   }
@@ -182,10 +184,18 @@ export async function check(sources: CheckSources): Promise<CheckResult> {
     kvs.push({});
     lines.push('no --services and no --consul: checked against the embedded default\'s demo services (users: v1, v2; hello: public; their ports are chosen at start: *)');
   }
-  if (discoveries.length === 0) return { sources: lines, errors, warnings: [], table: undefined, demo };
+  if (discoveries.length === 0) {
+    // The services file or Consul failed: the templates are still checked against each other
+    // (conflicts, placeholders); what the build would say about services is left out.
+    errors.push(...buildReporting({ catalog: {}, instances: {} }, {}, templates.files).buildErrors);
+    return { sources: lines, errors, warnings: sourceWarnings, table: undefined, demo };
+  }
   const { table, buildErrors } = buildReporting(mergeDiscovery(discoveries), mergeKv(kvs), templates.files);
   errors.push(...buildErrors);
-  const warnings = (table?.problems ?? []).map((p) => ({ where: p.kind === 'kv' ? `KV key ${sources.kvPrefix}${p.source}` : `${p.kind} ${p.source}`, message: p.message }));
+  const warnings = [
+    ...sourceWarnings,
+    ...(table?.problems ?? []).map((p) => ({ where: p.kind === 'kv' ? `KV key ${sources.kvPrefix}${p.source}` : `${p.kind} ${p.source}`, message: p.message })),
+  ];
   return { sources: lines, errors, warnings, table, demo };
 }
 
@@ -298,6 +308,20 @@ function demoDiscovery(): DiscoverySnapshot {
   return { catalog, instances };
 }
 
+/**
+ * What ACLs may have hidden: Consul filters what a token may not read instead of refusing it (and
+ * masks that for anonymous requests), so an empty catalog without a token is checked with one
+ * anonymous probe, as the provider does (empty-answer-guard.ts).
+ */
+async function aclWarnings(
+  client: { aclProbe(signal: AbortSignal): Promise<string> }, filtered: boolean, catalog: DiscoverySnapshot['catalog'], settings: ConsulSettings, signal: AbortSignal,
+): Promise<string[]> {
+  if (filtered) return ['Consul left out services this token may not read (X-Consul-Results-Filtered-By-Acls): the table may lack routes'];
+  if (settings.token !== undefined || Object.keys(catalog).length > 0) return [];
+  const acl = await client.aclProbe(signal).catch(() => 'unknown');
+  return acl === 'enabled' ? ['the catalog is empty, Consul\'s ACLs are on and no token is set (CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE): the anonymous token may see nothing'] : [];
+}
+
 /** Most health reads in flight at once (the proxy's request budget is 8). */
 const CONSUL_READS = 8;
 
@@ -306,7 +330,7 @@ const CONSUL_READS = 8;
  * catalog service the routes need (as the provider reads them, decoded by the same functions).
  * A string: why Consul could not be read.
  */
-async function readConsul(settings: ConsulSettings, kvPrefix: string, templates: readonly RouteTemplate[]): Promise<{ discovery: DiscoverySnapshot; kv: KvSnapshot } | string> {
+async function readConsul(settings: ConsulSettings, kvPrefix: string, templates: readonly RouteTemplate[]): Promise<{ discovery: DiscoverySnapshot; kv: KvSnapshot; warnings: string[] } | string> {
   const [{ ConsulClient }, { catalogFromServices }, { kvFromEntries }, { instancesFromHealth }] = await Promise.all([
     import('../providers/consul/consul-client.js'), import('../providers/consul/catalog.js'), import('../providers/consul/kv.js'), import('../providers/consul/health.js'),
   ]);
@@ -335,7 +359,7 @@ async function readConsul(settings: ConsulSettings, kvPrefix: string, templates:
       }
     };
     await Promise.all(Array.from({ length: CONSUL_READS }, worker));
-    return { discovery: { catalog, instances }, kv };
+    return { discovery: { catalog, instances }, kv, warnings: await aclWarnings(client, catalogAnswer.meta.filteredByAcls, catalog, settings, request.signal) };
   } catch (err) {
     return (err as Error).message;
   } finally {

@@ -4,22 +4,9 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
+import { CLI, runCli as run } from './run-cli.js';
 import { Workspace } from '../support/switchyard.js';
 import { waitFor } from '../support/wait.js';
-
-/** The built CLI (npm test builds before testing), run as users run it. */
-const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
-
-function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env['PATH'], ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe('switchyard command line', () => {
   it('prints help and version', async () => {

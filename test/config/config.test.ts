@@ -187,3 +187,18 @@ describe('--kv-prefix with Consul', () => {
     assert.equal(run(['--kv-prefix', 'team-a/switchyard'], { CONSUL_HTTP_ADDR: '127.0.0.1:8500' }).kvPrefix, 'team-a/switchyard/');
   });
 });
+
+describe('--access-log', () => {
+  it('stdout by default; off; a path made absolute; from SWITCHYARD_ACCESS_LOG; a directory refused', () => {
+    assert.deepEqual(run([]).accessLog, { kind: 'stdout' });
+    assert.deepEqual(run(['--access-log', 'off']).accessLog, { kind: 'off' });
+    assert.deepEqual(run(['--access-log', 'logs/access.log']).accessLog, { kind: 'file', path: join(process.cwd(), 'logs/access.log') });
+    assert.deepEqual(run([], { SWITCHYARD_ACCESS_LOG: '/var/log/sy.log' }).accessLog, { kind: 'file', path: '/var/log/sy.log' });
+    assert.throws(() => parseCommandLine(['--access-log', '/var/log/'], {}), /--access-log: expected stdout, off or a file path/);
+    assert.match(helpText(), /--access-log stdout\|off\|PATH.*\[SWITCHYARD_ACCESS_LOG\]/);
+  });
+
+  it('--help lists the commands', () => {
+    for (const command of ['check', 'explain', 'routes']) assert.match(helpText(), new RegExp(`^  ${command} `, 'm'));
+  });
+});
