@@ -42,7 +42,9 @@ interface Traffic {
   readonly p99: number | null;
 }
 
-function traffic(requests: number, errors: number, failures: number, inflight: number, latency: readonly number[] | null): Traffic {
+/** An endpoint's or route's last minute; null when it had no request, no failure and none in flight. */
+function traffic(requests: number, errors: number, failures: number, inflight: number, latency: readonly number[] | null): Traffic | null {
+  if (requests === 0 && failures === 0 && inflight === 0) return null;
   const p = (q: number): number | null => {
     const ms = latency === null ? undefined : percentileMs(latency, q);
     return ms === undefined ? null : Math.round(ms * 100) / 100;
@@ -88,8 +90,9 @@ export function statusView(input: {
     let errors = 0;
     let failures = 0;
     let latency: number[] | null = null;
-    const destinations = route.destinations.map((d) => ({
-      ...destinationHead(d),
+    // Object.assign, not spreads: a spread of a non-literal object took most of this view's time
+    // (~8 ms of ~20 ms at 2,000 endpoints); the page asks every second.
+    const destinations = route.destinations.map((d) => Object.assign(destinationHead(d), {
       endpoints: d.endpoints.map((e) => {
         const sample = samples?.get(e.id) ?? IDLE;
         requests += sample.requests;
@@ -100,12 +103,11 @@ export function statusView(input: {
           else for (let i = 0; i < latency.length; i++) latency[i]! += sample.latency[i]!;
         }
         const until = ejected.get(`${route.name}\u0000${e.id}`);
-        return {
-          ...endpointHead(e),
+        return Object.assign(endpointHead(e), {
           ejected: until !== undefined,
           ejectedUntil: until ?? null,
-          ...traffic(sample.requests, sample.errors, sample.failures, sample.inflight, sample.latency),
-        };
+          traffic: traffic(sample.requests, sample.errors, sample.failures, sample.inflight, sample.latency),
+        });
       }),
     }));
     return {
@@ -115,7 +117,7 @@ export function statusView(input: {
       strip: route.strip ?? null,
       origin: route.origin,
       source: route.source,
-      ...traffic(requests, errors, failures, stats.routeInflight[route.name] ?? 0, latency),
+      traffic: traffic(requests, errors, failures, stats.routeInflight[route.name] ?? 0, latency),
       destinations,
     };
   });

@@ -14,7 +14,7 @@ export const RESTART_MAX_MS = 5_000;
 export const RESTART_RESET_AFTER_MS = 10_000;
 /** /api/match waits this long for the worker's answer. */
 const EXPLAIN_TIMEOUT_MS = 2_000;
-/** /api/status waits this long for each worker's traffic windows (the page asks again in 1.5 s). */
+/** /api/status waits this long for each worker's traffic windows (the page asks every second). */
 const STATS_TIMEOUT_MS = 1_000;
 
 /** One of the N places a worker runs in; a replacement takes its dead predecessor's slot. */

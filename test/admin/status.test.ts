@@ -8,12 +8,14 @@ import { startUpstream, type TestUpstream } from '../support/upstream.js';
 import { waitFor } from '../support/wait.js';
 
 /** The parts of /api/status these tests read. */
+export interface Traffic {
+  inflight: number; requests: number; rps: number; errorRate: number | null; failures: number; p50: number | null; p99: number | null;
+}
 export interface StatusEndpoint {
-  id: string; status: string; state: string; weight: number; ejected: boolean;
-  inflight: number; requests: number; rps: number; errorRate: number | null; p50: number | null; p99: number | null;
+  id: string; status: string; state: string; weight: number; ejected: boolean; traffic: Traffic | null;
 }
 export interface StatusRoute {
-  name: string; host: string | null; path: string; requests: number; errorRate: number | null;
+  name: string; host: string | null; path: string; traffic: Traffic | null;
   destinations: { key: string; weight: number; configuredWeight: number; endpoints: StatusEndpoint[] }[];
 }
 export interface Status {
@@ -126,7 +128,7 @@ describe('/api/status (single process)', () => {
     assert.equal(route.host, 'app.example');
     assert.equal(route.path, '/app');
     assert.deepEqual(route.destinations.map((d) => [d.key, d.configuredWeight, d.weight]), [['app', 2, 5]]);
-    assert.deepEqual(route.destinations[0]!.endpoints.map((e) => [e.id, e.status, e.requests]), [['app/a', 'passing', 0], ['app/b', 'passing', 0]]);
+    assert.deepEqual(route.destinations[0]!.endpoints.map((e) => [e.id, e.status, e.traffic]), [['app/a', 'passing', null], ['app/b', 'passing', null]]);
   });
 
   it('counts the requests of the last minute per endpoint, errors included, with percentiles', async () => {
@@ -138,13 +140,14 @@ describe('/api/status (single process)', () => {
     const s = await status();
     const route = s.routes.find((r) => r.name === 'app')!;
     const endpoints = route.destinations[0]!.endpoints;
-    assert.equal(endpoints.reduce((n, e) => n + e.requests, 0), N);
-    assert.equal(route.requests, N);
-    assert.equal(route.errorRate, 4 / N);
+    assert.equal(endpoints.reduce((n, e) => n + e.traffic!.requests, 0), N);
+    assert.equal(route.traffic!.requests, N);
+    assert.equal(route.traffic!.errorRate, 4 / N);
     for (const e of endpoints) {
-      assert.equal(e.requests, N / 2, e.id);
-      assert.ok(e.p50 !== null && e.p99 !== null && e.p50 <= e.p99, JSON.stringify(e));
-      assert.equal(e.rps, Math.round((N / 2 / 60) * 100) / 100);
+      const t = e.traffic!;
+      assert.equal(t.requests, N / 2, e.id);
+      assert.ok(t.p50 !== null && t.p99 !== null && t.p50 <= t.p99, JSON.stringify(e));
+      assert.equal(t.rps, Math.round((N / 2 / 60) * 100) / 100);
     }
   });
 

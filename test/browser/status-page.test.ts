@@ -7,59 +7,20 @@
  * logged). Render times are measured in the page and logged, not asserted.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { request } from 'undici';
 import type { Switchyard } from '../../src/app.js';
 import { startTestSwitchyard, Workspace } from '../support/switchyard.js';
 import { startUpstream, type TestUpstream } from '../support/upstream.js';
 import { waitFor } from '../support/wait.js';
+import { launch, pageCondition, rowsAtLeast, watchedPage, type Win } from './browser.js';
 
-/**
- * The little of the DOM the probes below use (they run in the page; the tests compile without
- * the DOM library): `(globalThis as unknown as Win)` is `window` there.
- */
-interface Cell { readonly textContent: string | null }
-interface Row extends Cell { readonly cells: ArrayLike<Cell> }
-interface Win {
-  readonly document: { querySelectorAll(selector: string): Iterable<Row> & ArrayLike<Row>; querySelector(selector: string): Row | null };
-  readonly __switchyardStatus: { renders: number; firstRenderMs: number | null; lastRenderMs: number | null; maxRenderMs: number; routes: number };
-}
-
-const CHROMIUM = '/usr/bin/chromium';
 const XSS_NAME = '<script>alert(1)</script>';
 const TOKEN = 'sy-status-page-3b9e1c7a5f2d4e6081a3c5e7b9d1f2a4';
-
-async function launch(): Promise<Browser> {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: the status page test needs Debian's chromium (apt-get install chromium; .ci/install-clients installs it)`);
-  // launch() gives every browser a fresh temporary profile (user-data dir), removed on close.
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
-}
-
-/** A page that records console errors, uncaught exceptions and dialogs (an alert would be one). */
-async function watchedPage(browser: Browser): Promise<{ page: Page; errors: string[]; dialogs: string[] }> {
-  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
-  const page = await context.newPage();
-  const errors: string[] = [];
-  const dialogs: string[] = [];
-  page.on('console', (message) => {
-    if (message.type() === 'error') errors.push(message.text());
-  });
-  page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
-  page.on('dialog', (dialog) => {
-    dialogs.push(`${dialog.type()}: ${dialog.message()}`);
-    void dialog.dismiss();
-  });
-  return { page, errors, dialogs };
-}
 
 /** Text of the cells of the endpoint row whose first cell starts with `id`, or undefined. */
 function endpointRow(page: Page, id: string): Promise<string[] | undefined> {
@@ -71,22 +32,6 @@ function endpointRow(page: Page, id: string): Promise<string[] | undefined> {
     return undefined;
   }, id);
 }
-
-/**
- * Wait until `probe(arg)`, run in the page, returns true, or fail after `timeoutMs`. Polled with
- * page.evaluate: the page's CSP (script-src 'self', no eval) refuses waitForFunction's string form.
- */
-async function pageCondition<A>(page: Page, what: string, probe: (arg: A) => boolean, arg: A, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await page.evaluate(probe as (arg: unknown) => boolean, arg as unknown)) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for the page to show ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
-/** The page has at least `n` rows matching `selector`. */
-const rowsAtLeast = ([selector, n]: [string, number]): boolean => (globalThis as unknown as Win).document.querySelectorAll(selector).length >= n;
 
 const renderStats = (page: Page): Promise<Win['__switchyardStatus']> => page.evaluate(() => (globalThis as unknown as Win).__switchyardStatus);
 
@@ -267,6 +212,9 @@ describe('status page with 1,000 routes', () => {
     await pageCondition(page, 'two more refreshes', (n) => (globalThis as unknown as Win).__switchyardStatus.renders >= n, first.renders + 2, 10_000);
     await pageCondition(page, 'traffic on r0', () => (globalThis as unknown as Win).document.querySelector('table.routes tr.route')!.cells[5]!.textContent !== '–', undefined, 5_000);
     const later = await renderStats(page);
+    const asked = performance.now();
+    const json = await (await request(`http://127.0.0.1:${app.adminAddress.port}/api/status`)).body.text();
+    console.log(`# /api/status at ${ROUTES} routes: ${(json.length / 1024).toFixed(0)} KiB in ${(performance.now() - asked).toFixed(1)} ms`);
     // The filter hides what does not match.
     await page.fill('#filter', 'r999');
     assert.equal(await page.locator('table.routes tbody:not([hidden]) tr.route').count(), 1);

@@ -42,11 +42,11 @@ describe('--workers 2: /api/status merges every worker', () => {
     const status = JSON.parse(res.text) as Status;
     assert.deepEqual(status.workers, { asked: 2, answered: 2 });
     const route = status.routes.find((r) => r.name === 'merged')!;
-    assert.equal(route.requests, N, res.text);
-    assert.equal(route.errorRate, errors / N);
+    assert.equal(route.traffic!.requests, N, res.text);
+    assert.equal(route.traffic!.errorRate, errors / N);
     const endpoints = route.destinations[0]!.endpoints;
-    assert.equal(endpoints.reduce((n, e) => n + e.requests, 0), N);
-    for (const e of endpoints) assert.ok(e.p50 !== null && e.p99 !== null && e.p50 <= e.p99, JSON.stringify(e));
+    assert.equal(endpoints.reduce((n, e) => n + (e.traffic?.requests ?? 0), 0), N);
+    for (const { traffic: t } of endpoints) assert.ok(t !== null && t.p50 !== null && t.p99 !== null && t.p50 <= t.p99, JSON.stringify(t));
     assert.ok(status.sources.some((s) => s.name === 'file' && s.synced), JSON.stringify(status.sources));
   });
 });

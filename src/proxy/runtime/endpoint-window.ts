@@ -9,7 +9,7 @@
  * clock read of its own (the caller's end time), one Math.log2 and a few typed-array increments.
  * A bucket is cleared when its slot is first written in a new second (each slot carries the second
  * it holds), so an idle endpoint costs nothing and a read ignores slots older than the minute.
- * The arrays (~4.6 KiB) are made on the first request, so an endpoint that never takes traffic
+ * The arrays (~5 KiB) are made on the first request, so an endpoint that never takes traffic
  * costs one small object.
  *
  * Seconds are monotonic (`performance.now()`), per process: a summary holds sums only, so
@@ -29,7 +29,7 @@ const BASE_MS = 0.5;
 const BIN_MAX = 0xffff;
 const EMPTY32 = new Uint32Array(0);
 const EMPTY16 = new Uint16Array(0);
-const EMPTY_STAMPS = new Float64Array(0);
+const EMPTY_STAMPS = new Int32Array(0);
 
 /** Upper bound of bin `i` in ms (Infinity for the last). */
 export function binUpperMs(i: number): number {
@@ -64,7 +64,7 @@ export class EndpointWindow {
   /** Slot of `second`. */
   private slot = 0;
   /** Per slot: the second it holds. */
-  private stamps: Float64Array = EMPTY_STAMPS;
+  private stamps: Int32Array = EMPTY_STAMPS;
   private requests: Uint32Array = EMPTY32;
   private errors: Uint32Array = EMPTY32;
   /** Failed attempts on this endpoint (outlier accounting: connect error, reset, timeout, 5xx), retried ones included. */
@@ -122,7 +122,7 @@ export class EndpointWindow {
   /** A new second: its slot is cleared if it held an older one (arrays made on the first call). */
   private enter(second: number): void {
     if (this.stamps.length === 0) {
-      this.stamps = new Float64Array(WINDOW_SECONDS).fill(-1);
+      this.stamps = new Int32Array(WINDOW_SECONDS).fill(-1);
       this.requests = new Uint32Array(WINDOW_SECONDS);
       this.errors = new Uint32Array(WINDOW_SECONDS);
       this.failures = new Uint32Array(WINDOW_SECONDS);

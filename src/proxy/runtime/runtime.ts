@@ -261,6 +261,7 @@ export class RuntimeRoute {
    * policy's threshold the endpoint is ejected if its destination may lose one more endpoint.
    */
   failed(endpoint: RuntimeEndpoint): void {
+    endpoint.window.fail(performance.now());
     const health = endpoint.health;
     health.consecutive += 1;
     if (this.ejectAfter === 0 || health.consecutive < this.ejectAfter || health.ejected) return;
@@ -272,7 +273,6 @@ export class RuntimeRoute {
 }
 
 function wasTried(tried: readonly RuntimeEndpoint[], endpoint: RuntimeEndpoint): boolean {
-    endpoint.window.fail(performance.now());
   for (const t of tried) if (t.origin === endpoint.origin) return true;
   return false;
 }
