@@ -122,7 +122,8 @@ function documentHeader(o: BenchOptions): string {
     'machine (a test suite, a build) skew the numbers: compare ratios from one run, not absolute numbers across runs. CPU µs per request',
     '(the CPU time of the proxy\'s process tree over the requests it served) moves less than requests/s when the machine is shared.', '',
     'Sections: throughput on one core (every proxy pinned to one CPU) and on every core (HAProxy `nbthread 2`, Switchyard',
-    '`--workers 2`, unpinned); swap cost under load (10 swaps/s); file-watch cost (a log written beside the services file);',
+    '`--workers 2`, unpinned); tracing cost (tracing off against OTLP export at ratio 0.1 and 1.0); swap cost under load (10 swaps/s);',
+    'file-watch cost (a log written beside the services file);',
     'Consul propagation (one process and the slowest of two workers); Consul scale (connections to the agent, time to ready and',
     'propagation at 1,000 services); the cost curve (build ms and RSS against the number of endpoints, churn RSS).', '',
   ].join('\n');

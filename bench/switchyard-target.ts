@@ -79,6 +79,8 @@ export interface SwitchyardTargetOptions {
   readonly workers: number;
   /** Environment changes (undefined removes a variable), e.g. OTEL_* for the tracing phase. */
   readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Another build's cli.js (default: switchyardCli, BENCH_SWITCHYARD_CLI or dist/cli.js). */
+  readonly cli?: string;
 }
 
 /**
@@ -87,7 +89,7 @@ export interface SwitchyardTargetOptions {
  * file-watch phase measures that cost on its own).
  */
 export async function startSwitchyard(ctx: BenchContext, name: string, o: SwitchyardTargetOptions, placement: Placement): Promise<StartResult> {
-  const cli = switchyardCli(ctx.root);
+  const cli = o.cli ?? switchyardCli(ctx.root);
   if (!existsSync(cli)) return { ok: false, reason: `${cli} does not exist (run npm run build)` };
   const hasWorkers = cliHasFlag(cli, '--workers');
   if (!hasWorkers && o.workers !== 1) {

@@ -262,6 +262,11 @@ const TRACING_SPEC: TableSpec = {
       checks.push(rpsRatioCheck('ratio 1.0 / tracing off, requests/s', all, off, undefined));
       checks.push(cpuRatioCheck('ratio 1.0 / tracing off, CPU µs per request', all, off, undefined));
     }
+    const before = s.get('switchyard-before');
+    if (off !== undefined && before !== undefined) {
+      checks.push(rpsRatioCheck('tracing off (propagation only) / build before tracing, requests/s', off, before, undefined));
+      checks.push(cpuRatioCheck('tracing off (propagation only) / build before tracing, CPU µs per request', off, before, undefined));
+    }
     return checks;
   },
 };
@@ -278,7 +283,8 @@ export const tracingPhase: Phase = runGroup({
     'switchyard-trace-off: no OTEL_* variables (traceparent is still propagated: a new trace id and span id per request). ' +
     'switchyard-trace-0.1 and -1.0: OTEL_EXPORTER_OTLP_ENDPOINT at a local sink (a node server answering 200 to /v1/traces), ' +
     'OTEL_TRACES_SAMPLER=parentbased_traceidratio with OTEL_TRACES_SAMPLER_ARG 0.1 and 1.0; wrk sends no traceparent, so the ratio decides each request. ' +
-    'Spans leave in batches (BatchSpanProcessor defaults: every 5 s or 512 spans, queue of 2,048; at 1.0 the queue fills between exports and the rest are dropped and counted).',
+    'Spans leave in batches (BatchSpanProcessor defaults: every 5 s or 512 spans, queue of 2,048).',
+    'switchyard-before (only with BENCH_TRACING_BEFORE_CLI): a build from before tracing, the same configuration: what propagation alone costs.',
   ],
   finish: async () => [`The span sink received ${await closeTraceSink()} spans over the phase.`],
 });

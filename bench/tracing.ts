@@ -4,6 +4,9 @@
  * sends no traceparent, so the ratio decides every request). Goal (issue 9): requests/s at 0.1 ≥
  * 0.95 × tracing off. The sink is a node server on 127.0.0.1 in the orchestrator (on the load CPU),
  * answering 200 to /v1/traces and counting the spans it receives.
+ *
+ * BENCH_TRACING_BEFORE_CLI=/path/to/old/dist/cli.js adds `switchyard-before`: a build from before
+ * tracing existed, against which `switchyard-trace-off` shows what propagation alone costs.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -70,8 +73,8 @@ function withoutOtel(): Record<string, string | undefined> {
   return env;
 }
 
-/** Switchyard (one process) with tracing off (`ratio` undefined) or exporting at `ratio`. */
-function tracingTarget(name: string, ratio: number | undefined): Target {
+/** Switchyard (one process) with tracing off (`ratio` undefined) or exporting at `ratio`; `cli`: another build. */
+function tracingTarget(name: string, ratio: number | undefined, cli?: string): Target {
   return {
     name,
     start: async (ctx, placement) => {
@@ -82,15 +85,18 @@ function tracingTarget(name: string, ratio: number | undefined): Target {
         env['OTEL_TRACES_SAMPLER'] = 'parentbased_traceidratio';
         env['OTEL_TRACES_SAMPLER_ARG'] = String(ratio);
       }
-      return startSwitchyard(ctx, name, { policies: false, workers: 1, env }, placement);
+      return startSwitchyard(ctx, name, { policies: false, workers: 1, env, cli }, placement);
     },
   };
 }
+
+const before = process.env['BENCH_TRACING_BEFORE_CLI'];
 
 export const TRACING_TARGETS: readonly Target[] = [
   tracingTarget('switchyard-trace-off', undefined),
   tracingTarget('switchyard-trace-0.1', 0.1),
   tracingTarget('switchyard-trace-1.0', 1),
+  ...(before === undefined || before === '' ? [] : [tracingTarget('switchyard-before', undefined, before)]),
 ];
 
 /** Issue 9: tracing on at ratio 0.1 costs at most 5% of requests/s. */
