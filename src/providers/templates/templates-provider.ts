@@ -5,7 +5,7 @@ import { ConfigError } from '../../errors.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import { StatusTracker, type ProviderStatus, type TemplatesProvider } from '../provider.js';
-import { watchDirectory, type DirectoryWatch } from '../watch-dir.js';
+import type { DirectoryWatch } from '../watch-dir.js';
 import { readYamlFile } from '../yaml-file.js';
 import { templatesFileSchema } from './templates-schema.js';
 
@@ -34,6 +34,9 @@ export class DirectoryTemplatesProvider implements TemplatesProvider {
 
   async start(emit: (templates: readonly RouteTemplate[]) => void): Promise<void> {
     this.emit = emit;
+    // Loaded here, before the first read (so the read-to-watch window is as short as before), not
+    // at the top: `switchyard check` reads templates with this module's helpers and watches nothing.
+    const { watchDirectory } = await import('../watch-dir.js');
     await this.reload();
     // Other names in the directory (notes, editor swap files, a log file) cost nothing.
     this.watcher = await watchDirectory(this.dir, isTemplateFile, () => void this.reload(), this.logger, { relevant: isTemplateFile });
