@@ -52,7 +52,7 @@ describe('admin: bearer token', () => {
     }
   });
 
-  for (const path of ['/metrics', '/api/routes', '/api/config', '/nope']) {
+  for (const path of ['/metrics', '/api/routes', '/api/config', '/api/status', '/api/match?path=/', '/nope']) {
     it(`${path}: 401 without the token, with a wrong one, with another scheme`, async () => {
       for (const authorization of [undefined, 'Bearer wrong', `Bearer ${TOKEN}x`, `Bearer ${TOKEN.slice(0, -1)}`, `Basic ${TOKEN}`, TOKEN, 'Bearer ']) {
         const res = await get(`${base}${path}`, authorization);
@@ -76,6 +76,17 @@ describe('admin: bearer token', () => {
     const res = await request(`${base}/api/config`, { method: 'POST' });
     await res.body.dump();
     assert.equal(res.statusCode, 401);
+  });
+
+  it('serves the status page files without the token (they hold no data) and tells the page to ask for it', async () => {
+    const page = await get(`${base}/`);
+    assert.equal(page.status, 200);
+    assert.match(page.body, /<body data-auth="token">/);
+    assert.ok(!page.body.includes(TOKEN));
+    for (const path of ['/status.js', '/status.css', '/favicon.svg']) assert.equal((await get(`${base}${path}`)).status, 200, path);
+    const post = await request(`${base}/`, { method: 'POST' });
+    await post.body.dump();
+    assert.equal(post.statusCode, 401);
   });
 
   it('keeps /healthz open for orchestrators', async () => {

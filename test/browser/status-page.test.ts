@@ -121,6 +121,7 @@ describe('status page in chromium', () => {
       .some((r) => r.cells[0]!.textContent!.startsWith('shop/bad ') && r.cells[3]!.textContent!.startsWith('ejected until')), undefined, 10_000);
     // Its failed attempts show although each was retried on another endpoint.
     assert.match((await endpointRow(page, 'shop/bad'))![6]!, /\(\d+ failed\)/);
+    for (const good of ['shop/a', 'shop/b']) assert.doesNotMatch((await endpointRow(page, good))![6]!, /failed/, good);
     const a = (await endpointRow(page, 'shop/a'))!;
     assert.notEqual(a[5], '–', `requests/s of shop/a: ${a.join(' | ')}`);
 
