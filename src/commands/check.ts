@@ -7,7 +7,7 @@ import { FLAGS, flagGetter, parseDuration } from '../config/flags.js';
 import { mergeDiscovery, mergeKv } from '../control/merge.js';
 import { ConfigError, UsageError } from '../errors.js';
 import { buildTable, neededServices } from '../model/build-table.js';
-import type { DiscoverySnapshot, KvSnapshot, RouteTemplate, RoutingTable, ServiceInstance } from '../model/types.js';
+import type { BuildProblem, DiscoverySnapshot, KvSnapshot, RouteTemplate, RoutingTable, ServiceInstance } from '../model/types.js';
 import { servicesFileSchema } from '../providers/file/services-schema.js';
 import { kvUnderPrefix, servicesToDiscovery } from '../providers/file/to-snapshot.js';
 import { isTemplateFile, toTemplate } from '../providers/templates/templates-provider.js';
@@ -159,9 +159,11 @@ export async function check(sources: CheckSources): Promise<CheckResult> {
   const discoveries: DiscoverySnapshot[] = [];
   const kvs: KvSnapshot[] = [];
   const sourceWarnings: CheckProblem[] = [];
+  let servicesFile: ServicesRead | undefined;
   const demo = sources.servicesFile === undefined && sources.consul === undefined;
   if (sources.servicesFile !== undefined) {
     const file = await readServices(sources.servicesFile, sources.kvPrefix, errors);
+    servicesFile = file;
     if (file !== undefined) {
       discoveries.push(file.discovery);
       kvs.push(file.kv);
@@ -194,7 +196,11 @@ export async function check(sources: CheckSources): Promise<CheckResult> {
   errors.push(...buildErrors);
   const warnings = [
     ...sourceWarnings,
-    ...(table?.problems ?? []).map((p) => ({ where: p.kind === 'kv' ? `KV key ${sources.kvPrefix}${p.source}` : `${p.kind} ${p.source}`, message: p.message })),
+    ...(table?.problems ?? []).map((p) => {
+      const what = p.kind === 'kv' ? `KV key ${sources.kvPrefix}${p.source}` : `${p.kind} ${p.source}`;
+      const line = servicesFile === undefined ? undefined : servicesFileLine(servicesFile, p, sources.kvPrefix);
+      return { where: line === undefined ? what : `${line}: ${what}`, message: p.message };
+    }),
   ];
   return { sources: lines, errors, warnings, table, demo };
 }
@@ -227,9 +233,33 @@ async function readTemplates(dir: string, errors: CheckProblem[]): Promise<{ fil
   return { files, read: names.length };
 }
 
-async function readServices(path: string, kvPrefix: string, errors: CheckProblem[]): Promise<{ discovery: DiscoverySnapshot; kv: KvSnapshot } | undefined> {
+interface ServicesRead {
+  readonly path: string;
+  readonly discovery: DiscoverySnapshot;
+  readonly kv: KvSnapshot;
+  readonly locate: Locate;
+}
+
+async function readServices(path: string, kvPrefix: string, errors: CheckProblem[]): Promise<ServicesRead | undefined> {
   const parsed = await readChecked(path, servicesFileSchema, errors);
-  return parsed === undefined ? undefined : { discovery: servicesToDiscovery(parsed.data), kv: kvUnderPrefix(parsed.data.kv, kvPrefix) };
+  return parsed === undefined ? undefined : { path, discovery: servicesToDiscovery(parsed.data), kv: kvUnderPrefix(parsed.data.kv, kvPrefix), locate: parsed.locate };
+}
+
+/**
+ * `file:line:column` of what a build problem names in the services file: a KV key, or an
+ * instance (`service/id`, kind endpoint) at its address. Undefined when it is not there (Consul's).
+ */
+function servicesFileLine(file: ServicesRead, problem: BuildProblem, kvPrefix: string): string | undefined {
+  let pos: ReturnType<Locate>;
+  if (problem.kind === 'kv' && Object.hasOwn(file.kv, problem.source)) {
+    pos = file.locate(['kv', `${kvPrefix}${problem.source}`]);
+  } else if (problem.kind === 'endpoint') {
+    const slash = problem.source.indexOf('/');
+    const service = problem.source.slice(0, slash);
+    const index = (file.discovery.instances[service] ?? []).findIndex((i) => i.id === problem.source.slice(slash + 1));
+    if (index >= 0) pos = file.locate(['services', service, index, 'address']);
+  }
+  return pos === undefined ? undefined : `${file.path}:${pos.line}:${pos.column}`;
 }
 
 /** A file read and validated, or undefined with its problems (by line) added to `errors`. */

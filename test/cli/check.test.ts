@@ -53,7 +53,8 @@ describe('switchyard check', () => {
     await ws.writeServices(SERVICES.replace('\'{"users:v1": 50, "users:v2": 50}\'', '"{not json"'));
     const warned = await run(['check'], { SWITCHYARD_TEMPLATES: ws.templatesDir, SWITCHYARD_SERVICES: ws.servicesFile });
     assert.equal(warned.code, 0, warned.stderr);
-    assert.match(warned.stderr, /^warning: KV key switchyard\/routes\/api\/weights: .*not valid JSON/m);
+    // At its line in the services file.
+    assert.match(warned.stderr, new RegExp(`^warning: ${ws.servicesFile}:6:\\d+: KV key switchyard/routes/api/weights: .*not valid JSON`, 'm'));
     assert.match(warned.stdout, /OK: 1 route, 2 endpoints, 1 warning/);
     const strict = await run(['check', '--strict', '--templates', ws.templatesDir, '--services', ws.servicesFile]);
     assert.equal(strict.code, 1);
