@@ -210,6 +210,9 @@ describe('tracing through the proxy (OTLP to a local collector)', () => {
 
   it('sends traceparent with an upgrade request', async () => {
     const traceId = 'dddddddddddddddddddddddddddddddd';
+    const ttfb = (): Promise<number> => metricValue(t.metrics, 'switchyard_upstream_first_byte_duration_seconds', { route: 'app' }, 'switchyard_upstream_first_byte_duration_seconds_count');
+    const connects = (): Promise<number> => metricValue(t.metrics, 'switchyard_upstream_connect_duration_seconds', { route: 'app' }, 'switchyard_upstream_connect_duration_seconds_count');
+    const [ttfbBefore, connectsBefore] = [await ttfb(), await connects()];
     const socket = connect(t.port, '127.0.0.1');
     socket.write(`GET /ws HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: websocket\r\ntraceparent: 00-${traceId}-eeeeeeeeeeeeeeee-01\r\n\r\n`);
     socket.resume();
@@ -223,6 +226,9 @@ describe('tracing through the proxy (OTLP to a local collector)', () => {
     }
     const span = await spanOf(traceId);
     assert.equal(attr(span, 'switchyard.upgrade'), true);
+    // The tunnel's own connection and the time to the upstream's answer are observed too.
+    assert.equal(await connects(), connectsBefore + 1);
+    assert.equal(await ttfb(), ttfbBefore + 1);
   });
 
   it('debug headers only on routes that ask for them', async () => {

@@ -208,6 +208,8 @@ export class Tunnel implements RequestHead, ExchangeOutcome {
     this.endpoint = endpoint;
     this.attempts += 1;
     let connected = false;
+    // Connect time and time to the answer's status line, as for plain requests (route-metrics.ts).
+    let sentAt = performance.now();
     const upstream = connect({ host: endpoint.endpoint.address, port: endpoint.endpoint.port });
     this.upstream = upstream;
     upstream.setNoDelay(true);
@@ -231,6 +233,9 @@ export class Tunnel implements RequestHead, ExchangeOutcome {
     });
     upstream.on('connect', () => {
       connected = true;
+      const now = performance.now();
+      route.metrics.connected((now - sentAt) / 1000);
+      sentAt = now;
       upstream.setTimeout(route.headersTimeout);
       upstream.write(this.requestText(endpoint), 'latin1');
       upstream.on('data', onUpstreamAnswer);
@@ -253,6 +258,7 @@ export class Tunnel implements RequestHead, ExchangeOutcome {
       const overLimit = headEnd === -1 ? pending.length > UPSTREAM_HEAD_LIMIT : headEnd + 4 > UPSTREAM_HEAD_LIMIT;
       if (http && status !== 101 && headEnd === -1 && !overLimit) return;
       upstream.off('data', onUpstreamAnswer);
+      route.metrics.firstByte((performance.now() - sentAt) / 1000);
       upstream.setTimeout(0);
       const answer = pending;
       pending = undefined;
