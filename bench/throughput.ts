@@ -10,8 +10,9 @@ import type { BenchContext, Phase, PhaseResult } from './phase.js';
 import { canPin, repin } from './procs.js';
 import {
   cpuRatioCheck, perCoreChecks, policiesCheck, rpsRatioCheck, switchyardChecks, throughputConsole, throughputMarkdown,
-  type Row, type RunRecord, type TableSpec,
+  type Row, type RunRecord, type Summary, type TableSpec,
 } from './throughput-report.js';
+import type { Check } from './report.js';
 import { exitReason } from './target-start.js';
 import { ONE_CORE_TARGETS, TWO_CORE_TARGETS, type Placement, type RunningTarget, type Target } from './targets.js';
 import { closeTraceSink, TRACING_RATIO_GOAL, TRACING_TARGETS } from './tracing.js';
@@ -208,15 +209,9 @@ const TWO_CORE_SPEC: TableSpec = {
   checks: (s) => {
     const checks = [];
     const [w1, w2, h1, h2] = ['switchyard-workers1', 'switchyard-workers2', 'haproxy-nbthread1', 'haproxy-nbthread2'].map((n) => s.get(n));
-    if (w1 !== undefined && w2 !== undefined) {
-      checks.push(rpsRatioCheck('switchyard --workers 2 / --workers 1, requests/s', w2, w1, undefined));
-      checks.push(cpuRatioCheck('switchyard --workers 2 / --workers 1, CPU µs per request', w2, w1, undefined));
-    }
+    checks.push(...ratioChecks('switchyard --workers 2 / --workers 1', w2, w1));
     if (h1 !== undefined && h2 !== undefined) checks.push(rpsRatioCheck('haproxy nbthread 2 / nbthread 1, requests/s', h2, h1, undefined));
-    if (w2 !== undefined && h2 !== undefined) {
-      checks.push(rpsRatioCheck('switchyard --workers 2 / haproxy nbthread 2, requests/s', w2, h2, undefined));
-      checks.push(cpuRatioCheck('switchyard --workers 2 / haproxy nbthread 2, CPU µs per request', w2, h2, undefined));
-    }
+    checks.push(...ratioChecks('switchyard --workers 2 / haproxy nbthread 2', w2, h2));
     return checks;
   },
 };
@@ -241,6 +236,12 @@ export const twoCorePhase: Phase = runGroup({
   ],
 });
 
+/** requests/s and CPU µs per request of `a` against `b` (none when either did not run); `rpsGoal`: the minimum req/s ratio. */
+function ratioChecks(what: string, a: Summary | undefined, b: Summary | undefined, rpsGoal?: number): Check[] {
+  if (a === undefined || b === undefined) return [];
+  return [rpsRatioCheck(`${what}, requests/s`, a, b, rpsGoal), cpuRatioCheck(`${what}, CPU µs per request`, a, b, undefined)];
+}
+
 function allCpus(): string {
   return `0-${Math.max(0, cpus().length - 1)}`;
 }
@@ -250,24 +251,12 @@ const TRACING_SPEC: TableSpec = {
   baselines: ['switchyard-trace-off'],
   checksTitle: 'Tracing on against tracing off (ratios from this table)',
   checks: (s) => {
-    const checks = [];
     const off = s.get('switchyard-trace-off');
-    const tenth = s.get('switchyard-trace-0.1');
-    const all = s.get('switchyard-trace-1.0');
-    if (off !== undefined && tenth !== undefined) {
-      checks.push(rpsRatioCheck('ratio 0.1 / tracing off, requests/s', tenth, off, TRACING_RATIO_GOAL));
-      checks.push(cpuRatioCheck('ratio 0.1 / tracing off, CPU µs per request', tenth, off, undefined));
-    }
-    if (off !== undefined && all !== undefined) {
-      checks.push(rpsRatioCheck('ratio 1.0 / tracing off, requests/s', all, off, undefined));
-      checks.push(cpuRatioCheck('ratio 1.0 / tracing off, CPU µs per request', all, off, undefined));
-    }
-    const before = s.get('switchyard-before');
-    if (off !== undefined && before !== undefined) {
-      checks.push(rpsRatioCheck('tracing off (propagation only) / build before tracing, requests/s', off, before, undefined));
-      checks.push(cpuRatioCheck('tracing off (propagation only) / build before tracing, CPU µs per request', off, before, undefined));
-    }
-    return checks;
+    return [
+      ...ratioChecks('ratio 0.1 / tracing off', s.get('switchyard-trace-0.1'), off, TRACING_RATIO_GOAL),
+      ...ratioChecks('ratio 1.0 / tracing off', s.get('switchyard-trace-1.0'), off),
+      ...ratioChecks('tracing off (propagation only) / build before tracing', off, s.get('switchyard-before')),
+    ];
   },
 };
 
