@@ -30,9 +30,15 @@ export const SAMPLERS = [
 ] as const;
 export type SamplerName = typeof SAMPLERS[number];
 
+/** OTLP/HTTP encodings of OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL that Switchyard ships an exporter for. */
+export const OTLP_PROTOCOLS = ['http/protobuf', 'http/json'] as const;
+export type OtlpProtocol = typeof OTLP_PROTOCOLS[number];
+
 export interface TracingSettings {
   /** OTLP/HTTP traces URL (`…/v1/traces`); undefined = no export (the SDK is never loaded). */
   readonly url: string | undefined;
+  /** How spans are encoded: `http/protobuf` (the specification's default) or `http/json`. */
+  readonly protocol: OtlpProtocol;
   readonly serviceName: string;
   readonly sampler: SamplerName;
   /** Ratio of the `traceidratio` samplers, 0..1. */
@@ -44,6 +50,8 @@ export interface TracingSettings {
 /**
  * The settings from the standard OpenTelemetry variables:
  * `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (used as is) or `OTEL_EXPORTER_OTLP_ENDPOINT` (+ `/v1/traces`),
+ * `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` or `OTEL_EXPORTER_OTLP_PROTOCOL` (`http/protobuf`, the
+ * specification's default, or `http/json`; `grpc` is not shipped: a warning, and http/protobuf),
  * `OTEL_SERVICE_NAME` (default `switchyard`), `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG`.
  * Default sampler: `parentbased_traceidratio` with ratio 1.0 when an endpoint is set (every trace
  * not already decided is recorded), `parentbased_always_off` when none is (new traces are started
@@ -59,10 +67,14 @@ export function tracingSettings(env: Readonly<Record<string, string | undefined>
   const exporter = nonEmpty(env['OTEL_TRACES_EXPORTER'])?.toLowerCase();
   if (env['OTEL_SDK_DISABLED']?.trim().toLowerCase() === 'true' || exporter === 'none') url = undefined;
   else if (exporter !== undefined && exporter !== 'otlp') warnings.push(`OTEL_TRACES_EXPORTER=${exporter} is not supported; only otlp (OTLP over HTTP) is`);
-  if (exporter === 'otlp' || exporter === undefined) {
-    const protocol = nonEmpty(env['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL'] ?? env['OTEL_EXPORTER_OTLP_PROTOCOL']);
-    if (url !== undefined && protocol !== undefined && protocol !== 'http/json') {
-      warnings.push(`OTEL_EXPORTER_OTLP_PROTOCOL=${protocol} is not supported; spans are sent as http/json`);
+  let protocol: OtlpProtocol = 'http/protobuf';
+  const protocolVariable = nonEmpty(env['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL']) === undefined ? 'OTEL_EXPORTER_OTLP_PROTOCOL' : 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL';
+  const named = nonEmpty(env[protocolVariable])?.toLowerCase();
+  if (named !== undefined) {
+    if ((OTLP_PROTOCOLS as readonly string[]).includes(named)) protocol = named as OtlpProtocol;
+    else if (url !== undefined) {
+      const why = named === 'grpc' ? 'Switchyard ships no gRPC exporter' : `supported: ${OTLP_PROTOCOLS.join(', ')}`;
+      warnings.push(`${protocolVariable}=${named} is not supported (${why}); spans are sent as http/protobuf`);
     }
   }
   if (url !== undefined) {
@@ -75,11 +87,11 @@ export function tracingSettings(env: Readonly<Record<string, string | undefined>
     }
   }
   const fallback: SamplerName = url === undefined ? 'parentbased_always_off' : 'parentbased_traceidratio';
-  const named = nonEmpty(env['OTEL_TRACES_SAMPLER'])?.toLowerCase();
+  const samplerName = nonEmpty(env['OTEL_TRACES_SAMPLER'])?.toLowerCase();
   let sampler: SamplerName = fallback;
-  if (named !== undefined) {
-    if ((SAMPLERS as readonly string[]).includes(named)) sampler = named as SamplerName;
-    else warnings.push(`OTEL_TRACES_SAMPLER=${named} is not supported (supported: ${SAMPLERS.join(', ')}); using ${fallback}`);
+  if (samplerName !== undefined) {
+    if ((SAMPLERS as readonly string[]).includes(samplerName)) sampler = samplerName as SamplerName;
+    else warnings.push(`OTEL_TRACES_SAMPLER=${samplerName} is not supported (supported: ${SAMPLERS.join(', ')}); using ${fallback}`);
   }
   let ratio = 1;
   const arg = nonEmpty(env['OTEL_TRACES_SAMPLER_ARG']);
@@ -89,7 +101,7 @@ export function tracingSettings(env: Readonly<Record<string, string | undefined>
     else warnings.push(`OTEL_TRACES_SAMPLER_ARG=${arg} is not a ratio between 0 and 1; using 1.0`);
   }
   const serviceName = nonEmpty(env['OTEL_SERVICE_NAME']) ?? 'switchyard';
-  return Object.freeze({ url, serviceName, sampler, ratio, warnings: Object.freeze(warnings) });
+  return Object.freeze({ url, protocol, serviceName, sampler, ratio, warnings: Object.freeze(warnings) });
 }
 
 function nonEmpty(value: string | undefined): string | undefined {
@@ -321,8 +333,8 @@ export async function startTracing(
   const tracing = new Tracing(settings);
   if (settings.url !== undefined) {
     const { createSpanSink } = await import('./tracing-export.js');
-    tracing.attach(createSpanSink(settings, registry, logger, sinkOptions));
-    logger?.info({ url: settings.url, serviceName: settings.serviceName, sampler: settings.sampler, ratio: settings.ratio }, 'exporting trace spans (OTLP/HTTP)');
+    tracing.attach(await createSpanSink(settings, registry, logger, sinkOptions));
+    logger?.info({ url: settings.url, protocol: settings.protocol, serviceName: settings.serviceName, sampler: settings.sampler, ratio: settings.ratio }, 'exporting trace spans (OTLP/HTTP)');
   }
   return tracing;
 }

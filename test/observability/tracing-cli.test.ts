@@ -64,6 +64,8 @@ describe('tracing from the environment, --workers 2', () => {
         PATH: process.env['PATH'],
         OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(collector.address() as AddressInfo).port}`,
         OTEL_SERVICE_NAME: 'edge-under-test',
+        // JSON, so that the collector here can decode the spans (the default is http/protobuf).
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
         OTEL_BSP_SCHEDULE_DELAY: '60000',
       },
     });

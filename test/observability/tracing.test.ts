@@ -73,6 +73,22 @@ describe('tracingSettings', () => {
     assert.match(bad.warnings[0]!, /OTEL_TRACES_SAMPLER=jaeger_remote is not supported/);
   });
 
+  it('sends http/protobuf by default; http/json on request; the traces variable wins; grpc or anything else is a warning and http/protobuf', () => {
+    const endpoint = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' };
+    assert.deepEqual([tracingSettings(endpoint).protocol, tracingSettings(endpoint).warnings.length], ['http/protobuf', 0]);
+    assert.equal(tracingSettings({ ...endpoint, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' }).protocol, 'http/json');
+    assert.equal(tracingSettings({ ...endpoint, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf' }).protocol, 'http/protobuf');
+    assert.equal(tracingSettings({ ...endpoint, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json' }).protocol, 'http/json');
+    assert.equal(tracingSettings({ ...endpoint, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: '' }).protocol, 'http/json');
+    const grpc = tracingSettings({ ...endpoint, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc' });
+    assert.equal(grpc.protocol, 'http/protobuf');
+    assert.deepEqual(grpc.warnings, ['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=grpc is not supported (Switchyard ships no gRPC exporter); spans are sent as http/protobuf']);
+    const bogus = tracingSettings({ ...endpoint, OTEL_EXPORTER_OTLP_PROTOCOL: 'thrift' });
+    assert.equal(bogus.protocol, 'http/protobuf');
+    assert.deepEqual(bogus.warnings, ['OTEL_EXPORTER_OTLP_PROTOCOL=thrift is not supported (supported: http/protobuf, http/json); spans are sent as http/protobuf']);
+    assert.deepEqual(tracingSettings({ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }).warnings, [], 'no warning when nothing is exported');
+  });
+
   it('OTEL_SDK_DISABLED and OTEL_TRACES_EXPORTER=none turn the export off', () => {
     assert.equal(tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_SDK_DISABLED: 'true' }).url, undefined);
     assert.equal(tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_TRACES_EXPORTER: 'none' }).url, undefined);

@@ -1,6 +1,7 @@
 /**
  * Tracing end to end: a real proxy, a recording upstream and a local OTLP/HTTP collector (a node
- * server on 127.0.0.1 decoding the exporter's JSON). W3C propagation (trace id kept, the exported
+ * server on 127.0.0.1 decoding the exporter's JSON; the default protobuf encoding and the protocol
+ * choice are checked on the wire). W3C propagation (trace id kept, the exported
  * span as the upstream's parent, tracestate passed, sampled flag followed, a new trace without a
  * valid traceparent), span attributes, a retry as a span event, trace ids in access lines and error
  * bodies, upgrades carrying traceparent, an unreachable collector changing nothing for clients,
@@ -12,6 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { startTracing, type Tracing } from '../../src/observability/tracing.js';
+import { captureLogger } from '../support/capture-logger.js';
 import { startRecordingUpstream, type RecordingUpstream } from '../support/recording-upstream.js';
 import { refusedPort } from '../support/upstream.js';
 import { waitFor } from '../support/wait.js';
@@ -28,24 +30,37 @@ interface OtlpSpan {
   status?: { code?: number };
 }
 
+/** One export request as the collector received it. */
+interface Post {
+  path: string | undefined;
+  contentType: string | undefined;
+  body: Buffer;
+}
+
 interface Collector {
   url: string;
+  /** Spans of the JSON exports, decoded. */
   spans: OtlpSpan[];
+  posts: Post[];
   close(): Promise<void>;
 }
 
 async function startCollector(): Promise<Collector> {
   const spans: OtlpSpan[] = [];
+  const posts: Post[] = [];
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      if (req.url === '/v1/traces') {
-        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { resourceSpans: { scopeSpans: { spans: OtlpSpan[] }[] }[] };
+      const post = { path: req.url, contentType: req.headers['content-type'], body: Buffer.concat(chunks) };
+      posts.push(post);
+      if (post.path === '/v1/traces' && post.contentType === 'application/json') {
+        const body = JSON.parse(post.body.toString('utf8')) as { resourceSpans: { scopeSpans: { spans: OtlpSpan[] }[] }[] };
         for (const rs of body.resourceSpans) for (const ss of rs.scopeSpans) spans.push(...ss.spans);
       }
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end('{}');
+      // An empty ExportTraceServiceResponse in either encoding.
+      res.writeHead(200, { 'content-type': post.contentType === 'application/json' ? 'application/json' : 'application/x-protobuf' });
+      res.end(post.contentType === 'application/json' ? '{}' : '');
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -53,6 +68,7 @@ async function startCollector(): Promise<Collector> {
   return {
     url: `http://127.0.0.1:${port}/v1/traces`,
     spans,
+    posts,
     close: () => new Promise((resolve) => {
       server.closeAllConnections();
       server.close(() => resolve());
@@ -94,7 +110,8 @@ describe('tracing through the proxy (OTLP to a local collector)', () => {
         to: [{ service: 'flaky', endpoints: [{ id: 'dead', port: dead }, { id: 'live', port: up.port }] }],
       },
     ]));
-    tracing = await startTracing({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: collector.url }, t.metrics.registry, undefined, { scheduledDelayMillis: 20 });
+    // JSON, so that the collector can decode the spans (the default, protobuf, is tested below).
+    tracing = await startTracing({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: collector.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' }, t.metrics.registry, undefined, { scheduledDelayMillis: 20 });
     t.proxy.handler.tracing = tracing;
   });
 
@@ -250,6 +267,56 @@ describe('tracing through the proxy (OTLP to a local collector)', () => {
     assert.ok(await metricValue(t.metrics, 'switchyard_upstream_connect_duration_seconds', {}, 'switchyard_upstream_connect_duration_seconds_count') >= 1);
     assert.ok(await metricValue(t.metrics, 'switchyard_upstream_connect_duration_seconds', { route: 'app' }, 'switchyard_upstream_connect_duration_seconds_count') >= 1);
   });
+});
+
+describe('the OTLP encoding on the wire', () => {
+  const cases: { what: string; env: Record<string, string>; contentType: string; warning?: RegExp }[] = [
+    { what: 'protobuf by default', env: {}, contentType: 'application/x-protobuf' },
+    { what: 'JSON with OTEL_EXPORTER_OTLP_PROTOCOL=http/json', env: { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' }, contentType: 'application/json' },
+    {
+      what: 'protobuf and a warning for grpc', env: { OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc' }, contentType: 'application/x-protobuf',
+      warning: /OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=grpc is not supported \(Switchyard ships no gRPC exporter\); spans are sent as http\/protobuf/,
+    },
+  ];
+  for (const c of cases) {
+    it(`sends ${c.what}: every sampled request's span reaches /v1/traces`, async () => {
+      const collector = await startCollector();
+      const up = await startRecordingUpstream('app');
+      const t = await startProxy(makeTable([{ name: 'app', to: [{ service: 'app', endpoints: [{ id: 'a1', port: up.port }] }] }]));
+      const { logger, lines } = captureLogger();
+      const tracing = await startTracing({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: collector.url, ...c.env }, t.metrics.registry, logger, { scheduledDelayMillis: 10 });
+      t.proxy.handler.tracing = tracing;
+      const exported = (): Promise<number> => metricValue(t.metrics, 'switchyard_trace_spans_exported_total');
+      try {
+        const warnings = lines.filter((l) => l['level'] === 40).map((l) => String(l['msg']));
+        if (c.warning === undefined) assert.deepEqual(warnings, []);
+        else assert.ok(warnings.length === 1 && c.warning.test(warnings[0]!), warnings.join('; '));
+        assert.equal(lines.find((l) => l['msg'] === 'exporting trace spans (OTLP/HTTP)')?.['protocol'], c.contentType === 'application/json' ? 'http/json' : 'http/protobuf');
+        const traceIds = ['1', '2', '3'].map((d) => d.repeat(32));
+        for (const traceId of traceIds) {
+          assert.equal((await send(t.port, { path: '/p', headers: { traceparent: `00-${traceId}-${'f'.repeat(16)}-01` } })).status, 200);
+        }
+        await waitFor('the collector to accept the 3 spans', async () => await exported() === traceIds.length, 5_000);
+        assert.ok(collector.posts.length > 0);
+        for (const post of collector.posts) {
+          assert.equal(post.path, '/v1/traces');
+          assert.equal(post.contentType, c.contentType);
+          assert.ok(post.body.length > 0);
+        }
+        // Protobuf carries a trace id as its 16 raw bytes, JSON as 32 hex characters.
+        const bodies = Buffer.concat(collector.posts.map((p) => p.body));
+        for (const traceId of traceIds) {
+          const raw = Buffer.from(traceId, 'hex');
+          assert.ok(c.contentType === 'application/json' ? bodies.includes(traceId) : bodies.includes(raw), `trace ${traceId} in an export`);
+        }
+      } finally {
+        await t.close();
+        await tracing.shutdown(500);
+        await up.close();
+        await collector.close();
+      }
+    });
+  }
 });
 
 describe('an unreachable collector', () => {
