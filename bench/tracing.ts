@@ -3,7 +3,8 @@
  * spans over OTLP/HTTP to a local sink, at ratio 0.1 and at 1.0 (`parentbased_traceidratio`; wrk
  * sends no traceparent, so the ratio decides every request). Goal (issue 9): requests/s at 0.1 ≥
  * 0.95 × tracing off. The sink is a node server on 127.0.0.1 in the orchestrator (on the load CPU),
- * answering 200 to /v1/traces and counting the spans it receives.
+ * answering 200 to /v1/traces and counting the spans it receives (protobuf, the default encoding,
+ * or JSON with OTEL_EXPORTER_OTLP_PROTOCOL=http/json).
  *
  * BENCH_TRACING_BEFORE_CLI=/path/to/old/dist/cli.js adds `switchyard-before`: a build from before
  * tracing existed, against which `switchyard-trace-off` shows what propagation alone costs.
@@ -21,23 +22,62 @@ export interface TraceSink {
   close(): Promise<void>;
 }
 
+/**
+ * The spans in an OTLP ExportTraceServiceRequest encoded as protobuf (what the default
+ * http/protobuf exporter sends): resource_spans (field 1) → scope_spans (2) → spans (2), counted
+ * without decoding them. Throws on a body that is not protobuf.
+ */
+export function protobufSpanCount(buf: Uint8Array, start = 0, end = buf.length, depth = 0): number {
+  let i = start;
+  const varint = (): number => {
+    let value = 0;
+    for (let shift = 0; ; shift += 7) {
+      if (i >= end || shift > 63) throw new Error('bad varint');
+      const b = buf[i++]!;
+      value += (b & 0x7f) * 2 ** shift;
+      if (b < 0x80) return value;
+    }
+  };
+  let count = 0;
+  while (i < end) {
+    const tag = varint();
+    const wire = tag % 8;
+    if (wire === 0) varint();
+    else if (wire === 1) i += 8;
+    else if (wire === 5) i += 4;
+    else if (wire === 2) {
+      const length = varint();
+      if (i + length > end) throw new Error('field past the end');
+      if (Math.floor(tag / 8) === (depth === 0 ? 1 : 2)) count += depth === 2 ? 1 : protobufSpanCount(buf, i, i + length, depth + 1);
+      i += length;
+    } else throw new Error(`wire type ${wire}`);
+  }
+  return count;
+}
+
 async function startSink(): Promise<TraceSink> {
   const sink = { url: '', spans: 0, batches: 0, close: (): Promise<void> => Promise.resolve() };
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
+      const json = req.headers['content-type'] === 'application/json';
       if (req.url === '/v1/traces') {
         try {
-          const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { resourceSpans?: { scopeSpans?: { spans?: unknown[] }[] }[] };
-          for (const rs of body.resourceSpans ?? []) for (const ss of rs.scopeSpans ?? []) sink.spans += ss.spans?.length ?? 0;
+          if (json) {
+            const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { resourceSpans?: { scopeSpans?: { spans?: unknown[] }[] }[] };
+            for (const rs of body.resourceSpans ?? []) for (const ss of rs.scopeSpans ?? []) sink.spans += ss.spans?.length ?? 0;
+          } else {
+            sink.spans += protobufSpanCount(Buffer.concat(chunks));
+          }
           sink.batches += 1;
         } catch {
-          // not JSON: counted as nothing
+          // not OTLP: counted as nothing
         }
       }
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end('{}');
+      // An empty ExportTraceServiceResponse in either encoding.
+      res.writeHead(200, { 'content-type': json ? 'application/json' : 'application/x-protobuf' });
+      res.end(json ? '{}' : '');
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -7,13 +7,13 @@ import type { Logger } from './logger.js';
 import type { OtlpProtocol, ParentContext, SpanSink, TracingSettings } from './tracing.js';
 
 /**
- * The OpenTelemetry SDK side of tracing, loaded by `loadSpanSink` (a dynamic import) only when an
+ * The OpenTelemetry SDK side of tracing, loaded by `startTracing` (a dynamic import) only when an
  * OTLP endpoint is configured. The proxy decides sampling itself (tracing.ts) and starts spans
  * only for sampled requests, so the SDK's own sampler is AlwaysOn. Spans go through a
  * BatchSpanProcessor (bounded queue; `OTEL_BSP_*` variables apply) to the OTLP/HTTP exporter of
- * `settings.protocol`: protobuf (exporter-trace-otlp-proto, the default: about a third of the JSON
- * exporter's serialisation time and half its bytes per span) or JSON (exporter-trace-otlp-http).
- * Only the chosen exporter's package is loaded.
+ * `settings.protocol`: protobuf (exporter-trace-otlp-proto, the default: about 40% of the JSON
+ * exporter's serialisation time and bytes per span, bench/tracing-micro.ts) or JSON
+ * (exporter-trace-otlp-http). Only the chosen exporter's package is loaded.
  * An unreachable or slow collector costs the request path nothing: `span.end()` only appends to
  * the queue; a full queue drops the span, and a failed export drops its batch, both counted in
  * `switchyard_trace_spans_dropped_total{reason}` and logged once per outage.
