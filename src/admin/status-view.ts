@@ -24,7 +24,11 @@ export interface ClusterStats extends StatsSample {
 interface ControlState {
   readonly lifecycle?: string;
   readonly lastRejectedBuild?: { readonly at: number; readonly code: string; readonly message: string } | null;
-  readonly providers?: readonly { name: string; healthy: boolean; synced: boolean; lastSyncAt?: number; lastError?: string }[];
+  readonly providers?: readonly {
+    name: string; healthy: boolean; synced: boolean; lastSyncAt?: number; lastError?: string;
+    /** The templates provider's files rejected now, file name → error (templates-provider.ts). */
+    detail?: { broken?: Readonly<Record<string, string>> };
+  }[];
   readonly problems?: readonly { kind: string; source: string; message: string }[];
 }
 
@@ -138,6 +142,8 @@ export function statusView(input: {
       lastSyncAt: p.lastSyncAt === undefined ? null : new Date(p.lastSyncAt).toISOString(),
       ageSeconds: p.lastSyncAt === undefined ? null : Math.max(0, Math.round((now - p.lastSyncAt) / 1000)),
       lastError: p.lastError ?? null,
+      // Files of this source rejected now (their routes: the last good version's, or none).
+      rejectedFiles: Object.entries(p.detail?.broken ?? {}).map(([file, message]) => ({ file, message })),
     })),
     lastRejectedBuild: control.lastRejectedBuild == null ? null : {
       at: new Date(control.lastRejectedBuild.at).toISOString(),

@@ -27,15 +27,34 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   }
   const target = adminTarget(values, env);
   const view = await adminGet(target, '/api/routes') as RoutesJson;
-  process.stdout.write(`${routesReport(view, target.shown)}\n`);
+  const config = await adminGet(target, '/api/config') as ConfigJson;
+  process.stdout.write(`${routesReport(view, target.shown, config)}\n`);
   return 0;
 }
 
-/** The table with a heading line and the problems after it. */
-export function routesReport(view: RoutesJson, where: string): string {
+/** The parts of /api/config (app.ts configView) `routes` prints; read defensively. */
+export interface ConfigJson {
+  readonly lastRejectedBuild?: { readonly at: number; readonly code: string; readonly message: string } | null;
+  readonly providers?: readonly { readonly name: string; readonly healthy: boolean; readonly lastError?: string }[];
+}
+
+/**
+ * The table with a heading line, then the problems the build skipped, the configuration sources
+ * that fail or have rejected files (their last error), and the last rejected build: the table
+ * shown is then not what the files say.
+ */
+export function routesReport(view: RoutesJson, where: string, config: ConfigJson = {}): string {
   const lines = [`Switchyard at ${where}: table version ${view.version}${view.swappedAt === null ? ', no table yet' : `, swapped ${view.swappedAt}`}, ${view.routes.length} route(s)`];
   if (view.routes.length > 0) lines.push('', renderRoutes(view.routes));
   if (view.problems.length > 0) lines.push('', `Problems the build skipped (${view.problems.length}):`, printableLines(renderProblems(view.problems)));
+  const failing = (config.providers ?? []).filter((p) => typeof p.lastError === 'string');
+  if (failing.length > 0) {
+    lines.push('', `Sources with errors (${failing.length}):`, printableLines(failing.map((p) => `  ${p.name}: ${p.lastError}`).join('\n')));
+  }
+  const rejected = config.lastRejectedBuild;
+  if (rejected != null) {
+    lines.push('', printableLines(`Last rejected build (${new Date(rejected.at).toISOString()}; the table above is the one before it):\n  ${rejected.code}: ${rejected.message}`));
+  }
   return lines.join('\n');
 }
 

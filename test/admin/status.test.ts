@@ -20,7 +20,7 @@ export interface StatusRoute {
 }
 export interface Status {
   version: number; ready: boolean; lifecycle: string | null; workers: { asked: number; answered: number } | null;
-  sources: { name: string; synced: boolean; healthy: boolean; ageSeconds: number | null; lastError: string | null }[];
+  sources: { name: string; synced: boolean; healthy: boolean; ageSeconds: number | null; lastError: string | null; rejectedFiles: { file: string; message: string }[] }[];
   lastRejectedBuild: { code: string; message: string } | null;
   routes: StatusRoute[];
 }
@@ -160,6 +160,17 @@ describe('/api/status (single process)', () => {
     }, 10_000);
     assert.match(s.lastRejectedBuild!.message, /duplicate route name/);
     assert.equal(s.version, version);
+  });
+
+  it('shows a rejected template file with its error on its source', async () => {
+    await workspace.writeTemplate('broken.yaml', 'routes:\n  - name: x\n    match: { path: /x\n');
+    const s = await waitFor('the broken file on /api/status', async () => {
+      const now = (await status()).sources.find((src) => src.name === 'templates')!;
+      return now.rejectedFiles.length > 0 && now;
+    }, 10_000);
+    assert.deepEqual(s.rejectedFiles.map((f) => f.file), ['broken.yaml']);
+    assert.match(s.rejectedFiles[0]!.message, /broken\.yaml: line \d+, column \d+: /);
+    assert.match(s.lastError!, /^1 file\(s\) rejected: .*broken\.yaml: line \d+, column \d+: /);
   });
 
   it('serves the page without the token material: HTML, CSS and JS with a strict CSP', async () => {

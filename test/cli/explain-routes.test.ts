@@ -7,6 +7,8 @@ import type { Switchyard } from '../../src/app.js';
 import { requestOf } from '../../src/commands/explain.js';
 import { startTestSwitchyard, Workspace } from '../support/switchyard.js';
 import { runCli as run } from './run-cli.js';
+import { request } from 'undici';
+import { waitFor } from '../support/wait.js';
 
 
 const TOKEN = 'admin-secret-token';
@@ -112,6 +114,24 @@ describe('switchyard explain and routes, against a running Switchyard', () => {
     const explain = await run(['explain', '/evil', '--admin', admin], env);
     assert.match(explain.stdout, /forwarded by route "evil\\x1b\[31m"/);
     assert.ok(!routes.stdout.includes('\u001b') && !explain.stdout.includes('\u001b'));
+  });
+
+  it('routes: lists sources with rejected files and the last rejected build after the table', async () => {
+    await ws.writeTemplate('broken.yaml', 'routes:\n  - name: x\n    match: { path: /x\n');
+    await ws.writeTemplate('dup.yaml', 'routes:\n' + '  - name: dup\n    match: { path: /dup }\n    to: [ { service: users } ]\n'.repeat(2));
+    const config = async (): Promise<{ lastRejectedBuild: unknown; providers: { lastError?: string }[] }> => {
+      const res = await request(`http://${admin}/api/config`, { headers: { authorization: `Bearer ${TOKEN}` } });
+      return await res.body.json() as { lastRejectedBuild: unknown; providers: { lastError?: string }[] };
+    };
+    await waitFor('the rejected file and build', async () => {
+      const c = await config();
+      return c.lastRejectedBuild !== null && c.providers.some((p) => p.lastError !== undefined);
+    }, 10_000);
+    const routes = await run(['routes', '--admin', admin], env);
+    assert.equal(routes.code, 0, routes.stderr);
+    assert.match(routes.stdout, /^Sources with errors \(1\):\n {2}templates: 1 file\(s\) rejected: \S*broken\.yaml: line \d+, column \d+: /m);
+    assert.match(routes.stdout, /^Last rejected build \(\S+; the table above is the one before it\):\n {2}\S+: .*duplicate route name/m);
+    assert.ok(!routes.stdout.includes('\u001b'));
   });
 
   it('401 says the token is needed; a wrong one is refused; a token file works; --admin-token is refused', async () => {

@@ -237,8 +237,9 @@
     sources.forEach((s, i) => {
       const row = body.rows[i] || body.insertRow();
       while (row.cells.length < 4) row.insertCell();
-      const state = !s.synced ? 'not synced' : s.healthy ? 'synced' : 'failing (last good kept)';
-      const cls = !s.synced || !s.healthy ? 'bad' : 'good';
+      const rejected = (s.rejectedFiles || []).length;
+      const state = (!s.synced ? 'not synced' : s.healthy ? 'synced' : 'failing (last good kept)') + (rejected === 0 ? '' : `, ${rejected} file(s) rejected`);
+      const cls = !s.synced || !s.healthy || rejected > 0 ? 'bad' : 'good';
       const values = [s.name, state, s.lastSyncAt === null ? 'never' : `${fmtAge(s.ageSeconds)} (${fmtTime(s.lastSyncAt)})`, s.lastError || dash];
       values.forEach((v, k) => {
         if (row.cells[k].textContent !== v) row.cells[k].textContent = v;
@@ -255,8 +256,13 @@
       $('rejected').textContent = text;
       $('rejected').className = rejected === null ? 'muted' : 'bad';
     }
-    const problems = status.problemCount === 0 ? 'No build problems.' : `${status.problemCount} build problem(s), e.g. ${status.problems.slice(0, 3).map((p) => `${p.kind} ${p.source}: ${p.message}`).join(' · ')}`;
-    if ($('problems').textContent !== problems) $('problems').textContent = problems;
+    const files = status.sources.flatMap((s) => (s.rejectedFiles || []).map((f) => `${s.name}: ${f.message}`));
+    const problems = (files.length === 0 ? '' : `Rejected file(s): ${files.join(' · ')}. `) +
+      (status.problemCount === 0 ? 'No build problems.' : `${status.problemCount} build problem(s), e.g. ${status.problems.slice(0, 3).map((p) => `${p.kind} ${p.source}: ${p.message}`).join(' · ')}`);
+    if ($('problems').textContent !== problems) {
+      $('problems').textContent = problems;
+      $('problems').className = files.length === 0 ? 'muted' : 'bad';
+    }
     const workers = status.workers === null ? '' : ` · workers ${status.workers.answered}/${status.workers.asked} answered`;
     $('summary').textContent = `table v${status.version} · swapped ${fmtTime(status.swappedAt)} · ${status.lifecycle || dash}${status.ready ? ', ready' : ', not ready'}${workers}`;
     renderRoutes(status.routes);

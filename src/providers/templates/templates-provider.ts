@@ -76,14 +76,22 @@ export class DirectoryTemplatesProvider implements TemplatesProvider {
       const message = err instanceof ConfigError ? err.message : `${path}: ${(err as Error).message}`;
       if (this.broken.get(name) !== message) {
         this.metrics.configErrors.inc({ kind: 'template' });
-        this.logger.error({ file: path, code: 'SY_CONFIG_INVALID', kept: this.lastGood.has(name) }, `template rejected, last good version kept: ${message}`);
+        const kept = this.lastGood.has(name);
+        this.logger.error({ file: path, code: 'SY_CONFIG_INVALID', kept },
+          `template rejected, ${kept ? 'last good version kept' : 'no earlier good version: the file adds no routes'}: ${message}`);
       }
       this.broken.set(name, message);
     }
   }
 
+  /**
+   * Reading the directory can succeed while files in it are rejected: the source then reports them
+   * as its last error (each message names its file), so /api/status, the page and `routes` show them.
+   */
   status(): ProviderStatus {
-    return this.tracker.snapshot({ dir: this.dir, files: [...this.lastGood.keys()], broken: Object.fromEntries(this.broken) });
+    const status = this.tracker.snapshot({ dir: this.dir, files: [...this.lastGood.keys()], broken: Object.fromEntries(this.broken) });
+    if (status.lastError !== undefined || this.broken.size === 0) return status;
+    return { ...status, lastError: `${this.broken.size} file(s) rejected: ${[...this.broken.values()].join('; ')}` };
   }
 
   async stop(): Promise<void> {
