@@ -4,16 +4,17 @@
  * good) into its own TableStore, and the admin server; it opens no proxy listener. Each swapped
  * table goes to every worker (WorkerPool: whole, versioned, newest wins). /readyz turns ready once
  * every worker serves: workers open their listeners only after the first table, as one process
- * does. Ejections from any worker are shared with the others; /metrics sums every worker.
+ * does. Ejections from any worker are shared with the others; /metrics sums every worker (counters
+ * never go down: cluster-metrics.ts).
  */
 import type { AddressInfo } from 'node:net';
 import type { Lifecycle } from '../app.js';
 import type { Config } from '../config/config.js';
 import { TableStore } from '../control/table-store.js';
 import { TableEncoder } from '../model/table-wire.js';
-import type { Logger } from '../observability/logger.js';
+import { checkAccessLogFile, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
-import { clusterExposition } from './cluster-metrics.js';
+import { ClusterMetrics } from './cluster-metrics.js';
 import { EjectionBoard } from './ejection-board.js';
 import { WorkerPool } from './worker-pool.js';
 
@@ -28,6 +29,9 @@ export interface Primary {
 const EXIT_GRACE_MS = 5_000;
 
 export async function startPrimary(config: Config, logger: Logger, signal: AbortSignal): Promise<Primary> {
+  // Before anything starts: each worker opens --access-log PATH itself, and a path that cannot be
+  // opened would fail every worker (their stack traces, the demo upstreams started for nothing).
+  checkAccessLogFile(config.accessLog);
   const metrics = new Metrics({ defaultMetrics: true });
   const store = new TableStore();
   let lifecycle: Lifecycle = 'starting';
@@ -38,6 +42,7 @@ export async function startPrimary(config: Config, logger: Logger, signal: Abort
   let allListening: (() => void) | undefined;
   let proxyAddress: AddressInfo | undefined;
   let tlsAddress: AddressInfo | undefined;
+  const clusterMetrics = new ClusterMetrics(metrics.registry, metrics.workerMetricsStale, logger.child({ component: 'cluster' }));
   const pool: WorkerPool = new WorkerPool(config.workers, logger.child({ component: 'cluster' }), metrics, {
     ejected: (from, ejection) => {
       if (board.record(ejection)) pool.broadcast({ type: 'sy:eject', ejection }, from);
@@ -83,7 +88,7 @@ export async function startPrimary(config: Config, logger: Logger, signal: Abort
     ejections: board,
     matcher: { explain: (host, target) => pool.explain(host, target) },
     stats: { stats: () => pool.stats() },
-    exposition: () => clusterExposition(metrics.registry, pool.connected()),
+    exposition: () => clusterMetrics.exposition(pool.connected()),
     workers: () => ({ tableVersion: store.version, everyWorkerAt: pool.everyWorkerAt(), workers: pool.views() }),
     config: () => ({ ...configView(config, { store, watcher, sources, certificates: undefined, lifecycle }), workers: config.workers }),
   });

@@ -127,9 +127,9 @@ export class WorkerPool {
     return Math.min(...this.slots.map((s) => s.applied));
   }
 
-  /** Workers that can answer a request now (prom-client's metrics protocol, explain). */
-  connected(): Worker[] {
-    return this.slots.filter((s) => s.hello && s.worker?.isConnected() === true).map((s) => s.worker!);
+  /** Workers that can answer a request now (prom-client's metrics protocol), with their slots. */
+  connected(): { slot: number; worker: Worker }[] {
+    return this.slots.filter((s) => s.hello && s.worker?.isConnected() === true).map((s) => ({ slot: s.index, worker: s.worker! }));
   }
 
   views(): WorkerView[] {
@@ -227,6 +227,9 @@ export class WorkerPool {
     worker.on('message', (message: unknown) => {
       if (isFromWorker(message)) this.onMessage(slot, worker, message);
     });
+    // A message sent to a worker that died before its exit was seen fails with EPIPE, emitted as
+    // 'error' (an unhandled one would end the primary): its 'exit' follows and replaces it.
+    worker.on('error', (err) => this.logger.debug({ err, slot: slot.index }, 'message to a worker lost'));
     // 'exit' (not 'disconnect'): the process is gone, its connections with it.
     worker.on('exit', (code, signal) => this.onExit(slot, worker, code, signal));
   }

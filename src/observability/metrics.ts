@@ -219,6 +219,14 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly workerMetricsStale = new Gauge({
+    name: 'switchyard_worker_metrics_stale',
+    help: '1 while the worker in this slot did not answer the metrics request in time: /metrics counts it with its last answer (with --workers > 1)',
+    labelNames: ['slot'] as const,
+    aggregator: 'max',
+    registers: [this.registry],
+  });
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics !== false) {
       collectDefaultMetrics({ register: this.registry, prefix: PROCESS_PREFIX });
