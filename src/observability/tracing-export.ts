@@ -52,7 +52,8 @@ function spanCounters(registry: Registry): { dropped: Counter<'reason'>; exporte
  */
 class CountingExporter implements SpanExporter {
   queued = 0;
-  private failing = false;
+  /** The last export failed (the collector is down or refused it). */
+  failing = false;
 
   constructor(
     private readonly inner: SpanExporter,
@@ -120,7 +121,12 @@ class QueueGate implements SpanProcessor {
 }
 
 class OtelSink implements SpanSink {
-  constructor(private readonly provider: BasicTracerProvider, private readonly tracer: Tracer) {}
+  constructor(
+    private readonly provider: BasicTracerProvider,
+    private readonly tracer: Tracer,
+    private readonly exporter: CountingExporter,
+    private readonly logger: Logger | undefined,
+  ) {}
 
   start(name: string, startTime: number, parent: ParentContext | undefined): Span {
     const context = parent === undefined ? ROOT_CONTEXT : trace.setSpanContext(ROOT_CONTEXT, {
@@ -133,7 +139,16 @@ class OtelSink implements SpanSink {
     return this.tracer.startSpan(name, { kind: SpanKind.SERVER, startTime }, context);
   }
 
+  /**
+   * Flush and stop within `timeoutMs`; when the last export failed, no wait at all: the collector is
+   * down or hanging, and waiting for it would only delay the exit (the spans are dropped, and counted).
+   */
   async shutdown(timeoutMs: number): Promise<void> {
+    if (this.exporter.failing) {
+      this.logger?.warn({ spans: this.exporter.queued }, 'trace export is failing; not waiting to flush the queued spans at shutdown');
+      this.provider.shutdown().catch(() => undefined);
+      return;
+    }
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, timeoutMs);
@@ -167,11 +182,11 @@ export async function createSpanSink(settings: TracingSettings, registry: Regist
     exportTimeoutMillis: options.exportTimeoutMillis,
   });
   const provider = new BasicTracerProvider({
-    resource: resourceFromAttributes({ 'service.name': settings.serviceName }),
+    resource: resourceFromAttributes(settings.resource),
     sampler: new AlwaysOnSampler(),
     spanProcessors: [new QueueGate(batch, exporter, maxQueueSize, counters.dropped)],
   });
-  return new OtelSink(provider, provider.getTracer('switchyard'));
+  return new OtelSink(provider, provider.getTracer('switchyard'), exporter, logger);
 }
 
 function positiveEnv(name: string): number | undefined {

@@ -1,4 +1,5 @@
-import { randomFillSync } from 'node:crypto';
+import { randomFillSync, randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Span } from '@opentelemetry/api';
 import type { Registry } from 'prom-client';
 import type { Logger } from './logger.js';
@@ -20,7 +21,9 @@ import type { SinkOptions } from './tracing-export.js';
  * - Not exporting: a valid incoming `traceparent` goes on with its trace id and parent id (no span
  *   of ours exists, so the upstream's parent stays the caller's span and the trace stays
  *   connected: what OpenTelemetry's no-op tracer does); without one, a new trace id and span id.
- *   The sampled bit is the sampler's decision either way.
+ *   The sampled bit is the sampler's decision either way (by default, parentbased_traceidratio at
+ *   1.0: a new trace goes out sampled, so instrumented upstreams record it; their parent span, ours,
+ *   is then not exported: a trace viewer shows them under a missing parent).
  */
 
 /** Sampler names of OTEL_TRACES_SAMPLER that Switchyard implements. */
@@ -40,6 +43,11 @@ export interface TracingSettings {
   /** How spans are encoded: `http/protobuf` (the specification's default) or `http/json`. */
   readonly protocol: OtlpProtocol;
   readonly serviceName: string;
+  /**
+   * The spans' resource: `host.name`, `service.instance.id` (a random UUID per process), then
+   * OTEL_RESOURCE_ATTRIBUTES (which may override those two), then `service.name` = serviceName.
+   */
+  readonly resource: Readonly<Record<string, string>>;
   readonly sampler: SamplerName;
   /** Ratio of the `traceidratio` samplers, 0..1. */
   readonly ratio: number;
@@ -52,10 +60,12 @@ export interface TracingSettings {
  * `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (used as is) or `OTEL_EXPORTER_OTLP_ENDPOINT` (+ `/v1/traces`),
  * `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` or `OTEL_EXPORTER_OTLP_PROTOCOL` (`http/protobuf`, the
  * specification's default, or `http/json`; `grpc` is not shipped: a warning, and http/protobuf),
- * `OTEL_SERVICE_NAME` (default `switchyard`), `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG`.
- * Default sampler: `parentbased_traceidratio` with ratio 1.0 when an endpoint is set (every trace
- * not already decided is recorded), `parentbased_always_off` when none is (new traces are started
- * unsampled; a caller's decision is passed on). `OTEL_SDK_DISABLED=true` or
+ * `OTEL_SERVICE_NAME` (default: `service.name` of OTEL_RESOURCE_ATTRIBUTES, else `switchyard`),
+ * `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG`.
+ * Default sampler: `parentbased_traceidratio` with ratio 1.0, with or without an endpoint: a new
+ * trace goes upstream sampled (`01`), so an upstream with OpenTelemetry's default parent-based
+ * sampler records it as it would as a root; without an endpoint the upstream's parent span (ours)
+ * is not exported. A caller's decision is passed on. `OTEL_SDK_DISABLED=true` or
  * `OTEL_TRACES_EXPORTER=none` turn the export off. As the OpenTelemetry specification asks of SDKs,
  * an unknown sampler or a bad ratio is a warning and the default applies, never a failed start.
  */
@@ -86,7 +96,7 @@ export function tracingSettings(env: Readonly<Record<string, string | undefined>
       url = undefined;
     }
   }
-  const fallback: SamplerName = url === undefined ? 'parentbased_always_off' : 'parentbased_traceidratio';
+  const fallback: SamplerName = 'parentbased_traceidratio';
   const samplerName = nonEmpty(env['OTEL_TRACES_SAMPLER'])?.toLowerCase();
   let sampler: SamplerName = fallback;
   if (samplerName !== undefined) {
@@ -100,8 +110,36 @@ export function tracingSettings(env: Readonly<Record<string, string | undefined>
     if (Number.isFinite(value) && value >= 0 && value <= 1) ratio = value;
     else warnings.push(`OTEL_TRACES_SAMPLER_ARG=${arg} is not a ratio between 0 and 1; using 1.0`);
   }
-  const serviceName = nonEmpty(env['OTEL_SERVICE_NAME']) ?? 'switchyard';
-  return Object.freeze({ url, protocol, serviceName, sampler, ratio, warnings: Object.freeze(warnings) });
+  const attributes = resourceAttributes(env['OTEL_RESOURCE_ATTRIBUTES'], warnings);
+  const serviceName = nonEmpty(env['OTEL_SERVICE_NAME']) ?? nonEmpty(attributes['service.name']) ?? 'switchyard';
+  const resource = Object.freeze({ 'host.name': hostname(), 'service.instance.id': PROCESS_INSTANCE_ID, ...attributes, 'service.name': serviceName });
+  return Object.freeze({ url, protocol, serviceName, resource, sampler, ratio, warnings: Object.freeze(warnings) });
+}
+
+/** `service.instance.id` of this process (each worker is its own instance). */
+const PROCESS_INSTANCE_ID = randomUUID();
+
+/**
+ * OTEL_RESOURCE_ATTRIBUTES: `key1=value1,key2=value2`, values percent-encoded (W3C Baggage
+ * octets). A malformed entry is a warning and skipped; the others apply.
+ */
+export function resourceAttributes(value: string | undefined, warnings: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (value === undefined || value.trim() === '') return out;
+  for (const entry of value.split(',')) {
+    if (entry.trim() === '') continue;
+    const eq = entry.indexOf('=');
+    const key = eq === -1 ? '' : entry.slice(0, eq).trim();
+    let decoded: string | undefined;
+    try {
+      decoded = decodeURIComponent(entry.slice(eq + 1).trim());
+    } catch {
+      decoded = undefined;
+    }
+    if (key === '' || decoded === undefined) warnings.push(`OTEL_RESOURCE_ATTRIBUTES: ${JSON.stringify(entry.trim())} is not key=value (percent-encoded); skipped`);
+    else out[key] = decoded;
+  }
+  return out;
 }
 
 function nonEmpty(value: string | undefined): string | undefined {
@@ -314,6 +352,11 @@ export class Tracing {
   }
 }
 
+/** The sampler in force for the start-up log: the ratio only for the ratio samplers. */
+export function samplerInForce(settings: TracingSettings): { sampler: SamplerName; ratio?: number } {
+  return settings.sampler.endsWith('traceidratio') ? { sampler: settings.sampler, ratio: settings.ratio } : { sampler: settings.sampler };
+}
+
 /** Longest wait at shutdown for the last spans to reach the collector. */
 export const TRACE_FLUSH_MS = 2_000;
 
@@ -334,7 +377,9 @@ export async function startTracing(
   if (settings.url !== undefined) {
     const { createSpanSink } = await import('./tracing-export.js');
     tracing.attach(await createSpanSink(settings, registry, logger, sinkOptions));
-    logger?.info({ url: settings.url, protocol: settings.protocol, serviceName: settings.serviceName, sampler: settings.sampler, ratio: settings.ratio }, 'exporting trace spans (OTLP/HTTP)');
+    logger?.info({ url: settings.url, protocol: settings.protocol, serviceName: settings.serviceName, ...samplerInForce(settings) }, 'exporting trace spans (OTLP/HTTP)');
+  } else {
+    logger?.debug(samplerInForce(settings), 'trace spans are not exported (no OTLP endpoint); traceparent is propagated');
   }
   return tracing;
 }

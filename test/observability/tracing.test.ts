@@ -4,7 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseTraceparent, Tracing, tracingSettings, type Traced } from '../../src/observability/tracing.js';
+import { hostname } from 'node:os';
+import { captureLogger } from '../support/capture-logger.js';
+import { Registry } from 'prom-client';
+import { parseTraceparent, startTracing, Tracing, tracingSettings, type Traced } from '../../src/observability/tracing.js';
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const SPAN = '00f067aa0ba902b7';
@@ -47,11 +50,46 @@ describe('parseTraceparent', () => {
 });
 
 describe('tracingSettings', () => {
-  it('exports nothing and starts traces unsampled without an endpoint', () => {
+  it('exports nothing without an endpoint, and samples new traces at 1.0 by default all the same', () => {
     const s = tracingSettings({});
     assert.equal(s.url, undefined);
-    assert.equal(s.sampler, 'parentbased_always_off');
+    assert.equal(s.sampler, 'parentbased_traceidratio');
+    assert.equal(s.ratio, 1);
     assert.equal(s.serviceName, 'switchyard');
+    const off = tracingSettings({ OTEL_TRACES_SAMPLER: 'always_off' });
+    assert.deepEqual([off.sampler, off.warnings.length], ['always_off', 0], 'OTEL_TRACES_SAMPLER applies without an endpoint');
+  });
+
+  it('builds the resource: host.name, service.instance.id, OTEL_RESOURCE_ATTRIBUTES; OTEL_SERVICE_NAME wins for service.name', () => {
+    const plain = tracingSettings({});
+    assert.equal(plain.resource['host.name'], hostname());
+    assert.match(plain.resource['service.instance.id']!, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    assert.equal(plain.resource['service.name'], 'switchyard');
+    const s = tracingSettings({ OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment.name=prod, team=edge%20ops,service.name=from-attrs,host.name=edge-1', OTEL_SERVICE_NAME: 'edge' });
+    assert.deepEqual({ ...s.resource }, {
+      'host.name': 'edge-1', 'service.instance.id': plain.resource['service.instance.id'], 'deployment.environment.name': 'prod', team: 'edge ops', 'service.name': 'edge',
+    });
+    assert.equal(s.serviceName, 'edge');
+    const fromAttrs = tracingSettings({ OTEL_RESOURCE_ATTRIBUTES: 'service.name=from-attrs' });
+    assert.equal(fromAttrs.serviceName, 'from-attrs', 'service.name of OTEL_RESOURCE_ATTRIBUTES without OTEL_SERVICE_NAME');
+    const bad = tracingSettings({ OTEL_RESOURCE_ATTRIBUTES: 'novalue,ok=1,bad=%zz' });
+    assert.equal(bad.resource['ok'], '1');
+    assert.equal(bad.warnings.length, 2, bad.warnings.join('; '));
+  });
+
+  it('logs the sampler in force at start: no ratio for always_off', async () => {
+    for (const [env, expected] of [
+      [{ OTEL_TRACES_SAMPLER: 'always_off' }, { sampler: 'always_off' }],
+      [{ OTEL_TRACES_SAMPLER_ARG: '0.25' }, { sampler: 'parentbased_traceidratio', ratio: 0.25 }],
+    ] as const) {
+      const { logger, lines } = captureLogger();
+      // An endpoint nobody listens on: nothing is exported before the shutdown.
+      const tracing = await startTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9', ...env }, new Registry(), logger);
+      await tracing.shutdown(0);
+      const line = lines.find((l) => l['msg'] === 'exporting trace spans (OTLP/HTTP)');
+      assert.ok(line, JSON.stringify(lines));
+      assert.deepEqual([line['sampler'], line['ratio']], [expected.sampler, 'ratio' in expected ? expected.ratio : undefined]);
+    }
   });
 
   it('samples everything by default with an endpoint; the traces endpoint wins over the base one', () => {
@@ -113,12 +151,12 @@ describe('propagation without an exporter', () => {
     assert.equal(t.upstreamTraceparent, `00-${TRACE}-${SPAN}-01`);
   });
 
-  it('starts a new unsampled trace for an invalid or absent one, dropping tracestate', () => {
+  it('starts a new sampled trace (default ratio 1.0) for an invalid or absent one, dropping tracestate', () => {
     const seen = new Set<string>();
     for (const incoming of [undefined, '', `00-${TRACE}-${SPAN}-01-x`]) {
       const t = traced(incoming, 'a=1');
       tracing.begin(t, 'GET', 0);
-      const m = /^00-([0-9a-f]{32})-([0-9a-f]{16})-00$/.exec(t.upstreamTraceparent);
+      const m = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/.exec(t.upstreamTraceparent);
       assert.ok(m, t.upstreamTraceparent);
       assert.equal(t.traceId, m[1]);
       assert.notEqual(t.traceId, TRACE);
@@ -126,6 +164,11 @@ describe('propagation without an exporter', () => {
       seen.add(t.traceId);
     }
     assert.equal(seen.size, 3, 'a new id each time');
+    for (const sampler of ['always_off', 'parentbased_always_off']) {
+      const t = traced();
+      new Tracing(tracingSettings({ OTEL_TRACES_SAMPLER: sampler })).begin(t, 'GET', 0);
+      assert.ok(t.upstreamTraceparent.endsWith('-00'), `${sampler}: ${t.upstreamTraceparent}`);
+    }
   });
 
   it('the ratio sampler samples about its share of new traces', () => {

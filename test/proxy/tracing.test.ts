@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
+import { hostname } from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import { startTracing, type Tracing } from '../../src/observability/tracing.js';
 import { captureLogger } from '../support/capture-logger.js';
@@ -284,7 +285,7 @@ describe('the OTLP encoding on the wire', () => {
       const up = await startRecordingUpstream('app');
       const t = await startProxy(makeTable([{ name: 'app', to: [{ service: 'app', endpoints: [{ id: 'a1', port: up.port }] }] }]));
       const { logger, lines } = captureLogger();
-      const tracing = await startTracing({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: collector.url, ...c.env }, t.metrics.registry, logger, { scheduledDelayMillis: 10 });
+      const tracing = await startTracing({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: collector.url, OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment.name=bench-env', ...c.env }, t.metrics.registry, logger, { scheduledDelayMillis: 10 });
       t.proxy.handler.tracing = tracing;
       const exported = (): Promise<number> => metricValue(t.metrics, 'switchyard_trace_spans_exported_total');
       try {
@@ -309,6 +310,8 @@ describe('the OTLP encoding on the wire', () => {
           const raw = Buffer.from(traceId, 'hex');
           assert.ok(c.contentType === 'application/json' ? bodies.includes(traceId) : bodies.includes(raw), `trace ${traceId} in an export`);
         }
+        // The resource: OTEL_RESOURCE_ATTRIBUTES and the instance attributes (strings in both encodings).
+        for (const text of ['deployment.environment.name', 'bench-env', 'service.instance.id', 'host.name', hostname()]) assert.ok(bodies.includes(text), `${text} in the resource`);
       } finally {
         await t.close();
         await tracing.shutdown(500);
@@ -324,7 +327,8 @@ describe('an unreachable collector', () => {
     const up = await startRecordingUpstream('app');
     const closed = await refusedPort();
     const t = await startProxy(makeTable([{ name: 'app', to: [{ service: 'app', endpoints: [{ id: 'a1', port: up.port }] }] }]));
-    const tracing = await startTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${closed}` }, t.metrics.registry, undefined, { scheduledDelayMillis: 10, timeoutMillis: 300 });
+    const { logger, lines } = captureLogger();
+    const tracing = await startTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${closed}` }, t.metrics.registry, logger, { scheduledDelayMillis: 10, timeoutMillis: 300 });
     t.proxy.handler.tracing = tracing;
     try {
       for (let i = 0; i < 20; i++) {
@@ -333,6 +337,9 @@ describe('an unreachable collector', () => {
         parts(up.requests.at(-1)!.headers['traceparent']);
       }
       await waitFor('the failed export to be counted', async () => await metricValue(t.metrics, 'switchyard_trace_spans_dropped_total', { reason: 'export_failed' }) > 0, 10_000);
+      // The collector is down: the shutdown does not wait for the flush (SIGTERM exits promptly).
+      await tracing.shutdown(60_000);
+      assert.ok(lines.some((l) => l['msg'] === 'trace export is failing; not waiting to flush the queued spans at shutdown'), JSON.stringify(lines));
     } finally {
       await t.close();
       await tracing.shutdown(500);
