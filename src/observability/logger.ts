@@ -99,7 +99,13 @@ export function createLogger(settings: LoggerSettings = {}): Logger {
 /** A file the access log appends to: pino's sonic-boom destination, reopened on SIGUSR1. */
 interface LogFile {
   readonly path: string;
-  readonly stream: DestinationStream & { reopen(): void; flush(cb?: (err?: Error) => void): void; on(event: 'error', listener: (err: Error) => void): unknown };
+  readonly stream: DestinationStream & {
+    readonly fd: number;
+    reopen(): void;
+    flush(cb?: (err?: Error) => void): void;
+    flushSync(): void;
+    on(event: 'error', listener: (err: Error) => void): unknown;
+  };
 }
 
 /** The log files this process opened: SIGUSR1 reopens them, the exit path flushes them. */
@@ -124,23 +130,40 @@ export function accessLogger(target: AccessLogTarget, proxyLogger: Logger): Logg
   if (target.kind === 'stdout') return undefined;
   if (target.kind === 'off') return false;
   const { path } = target;
-  try {
-    // Opened once synchronously: a missing directory or a permission problem fails start-up with
-    // its reason, where sonic-boom's own (asynchronous) open would only emit an error later.
-    closeSync(openSync(path, 'a'));
-  } catch (err) {
-    throw new Error(`--access-log: cannot open ${path} for appending: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
+  checkAccessLogFile(target);
   const { minLength, maxWrite } = FILE_BATCHING;
   const stream = pino.destination({
     dest: path, append: true, sync: false, minLength, maxWrite, maxLength: FILE_BUFFER_LIMIT, contentMode: 'buffer',
   }) as unknown as LogFile['stream'];
   bufferStreams.add(stream);
+  // pino flushes the file synchronously when the process exits, and sonic-boom throws there ("sonic
+  // boom is not ready yet") while its asynchronous open has not completed: a SIGTERM or a failure
+  // (EADDRINUSE) in the first milliseconds of start-up then exited 1, or with a stack trace. Until
+  // the file is open there is nothing to write to; what is buffered then is lost only on such an exit.
+  const flushSync = stream.flushSync.bind(stream);
+  stream.flushSync = () => {
+    if (stream.fd >= 0) flushSync();
+  };
   // A failed reopen (the directory is gone) keeps writing to the old file; a failed write is retried with the next lines.
   stream.on('error', (err) => proxyLogger.error({ file: path, error: (err as NodeJS.ErrnoException).code ?? err.message }, 'access log file error'));
   setInterval(() => stream.flush(), FLUSH_INTERVAL_MS).unref();
   logFiles.push({ path, stream });
   return pino({ level: 'info', base: null, timestamp: false }, stream).child(proxyLogger.bindings());
+}
+
+/**
+ * Open `--access-log PATH` for appending once, synchronously, and close it: a missing directory or
+ * a permission problem fails start-up with its reason (one line), where sonic-boom's own
+ * (asynchronous) open would only emit an error later. The primary of `--workers N` calls it before
+ * forking, so that the workers' own open cannot fail for that reason.
+ */
+export function checkAccessLogFile(target: AccessLogTarget): void {
+  if (target.kind !== 'file') return;
+  try {
+    closeSync(openSync(target.path, 'a'));
+  } catch (err) {
+    throw new Error(`--access-log: cannot open ${target.path} for appending: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
 }
 
 /**
