@@ -92,8 +92,8 @@ describe('--workers 2: /metrics counters never decrease across a stopped or a re
     assert.equal(sample(final, PLAIN), sent, 'every request ever answered is counted');
     assert.equal(sample(final, DURATION_COUNT), sent);
     assert.equal(sample(final, 'switchyard_worker_restarts_total'), 1);
-    // Gauges of the dead worker are not kept: both live workers report their pools, no third.
-    assert.equal(sample(final, 'switchyard_workers_serving'), 2);
+    // Gauges of the dead worker are not kept: each live worker has one pool (to app-1), the dead one's is gone.
+    assert.equal(sample(final, 'switchyard_upstream_pools'), 2);
     const run = spawnSync('/usr/bin/promtool', ['check', 'metrics'], { input: final, encoding: 'utf8', timeout: 30_000 });
     assert.equal(run.status, 0, `promtool: ${run.stdout}${run.stderr}`);
   });
