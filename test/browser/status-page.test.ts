@@ -7,7 +7,7 @@
  * logged). Render times are measured in the page and logged, not asserted.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -140,10 +140,30 @@ describe('status page in chromium', () => {
     await page.fill('#match-path', '/cart?x=1');
     await page.click('#match-form button');
     await pageCondition(page, 'the match result', () => (globalThis as unknown as Win).document.querySelector('#match-result .outcome')?.textContent === 'routed to route "shop"', undefined, 5_000);
+    // Shares are of the route, as `switchyard explain` prints them (api:v2 has 5 of 6; api-3 two
+    // thirds of that); an empty Host box says what it asks.
+    await page.fill('#match-host', '');
+    await page.fill('#match-path', '/api/items');
+    await page.click('#match-form button');
+    await pageCondition(page, 'the api match result', () => (globalThis as unknown as Win).document.querySelector('#match-result .outcome')?.textContent === 'routed to route "api"', undefined, 5_000);
+    const answer = await page.locator('#match-result').textContent() ?? '';
+    assert.match(answer, /api:v2: 83\.3% of the route/);
+    assert.match(answer, /api\/api-3 127\.0\.0\.1:\d+ · 55\.6% of the route \(66\.7% of api:v2\)/);
+    assert.match(answer, /Host left empty: the answer is for a request without a Host header/);
 
     const screenshot = process.env['SWITCHYARD_SCREENSHOT'] ?? join(await mkdtemp(join(tmpdir(), 'sy-status-')), 'status-page.png');
     await page.screenshot({ path: screenshot, fullPage: true });
     console.log(`# status page screenshot: ${screenshot}`);
+
+    // A template file that does not parse: its source row and the problems box name it.
+    await workspace.writeTemplate('broken.yaml', 'routes:\n  - name: x\n    match: { path: /x\n');
+    await pageCondition(page, 'the rejected file on the page', () => {
+      const doc = (globalThis as unknown as Win).document;
+      const row = Array.from(doc.querySelectorAll('#sources tr')).find((r) => r.cells[0]!.textContent === 'templates');
+      return row !== undefined && row.cells[1]!.textContent === 'synced, 1 file(s) rejected' && /broken\.yaml: line \d+/.test(row.cells[3]!.textContent ?? '')
+        && /^Rejected file\(s\): templates: \S*broken\.yaml: line \d+/.test(doc.querySelector('#problems')?.textContent ?? '');
+    }, undefined, 10_000);
+    await rm(join(workspace.templatesDir, 'broken.yaml'));
 
     assert.equal(await page.locator('table.routes tr.route td:first-child', { hasText: 'script' }).textContent(), XSS_NAME);
     assert.deepEqual(dialogs, []);

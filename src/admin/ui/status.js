@@ -67,6 +67,8 @@
   const dash = '–';
   const fmtMs = (ms) => (ms === null ? dash : ms < 10 ? ms.toFixed(2) : ms < 100 ? ms.toFixed(1) : String(Math.round(ms)));
   const fmtRps = (rps, requests) => (requests === 0 ? dash : rps < 10 ? rps.toFixed(2) : rps.toFixed(1));
+  /** A share as `switchyard explain` prints it (0.1% steps). */
+  const pct = (share) => `${Math.round(share * 1000) / 10}%`;
   const fmtErr = (rate) => (rate === null ? dash : `${(rate * 100).toFixed(rate === 0 || rate >= 0.1 ? 0 : 1)}%`);
   const fmtAge = (seconds) => (seconds === null ? 'never' : seconds < 60 ? `${seconds} s ago` : seconds < 3600 ? `${Math.round(seconds / 60)} min ago` : `${Math.round(seconds / 3600)} h ago`);
   const fmtTime = (iso) => (iso === null ? dash : new Date(iso).toLocaleTimeString());
@@ -316,21 +318,26 @@
   }
 
   // ---- "where would this request go" -------------------------------------------------------
-  function renderMatch(result) {
+  function renderMatch(result, note) {
     const box = $('match-result');
     box.replaceChildren();
+    if (note !== '') box.appendChild(el('p', 'muted', note));
     const outcome = result.outcome === 'routed' ? `routed to route "${result.route.name}"` : `${result.outcome} (${result.status})`;
     box.appendChild(el('p', result.outcome === 'routed' ? 'outcome good' : 'outcome bad', outcome));
     box.appendChild(el('p', 'why', result.reason));
     if (result.route) {
       const r = result.route;
       box.appendChild(el('p', 'mono', `match ${matchOf(r)} → upstream target ${r.upstreamTarget}`));
+      // Shares of the route's new requests, as `switchyard explain` prints them: an endpoint's is
+      // its destination's share times its share within the destination.
+      box.appendChild(el('p', 'muted', 'Shares are of this route\'s new requests.'));
       const list = el('ul');
       for (const d of r.destinations) {
-        const item = el('li', '', `${d.key}: share ${(d.share * 100).toFixed(1)}%`);
+        const item = el('li', '', `${d.key}: ${pct(d.share)} of the route`);
         const inner = el('ul');
         for (const e of d.endpoints) {
-          const li = el('li', e.takesTraffic ? '' : 'muted', `${e.id} ${e.address}:${e.port} · share ${(e.share * 100).toFixed(1)}% · `);
+          const within = d.endpoints.length > 1 ? ` (${pct(e.share)} of ${d.key})` : '';
+          const li = el('li', e.takesTraffic ? '' : 'muted', `${e.id} ${e.address}:${e.port} · ${pct(d.share * e.share)} of the route${within} · `);
           li.appendChild(el('span', 'why', e.why));
           inner.appendChild(li);
         }
@@ -348,7 +355,12 @@
     // /api/match takes the target raw, last: exactly as a client would send it.
     const url = `api/match?${host === '' ? '' : `host=${encodeURIComponent(host)}&`}path=${path.replace(/#/g, '%23')}`;
     try {
-      renderMatch(await api(url));
+      // An empty Host box asks as a request without a Host header, which HTTP/1.1 forbids: say so
+      // first, so the answer's caveat about it reads as what it is.
+      const note = host === '' && !/^https?:\/\//i.test(path)
+        ? 'Host left empty: the answer is for a request without a Host header, so only routes for any host can match. Fill in Host to ask as a browser or curl would.'
+        : '';
+      renderMatch(await api(url), note);
     } catch (err) {
       if (err instanceof Unauthorized) {
         askToken('The token was refused: enter it again.');
