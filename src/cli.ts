@@ -44,7 +44,8 @@ async function main(argv: readonly string[]): Promise<void> {
 }
 
 function usage(message: string, command?: string): never {
-  process.stderr.write(`switchyard ${message}${command === undefined ? '' : ` (see: switchyard help ${command})`}\n`);
+  // `switchyard: unknown command ...`, `switchyard check: --bogus ...` (the command's name is in `message`).
+  process.stderr.write(`switchyard${command === undefined ? ':' : ''} ${message}${command === undefined ? '' : ` (see: switchyard help ${command})`}\n`);
   process.exit(2);
 }
 

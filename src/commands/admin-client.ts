@@ -88,8 +88,12 @@ export function adminGet(target: AdminTarget, pathAndQuery: string): Promise<unk
             : `${where} refused the admin token (401): it is not the token this Switchyard was started with`));
           return;
         }
-        const message = (body as { message?: unknown } | null)?.message;
-        reject(new AdminError(`${where} answered ${res.statusCode}${typeof message === 'string' ? `: ${message}` : ''}`));
+        const { message, error } = (body ?? {}) as { message?: unknown; error?: unknown };
+        // The admin API never answers SY_NO_ROUTE: the proxy listener does, for a path it has no route for.
+        const hint = error === 'SY_NO_ROUTE'
+          ? `; that is the answer of Switchyard's proxy listener: is ${target.shown} its proxy port, not its admin address? Set --admin or SWITCHYARD_ADMIN (default 127.0.0.1:8081)`
+          : '';
+        reject(new AdminError(`${where} answered ${res.statusCode}${typeof message === 'string' ? `: ${message}` : ''}${hint}`));
       });
     });
     req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));

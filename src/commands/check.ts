@@ -197,6 +197,8 @@ export async function check(sources: CheckSources): Promise<CheckResult> {
   const warnings = [
     ...sourceWarnings,
     ...(table?.problems ?? []).map((p) => {
+      const template = templateFileLine(templates.files, p);
+      if (template !== undefined) return { where: template, message: p.message };
       const what = p.kind === 'kv' ? `KV key ${sources.kvPrefix}${p.source}` : `${p.kind} ${p.source}`;
       const line = servicesFile === undefined ? undefined : servicesFileLine(servicesFile, p, sources.kvPrefix);
       return { where: line === undefined ? what : `${line}: ${what}`, message: p.message };
@@ -243,6 +245,23 @@ interface ServicesRead {
 async function readServices(path: string, kvPrefix: string, errors: CheckProblem[]): Promise<ServicesRead | undefined> {
   const parsed = await readChecked(path, servicesFileSchema, errors);
   return parsed === undefined ? undefined : { path, discovery: servicesToDiscovery(parsed.data), kv: kvUnderPrefix(parsed.data.kv, kvPrefix), locate: parsed.locate };
+}
+
+/**
+ * Where a build problem about a route stands in its template file (a service no source knows):
+ * `file:line:column` of the route's `to` entry naming the service, or of its name; the file alone
+ * when the route is not found as written (an `each` template's routes have other names). Undefined
+ * when the problem's source is no template file.
+ */
+function templateFileLine(files: readonly TemplateFile[], problem: BuildProblem): string | undefined {
+  const file = files.find((f) => f.path === problem.source);
+  if (file === undefined) return undefined;
+  const index = file.templates.findIndex((t) => problem.message.startsWith(`route "${t.name}": `));
+  if (index < 0) return file.path;
+  const service = /: service "([^"]*)"/.exec(problem.message)?.[1];
+  const to = service === undefined ? -1 : file.templates[index]!.to.findIndex((d) => d.service === service);
+  const pos = file.locate(to < 0 ? ['routes', index, 'name'] : ['routes', index, 'to', to, 'service']);
+  return pos === undefined ? file.path : `${file.path}:${pos.line}:${pos.column}`;
 }
 
 /**

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DEMO_SERVICES } from '../../src/commands/check.js';
 import { startDemoUpstreams } from '../../src/demo/demo-upstreams.js';
@@ -59,6 +61,19 @@ describe('switchyard check', () => {
     const strict = await run(['check', '--strict', '--templates', ws.templatesDir, '--services', ws.servicesFile]);
     assert.equal(strict.code, 1);
     assert.match(strict.stdout, /FAILED: 0 errors, 1 warning \(--strict\)/);
+  });
+
+  it('a route to a service no source knows: a warning at the template line that names the service', async () => {
+    await ws.writeServices(SERVICES);
+    await ws.writeTemplate('ghost.yaml', 'routes:\n  - name: ghost\n    match: { path: /ghost }\n    to:\n      - { service: nowhere }\n');
+    try {
+      const result = await run(['check', '--templates', ws.templatesDir, '--services', ws.servicesFile]);
+      assert.equal(result.code, 0, result.stderr);
+      const file = join(ws.templatesDir, 'ghost.yaml');
+      assert.match(result.stderr, new RegExp(`^warning: ${file.replace(/[.]/g, '\\.')}:5:\\d+: route "ghost": service "nowhere" is unknown`, 'm'));
+    } finally {
+      await rm(join(ws.templatesDir, 'ghost.yaml'));
+    }
   });
 
   it('reports every problem with its file, line and column, and exits 1', async () => {
@@ -159,6 +174,6 @@ describe('switchyard check', () => {
     assert.equal((await run(['check', '--help'])).stdout, help.stdout);
     const unknown = await run(['frobnicate']);
     assert.equal(unknown.code, 2);
-    assert.match(unknown.stderr, /unknown command "frobnicate"/);
+    assert.match(unknown.stderr, /^switchyard: unknown command "frobnicate" \(commands: /);
   });
 });

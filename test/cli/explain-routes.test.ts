@@ -151,6 +151,12 @@ describe('switchyard explain and routes, against a running Switchyard', () => {
     assert.match(flag.stderr, /--admin-token is not taken by the client commands/);
   });
 
+  it('the proxy port given as --admin: the no-route answer says it looks like the proxy listener', async () => {
+    const result = await run(['explain', '/api/x', '--admin', `127.0.0.1:${sy.proxyAddress.port}`], env);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /answered 404: no route matches this host and path; that is the answer of Switchyard's proxy listener: is 127\.0\.0\.1:\d+ its proxy port, not its admin address\?/);
+  });
+
   it('connection refused: a clear message, exit 1', async () => {
     const probe = createServer();
     await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
