@@ -1,7 +1,7 @@
-import { ROOT_CONTEXT, SpanKind, trace, TraceFlags, type Span, type Tracer } from '@opentelemetry/api';
-import { ExportResultCode, TraceState, type ExportResult } from '@opentelemetry/core';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor, type ReadableSpan, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { Attributes, AttributeValue, Exception, HrTime, Link, Span, SpanContext, SpanStatus, TimeInput } from '@opentelemetry/api';
+import { ExportResultCode, TraceState, type ExportResult, type InstrumentationScope } from '@opentelemetry/core';
+import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+import { BatchSpanProcessor, type ReadableSpan, type SpanExporter, type SpanProcessor, type TimedEvent } from '@opentelemetry/sdk-trace-base';
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from './logger.js';
 import type { OtlpProtocol, ParentContext, SpanSink, TracingSettings } from './tracing.js';
@@ -9,7 +9,11 @@ import type { OtlpProtocol, ParentContext, SpanSink, TracingSettings } from './t
 /**
  * The OpenTelemetry SDK side of tracing, loaded by `startTracing` (a dynamic import) only when an
  * OTLP endpoint is configured. The proxy decides sampling itself (tracing.ts) and starts spans
- * only for sampled requests, so the SDK's own sampler is AlwaysOn. Spans go through a
+ * only for sampled requests. A span is a `RecordedSpan` here, not the SDK's tracer's: the SDK's
+ * startSpan (contexts, sampler, id generator, span metrics, per-attribute validation and limits)
+ * cost more than the export itself per span on the proxy's hot path, measured with a CPU profile
+ * (docs/benchmarks.md, tracing); the ids come from tracing.ts, the attributes are the proxy's own
+ * (valid by construction, a fixed small number). Spans go through a
  * BatchSpanProcessor (bounded queue; `OTEL_BSP_*` variables apply) to the OTLP/HTTP exporter of
  * `settings.protocol`: protobuf (exporter-trace-otlp-proto, the default: about 40% of the JSON
  * exporter's serialisation time and bytes per span, bench/tracing-micro.ts) or JSON
@@ -120,23 +124,153 @@ class QueueGate implements SpanProcessor {
   }
 }
 
+/** performance.timeOrigin as [seconds, nanoseconds], and a performance.now() value as epoch HrTime. */
+const ORIGIN_S = Math.floor(performance.timeOrigin / 1000);
+const ORIGIN_NS = Math.round((performance.timeOrigin - ORIGIN_S * 1000) * 1e6);
+function hrTime(perfNow: number): HrTime {
+  const s = Math.floor(perfNow / 1000);
+  const ns = ORIGIN_NS + Math.round((perfNow - s * 1000) * 1e6);
+  return ns >= 1e9 ? [ORIGIN_S + s + 1, ns - 1e9] : [ORIGIN_S + s, ns];
+}
+
+/** A time of the Span API (performance.now() ms, epoch ms, Date or HrTime) as epoch HrTime. */
+function toHrTime(time: TimeInput | undefined): HrTime {
+  if (time === undefined) return hrTime(performance.now());
+  if (Array.isArray(time)) return time as HrTime;
+  const ms = time instanceof Date ? time.getTime() : time;
+  if (ms <= performance.now()) return hrTime(ms);
+  const s = Math.floor(ms / 1000);
+  return [s, Math.round((ms - s * 1000) * 1e6)];
+}
+
+/** STATUS_UNSET of the API's SpanStatusCode (a literal: the API module is not loaded for it). */
+const STATUS_UNSET = 0;
+/** SpanKind.SERVER of the API. */
+const KIND_SERVER = 1;
+
+/**
+ * One exchange's SERVER span: the Span API for trace-span.ts (attributes, events, name, status,
+ * end) and the ReadableSpan the BatchSpanProcessor and the OTLP exporters read. Ended once; after
+ * that every change is ignored, as the SDK's span does.
+ */
+class RecordedSpan implements Span, ReadableSpan {
+  readonly kind = KIND_SERVER;
+  readonly startTime: HrTime;
+  endTime: HrTime = [0, 0];
+  duration: HrTime = [0, 0];
+  status: SpanStatus = { code: STATUS_UNSET };
+  readonly attributes: Attributes = {};
+  readonly links: Link[] = [];
+  readonly events: TimedEvent[] = [];
+  ended = false;
+  readonly droppedAttributesCount = 0;
+  readonly droppedEventsCount = 0;
+  readonly droppedLinksCount = 0;
+
+  constructor(
+    public name: string,
+    start: number,
+    private readonly context: SpanContext,
+    readonly parentSpanContext: SpanContext | undefined,
+    readonly resource: Resource,
+    readonly instrumentationScope: InstrumentationScope,
+    private readonly processor: SpanProcessor,
+  ) {
+    this.startTime = hrTime(start);
+  }
+
+  spanContext(): SpanContext {
+    return this.context;
+  }
+
+  setAttribute(key: string, value: AttributeValue): this {
+    if (!this.ended) this.attributes[key] = value;
+    return this;
+  }
+
+  setAttributes(attributes: Attributes): this {
+    if (!this.ended) Object.assign(this.attributes, attributes);
+    return this;
+  }
+
+  addEvent(name: string, attributes?: Attributes | TimeInput, time?: TimeInput): this {
+    if (this.ended) return this;
+    const timeGiven = typeof attributes === 'number' || attributes instanceof Date || Array.isArray(attributes);
+    this.events.push({
+      name,
+      attributes: timeGiven ? {} : (attributes as Attributes | undefined) ?? {},
+      time: toHrTime(timeGiven ? attributes as TimeInput : time),
+      droppedAttributesCount: 0,
+    });
+    return this;
+  }
+
+  addLink(link: Link): this {
+    if (!this.ended) this.links.push(link);
+    return this;
+  }
+
+  addLinks(links: Link[]): this {
+    for (const link of links) this.addLink(link);
+    return this;
+  }
+
+  setStatus(status: SpanStatus): this {
+    if (!this.ended) this.status = status;
+    return this;
+  }
+
+  updateName(name: string): this {
+    if (!this.ended) this.name = name;
+    return this;
+  }
+
+  end(endTime?: TimeInput): void {
+    if (this.ended) return;
+    this.ended = true;
+    const end = toHrTime(endTime);
+    this.endTime = end;
+    let s = end[0] - this.startTime[0];
+    let ns = end[1] - this.startTime[1];
+    if (ns < 0) {
+      s -= 1;
+      ns += 1e9;
+    }
+    this.duration = s < 0 ? [0, 0] : [s, ns];
+    this.processor.onEnd(this);
+  }
+
+  isRecording(): boolean {
+    return !this.ended;
+  }
+
+  recordException(exception: Exception, time?: TimeInput): void {
+    const attributes: Attributes = typeof exception === 'string'
+      ? { 'exception.message': exception }
+      : { 'exception.type': exception.name, 'exception.message': exception.message, 'exception.stacktrace': exception.stack };
+    this.addEvent('exception', attributes, time);
+  }
+}
+
+const SCOPE: InstrumentationScope = { name: 'switchyard' };
+/** TraceFlags.SAMPLED: every span here is sampled (only sampled requests get one). */
+const FLAGS_SAMPLED = 1;
+
 class OtelSink implements SpanSink {
   constructor(
-    private readonly provider: BasicTracerProvider,
-    private readonly tracer: Tracer,
+    private readonly processor: SpanProcessor,
+    private readonly resource: Resource,
     private readonly exporter: CountingExporter,
     private readonly logger: Logger | undefined,
   ) {}
 
-  start(name: string, startTime: number, parent: ParentContext | undefined): Span {
-    const context = parent === undefined ? ROOT_CONTEXT : trace.setSpanContext(ROOT_CONTEXT, {
-      traceId: parent.traceId,
-      spanId: parent.spanId,
-      traceFlags: parent.flags & TraceFlags.SAMPLED,
-      isRemote: true,
-      traceState: parent.tracestate === undefined ? undefined : new TraceState(parent.tracestate),
-    });
-    return this.tracer.startSpan(name, { kind: SpanKind.SERVER, startTime }, context);
+  start(name: string, startTime: number, parent: ParentContext | undefined, traceId: string, spanId: string): Span {
+    const traceState = parent?.tracestate === undefined ? undefined : new TraceState(parent.tracestate);
+    const parentContext: SpanContext | undefined = parent === undefined ? undefined : {
+      traceId: parent.traceId, spanId: parent.spanId, traceFlags: parent.flags & FLAGS_SAMPLED, isRemote: true, traceState,
+    };
+    const context: SpanContext = { traceId, spanId, traceFlags: FLAGS_SAMPLED, traceState };
+    return new RecordedSpan(name, startTime, context, parentContext, this.resource, SCOPE, this.processor);
   }
 
   /**
@@ -146,7 +280,7 @@ class OtelSink implements SpanSink {
   async shutdown(timeoutMs: number): Promise<void> {
     if (this.exporter.failing) {
       this.logger?.warn({ spans: this.exporter.queued }, 'trace export is failing; not waiting to flush the queued spans at shutdown');
-      this.provider.shutdown().catch(() => undefined);
+      this.processor.shutdown().catch(() => undefined);
       return;
     }
     let timer: NodeJS.Timeout | undefined;
@@ -154,7 +288,7 @@ class OtelSink implements SpanSink {
       timer = setTimeout(resolve, timeoutMs);
       timer.unref();
     });
-    await Promise.race([this.provider.shutdown().catch(() => undefined), deadline]);
+    await Promise.race([this.processor.shutdown().catch(() => undefined), deadline]);
     clearTimeout(timer);
   }
 }
@@ -181,12 +315,7 @@ export async function createSpanSink(settings: TracingSettings, registry: Regist
     maxExportBatchSize: options.maxExportBatchSize,
     exportTimeoutMillis: options.exportTimeoutMillis,
   });
-  const provider = new BasicTracerProvider({
-    resource: resourceFromAttributes(settings.resource),
-    sampler: new AlwaysOnSampler(),
-    spanProcessors: [new QueueGate(batch, exporter, maxQueueSize, counters.dropped)],
-  });
-  return new OtelSink(provider, provider.getTracer('switchyard'), exporter, logger);
+  return new OtelSink(new QueueGate(batch, exporter, maxQueueSize, counters.dropped), resourceFromAttributes(settings.resource), exporter, logger);
 }
 
 function positiveEnv(name: string): number | undefined {

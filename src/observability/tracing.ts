@@ -157,8 +157,11 @@ export interface ParentContext {
 
 /** The exporting side (tracing-export.ts): only sampled requests get here. */
 export interface SpanSink {
-  /** A SERVER span started at `startTime` (a performance.now() value), child of `parent` when given. */
-  start(name: string, startTime: number, parent: ParentContext | undefined): Span;
+  /**
+   * A SERVER span with ids `traceId` (the parent's when given) and `spanId`, started at `startTime`
+   * (a performance.now() value), child of `parent` when given.
+   */
+  start(name: string, startTime: number, parent: ParentContext | undefined, traceId: string, spanId: string): Span;
   /** Export what is queued and stop, within `timeoutMs`. */
   shutdown(timeoutMs: number): Promise<void>;
 }
@@ -317,13 +320,13 @@ export class Tracing {
     const sampled = parsed !== undefined && this.parentBased ? (parsed.flags & SAMPLED) !== 0 : this.sampleRoot();
     const sink = this.sink;
     if (sink !== undefined && sampled) {
-      const span = sink.start(name, start, parsed === undefined ? undefined : {
+      const traceId = parsed === undefined ? this.ids.traceId() : parsed.traceId;
+      const spanId = this.ids.spanId();
+      t.span = sink.start(name, start, parsed === undefined ? undefined : {
         traceId: parsed.traceId, spanId: parsed.spanId, flags: parsed.flags, tracestate: t.tracestate,
-      });
-      const sc = span.spanContext();
-      t.span = span;
-      t.traceId = sc.traceId;
-      t.upstreamTraceparent = `00-${sc.traceId}-${sc.spanId}-${BYTE_HEX[(parsed === undefined ? 0 : parsed.flags) | SAMPLED]}`;
+      }, traceId, spanId);
+      t.traceId = traceId;
+      t.upstreamTraceparent = `00-${traceId}-${spanId}-${BYTE_HEX[(parsed === undefined ? 0 : parsed.flags) | SAMPLED]}`;
       return;
     }
     const flags = parsed === undefined ? (sampled ? SAMPLED : 0) : (parsed.flags & ~SAMPLED) | (sampled ? SAMPLED : 0);

@@ -171,6 +171,29 @@ describe('propagation without an exporter', () => {
     }
   });
 
+  it('an unsampled request never reaches the exporter side: only sampled ones start a span', () => {
+    let started = 0;
+    const sink = {
+      start: (): never => {
+        started += 1;
+        return { spanContext: () => ({}) } as never;
+      },
+      shutdown: (): Promise<void> => Promise.resolve(),
+    };
+    const off = new Tracing(tracingSettings({ OTEL_TRACES_SAMPLER: 'always_off' }), sink);
+    for (let i = 0; i < 100; i++) off.begin(traced(), 'GET', 0);
+    assert.equal(started, 0);
+    const tenth = new Tracing(tracingSettings({ OTEL_TRACES_SAMPLER_ARG: '0.1' }), sink);
+    let spans = 0;
+    for (let i = 0; i < 1000; i++) {
+      const t = traced();
+      tenth.begin(t, 'GET', 0);
+      if (t.span !== undefined) spans += 1;
+    }
+    assert.equal(started, spans);
+    assert.ok(spans > 40 && spans < 200, `${spans} of 1000 at 0.1`);
+  });
+
   it('the ratio sampler samples about its share of new traces', () => {
     const sampler = new Tracing(tracingSettings({ OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1' }));
     let sampled = 0;

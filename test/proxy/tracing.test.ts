@@ -29,6 +29,10 @@ interface OtlpSpan {
   attributes: { key: string; value: { stringValue?: string; intValue?: number | string; boolValue?: boolean } }[];
   events?: { name: string; attributes: { key: string; value: { stringValue?: string } }[] }[];
   status?: { code?: number };
+  startTimeUnixNano?: string | number;
+  endTimeUnixNano?: string | number;
+  traceState?: string;
+  flags?: number;
 }
 
 /** One export request as the collector received it. */
@@ -128,6 +132,7 @@ describe('tracing through the proxy (OTLP to a local collector)', () => {
 
   it('keeps an incoming trace: same trace id upstream, the exported span as parent, tracestate passed, attributes set', async () => {
     const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const before = Date.now();
     const reply = await send(t.port, {
       path: '/x/y?q=1',
       headers: { traceparent: `00-${traceId}-00f067aa0ba902b7-01`, tracestate: 'vendor=abc,other=1', host: 'app.example:8080' },
@@ -142,6 +147,11 @@ describe('tracing through the proxy (OTLP to a local collector)', () => {
     assert.equal(span.spanId, upstream.spanId, "the upstream's parent is the exported span");
     assert.equal(span.parentSpanId, '00f067aa0ba902b7');
     assert.equal(span.kind, 2, 'SERVER');
+    assert.equal(span.traceState, 'vendor=abc,other=1');
+    // Start and end in epoch nanoseconds, within the request (1 ms slack: the clocks' rounding).
+    const startMs = Number(span.startTimeUnixNano) / 1e6;
+    const endMs = Number(span.endTimeUnixNano) / 1e6;
+    assert.ok(startMs >= before - 1 && startMs <= endMs && endMs <= Date.now() + 1, `${before} ≤ ${startMs} ≤ ${endMs} ≤ now`);
     assert.equal(span.name, 'GET /');
     assert.equal(attr(span, 'http.request.method'), 'GET');
     assert.equal(attr(span, 'url.path'), '/x/y');
