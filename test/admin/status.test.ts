@@ -173,6 +173,16 @@ describe('/api/status (single process)', () => {
     assert.match(s.lastError!, /^1 file\(s\) rejected: .*broken\.yaml: line \d+, column \d+: /);
   });
 
+  it('shows a rejected services file as its source\'s last error', async () => {
+    await workspace.writeServices('services:\n  app: [ { id: a\n');
+    const s = await waitFor('the services file\'s error on /api/status', async () => {
+      const now = (await status()).sources.find((src) => src.name === 'file')!;
+      return now.lastError !== null && now;
+    }, 10_000);
+    assert.equal(s.healthy, false);
+    assert.match(s.lastError!, /services\.yaml: line \d+, column \d+: /);
+  });
+
   it('serves the page without the token material: HTML, CSS and JS with a strict CSP', async () => {
     for (const [path, type] of [['/', 'text/html'], ['/status.css', 'text/css'], ['/status.js', 'text/javascript']] as const) {
       const res = await request(`${admin}${path}`);

@@ -65,7 +65,9 @@ export class FileProvider implements DiscoveryProvider {
       // a burst): a rejection is logged and counted once, until it changes or becomes valid.
       if (message !== this.lastError) {
         this.metrics.configErrors.inc({ kind: 'services' });
-        this.logger.error({ file: this.path, code: 'SY_CONFIG_INVALID' }, `services file rejected, last good version kept: ${message}`);
+        const kept = this.tracker.snapshot().synced;
+        this.logger.error({ file: this.path, code: 'SY_CONFIG_INVALID', kept },
+          `services file rejected, ${kept ? 'last good version kept' : 'no earlier good version'}: ${message}`);
       }
       this.lastError = message;
     }
