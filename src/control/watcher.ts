@@ -129,11 +129,20 @@ export class ConfigWatcher {
     this.schedule();
   }
 
-  /** Ready once a table is live and every provider has delivered at least once. */
+  /**
+   * Ready once a table is live and every provider has delivered at least once; then it stays so.
+   * A provider's `synced` is its state right now (the Consul provider is not synced while a change
+   * is being emitted or a newly wanted service awaits its first read), and readiness must not
+   * follow it: /readyz answered 503 for a moment on an ordinary deregistration (seen in CI under
+   * load). A source failing later is `healthy: false` in /api/config; the last good table serves.
+   */
   get ready(): boolean {
-    return this.store.current !== undefined && this.templatesProvider.status().synced
+    if (this.wasReady) return true;
+    this.wasReady = this.store.current !== undefined && this.templatesProvider.status().synced
       && this.providers.every((s) => s.provider.status().synced);
+    return this.wasReady;
   }
+  private wasReady = false;
 
   async stop(): Promise<void> {
     this.stopped = true;

@@ -8,7 +8,7 @@
  *   exits 0 as soon as it has (not when the drain timeout ends).
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
@@ -27,6 +27,32 @@ function run(file: string, args: string[], timeoutMs = 20_000): Promise<string> 
   });
 }
 
+/**
+ * A poller started now: its stdout lines as they come (`lines`), and all of stdout once it exits.
+ * The test lets the listener open only after every poller has made its first attempt: on a loaded
+ * machine python3 took longer to start than Switchyard took to open (CI saw [200, 200, 200]).
+ */
+function poller(file: string, args: string[], timeoutMs: number): { lines: string[]; done: Promise<string> } {
+  const lines: string[] = [];
+  let out = '';
+  const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (chunk: string) => {
+    out += chunk;
+    lines.splice(0, lines.length, ...out.split('\n').filter((l) => l !== ''));
+  });
+  const done = new Promise<string>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(out);
+      else reject(new Error(`${file} exited ${code}`));
+    });
+  });
+  return { lines, done };
+}
+
 /** curl's status code for a GET (`000`: no answer, e.g. connection refused). */
 async function curlStatus(url: string): Promise<string> {
   return run('bash', ['-c', 'curl -s -o /dev/null -w "%{http_code}" --max-time 5 "$1" || true', 'curl', url]);
@@ -34,12 +60,12 @@ async function curlStatus(url: string): Promise<string> {
 
 /**
  * Polls http://127.0.0.1:PORT/ with python3 http.client, a new connection each time, until WANT
- * answers 200 or DEADLINE seconds; prints every outcome (a status, or "refused") as JSON.
+ * answers 200 or DEADLINE seconds; prints every outcome (a status, or "refused") as one JSON line.
  */
 const PYTHON_POLL = `
 import http.client, json, sys, time
 port, want, deadline = int(sys.argv[1]), int(sys.argv[2]), time.time() + float(sys.argv[3])
-seen, ok = [], 0
+ok = 0
 while time.time() < deadline and ok < want:
     try:
         c = http.client.HTTPConnection('127.0.0.1', port, timeout=5)
@@ -47,14 +73,14 @@ while time.time() < deadline and ok < want:
         r = c.getresponse()
         r.read()
         c.close()
-        seen.append(r.status)
+        seen = r.status
         ok += r.status == 200
     except ConnectionRefusedError:
-        seen.append('refused')
+        seen = 'refused'
     except Exception as e:
-        seen.append(type(e).__name__)
+        seen = type(e).__name__
+    print(json.dumps(seen), flush=True)
     time.sleep(0.02)
-print(json.dumps(seen))
 `;
 
 /** The same poll with curl in a shell loop; prints one status code per line (`000`: refused). */
@@ -103,16 +129,18 @@ describe('compat: start-up, as curl and python3 polling from before the listener
     const port = await freePort();
     // Consul answers 500 at first: no source data, so no table worth serving yet.
     consul.setFailing(500);
-    const python = run('python3', ['-c', PYTHON_POLL, String(port), '3', '40'], 60_000);
-    const curl = run('bash', ['-c', CURL_POLL, 'poll', String(port), '3', '40'], 60_000);
+    const python = poller('python3', ['-c', PYTHON_POLL, String(port), '3', '40'], 60_000);
+    const curl = poller('bash', ['-c', CURL_POLL, 'poll', String(port), '3', '40'], 60_000);
     cli = startCli(['--listen', `127.0.0.1:${port}`, '--admin', '127.0.0.1:0', '--templates', workspace.templatesDir, '--consul', consul.address]);
     const current = cli;
     await waitFor('Consul to fail the catalog read', () => current.output().includes('consul catalog watch failed'), 20_000);
     assert.ok(!current.output().includes('proxy listening'), 'no listener while Consul has not delivered');
+    await waitFor('python3 and curl to poll once', () => python.lines.length > 0 && curl.lines.length > 0, 30_000);
+    assert.ok(!current.output().includes('proxy listening'), 'still no listener once both clients polled');
     consul.setFailing(null);
 
-    const pythonSeen = JSON.parse(await python) as (number | string)[];
-    const curlSeen = (await curl).trim().split('\n');
+    const pythonSeen = (await python.done).trim().split('\n').map((line) => JSON.parse(line) as number | string);
+    const curlSeen = (await curl.done).trim().split('\n');
     for (const [client, seen, refused] of [['python3', pythonSeen, 'refused'], ['curl', curlSeen, '000']] as const) {
       const answers = seen.filter((s) => s !== refused);
       assert.equal(seen[0], refused, `${client} polled before the listener existed: ${JSON.stringify(seen.slice(0, 5))}`);

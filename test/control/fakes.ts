@@ -21,6 +21,11 @@ export class HandProvider<T> {
     this.sink?.(snapshot);
   }
 
+  /** As the Consul provider while it processes a change (an emit pending, a new service's first read): not synced right now. */
+  processing(): void {
+    this.synced = false;
+  }
+
   async reload(): Promise<void> {}
 
   status(): ProviderStatus {

@@ -50,6 +50,17 @@ describe('ConfigWatcher', () => {
     assert.equal(watcher.ready, true);
   });
 
+  it('stays ready once ready: a provider busy with a change (not synced right now) does not turn /readyz to 503', async () => {
+    const { clock, watcher, provider } = await setup();
+    provider.processing();
+    assert.equal(watcher.ready, false, 'not ready before the first table');
+    provider.emit({ discovery: snapshot(instance('s', 's-1', { port: 9001 })), kv: {} });
+    clock.advance(COALESCE);
+    assert.equal(watcher.ready, true);
+    provider.processing();
+    assert.equal(watcher.ready, true, 'a change being processed is no loss of readiness');
+  });
+
   it('coalesces a burst into one build from the newest snapshot (no queue of stale states)', async () => {
     const { clock, store, provider, ports } = await setup();
     clock.advance(MIN_INTERVAL);

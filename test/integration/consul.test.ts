@@ -420,8 +420,8 @@ describe('consul end to end, through the proxy', () => {
       await waitFor('503 SY_NO_ENDPOINT after every instance was deregistered', noEndpoint, DEADLINE_MS);
       assert.deepEqual(pool(), [], 'the pool is empty');
       const readyz = await fetch(`http://127.0.0.1:${target.adminAddress.port}/readyz`);
-      assert.equal(readyz.status, 200, 'still ready: a deregistration is not a permissions problem');
-      await readyz.arrayBuffer();
+      const readyBody = await readyz.text();
+      assert.equal(readyz.status, 200, `still ready: a deregistration is not a permissions problem (${readyBody})`);
       const status = await consulStatus(target);
       assert.equal(status.lastError, undefined);
       const detail = status.detail as { aclEnabled?: boolean; aclWarning?: string } | undefined;
