@@ -75,10 +75,13 @@ export async function runWorker(config: Config, logger: Logger): Promise<void> {
   const decoder = new TableDecoder();
   let applied = 0;
   let latest: { version: number; table: TableWire } | undefined;
+  // Set when the drain closes the proxy (and its upstream pools): a table arriving after that has
+  // no pools to make (it logged 'cannot create an upstream pool' per endpoint) and nothing to serve.
+  let closing = false;
   const apply = (): void => {
     const next = latest;
     latest = undefined;
-    if (next === undefined || next.version <= applied) return;
+    if (next === undefined || next.version <= applied || closing) return;
     const started = performance.now();
     try {
       store.swap(decoder.decode(next.table));
@@ -99,6 +102,7 @@ export async function runWorker(config: Config, logger: Logger): Promise<void> {
       logger.info({ why, shutdownDelayMs: config.shutdownDelayMs, drainTimeoutMs: config.drainTimeoutMs }, 'worker draining');
       proxy.beginDrain();
       if (config.shutdownDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, config.shutdownDelayMs));
+      closing = true;
       await proxy.close(config.drainTimeoutMs);
       await proxy.handler.tracing.shutdown(TRACE_FLUSH_MS);
       await certificates?.close();
