@@ -79,7 +79,7 @@ export function guardListener(server: Server | HttpsServer, guard: RequestGuard,
   });
   server.on('connect', (req: IncomingMessage, socket: Duplex) => {
     guard.count('method', { method: 'CONNECT', remote: req.socket.remoteAddress });
-    guard.refuseSocket(socket, REFUSALS.connect);
+    if (guard.refuseSocket(socket, REFUSALS.connect)) guard.refusalLog?.(REFUSALS.connect, 'CONNECT', req.url ?? '');
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(guard, err, socket, logger));
   server.on('drop', () => guard.count('max_connections'));
@@ -120,6 +120,12 @@ function answerClientError(guard: RequestGuard, err: NodeJS.ErrnoException, sock
   // and the answer carries its request id, as the access line does (built here: a rare path).
   const exchange = inFlight?.exchange;
   exchange?.answeredByListener(refusal.code);
-  const requestId = exchange?.requestId;
+  if (exchange === undefined) {
+    // No request was parsed (a malformed or too large head, a slow head): nothing else logs it.
+    // Never the method or target from err.rawPacket (see above): the line has "" for both.
+    if (guard.refuseSocket(socket, refusal)) guard.refusalLog?.(refusal, '', '');
+    return;
+  }
+  const requestId = exchange.requestId;
   guard.refuseSocket(socket, requestId === undefined ? refusal : { ...refusal, raw: rawErrorResponse(refusal.code, refusal.body, requestId) });
 }

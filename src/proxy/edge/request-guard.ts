@@ -43,7 +43,8 @@ import { normalizeRequestTarget, type PathRejection } from './path-normalize.js'
  *   proxy then sends the client address alone) and its X-Real-IP is replaced by the client
  *   address; from a trusted proxy they are kept and the client address is appended.
  *
- * A refused request is answered with a JSON error and `Connection: close`, and every later request
+ * A refused request is answered with a JSON error and `Connection: close` and gets one access line
+ * (route `(none)`, through `refusalLog`, as do the listener guard's answers), and every later request
  * already pipelined on that connection is dropped unanswered, so nothing that followed a refused
  * request reaches an upstream. Decisions per connection (trusted or not, refused) are cached on the
  * socket.
@@ -173,6 +174,12 @@ const TRUSTED = 1;
 const REFUSED = 2;
 type GuardedSocket = Socket & { [STATE]?: number; [VALID_HOST]?: string };
 
+/**
+ * Writes the access line of a refusal (method and path "" when the head was never parsed); the
+ * ProxyHandler sets it when the access log is on. Only refusals call it: normal requests never do.
+ */
+export type RefusalLog = (refusal: Refusal, method: string, path: string) => void;
+
 export interface RequestGuardOptions {
   /** CIDRs whose forwarding headers are believed. Default none. */
   trustedProxies?: readonly (Cidr | string)[];
@@ -185,6 +192,8 @@ export class RequestGuard {
   private readonly trusted: TrustedProxies | undefined;
   private readonly logger: Logger | undefined;
   private readonly refused: Counter<'reason'> | undefined;
+  /** One access line per answered refusal (see RefusalLog); undefined: `--access-log off`. */
+  refusalLog: RefusalLog | undefined;
 
   constructor(options: RequestGuardOptions = {}, logger?: Logger, metrics?: Metrics) {
     this.maxHeaderCount = options.maxHeaderCount ?? 100;
@@ -229,16 +238,20 @@ export class RequestGuard {
     return false;
   }
 
-  /** Write a refusal on a socket outside the HTTP server's control and close it once sent. */
-  refuseSocket(socket: Duplex, refusal: Refusal): void {
+  /**
+   * Write a refusal on a socket outside the HTTP server's control and close it once sent. True when
+   * the answer was written (false: already answered, or the socket could no longer be written).
+   */
+  refuseSocket(socket: Duplex, refusal: Refusal): boolean {
     // Already answered (node can report a second parser error for the same bytes): let it flush.
-    if (socket.destroyed || socket.writableEnded) return;
+    if (socket.destroyed || socket.writableEnded) return false;
     if (!socket.writable) {
       socket.destroy();
-      return;
+      return false;
     }
     socket.end(refusal.raw);
     (socket as Socket).destroySoon?.();
+    return true;
   }
 
   /** Count (and log at debug) a refusal decided elsewhere (listener events). */
@@ -353,6 +366,8 @@ export class RequestGuard {
 
   private record(refusal: Refusal, req: IncomingMessage): void {
     this.refused?.inc({ reason: refusal.reason });
+    // The access line has the target as sent: a refused request was never rewritten.
+    this.refusalLog?.(refusal, req.method ?? '', req.url ?? '');
     if (this.logger?.isLevelEnabled('debug') === true) {
       const url = req.url ?? '';
       this.logger.debug({

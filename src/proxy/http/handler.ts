@@ -8,6 +8,7 @@ import type { ProxyResponse } from './proxy-response.js';
 import { RequestIdGenerator } from './request-id.js';
 import { RequestGuard, type RequestGuardOptions } from '../edge/request-guard.js';
 import type { RuntimeStore } from '../runtime/runtime.js';
+import { NO_ROUTE_JSON } from '../runtime/route-metrics.js';
 
 export interface HandlerOptions extends RequestGuardOptions {
   /** Forward the client's Host header (default) or send the endpoint's `address:port`. */
@@ -56,6 +57,15 @@ export class ProxyHandler implements ForwardContext {
     // Access lines carry no secrets (no headers, no bodies), so they skip the root logger's
     // redaction: its wildcard paths cost more per line than the rest of the line (measured ~3x).
     this.accessLog = options.accessLog === false || logger === undefined ? undefined : new AccessLog(logger, { kind: 'access' });
+    // Requests refused before routing (request and listener guards) get an access line too, as
+    // nginx and HAProxy write one for their 400s: no route, no trace, ms 0 (no exchange timed them).
+    const accessLog = this.accessLog;
+    if (accessLog !== undefined) {
+      guard.refusalLog = (refusal, method, path) => accessLog.write({
+        reqId: this.ids.next(), routeJson: NO_ROUTE_JSON, upstream: undefined, endpoint: undefined, method, path,
+        status: refusal.status, ms: 0, error: refusal.code, reason: refusal.reason, attempts: undefined, end: undefined,
+      });
+    }
     this.preserveHost = options.preserveHost ?? true;
     this.proto = options.proto ?? 'http';
     this.tracing = options.tracing ?? new Tracing();
