@@ -15,7 +15,7 @@ import { appendForwarded } from './forwarded-headers.js';
 import { contentLengthOf, removeConnectionNominated, responseHeaders, scanRequestHeaders, trailerPairs, type RequestHead } from './headers.js';
 import { lingerAfterAnswer } from './lingering-close.js';
 import type { ProxyResponse } from './proxy-response.js';
-import { ejectionEvent, retryEvent } from './trace-span.js';
+import { failedOn, retryEvent } from './trace-span.js';
 import { FAILURE_CODE, failureOf, isUpstreamFault, ProxyAbort, retryCondition, timeoutKind, type Failure } from './upstream-failure.js';
 
 /** setTimeout callback of the total timeout; the exchange is the timer's argument, so no closure. */
@@ -206,18 +206,6 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler, Exchan
     endpoint.pool.dispatch(this.options!, this);
   }
 
-  /** Outlier accounting of a failure on `endpoint`; an ejection it causes is a span event. */
-  private failedOn(route: RuntimeRoute, endpoint: RuntimeEndpoint): void {
-    const span = this.span;
-    if (span === undefined) {
-      route.failed(endpoint);
-      return;
-    }
-    const before = endpoint.health.ejected;
-    route.failed(endpoint);
-    if (!before && endpoint.health.ejected) ejectionEvent(span, endpoint);
-  }
-
   /** The request got a connection (or gave up waiting): it no longer counts as queued. */
   private leaveQueue(): void {
     const timer = this.queueTimer;
@@ -373,7 +361,7 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler, Exchan
       upstreamMs = performance.now() - this.sentAt;
       route.metrics.firstByte(upstreamMs / 1000);
       if (statusCode >= 500) {
-        this.failedOn(route, endpoint);
+        failedOn(route, endpoint, this.span);
         const condition = statusCondition(statusCode);
         const next = condition === 0 ? undefined : this.retryTarget(condition);
         if (next !== undefined) {
@@ -449,7 +437,7 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler, Exchan
         this.redispatch(pending, this.retryReason);
         return;
       }
-      if (this.endpoint !== undefined && isUpstreamFault(failure)) this.failedOn(route, this.endpoint);
+      if (this.endpoint !== undefined && isUpstreamFault(failure)) failedOn(route, this.endpoint, this.span);
       if (!headSent) {
         const condition = retryCondition(failure);
         const next = condition === 0 ? undefined : this.retryTarget(condition);

@@ -25,7 +25,7 @@ export interface HandlerOptions extends RequestGuardOptions {
   httpsPort?: number;
   /**
    * Trace propagation and span export (observability/tracing.ts `startTracing`). Default: propagation
-   * only (no export, new traces unsampled).
+   * only, no export, the default sampler (new traces go upstream sampled).
    */
   tracing?: Tracing;
 }

@@ -1,5 +1,6 @@
 import type { Attributes, Span } from '@opentelemetry/api';
-import type { RuntimeEndpoint } from '../runtime/runtime.js';
+import { hostKey } from '../../model/host.js';
+import type { RuntimeEndpoint, RuntimeRoute } from '../runtime/runtime.js';
 import type { ExchangeOutcome } from './access-record.js';
 import { clientAddress } from './headers.js';
 
@@ -21,14 +22,10 @@ import { clientAddress } from './headers.js';
 /** SpanStatusCode.ERROR of @opentelemetry/api (a literal: the API module is not needed to end a span). */
 const STATUS_ERROR = 2;
 
-/** `host[:port]` → host (IPv6 brackets kept off). */
-function hostName(host: string): string {
-  if (host.startsWith('[')) {
-    const end = host.indexOf(']');
-    return end === -1 ? host : host.slice(1, end);
-  }
-  const colon = host.indexOf(':');
-  return colon === -1 ? host : host.slice(0, colon);
+/** Host header → `server.address`: the lookup key (port and trailing dot off, lower case) without IPv6 brackets. */
+function serverAddress(host: string): string {
+  const key = hostKey(host);
+  return key.startsWith('[') ? key.slice(1, -1) : key;
 }
 
 /** Set the span's attributes, name and status from the finished exchange, and end it now. */
@@ -49,7 +46,7 @@ export function endSpan(span: Span, o: ExchangeOutcome, upgrade: boolean): void 
   // guard drops it from anyone else), else the peer.
   const forwarded = o.forwardedFor;
   attributes['client.address'] = forwarded === undefined ? clientAddress(peer) : forwarded.split(',', 1)[0]!.trim();
-  if (o.host !== undefined) attributes['server.address'] = hostName(o.host);
+  if (o.host !== undefined) attributes['server.address'] = serverAddress(o.host);
   if (socket?.localPort !== undefined) attributes['server.port'] = socket.localPort;
   if (status > 0 && status !== 499) attributes['http.response.status_code'] = status;
   if (route !== undefined) {
@@ -87,4 +84,18 @@ export function retryEvent(span: Span, reason: string, failed: RuntimeEndpoint |
 /** Span event: outlier detection ejected `endpoint` after this exchange's failure on it. */
 export function ejectionEvent(span: Span, endpoint: RuntimeEndpoint): void {
   span.addEvent('ejection', { 'switchyard.endpoint': endpoint.id, 'switchyard.upstream': endpoint.origin });
+}
+
+/**
+ * Outlier accounting of a failure on `endpoint` (RuntimeRoute.failed), for plain exchanges and
+ * tunnels alike; an ejection it causes is an event of the exchange's span when it has one.
+ */
+export function failedOn(route: RuntimeRoute, endpoint: RuntimeEndpoint, span: Span | undefined): void {
+  if (span === undefined) {
+    route.failed(endpoint);
+    return;
+  }
+  const before = endpoint.health.ejected;
+  route.failed(endpoint);
+  if (!before && endpoint.health.ejected) ejectionEvent(span, endpoint);
 }

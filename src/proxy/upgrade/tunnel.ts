@@ -7,7 +7,7 @@ import { bodyWithIds, ERROR_BODIES, errorBodyOf, rawErrorResponse, rawRedirect }
 import type { ForwardContext } from '../http/forward-context.js';
 import { appendForwarded } from '../http/forwarded-headers.js';
 import { removeConnectionNominated, scanRequestHeaders, type RequestHead } from '../http/headers.js';
-import { ejectionEvent, retryEvent } from '../http/trace-span.js';
+import { failedOn, retryEvent } from '../http/trace-span.js';
 import { FAILURE_CODE, failureOf, retryCondition, timeoutKind, type Failure } from '../http/upstream-failure.js';
 import { admission, httpsLocation, REDIRECT, refusalCode } from '../policy/admission.js';
 import { retryTarget, statusCondition } from '../policy/retry-decision.js';
@@ -271,7 +271,7 @@ export class Tunnel implements RequestHead, ExchangeOutcome {
         return;
       }
       if (status >= 500) {
-        this.failedOn(route, endpoint);
+        failedOn(route, endpoint, this.span);
         // Nothing of this answer reached the client yet: a 502/503/504 the route retries goes to
         // another endpoint, as for a plain request.
         const condition = statusCondition(status);
@@ -340,7 +340,7 @@ export class Tunnel implements RequestHead, ExchangeOutcome {
       return;
     }
     const endpoint = this.endpoint!;
-    this.failedOn(route, endpoint);
+    failedOn(route, endpoint, this.span);
     const code = FAILURE_CODE[failure];
     route.metrics.upstreamError(code);
     const kind = timeoutKind(failure);
@@ -354,13 +354,6 @@ export class Tunnel implements RequestHead, ExchangeOutcome {
     this.reason = err.message;
     this.refuse(code, errorBodyOf(code));
     upstream.destroy();
-  }
-
-  /** Outlier accounting of a failure on `endpoint`; an ejection it causes is a span event. */
-  private failedOn(route: RuntimeRoute, endpoint: RuntimeEndpoint): void {
-    const before = endpoint.health.ejected;
-    route.failed(endpoint);
-    if (this.span !== undefined && !before && endpoint.health.ejected) ejectionEvent(this.span, endpoint);
   }
 
   /** No byte either way for the route's tunnel idle timeout: close the tunnel (counted, logged). */
