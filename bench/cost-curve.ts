@@ -69,10 +69,10 @@ const WARMUP_CHANGES = 20;
 // The world
 
 const TEMPLATES: readonly RouteTemplate[] = [
-  { name: '{{service}}', each: { tag: 'public' }, match: { path: '/{{service}}' }, strip: '/{{service}}', to: [{ service: '{{service}}', weight: 1 }], source: 'bench' },
-  { name: 'canary', match: { path: '/canary' }, to: [{ service: 'svc-0000', tag: 'v1', weight: 90 }, { service: 'svc-0000', tag: 'v2', weight: 10 }], source: 'bench' },
-  { name: 'home', match: { path: '/' }, to: [{ service: 'svc-0001', weight: 1 }], source: 'bench' },
-  { name: 'live', match: { path: '/live' }, to: [{ service: 'live', weight: 1 }], source: 'bench' },
+  { name: '{{service}}', each: { tag: 'public' }, match: { hosts: [], path: '/{{service}}' }, strip: '/{{service}}', to: [{ service: '{{service}}', weight: 1 }], source: 'bench' },
+  { name: 'canary', match: { hosts: [], path: '/canary' }, to: [{ service: 'svc-0000', tag: 'v1', weight: 90 }, { service: 'svc-0000', tag: 'v2', weight: 10 }], source: 'bench' },
+  { name: 'home', match: { hosts: [], path: '/' }, to: [{ service: 'svc-0001', weight: 1 }], source: 'bench' },
+  { name: 'live', match: { hosts: [], path: '/live' }, to: [{ service: 'live', weight: 1 }], source: 'bench' },
 ];
 
 /** TEMPLATES with another headers timeout on the `{{service}}` template: every route changes, no pool key does. */

@@ -116,7 +116,8 @@ export function statusView(input: {
     }));
     return {
       name: route.name,
-      host: route.host ?? null,
+      host: route.hosts[0] ?? null,
+      hosts: route.hosts,
       path: route.path,
       strip: route.strip ?? null,
       origin: route.origin,

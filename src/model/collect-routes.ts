@@ -20,9 +20,13 @@ export function collectRoutes(
   return { routes: [...fromTemplates, ...fromTags.routes], problems: fromTags.problems };
 }
 
-/** Sorted unique names of the services the routes send traffic to. */
+/** Sorted unique names of the services the routes send traffic (or mirrored copies) to. */
 export function servicesOf(routes: readonly RouteSpec[]): string[] {
   const names = new Set<string>();
-  for (const route of routes) for (const d of route.to) names.add(d.service);
+  for (const route of routes) {
+    for (const d of route.to) names.add(d.service);
+    const mirror = route.options?.mirror;
+    if (mirror !== undefined) names.add(mirror.service);
+  }
   return [...names].sort(compareCodeUnits);
 }

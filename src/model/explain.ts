@@ -31,12 +31,12 @@ export interface LookupExplanation {
 export function explainLookup(table: RoutingTable, host: string | undefined, path: string): LookupExplanation {
   const key = host === undefined || host === '' ? undefined : hostKey(host);
   const route = table.lookup(host, path);
-  const forHost = key === undefined ? [] : table.routes.filter((r) => r.host === key);
-  const anyHost = table.routes.filter((r) => r.host === undefined);
+  const forHost = key === undefined ? [] : table.routes.filter((r) => r.hosts.includes(key));
+  const anyHost = table.routes.filter((r) => r.hosts.length === 0);
   const byPrefixLength = (a: Route, b: Route): number => b.path.length - a.path.length || (a.path < b.path ? -1 : 1);
   const candidates = [...forHost.sort(byPrefixLength), ...anyHost.sort(byPrefixLength)].map((r) => ({
     route: r.name,
-    host: r.host ?? null,
+    host: r.hosts.length === 0 ? null : key !== undefined && r.hosts.includes(key) ? key : r.hosts[0]!,
     path: r.path,
     prefixMatches: matchesPrefix(path, r.path),
     chosen: r === route,
@@ -53,7 +53,7 @@ function reasonFor(route: Route | undefined, key: string | undefined, forHost: r
       : `${forHost.length} route(s) for host "${key}" and ${anyHost.length} for any host`;
     return `no route matches: ${scope}, and none has a prefix the path falls under (prefixes match whole segments: /api matches /api and /api/x, not /apix)`;
   }
-  if (route.host !== undefined) {
+  if (route.hosts.length > 0) {
     return `route "${route.name}" is for ${hostText} and has the longest prefix the path falls under ("${route.path}"); routes for a host come before routes for any host`;
   }
   const prefix = `route "${route.name}" serves any host and has the longest prefix the path falls under ("${route.path}")`;

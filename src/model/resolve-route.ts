@@ -17,6 +17,8 @@ export interface RouteInputs {
   readonly weights: ReadonlyMap<string, number> | undefined;
   /** KV `routes/<route>/policy`. */
   readonly policy: PolicyInput | undefined;
+  /** The endpoints of the mirror's service, when the route mirrors. */
+  readonly mirrorEndpoints?: readonly Endpoint[];
 }
 
 /**
@@ -53,9 +55,15 @@ export function resolveRoute(spec: RouteSpec, inputs: RouteInputs): { route: Rou
   }
   const route: Route = Object.freeze({
     name: spec.name,
-    host: spec.host,
+    hosts: spec.hosts,
     path: spec.path,
     strip: spec.strip,
+    conditions: spec.options?.conditions,
+    rewrite: spec.options?.rewrite,
+    headers: spec.options?.headers,
+    sticky: spec.options?.sticky,
+    mirror: mirrorOf(spec, inputs.mirrorEndpoints),
+    redirect: spec.options?.redirect,
     destinations: Object.freeze(destinations),
     active: Object.freeze(destinations.filter((d) => d.weight > 0)),
     origin: spec.origin,
@@ -65,6 +73,25 @@ export function resolveRoute(spec: RouteSpec, inputs: RouteInputs): { route: Rou
   });
   for (const problem of problems) Object.freeze(problem);
   return { route, problems };
+}
+
+/** The mirror's pool: its service's endpoints (narrowed to the tag), weighted like a destination's. */
+function mirrorOf(spec: RouteSpec, all: readonly Endpoint[] | undefined): Route['mirror'] {
+  const target = spec.options?.mirror;
+  if (target === undefined) return undefined;
+  const { tag } = target;
+  const endpoints = tag === undefined ? [...(all ?? [])] : (all ?? []).filter((e) => e.tags.includes(tag));
+  const active = endpoints.filter((e) => e.weight > 0);
+  const destination: Destination = Object.freeze({
+    key: destinationKey(target.service, tag),
+    service: target.service,
+    tag,
+    weight: active.length === 0 ? 0 : 1,
+    configuredWeight: 1,
+    endpoints: Object.freeze(endpoints),
+    active: Object.freeze(active),
+  });
+  return Object.freeze({ target, destination });
 }
 
 function routePolicy(spec: RouteSpec, kvLayer: PolicyInput | undefined, problems: BuildProblem[]): RoutePolicy {

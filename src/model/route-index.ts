@@ -61,7 +61,7 @@ export class RouteIndex {
     for (let i = 0; i < routes.length; i++) {
       const a = routes[i]!;
       const b = own[i]!;
-      if (a !== b && (a.host !== b.host || a.path !== b.path)) return false;
+      if (a !== b && (a.path !== b.path || !sameHosts(a.hosts, b.hosts) || a.conditions !== b.conditions)) return false;
     }
     return true;
   }
@@ -89,9 +89,11 @@ export class RouteIndex {
 function shapeOf(routes: readonly Route[]): IndexShape {
   const groups = new Map<string | undefined, number[]>();
   routes.forEach((route, at) => {
-    const group = groups.get(route.host);
-    if (group === undefined) groups.set(route.host, [at]);
-    else group.push(at);
+    for (const host of route.hosts.length === 0 ? [undefined] : route.hosts) {
+      const group = groups.get(host);
+      if (group === undefined) groups.set(host, [at]);
+      else group.push(at);
+    }
   });
   const byHost = new Map<string, PrefixTable>();
   let anyHost: PrefixTable | undefined;
@@ -100,6 +102,13 @@ function shapeOf(routes: readonly Route[]): IndexShape {
     else byHost.set(host, prefixTable(routes, group));
   }
   return { byHost, anyHost };
+}
+
+function sameHosts(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function prefixTable(routes: readonly Route[], positions: readonly number[]): PrefixTable {

@@ -1,5 +1,5 @@
 import type { PolicyInput } from './policy.js';
-import type { RouteOrigin, TemplateDestination } from './types.js';
+import type { RouteOptions, RouteOrigin, TemplateDestination } from './types.js';
 
 /**
  * A route before its destinations are resolved against discovery: what template expansion and tag
@@ -8,7 +8,8 @@ import type { RouteOrigin, TemplateDestination } from './types.js';
  */
 export interface RouteSpec {
   readonly name: string;
-  readonly host: string | undefined;
+  /** Exact hosts and `*.` wildcards; empty = any host. */
+  readonly hosts: readonly string[];
   readonly path: string;
   readonly strip: string | undefined;
   readonly to: readonly TemplateDestination[];
@@ -17,6 +18,8 @@ export interface RouteSpec {
   readonly source: string;
   /** The template's policy layer (tag routes have none). */
   readonly policy?: PolicyInput;
+  /** Gateway options (conditions, rewrite, headers, sticky, mirror, redirect); hosts and path are above. */
+  readonly options?: RouteOptions;
 }
 
 /** `service` or `service:tag`: how KV route weights name a destination. */
@@ -28,6 +31,11 @@ export function destinationKey(service: string, tag: string | undefined): string
 export function matchKey(host: string | undefined, path: string): string {
   // A host key never contains a space, so the separator cannot collide.
   return `${host ?? '*'} ${path}`;
+}
+
+/** The match keys of a route: one per host, or the any-host key when it has none. */
+export function matchKeys(hosts: readonly string[], path: string): string[] {
+  return hosts.length === 0 ? [matchKey(undefined, path)] : hosts.map((h) => matchKey(h, path));
 }
 
 /** Human form of a match for messages: `api.example.com/users` or `/users` (any host). */

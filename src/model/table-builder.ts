@@ -50,6 +50,7 @@ interface ServiceEntry {
 
 interface RouteEntry {
   spec: RouteSpec;
+  /** The entries of `spec.to`'s services, then the mirror's service when the route mirrors. */
   readonly services: readonly ServiceEntry[];
   readonly weights: ReadonlyMap<string, number> | undefined;
   readonly policy: PolicyInput | undefined;
@@ -119,9 +120,10 @@ export class TableBuilder {
       const weights = overrides.routeWeights.get(spec.name);
       const policy = overrides.routePolicies.get(spec.name);
       const previous = this.#routes.get(spec.name);
-      let same = previous !== undefined && previous.services.length === spec.to.length;
-      for (let i = 0; i < spec.to.length; i++) {
-        const service = entryOf(spec.to[i]!.service);
+      const wanted = servicesOfSpec(spec);
+      let same = previous !== undefined && previous.services.length === wanted.length;
+      for (let i = 0; i < wanted.length; i++) {
+        const service = entryOf(wanted[i]!);
         if (same && previous!.services[i] !== service) same = false;
       }
       let entry: RouteEntry;
@@ -130,8 +132,9 @@ export class TableBuilder {
         // An equal spec from a new expansion: remember it so the next comparison is by identity.
         entry.spec = spec;
       } else {
-        const services = spec.to.map((d) => entryOf(d.service));
-        const resolved = resolveRoute(spec, { endpoints: services.map((e) => e.endpoints), weights, policy });
+        const services = wanted.map(entryOf);
+        const mirrorEndpoints = spec.options?.mirror === undefined ? undefined : services[spec.to.length]!.endpoints;
+        const resolved = resolveRoute(spec, { endpoints: services.slice(0, spec.to.length).map((e) => e.endpoints), weights, policy, ...(mirrorEndpoints === undefined ? {} : { mirrorEndpoints }) });
         entry = { spec, services, weights, policy, route: resolved.route, problems: resolved.problems, usedIn: generation };
         this.#routes.set(spec.name, entry);
         routesBuilt += 1;
@@ -204,6 +207,14 @@ export class TableBuilder {
   }
 }
 
+/** The services a route spec reads endpoints of: its destinations', then its mirror's. */
+function servicesOfSpec(spec: RouteSpec): string[] {
+  const names = spec.to.map((d) => d.service);
+  const mirror = spec.options?.mirror;
+  if (mirror !== undefined) names.push(mirror.service);
+  return names;
+}
+
 function sweep(entries: Map<string, { usedIn: number }>, generation: number): void {
   for (const [key, entry] of entries) if (entry.usedIn !== generation) entries.delete(key);
 }
@@ -229,7 +240,9 @@ function sameRouteInputs(entry: RouteEntry, spec: RouteSpec, weights: ReadonlyMa
 }
 
 function sameSpec(a: RouteSpec, b: RouteSpec): boolean {
-  if (a.name !== b.name || a.host !== b.host || a.path !== b.path || a.strip !== b.strip || a.origin !== b.origin || a.source !== b.source) return false;
+  if (a.name !== b.name || a.path !== b.path || a.strip !== b.strip || a.origin !== b.origin || a.source !== b.source) return false;
+  if (!sameStrings(a.hosts, b.hosts)) return false;
+  if (a.options !== b.options && JSON.stringify(a.options) !== JSON.stringify(b.options)) return false;
   if (a.to.length !== b.to.length) return false;
   for (let i = 0; i < a.to.length; i++) {
     const x = a.to[i]!;

@@ -19,7 +19,7 @@
 import { deepFreeze } from './deep-freeze.js';
 import { DEFAULT_POLICY, type RoutePolicy } from './policy.js';
 import { RouteIndex } from './route-index.js';
-import type { BuildProblem, Destination, Endpoint, EndpointState, HealthStatus, Route, RouteOrigin, RoutingTable } from './types.js';
+import type { BuildProblem, Destination, Endpoint, EndpointState, HealthStatus, MirrorTarget, Route, RouteOrigin, RoutingTable } from './types.js';
 
 /** A table on the wire: plain strings and data, for `process.send` (structured clone or JSON). */
 export interface TableWire {
@@ -45,7 +45,7 @@ interface DestinationWire {
 
 interface RouteWire {
   n: string;
-  h: string | null;
+  h: string[];
   p: string;
   s: string | null;
   o: RouteOrigin;
@@ -56,6 +56,10 @@ interface RouteWire {
   d: DestinationWire[];
   /** Positions in `d` of the active destinations. */
   a: number[];
+  /** Gateway options, present only when set: conditions, rewrite, headers, sticky, redirect. */
+  x?: Pick<Route, 'conditions' | 'rewrite' | 'headers' | 'sticky' | 'redirect'>;
+  /** Mirror: its target and its pool as a destination. */
+  m?: { t: MirrorTarget; d: DestinationWire };
 }
 
 export function encodeRoute(route: Route): string {
@@ -71,13 +75,20 @@ export function encodeRoute(route: Route): string {
     return i;
   };
   const destinationAt = new Map<Destination, number>();
+  const destinationWire = (d: Destination): DestinationWire => (
+    { k: d.key, s: d.service, t: d.tag ?? null, w: d.weight, c: d.configuredWeight, e: d.endpoints.map(at), a: d.active.map(at) }
+  );
   const destinations = route.destinations.map((d, i): DestinationWire => {
     destinationAt.set(d, i);
-    return { k: d.key, s: d.service, t: d.tag ?? null, w: d.weight, c: d.configuredWeight, e: d.endpoints.map(at), a: d.active.map(at) };
+    return destinationWire(d);
   });
+  const { conditions, rewrite, headers, sticky, redirect, mirror } = route;
+  const options = conditions === undefined && rewrite === undefined && headers === undefined && sticky === undefined && redirect === undefined
+    ? undefined
+    : { conditions, rewrite, headers, sticky, redirect };
   const wire: RouteWire = {
     n: route.name,
-    h: route.host ?? null,
+    h: [...route.hosts],
     p: route.path,
     s: route.strip ?? null,
     o: route.origin,
@@ -86,6 +97,8 @@ export function encodeRoute(route: Route): string {
     e: endpoints,
     d: destinations,
     a: route.active.map((d) => destinationAt.get(d) ?? -1),
+    ...(options === undefined ? {} : { x: options }),
+    ...(mirror === undefined ? {} : { m: { t: mirror.target, d: destinationWire(mirror.destination) } }),
   };
   return JSON.stringify(wire);
 }
@@ -101,14 +114,23 @@ export function decodeRoute(text: string): Route {
     if (e === undefined) throw new Error(`route ${JSON.stringify(wire.n)}: endpoint position ${i} out of range`);
     return e;
   };
-  const destinations = wire.d.map((d): Destination => ({
+  const destinationOf = (d: DestinationWire): Destination => ({
     key: d.k, service: d.s, tag: d.t ?? undefined, weight: d.w, configuredWeight: d.c, endpoints: d.e.map(pick), active: d.a.map(pick),
-  }));
+  });
+  const destinations = wire.d.map(destinationOf);
+  // JSON drops undefined fields: an absent option reads back as undefined, as the builder made it.
+  const x = wire.x;
   const route: Route = {
     name: wire.n,
-    host: wire.h ?? undefined,
+    hosts: wire.h,
     path: wire.p,
     strip: wire.s ?? undefined,
+    conditions: x?.conditions,
+    rewrite: x?.rewrite,
+    headers: x?.headers,
+    sticky: x?.sticky,
+    mirror: wire.m === undefined ? undefined : { target: wire.m.t, destination: destinationOf(wire.m.d) },
+    redirect: x?.redirect,
     destinations,
     active: wire.a.map((i) => {
       const d = destinations[i];

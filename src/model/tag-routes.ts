@@ -25,7 +25,7 @@
 import { compareCodeUnits } from './compare-code-units.js';
 import { hostProblem, normalizeHost } from './host.js';
 import { normalizePrefix, prefixProblem } from './path.js';
-import { describeMatch, matchKey, type RouteSpec } from './route-spec.js';
+import { describeMatch, matchKey, matchKeys, type RouteSpec } from './route-spec.js';
 import type { BuildProblem, DiscoverySnapshot } from './types.js';
 
 export const TAG_PREFIX = 'urlprefix-';
@@ -86,7 +86,7 @@ export function tagRoutes(
   const routes: RouteSpec[] = [];
   const problems: BuildProblem[] = [];
   const names = new Map(existing.map((r) => [r.name, r]));
-  const matches = new Map(existing.map((r) => [matchKey(r.host, r.path), r]));
+  const matches = new Map(existing.flatMap((r) => (r.options?.conditions === undefined ? matchKeys(r.hosts, r.path) : []).map((key) => [key, r] as const)));
   const problem = (tag: string, service: string, message: string): void => {
     problems.push({ kind: 'tag', source: tag, message: `service "${service}": ${message}` });
   };
@@ -109,7 +109,7 @@ export function tagRoutes(
       }
       const route: RouteSpec = {
         name,
-        host: parsed.host,
+        hosts: parsed.host === undefined ? [] : [parsed.host],
         path: parsed.path,
         strip: parsed.strip,
         to: [{ service, tag, weight: 1 }],

@@ -58,10 +58,9 @@ export function expandTemplates(
 type Fill = (s: string) => string;
 
 function toSpec(template: RouteTemplate, fill: Fill): RouteSpec {
-  const host = template.match.host;
   return {
     name: fill(template.name),
-    host: host === undefined ? undefined : fill(host),
+    hosts: template.match.hosts.map(fill),
     path: fill(template.match.path),
     strip: template.strip === undefined ? undefined : fill(template.strip),
     to: template.to.map((d): TemplateDestination => {
@@ -71,15 +70,16 @@ function toSpec(template: RouteTemplate, fill: Fill): RouteSpec {
     origin: 'template',
     source: template.source,
     ...(template.policy === undefined ? {} : { policy: template.policy }),
+    ...(template.options === undefined ? {} : { options: template.options }),
   };
 }
 
 /** The first field holding `{{`, for the error message, or undefined. */
 function placeholderField(t: RouteSpec | RouteTemplate): string | undefined {
-  const host = 'match' in t ? t.match.host : t.host;
+  const hosts = 'match' in t ? t.match.hosts : t.hosts;
   const path = 'match' in t ? t.match.path : t.path;
   if (t.name.includes('{{')) return 'name';
-  if (host?.includes('{{')) return 'match.host';
+  if (hosts.some((h) => h.includes('{{'))) return 'match.host';
   if (path.includes('{{')) return 'match.path';
   if (t.strip?.includes('{{')) return 'strip';
   for (const d of t.to) {

@@ -56,14 +56,104 @@ export interface RouteTemplate {
   readonly name: string;
   /** Expand once per catalog service that matches (all given conditions must hold). */
   readonly each?: { readonly tag?: string; readonly service?: string };
-  readonly match: { readonly host?: string; readonly path: string };
+  /** `hosts`: as written (exact names and `*.` wildcards; empty = any host). */
+  readonly match: { readonly hosts: readonly string[]; readonly path: string };
   /** Prefix removed from the path before forwarding. */
   readonly strip?: string;
+  /** Empty only for a redirect route (`options.redirect`). */
   readonly to: readonly TemplateDestination[];
   /** Resilience policy layer of the route (validated input; see policy.ts); defaults apply when absent. */
   readonly policy?: PolicyInput;
+  /** Gateway options: match conditions, rewrite, header edits, sticky, mirror, redirect (route-options.ts). */
+  readonly options?: RouteOptions;
   /** The file it came from, for error messages. */
   readonly source: string;
+}
+
+/**
+ * Request conditions beyond host and path prefix (`match.methods`, `match.headers`, `match.query`).
+ * Every listed condition must hold. Pairs are `[name, value]` where value `*` means "present".
+ */
+export interface MatchConditions {
+  /** Upper-case methods, sorted; empty = any method. */
+  readonly methods: readonly string[];
+  /** Header conditions: lower-case names, sorted by name. */
+  readonly headers: readonly (readonly [string, string])[];
+  /** Query-parameter conditions (names and values as they appear decoded), sorted by name. */
+  readonly query: readonly (readonly [string, string])[];
+}
+
+/** How the request is rewritten before it goes upstream. `path` and `regex` exclude each other. */
+export interface RouteRewrite {
+  /** Replaces the route's matched prefix (normalised prefix; `/` = strip the prefix). */
+  readonly path?: string;
+  /** RE2-syntax pattern matched against the path (without the query); linear time. */
+  readonly regex?: string;
+  /** Replacement for `regex`; `$1`..`$9` are its groups. */
+  readonly to?: string;
+  /** Host header sent upstream. */
+  readonly host?: string;
+}
+
+/** Header edits of one direction. Names lower-case; `set` replaces every field of that name. */
+export interface HeaderEdits {
+  readonly set: readonly (readonly [string, string])[];
+  readonly remove: readonly string[];
+}
+
+export interface RouteHeaderEdits {
+  readonly request: HeaderEdits | undefined;
+  readonly response: HeaderEdits | undefined;
+}
+
+/** Session affinity by cookie. */
+export interface StickySession {
+  readonly cookie: string;
+  readonly ttlMs: number;
+}
+
+/** A copy of a share of the route's requests to another service; its answers are discarded. */
+export interface MirrorTarget {
+  readonly service: string;
+  readonly tag?: string;
+  /** Share of requests copied, 0..100. */
+  readonly percent: number;
+  /** Send the client's credentials (Authorization, Cookie, Proxy-Authorization) too. */
+  readonly keepAuth: boolean;
+  /** Requests with larger bodies are not mirrored. */
+  readonly maxBodyBytes: number;
+  /** The copy's whole-exchange timeout. */
+  readonly timeoutMs: number;
+  /** Copies in flight for this route above which new copies are shed. */
+  readonly maxInFlight: number;
+}
+
+export type RedirectStatus = 301 | 302 | 303 | 307 | 308;
+
+/** A route that answers by itself with a redirect; it has no destinations. */
+export interface RouteRedirect {
+  /** Target URL; `{path}` and `{host}` are replaced with the request's path and host. */
+  readonly to: string;
+  readonly status: RedirectStatus;
+  /** Append the request's query string to the target. */
+  readonly keepQuery: boolean;
+}
+
+/**
+ * The gateway options of a route, normalised (route-options.ts): from the template, with KV
+ * `routes/<route>/route` merged over them field by field. Absent field = not used.
+ */
+export interface RouteOptions {
+  /** Replaces the template's hosts (KV only; a template's hosts are in `match.hosts`). */
+  readonly hosts?: readonly string[];
+  /** Replaces the template's path prefix (KV only). */
+  readonly path?: string;
+  readonly conditions?: MatchConditions;
+  readonly rewrite?: RouteRewrite;
+  readonly headers?: RouteHeaderEdits;
+  readonly sticky?: StickySession;
+  readonly mirror?: MirrorTarget;
+  readonly redirect?: RouteRedirect;
 }
 
 /** Where a route came from. */
@@ -107,11 +197,23 @@ export interface Destination {
 
 export interface Route {
   readonly name: string;
-  /** Lower-case host without port; undefined matches any host. */
-  readonly host: string | undefined;
+  /**
+   * Host keys (lower-case, no port, host.ts) and wildcards `*.example.com` (one or more labels
+   * before the suffix); empty matches any host.
+   */
+  readonly hosts: readonly string[];
   /** Normalised path prefix: starts with `/`, no trailing `/` except the root itself. */
   readonly path: string;
   readonly strip: string | undefined;
+  /** Extra request conditions; undefined = none (the route matches on host and path alone). */
+  readonly conditions: MatchConditions | undefined;
+  readonly rewrite: RouteRewrite | undefined;
+  readonly headers: RouteHeaderEdits | undefined;
+  readonly sticky: StickySession | undefined;
+  /** The mirror and its pool (resolved like a destination); undefined = no mirroring. */
+  readonly mirror: { readonly target: MirrorTarget; readonly destination: Destination } | undefined;
+  /** Set: the route answers with this redirect and has no destinations. */
+  readonly redirect: RouteRedirect | undefined;
   readonly destinations: readonly Destination[];
   /** Destinations with weight > 0. */
   readonly active: readonly Destination[];
@@ -120,6 +222,13 @@ export interface Route {
   readonly source: string;
   /** Effective resilience policy: defaults, then the template's `policy:`, then KV `routes/<route>/policy`. */
   readonly policy: RoutePolicy;
+}
+
+/** What conditioned routes look at in a request besides host and path (node's IncomingMessage fits). */
+export interface RequestFacts {
+  readonly method?: string | undefined;
+  /** Flat `[name, value, ...]` as received (any case). */
+  readonly rawHeaders: readonly string[];
 }
 
 /** A problem that did not stop the build: the offending item was skipped (e.g. bad JSON in KV). */
@@ -140,6 +249,9 @@ export interface RoutingTable {
   readonly problems: readonly BuildProblem[];
   /** Services some route needs instances of (what a discovery provider should watch). */
   readonly services: readonly string[];
-  /** The route for a request, or undefined (404). `host` may carry a port; `path` may carry a query. */
-  lookup(host: string | undefined, path: string): Route | undefined;
+  /**
+   * The route for a request, or undefined (404). `host` may carry a port; `path` may carry a query
+   * (read by query conditions). Without `request`, routes with method or header conditions do not match.
+   */
+  lookup(host: string | undefined, path: string, request?: RequestFacts): Route | undefined;
 }

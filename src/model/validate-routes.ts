@@ -3,7 +3,7 @@ import { hostProblem, normalizeHost } from './host.js';
 import { normalizePrefix, prefixProblem } from './path.js';
 import { resolvePolicy, type PolicyInput } from './policy.js';
 import { parsePolicyInput } from './policy-parse.js';
-import { describeMatch, destinationKey, matchKey, type RouteSpec } from './route-spec.js';
+import { describeMatch, destinationKey, matchKeys, type RouteSpec } from './route-spec.js';
 
 /**
  * Fatal validation of template routes (after expansion). Every failure throws a ConfigError whose
@@ -30,13 +30,17 @@ export function validateRoutes(specs: readonly RouteSpec[]): RouteSpec[] {
     if (sameName !== undefined) {
       throw new ConfigError(spec.source, `route "${spec.name}": duplicate route name (also defined in ${sameName.source})`);
     }
-    const key = matchKey(spec.host, spec.path);
-    const sameMatch = byMatch.get(key);
-    if (sameMatch !== undefined) {
-      throw new ConfigError(spec.source, `route "${spec.name}": matches ${describeMatch(spec.host, spec.path)} like route "${sameMatch.name}" (${sameMatch.source})`);
+    // Interim rule (precedence by conditions refines it): two routes without extra conditions on
+    // the same host and path shadow each other.
+    const keys = spec.options?.conditions === undefined ? matchKeys(spec.hosts, spec.path) : [];
+    for (const key of keys) {
+      const sameMatch = byMatch.get(key);
+      if (sameMatch !== undefined) {
+        throw new ConfigError(spec.source, `route "${spec.name}": matches ${describeMatch(key.split(' ')[0] === '*' ? undefined : key.split(' ')[0], spec.path)} like route "${sameMatch.name}" (${sameMatch.source})`);
+      }
     }
     byName.set(spec.name, spec);
-    byMatch.set(key, spec);
+    for (const key of keys) byMatch.set(key, spec);
     out.push(spec);
   }
   return out;
@@ -47,8 +51,8 @@ function normalizeSpec(spec: RouteSpec): RouteSpec {
     throw new ConfigError(spec.source, `route "${spec.name}": ${message}`);
   };
   if (spec.name.trim() === '') fail('route name is empty');
-  if (spec.host !== undefined) {
-    const problem = hostProblem(spec.host);
+  for (const host of spec.hosts) {
+    const problem = hostProblem(host);
     if (problem !== undefined) fail(problem);
   }
   const pathProblem = prefixProblem(spec.path);
@@ -57,7 +61,8 @@ function normalizeSpec(spec: RouteSpec): RouteSpec {
     const stripProblem = prefixProblem(spec.strip);
     if (stripProblem !== undefined) fail(`strip: ${stripProblem}`);
   }
-  if (spec.to.length === 0) fail('route has no destinations');
+  if (spec.to.length === 0 && spec.options?.redirect === undefined) fail('route has no destinations');
+  if (spec.to.length > 0 && spec.options?.redirect !== undefined) fail('a redirect route has no destinations ("to")');
   const keys = new Set<string>();
   for (const d of spec.to) {
     if (d.service.trim() === '') fail('a destination has an empty service name');
@@ -75,7 +80,7 @@ function normalizeSpec(spec: RouteSpec): RouteSpec {
   }
   return {
     ...spec,
-    host: spec.host === undefined ? undefined : normalizeHost(spec.host),
+    hosts: spec.hosts.map(normalizeHost),
     path: normalizePrefix(spec.path),
     strip: spec.strip === undefined ? undefined : normalizePrefix(spec.strip),
   };

@@ -6,8 +6,9 @@ import { routeKvKeys } from './kv-overrides.js';
 import type { Destination, Endpoint, Route } from './types.js';
 
 /** `kvKeys`: the route's KV keys relative to the KV prefix, in the form every Consul version accepts. */
-export function routeHead(route: Route): { name: string; host: string | null; path: string; strip: string | null; origin: string; source: string; kvKeys: { weights: string; policy: string } } {
-  return { name: route.name, host: route.host ?? null, path: route.path, strip: route.strip ?? null, origin: route.origin, source: route.source, kvKeys: routeKvKeys(route.name) };
+export function routeHead(route: Route): { name: string; host: string | null; hosts: readonly string[]; path: string; strip: string | null; origin: string; source: string; kvKeys: { weights: string; policy: string } } {
+  // `host`: the first host (null for any host), as before host lists; `hosts`: all of them.
+  return { name: route.name, host: route.hosts[0] ?? null, hosts: route.hosts, path: route.path, strip: route.strip ?? null, origin: route.origin, source: route.source, kvKeys: routeKvKeys(route.name) };
 }
 
 export function destinationHead(d: Destination): { key: string; service: string; tag: string | null; weight: number; configuredWeight: number } {

@@ -46,7 +46,7 @@ function discovery(flip: number): DiscoverySnapshot {
 }
 
 const templates: RouteTemplate[] = [{
-  name: '{{service}}', each: { tag: 'web' }, match: { path: '/{{service}}' }, to: [{ service: '{{service}}', weight: 1 }], source: 'bench.yaml',
+  name: '{{service}}', each: { tag: 'web' }, match: { hosts: [], path: '/{{service}}' }, to: [{ service: '{{service}}', weight: 1 }], source: 'bench.yaml',
 }];
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

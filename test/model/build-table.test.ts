@@ -25,7 +25,7 @@ describe('buildTable: the core issue example', () => {
   const table = buildTable(snap, kv, templates);
 
   it('has the template route and one route per public service, in order', () => {
-    assert.deepEqual(table.routes.map((r) => [r.name, r.host, r.path, r.strip, r.origin]), [
+    assert.deepEqual(table.routes.map((r) => [r.name, r.hosts[0], r.path, r.strip, r.origin]), [
       ['api-users', 'api.example.com', '/users', '/users', 'template'],
       ['docs', 'docs.localhost', '/', undefined, 'template'],
       ['web', 'web.localhost', '/', undefined, 'template'],

@@ -44,7 +44,7 @@ export function template(
   const { host, strip, each, source } = extra;
   return {
     name,
-    match: host === undefined ? { path } : { host, path },
+    match: { hosts: host === undefined ? [] : [host], path },
     to,
     source: source ?? SOURCE,
     ...(strip === undefined ? {} : { strip }),

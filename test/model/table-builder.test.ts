@@ -102,7 +102,7 @@ function comparable(table: RoutingTable): unknown {
     problems: table.problems,
     services: table.services,
     lookups: [
-      ...table.routes.map((r) => table.lookup(r.host, r.path)?.name),
+      ...table.routes.map((r) => table.lookup(r.hosts[0], r.path)?.name),
       ...probes.map((p) => table.lookup(undefined, p)?.name),
       ...probes.map((p) => table.lookup('canary.example.com', p)?.name),
     ],

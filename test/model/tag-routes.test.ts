@@ -77,7 +77,7 @@ describe('tag routes in the table', () => {
     const route = routeNamed(table, 'tag:users:/users');
     assert.equal(route.source, 'urlprefix-/users strip=/users');
     assert.equal(route.strip, '/users');
-    assert.equal(route.host, undefined);
+    assert.deepEqual(route.hosts, []);
     assert.equal(route.path, '/users');
     assert.deepEqual(route.destinations.map((d) => [d.service, d.tag, d.configuredWeight, d.weight]), [['users', 'urlprefix-/users strip=/users', 1, 1]]);
     assert.deepEqual(endpointWeights(route, 'users:urlprefix-/users strip=/users'), { 'users-1': 1 });

@@ -44,7 +44,7 @@ describe('expandTemplates: replacement', () => {
     );
     assert.deepEqual(expandTemplates([t], catalog), [{
       name: 'route-alpha',
-      host: 'alpha.example.com',
+      hosts: ['alpha.example.com'],
       path: '/alpha/api',
       strip: '/alpha',
       to: [{ service: 'alpha', tag: 'alpha-canary', weight: 3 }, { service: 'fixed', weight: 1 }],
@@ -58,7 +58,7 @@ describe('expandTemplates: replacement', () => {
     const z = template('a-literal', '/a', [{ service: 's', weight: 1 }]);
     const out = expandTemplates([a, each({ tag: 'v2' }), z], catalog);
     assert.deepEqual(out.map((r) => r.name), ['b-literal', 'alpha', 'a-literal']);
-    assert.deepEqual(out[0], { name: 'b-literal', host: 'h.com', path: '/b', strip: undefined, to: [{ service: 's', weight: 2 }], origin: 'template', source: SOURCE });
+    assert.deepEqual(out[0], { name: 'b-literal', hosts: ['h.com'], path: '/b', strip: undefined, to: [{ service: 's', weight: 2 }], origin: 'template', source: SOURCE });
   });
 
   it('replaces every occurrence', () => {

@@ -43,7 +43,7 @@ describe('templates provider', () => {
     try {
       assert.deepEqual(latest.map((t) => t.name), ['a', 'b']);
       const b = latest[1]!;
-      assert.deepEqual(b.match, { host: 'b.example', path: '/b' });
+      assert.deepEqual(b.match, { hosts: ['b.example'], path: '/b' });
       assert.equal(b.strip, '/b');
       assert.deepEqual(b.to, [{ service: 'sb', tag: 'v1', weight: 3 }]);
       assert.deepEqual(latest[0]!.to, [{ service: 'sa', weight: 1 }], 'weight defaults to 1');
@@ -51,7 +51,7 @@ describe('templates provider', () => {
       await writeAtomic(join(dir, 'a.yaml'), 'routes:\n  - name: a2\n    to: [ { service: sa } ]\n');
       await waitFor('a2 to replace a', () => latest.some((t) => t.name === 'a2'));
       assert.deepEqual(latest.map((t) => t.name), ['a2', 'b'], 'a is gone with the old a.yaml');
-      assert.deepEqual(latest.find((t) => t.name === 'a2')!.match, { path: '/' }, 'match defaults to path /');
+      assert.deepEqual(latest.find((t) => t.name === 'a2')!.match, { hosts: [], path: '/' }, 'match defaults to path /');
 
       await writeAtomic(join(dir, 'a.yaml'), 'routes:\n  - name: broken\n    to: not-a-list\n');
       const rejected = await waitFor('an emission from a read that rejected a.yaml', () => emissions.find((e) => e.broken['a.yaml']?.includes('routes.0.to')));

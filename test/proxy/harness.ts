@@ -8,7 +8,7 @@ import { Writable } from 'node:stream';
 import { TableStore } from '../../src/control/table-store.js';
 import { resolvePolicy } from '../../src/model/policy.js';
 import { parsePolicyInput } from '../../src/model/policy-parse.js';
-import type { Destination, Endpoint, Route, RoutingTable } from '../../src/model/types.js';
+import type { Destination, Endpoint, Route, RouteOptions, RoutingTable } from '../../src/model/types.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { createProxy, type Proxy, type ProxyOptions } from '../../src/proxy/server.js';
@@ -37,6 +37,10 @@ export interface RouteSpec {
   to: DestinationSpec[];
   /** A policy block over the defaults, as a template's `policy:` (durations may be '500ms' strings). */
   policy?: Record<string, unknown>;
+  /** Gateway options, normalised (the model's RouteOptions; hosts and path are above). */
+  options?: RouteOptions;
+  /** A resolved mirror (its pool built like a destination's). */
+  mirror?: Route['mirror'];
 }
 
 function endpointOf(service: string, spec: EndpointSpec): Endpoint {
@@ -95,9 +99,15 @@ export function makeTable(specs: RouteSpec[]): RoutingTable {
     if (typeof policy === 'string') throw new Error(`route ${spec.name}: policy: ${policy}`);
     return Object.freeze({
       name: spec.name,
-      host: spec.host?.toLowerCase(),
+      hosts: spec.host === undefined ? [] : [spec.host.toLowerCase()],
       path: spec.path ?? '/',
       strip: spec.strip,
+      conditions: spec.options?.conditions,
+      rewrite: spec.options?.rewrite,
+      headers: spec.options?.headers,
+      sticky: spec.options?.sticky,
+      mirror: spec.mirror,
+      redirect: spec.options?.redirect,
       destinations: Object.freeze(destinations),
       active: Object.freeze(destinations.filter((d) => d.weight > 0)),
       origin: 'template',
@@ -106,7 +116,7 @@ export function makeTable(specs: RouteSpec[]): RoutingTable {
     } satisfies Route);
   });
   const ordered = [...routes].sort((a, b) =>
-    (a.host === undefined ? 1 : 0) - (b.host === undefined ? 1 : 0) || b.path.length - a.path.length);
+    (a.hosts.length === 0 ? 1 : 0) - (b.hosts.length === 0 ? 1 : 0) || b.path.length - a.path.length);
   return Object.freeze({
     routes: Object.freeze(routes),
     problems: Object.freeze([]),
@@ -115,7 +125,7 @@ export function makeTable(specs: RouteSpec[]): RoutingTable {
       const h = hostOf(host);
       const q = path.indexOf('?');
       const p = q === -1 ? path : path.slice(0, q);
-      return ordered.find((r) => (r.host === undefined || r.host === h) && prefixMatches(r.path, p));
+      return ordered.find((r) => (r.hosts.length === 0 || (h !== undefined && r.hosts.includes(h))) && prefixMatches(r.path, p));
     },
   });
 }

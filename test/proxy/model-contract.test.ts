@@ -21,7 +21,7 @@ describe('proxy: tables from the real buildTable', () => {
   const templates: RouteTemplate[] = [
     {
       name: 'api-users',
-      match: { host: 'api.example.com', path: '/users' },
+      match: { hosts: ['api.example.com'], path: '/users' },
       strip: '/users',
       to: [{ service: 'users', tag: 'v1', weight: 3 }, { service: 'users', tag: 'v2', weight: 1 }],
       source: 'test.yaml',

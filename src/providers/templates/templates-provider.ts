@@ -105,7 +105,7 @@ export function toTemplate(route: import('./templates-schema.js').TemplatesFile[
   return {
     name: route.name,
     ...(route.each === undefined ? {} : { each: route.each }),
-    match: route.match.host === undefined ? { path: route.match.path } : { host: route.match.host, path: route.match.path },
+    match: { hosts: route.match.host === undefined ? [] : typeof route.match.host === 'string' ? [route.match.host] : route.match.host, path: route.match.path },
     ...(route.strip === undefined ? {} : { strip: route.strip }),
     to: route.to.map((d) => (d.tag === undefined ? { service: d.service, weight: d.weight } : { service: d.service, tag: d.tag, weight: d.weight })),
     ...(route.policy === undefined ? {} : { policy: route.policy }),

@@ -30,7 +30,11 @@ const route = z.strictObject({
   each: z.strictObject({ tag: z.string().min(1).optional(), service: z.string().min(1).optional() })
     .refine((each) => each.tag !== undefined || each.service !== undefined, 'each needs tag or service')
     .optional(),
-  match: z.strictObject({ host: z.string().min(1).optional(), path: z.string().startsWith('/').default('/') }).default({ path: '/' }),
+  match: z.strictObject({
+    // One host or a list; `*.example.com` matches one or more labels before the suffix.
+    host: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+    path: z.string().startsWith('/').default('/'),
+  }).default({ path: '/' }),
   strip: z.string().startsWith('/').optional(),
   to: z.array(destination).min(1),
   policy: policy.optional(),
