@@ -17,7 +17,7 @@
  */
 import { hostKey } from './host.js';
 import { pathEnd } from './path.js';
-import type { Route } from './types.js';
+import type { RequestFacts, Route } from './types.js';
 
 const SLASH = 47; // '/'
 
@@ -71,7 +71,7 @@ export class RouteIndex {
     return new RouteIndex(routes, { byHost: this.#byHost, anyHost: this.#anyHost });
   }
 
-  lookup(host: string | undefined, path: string): Route | undefined {
+  lookup(host: string | undefined, path: string, _request?: RequestFacts): Route | undefined {
     if (host !== undefined && this.#byHost.size > 0) {
       // Fast path: a Host header already in key form needs no normalisation.
       const table = this.#byHost.get(host) ?? this.#byHost.get(hostKey(host));

@@ -32,7 +32,7 @@ import type { RouteSpec } from './route-spec.js';
 import { serviceEndpoints } from './service-endpoints.js';
 import { sameCatalog, sameInstances, sameKv, sameMap, sameStrings } from './snapshot-equal.js';
 import type {
-  BuildProblem, DiscoverySnapshot, Endpoint, KvSnapshot, Route, RouteTemplate, RoutingTable, ServiceInstance,
+  BuildProblem, DiscoverySnapshot, Endpoint, KvSnapshot, RequestFacts, Route, RouteTemplate, RoutingTable, ServiceInstance,
 } from './types.js';
 
 /** One service's endpoints as the previous build made them, and the inputs they came from. */
@@ -166,7 +166,7 @@ export class TableBuilder {
       routes: Object.freeze(routes),
       problems: Object.freeze(problems),
       services: collected.services,
-      lookup: (host: string | undefined, path: string) => index.lookup(host, path),
+      lookup: (host: string | undefined, path: string, request?: RequestFacts) => index.lookup(host, path, request),
     });
 
     this.stats = {

@@ -19,7 +19,7 @@
 import { deepFreeze } from './deep-freeze.js';
 import { DEFAULT_POLICY, type RoutePolicy } from './policy.js';
 import { RouteIndex } from './route-index.js';
-import type { BuildProblem, Destination, Endpoint, EndpointState, HealthStatus, MirrorTarget, Route, RouteOrigin, RoutingTable } from './types.js';
+import type { BuildProblem, Destination, Endpoint, EndpointState, HealthStatus, MirrorTarget, RequestFacts, Route, RouteOrigin, RoutingTable } from './types.js';
 
 /** A table on the wire: plain strings and data, for `process.send` (structured clone or JSON). */
 export interface TableWire {
@@ -155,7 +155,7 @@ export function tableOfRoutes(routes: readonly Route[], problems: readonly Build
     routes: Object.freeze([...routes]),
     problems: deepFreeze(problems.map((p) => ({ ...p }))),
     services: Object.freeze([...services]),
-    lookup: (host: string | undefined, path: string) => index.lookup(host, path),
+    lookup: (host: string | undefined, path: string, request?: RequestFacts) => index.lookup(host, path, request),
   });
 }
 

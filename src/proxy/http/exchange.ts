@@ -153,7 +153,7 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler, Exchan
     // The request guard turned every target into origin-form (absolute-form included).
     const url = req.url ?? '/';
     const runtime = ctx.runtimes.current;
-    const route = runtime?.match(this.host, url);
+    const route = runtime?.match(this.host, url, req);
     if (route === undefined) {
       this.answer('SY_NO_ROUTE', ERROR_BODIES.SY_NO_ROUTE);
       return;

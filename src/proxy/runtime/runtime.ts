@@ -2,7 +2,7 @@ import { jsonString } from '../../observability/access-log.js';
 import type { TableStore } from '../../control/table-store.js';
 import { SmoothWeightedRoundRobin } from '../../model/balancer.js';
 import type { OutlierPolicy, RetryCondition, RoutePolicy } from '../../model/policy.js';
-import type { Destination, Endpoint, Route, RoutingTable } from '../../model/types.js';
+import type { Destination, Endpoint, RequestFacts, Route, RoutingTable } from '../../model/types.js';
 import type { Metrics } from '../../observability/metrics.js';
 import { headerValue } from '../http/debug-headers.js';
 import { errorBody } from '../http/error-response.js';
@@ -313,8 +313,8 @@ export class Runtime {
   }
 
   /** The runtime route for a request: the table's lookup, then one identity Map lookup. */
-  match(host: string | undefined, path: string): RuntimeRoute | undefined {
-    const route = this.table.lookup(host, path);
+  match(host: string | undefined, path: string, request?: RequestFacts): RuntimeRoute | undefined {
+    const route = this.table.lookup(host, path, request);
     return route === undefined ? undefined : this.routes.get(route);
   }
 

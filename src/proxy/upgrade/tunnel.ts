@@ -103,7 +103,7 @@ export class Tunnel implements RequestHead, ExchangeOutcome {
     if (this.requestId === undefined) this.requestId = ctx.ids.next();
     ctx.tracing.begin(this, req.method ?? 'GET', this.start);
     const url = req.url ?? '/';
-    const route = url.charCodeAt(0) === 47 ? ctx.runtimes.current?.match(this.host, url) : undefined;
+    const route = url.charCodeAt(0) === 47 ? ctx.runtimes.current?.match(this.host, url, this.req) : undefined;
     if (route === undefined) return this.refuse('SY_NO_ROUTE', ERROR_BODIES.SY_NO_ROUTE);
     this.route = route;
     if (route.guarded && this.refusedByPolicy(route, url)) return;
