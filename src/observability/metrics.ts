@@ -160,6 +160,15 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  // ---- request mirroring (src/proxy/http/mirror.ts, src/proxy/runtime/mirror-route.ts) ----
+
+  readonly mirror = new Counter({
+    name: 'switchyard_mirror_total',
+    help: 'Request copies decided for routes with a mirror (requests not sampled are not counted), by route and result: ok, server_error (the mirror answered 5xx), error, timeout, shed (maxInFlight reached), no_endpoint, body_too_large, incomplete (the client body never completed)',
+    labelNames: ['route', 'result'] as const,
+    registers: [this.registry],
+  });
+
   // ---- upstream timing (src/proxy/http/exchange.ts, src/proxy/runtime/upstreams.ts) ----
 
   readonly upstreamConnectDuration = new Histogram({

@@ -14,6 +14,7 @@ import type { ForwardContext } from './forward-context.js';
 import { appendForwarded } from './forwarded-headers.js';
 import { contentLengthOf, removeConnectionNominated, responseHeaders, scanRequestHeaders, trailerPairs, type RequestHead } from './headers.js';
 import { lingerAfterAnswer } from './lingering-close.js';
+import { startMirror, type MirrorCopy } from './mirror.js';
 import type { ProxyResponse } from './proxy-response.js';
 import { failedOn, retryEvent } from './trace-span.js';
 import { FAILURE_CODE, failureOf, isUpstreamFault, ProxyAbort, retryCondition, timeoutKind, type Failure } from './upstream-failure.js';
@@ -180,11 +181,13 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler, Exchan
 
     // The client waits for our go before sending its body: nothing refused it, so it may come.
     if (this.expectContinue) res.writeContinue();
+    // Mirroring (mirror.ts): the copy is decided here, with the final path and headers.
+    const copy = route.mirror === undefined ? undefined : startMirror(route.mirror, req.method, path, headers, this.hasBody ? contentLengthOf(req.rawHeaders) : 0);
     const options: Dispatcher.DispatchOptions = {
       method: req.method as Dispatcher.HttpMethod,
       path,
       headers,
-      body: this.hasBody ? this.body(route) : null,
+      body: this.hasBody ? this.body(route, copy) : null,
       headersTimeout: route.headersTimeout,
       bodyTimeout: route.bodyTimeout,
     };
@@ -192,6 +195,8 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler, Exchan
     this.attempts = 1;
     if (route.totalMs > 0) this.timer = setTimeout(onTotalTimeout, route.totalMs, this);
     this.dispatch(endpoint, route);
+    // The main request is on its way: a copy without a body follows (one with a body goes when it is complete).
+    if (copy !== undefined && !this.hasBody) copy.send(null);
   }
 
   /** Hand the request to `endpoint`'s pool; on a capped route, start waiting for a connection. */
@@ -288,12 +293,12 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler, Exchan
    * The request body as undici gets it: always through a BodyTap, so that undici's clean-up after
    * a failure destroys the tap, never the client's request (and with it the client's socket, before
    * an answer could be written). The tap also counts a chunked body against the route's limit and
-   * keeps an idempotent request's body for a retry (`route.replayBytes`).
+   * keeps an idempotent request's body for a retry (`route.replayBytes`) and for a mirror `copy`.
    */
-  private body(route: RuntimeRoute): BodyTap {
+  private body(route: RuntimeRoute, copy: MirrorCopy | undefined): BodyTap {
     // A Content-Length already over the size cannot be kept: no copy is started.
     const keep = route.replayBytes > 0 && isIdempotent(this.req.method) && contentLengthOf(this.req.rawHeaders) <= route.replayBytes ? route.replayBytes : 0;
-    const tap = new BodyTap(this.bodyLimit, keep);
+    const tap = new BodyTap(this.bodyLimit, keep, copy);
     this.tap = tap;
     return this.req.pipe(tap);
   }

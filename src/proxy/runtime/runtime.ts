@@ -8,6 +8,7 @@ import { headerValue } from '../http/debug-headers.js';
 import { errorBody } from '../http/error-response.js';
 import type { RateLimiter } from '../policy/rate-limiter.js';
 import { EndpointWindow, type EndpointSample, type StatsSample } from './endpoint-window.js';
+import { buildMirror, type RouteMirror } from './mirror-route.js';
 import { NO_ROUTE_LABEL, RouteMetrics } from './route-metrics.js';
 import { RouteState, type EjectedEndpoint, type EndpointHealth } from './route-state.js';
 import type { UpstreamPool, Upstreams } from './upstreams.js';
@@ -158,6 +159,8 @@ export class RuntimeRoute {
    * queue forms, so no timer is needed). From `policy.upstream.queueTimeoutMs`.
    */
   readonly queueTimeout: number;
+  /** The route's mirror (mirror-route.ts), set by buildRuntime; undefined = none (one check per request). */
+  mirror: RouteMirror | undefined = undefined;
 
   constructor(route: Route, destinations: RuntimeDestination[], state: RouteState, previous: RuntimeRoute | undefined) {
     this.name = route.name;
@@ -387,7 +390,9 @@ export function buildRuntime(table: RoutingTable, upstreams: Upstreams, metrics:
       }
       destinations.push(new RuntimeDestination(destination, endpoints, prevRoute?.destinations.get(destination.key)));
     }
-    routes.set(route, new RuntimeRoute(route, destinations, state, prevRoute));
+    const runtimeRoute = new RuntimeRoute(route, destinations, state, prevRoute);
+    if (route.mirror !== undefined) runtimeRoute.mirror = buildMirror(route, upstreams.mirrorPoolsOf(route), metrics, prevRoute?.mirror);
+    routes.set(route, runtimeRoute);
   }
   return new Runtime(table, routes);
 }

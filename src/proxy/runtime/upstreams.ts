@@ -168,7 +168,7 @@ function assertPoolOrigin(origin: string): void {
  * (`close()`), bounded by `drainTimeoutMs`, after which it is destroyed.
  *
  * Cost proportional to change: each prepared Route object holds one use of each of its endpoints'
- * pools (`routeKeys`, `UpstreamPool.uses`); a Route object seen before costs a Map lookup, and only
+ * pools, and of its mirror's endpoints' pools (`routeKeys`, `UpstreamPool.uses`); a Route object seen before costs a Map lookup, and only
  * the pools of routes that left are released. The runtime takes a route's pools from here
  * (`poolsOf`) instead of looking each origin up again. A table that differs from the live one by one route touches that
  * route's endpoints only, whatever the number of origins.
@@ -276,6 +276,17 @@ export class Upstreams {
     return this.hold(route, true).pools;
   }
 
+  /**
+   * The pool of each active endpoint of `route.mirror` (its destination's `active` endpoints in
+   * order; empty without a mirror), held with the route like its own: a mirror's pools have the
+   * default settings (the copy bounds itself with `mirror.timeoutMs` and `maxInFlight`, not with
+   * the route's connect timeout or connection cap), so they are the pools any route with default
+   * settings uses for those origins, keep-alive connections included.
+   */
+  mirrorPoolsOf(route: Route): readonly (UpstreamPool | undefined)[] {
+    return this.hold(route, true).mirror;
+  }
+
   /** Count one use of each endpoint's pool of `route` (once per Route object), making pools when `make`. */
   private hold(route: Route, make: boolean): HeldRoute {
     const known = this.routeKeys.get(route);
@@ -283,20 +294,26 @@ export class Upstreams {
     const settings = poolSettingsOf(route);
     const pools: (UpstreamPool | undefined)[] = [];
     for (const destination of route.active) {
-      for (const endpoint of destination.active) {
-        const pool = make ? this.tryAcquire(endpoint.origin, settings) : this.active.get(this.keyOf(endpoint.origin, settings));
-        pools.push(pool);
-        if (pool === undefined) continue;
-        if (pool.uses++ === 0) this.unused.delete(pool.key);
-        pool.owner ??= route.name;
-      }
+      for (const endpoint of destination.active) pools.push(this.use(route, endpoint.origin, settings, make));
     }
-    const held: HeldRoute = { pools, kept: this.retains };
+    let mirror: readonly (UpstreamPool | undefined)[] = NO_POOLS;
+    const mirrored = route.mirror?.destination.active;
+    if (mirrored !== undefined && mirrored.length > 0) mirror = mirrored.map((endpoint) => this.use(route, endpoint.origin, undefined, make));
+    const held: HeldRoute = { pools, mirror, kept: this.retains };
     this.routeKeys.set(route, held);
     return held;
   }
 
-  /** The pool keys `table` sends new requests to. */
+  /** One use of the pool of `origin` with `settings` by `route` (made when `make`); undefined when there is none. */
+  private use(route: Route, origin: string, settings: PoolSettings | undefined, make: boolean): UpstreamPool | undefined {
+    const pool = make ? this.tryAcquire(origin, settings) : this.active.get(this.keyOf(origin, settings));
+    if (pool === undefined) return undefined;
+    if (pool.uses++ === 0) this.unused.delete(pool.key);
+    pool.owner ??= route.name;
+    return pool;
+  }
+
+  /** The pool keys `table` sends new requests to (its routes' mirrors included). */
   poolKeys(table: RoutingTable | undefined): Set<string> {
     const keys = new Set<string>();
     for (const route of table?.routes ?? []) {
@@ -304,6 +321,7 @@ export class Upstreams {
       for (const destination of route.active) {
         for (const endpoint of destination.active) keys.add(this.keyOf(endpoint.origin, settings));
       }
+      for (const endpoint of route.mirror?.destination.active ?? []) keys.add(this.keyOf(endpoint.origin, undefined));
     }
     return keys;
   }
@@ -324,12 +342,14 @@ export class Upstreams {
     for (const [route, held] of this.routeKeys) {
       if (held.kept === retain) continue;
       this.routeKeys.delete(route);
-      for (const pool of held.pools) {
-        if (pool === undefined) continue;
-        if (--pool.uses === 0) this.unused.add(pool.key);
-        if (pool.owner === route.name && pool.uses > 0) {
-          liveNames ??= new Set((live?.routes ?? []).map((r) => r.name));
-          if (!liveNames.has(route.name)) pool.owner = undefined;
+      for (const pools of [held.pools, held.mirror]) {
+        for (const pool of pools) {
+          if (pool === undefined) continue;
+          if (--pool.uses === 0) this.unused.add(pool.key);
+          if (pool.owner === route.name && pool.uses > 0) {
+            liveNames ??= new Set((live?.routes ?? []).map((r) => r.name));
+            if (!liveNames.has(route.name)) pool.owner = undefined;
+          }
         }
       }
     }
@@ -398,11 +418,14 @@ export class Upstreams {
   }
 }
 
-/** A Route object's pools (see Upstreams.poolsOf) and the last retainOnly that kept it. */
+/** A Route object's pools (see Upstreams.poolsOf), its mirror's (mirrorPoolsOf) and the last retainOnly that kept it. */
 interface HeldRoute {
   readonly pools: readonly (UpstreamPool | undefined)[];
+  readonly mirror: readonly (UpstreamPool | undefined)[];
   kept: number;
 }
+
+const NO_POOLS: readonly (UpstreamPool | undefined)[] = Object.freeze([]);
 
 /** Label of connect times of a pool whose holding routes all let go while another still holds it. */
 const SHARED_POOL_LABEL = '(shared)';
