@@ -13,7 +13,9 @@ export default tseslint.config(
   },
   {
     // The model is pure: it imports only the model itself and src/errors.ts; no I/O, no libraries,
-    // no node:* modules, nothing from test/.
+    // no node:* modules, nothing from test/. One library is allowed: re2js (pure JavaScript RE2,
+    // linear-time matching, no I/O), for the route rewrite regexes validated and compiled at build
+    // time (route-options.ts). Every other library stays out: the list below names those installed.
     files: ['src/model/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: ['node:*', '../*', '!../errors.js', '../../*', 'undici', 'pino', 'prom-client', 'yaml', 'zod', 'chokidar', 'consul'] }],
