@@ -1,5 +1,5 @@
 import type { PolicyInput } from './policy.js';
-import type { RouteOptions, RouteOrigin, TemplateDestination } from './types.js';
+import type { MatchConditions, RouteOptions, RouteOrigin, TemplateDestination } from './types.js';
 
 /**
  * A route before its destinations are resolved against discovery: what template expansion and tag
@@ -41,4 +41,37 @@ export function matchKeys(hosts: readonly string[], path: string): string[] {
 /** Human form of a match for messages: `api.example.com/users` or `/users` (any host). */
 export function describeMatch(host: string | undefined, path: string): string {
   return `${host ?? ''}${path}`;
+}
+
+/**
+ * How many conditions a route has, for precedence within one host and path: a non-empty method
+ * list counts 1, each header condition 1, each query condition 1. No conditions = 0.
+ */
+export function conditionCount(c: MatchConditions | undefined): number {
+  if (c === undefined) return 0;
+  return (c.methods.length > 0 ? 1 : 0) + c.headers.length + c.query.length;
+}
+
+/**
+ * Whether one request can satisfy both condition sets (exactly, not approximately): false only
+ * when the method lists are both non-empty and disjoint, or some header (or query parameter) name
+ * is required by both with two different exact values (`*` = present is compatible with any
+ * value). Everything else can hold together: a header one route requires and the other does not
+ * mention, for instance, is sent by some request.
+ */
+export function conditionsOverlap(a: MatchConditions | undefined, b: MatchConditions | undefined): boolean {
+  if (a === undefined || b === undefined) return true;
+  if (a.methods.length > 0 && b.methods.length > 0 && !a.methods.some((m) => b.methods.includes(m))) return false;
+  return pairsOverlap(a.headers, b.headers) && pairsOverlap(a.query, b.query);
+}
+
+/** False when some name has two different exact values (neither `*`) in `a` and `b`. */
+function pairsOverlap(a: readonly (readonly [string, string])[], b: readonly (readonly [string, string])[]): boolean {
+  for (const [name, value] of a) {
+    if (value === '*') continue;
+    for (const [otherName, otherValue] of b) {
+      if (otherName === name && otherValue !== '*' && otherValue !== value) return false;
+    }
+  }
+  return true;
 }
