@@ -611,11 +611,11 @@ export function optionsConflict(options: RouteOptions | undefined, strip: string
   return undefined;
 }
 
-/** The first options field holding `{{`, for template-expand's messages, or undefined. */
-export function optionsPlaceholderField(options: RouteOptions | undefined): string | undefined {
+/** The first options field holding `{{` (in `view` of its value), for template-expand's messages, or undefined. */
+export function optionsPlaceholderField(options: RouteOptions | undefined, view: (s: string) => string = (s) => s): string | undefined {
   let found: string | undefined;
   visitTemplateStrings(options, (value, field) => {
-    if (found === undefined && value.includes('{{')) found = field;
+    if (found === undefined && view(value).includes('{{')) found = field;
     return value;
   });
   return found;

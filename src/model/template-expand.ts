@@ -1,5 +1,6 @@
 import { ConfigError } from '../errors.js';
 import { compareCodeUnits } from './compare-code-units.js';
+import { describeOptionsProblem, fillRouteOptions, isOptionsProblem, optionsConflict, optionsPlaceholderField } from './route-options.js';
 import type { RouteSpec } from './route-spec.js';
 import type { DiscoverySnapshot, RouteTemplate, TemplateDestination } from './types.js';
 
@@ -12,7 +13,13 @@ import type { DiscoverySnapshot, RouteTemplate, TemplateDestination } from './ty
  *   `each.service` is an exact name, `each.tag` must be among the service's catalog tags. `each: {}`
  *   (no condition) matches every service, by vacuous truth.
  * - The only placeholder is `{{service}}`, spelled exactly so; it is replaced in name, match.host,
- *   match.path, strip, to[].service and to[].tag. Any other `{{` left after replacement is an error.
+ *   match.path, strip, to[].service and to[].tag, and in the gateway options that take it
+ *   (route-options.ts: rewrite.path, rewrite.to, rewrite.host, header set values, mirror.service,
+ *   mirror.tag, redirect.to), which are checked again once filled (a service name can make a
+ *   rewrite host invalid: ConfigError naming the route and field). Any other `{{` left after
+ *   replacement is an error.
+ * - The options' cross-field rules (optionsConflict: a redirect sends nothing upstream, strip
+ *   excludes rewrite.path/regex) hold for every template, also those not read from YAML.
  * - Order is deterministic: templates in input order, each expansion sorted by service name
  *   (code-unit order, independent of locale).
  *
@@ -42,7 +49,7 @@ export function expandTemplates(
     }
     // Checked once, before matching: a template's validity must not depend on the catalog, or a
     // table would start failing to build the moment some service appears.
-    const field = placeholderField(toSpec(template, (s) => s.replaceAll(PLACEHOLDER, '')));
+    const field = placeholderField(template, (s) => s.replaceAll(PLACEHOLDER, ''));
     if (field !== undefined) {
       throw new ConfigError(template.source, `route "${template.name}": ${field} has an unknown placeholder (only ${PLACEHOLDER} exists)`);
     }
@@ -58,6 +65,7 @@ export function expandTemplates(
 type Fill = (s: string) => string;
 
 function toSpec(template: RouteTemplate, fill: Fill): RouteSpec {
+  const options = template.options === undefined ? undefined : filledOptions(template, fill);
   return {
     name: fill(template.name),
     hosts: template.match.hosts.map(fill),
@@ -70,21 +78,31 @@ function toSpec(template: RouteTemplate, fill: Fill): RouteSpec {
     origin: 'template',
     source: template.source,
     ...(template.policy === undefined ? {} : { policy: template.policy }),
-    ...(template.options === undefined ? {} : { options: template.options }),
+    ...(options === undefined ? {} : { options }),
   };
 }
 
-/** The first field holding `{{`, for the error message, or undefined. */
-function placeholderField(t: RouteSpec | RouteTemplate): string | undefined {
-  const hosts = 'match' in t ? t.match.hosts : t.hosts;
-  const path = 'match' in t ? t.match.path : t.path;
-  if (t.name.includes('{{')) return 'name';
-  if (hosts.some((h) => h.includes('{{'))) return 'match.host';
-  if (path.includes('{{')) return 'match.path';
-  if (t.strip?.includes('{{')) return 'strip';
+function filledOptions(template: RouteTemplate, fill: Fill): RouteSpec['options'] {
+  const fail = (problem: { path: readonly (string | number)[]; message: string }): never => {
+    throw new ConfigError(template.source, `route "${fill(template.name)}": ${describeOptionsProblem(problem)}`);
+  };
+  const filled = fillRouteOptions(template.options!, fill);
+  if (isOptionsProblem(filled)) return fail(filled);
+  const conflict = optionsConflict(filled, template.strip);
+  if (conflict !== undefined) fail(conflict);
+  return filled;
+}
+
+/** The first field holding `{{` (as `view` shows it: the template's strings with the known placeholder removed), or undefined. */
+function placeholderField(t: RouteTemplate, view: Fill = (s) => s): string | undefined {
+  const has = (s: string | undefined): boolean => s !== undefined && view(s).includes('{{');
+  if (has(t.name)) return 'name';
+  if (t.match.hosts.some(has)) return 'match.host';
+  if (has(t.match.path)) return 'match.path';
+  if (has(t.strip)) return 'strip';
   for (const d of t.to) {
-    if (d.service.includes('{{')) return 'to[].service';
-    if (d.tag?.includes('{{')) return 'to[].tag';
+    if (has(d.service)) return 'to[].service';
+    if (has(d.tag)) return 'to[].tag';
   }
-  return undefined;
+  return optionsPlaceholderField(t.options, view);
 }

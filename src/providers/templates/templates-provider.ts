@@ -109,6 +109,7 @@ export function toTemplate(route: import('./templates-schema.js').TemplatesFile[
     ...(route.strip === undefined ? {} : { strip: route.strip }),
     to: route.to.map((d) => (d.tag === undefined ? { service: d.service, weight: d.weight } : { service: d.service, tag: d.tag, weight: d.weight })),
     ...(route.policy === undefined ? {} : { policy: route.policy }),
+    ...(route.options === undefined ? {} : { options: route.options }),
     source,
   };
 }
