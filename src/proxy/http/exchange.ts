@@ -6,16 +6,17 @@ import { httpStatusFor, type ErrorCode } from '../../errors.js';
 import { admission, httpsLocation, REDIRECT, refusalCode } from '../policy/admission.js';
 import { isIdempotent, retryTarget, statusCondition } from '../policy/retry-decision.js';
 import type { RouteState } from '../runtime/route-state.js';
-import { stripPath, type RuntimeEndpoint, type RuntimeRoute } from '../runtime/runtime.js';
+import type { RuntimeEndpoint, RuntimeRoute } from '../runtime/runtime.js';
 import { CLIENT_CLOSED_STATUS, recordExchange, type ExchangeEnd, type ExchangeOutcome } from './access-record.js';
 import { BodyTap } from './body-tap.js';
 import { bodyWithIds, ERROR_BODIES, errorBodyOf, sendError } from './error-response.js';
 import type { ForwardContext } from './forward-context.js';
 import { appendForwarded } from './forwarded-headers.js';
-import { contentLengthOf, removeConnectionNominated, responseHeaders, scanRequestHeaders, trailerPairs, type RequestHead } from './headers.js';
+import { contentLengthOf, editRequestHeaders, removeConnectionNominated, responseHeaders, scanRequestHeaders, trailerPairs, type RequestHead } from './headers.js';
 import { lingerAfterAnswer } from './lingering-close.js';
 import { startMirror, type MirrorCopy } from './mirror.js';
 import type { ProxyResponse } from './proxy-response.js';
+import type { RedirectTemplate } from './redirect.js';
 import { failedOn, retryEvent } from './trace-span.js';
 import { FAILURE_CODE, failureOf, isUpstreamFault, ProxyAbort, retryCondition, timeoutKind, type Failure } from './upstream-failure.js';
 
@@ -134,6 +135,8 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler, Exchan
   private bodyLimit = -1;
   /** The body on its way upstream. */
   private tap: BodyTap | undefined = undefined;
+  /** Sticky routes: the endpoint the request's cookie named and that took it (no Set-Cookie then). */
+  private stickyTo: RuntimeEndpoint | undefined = undefined;
 
   constructor(ctx: ForwardContext, req: IncomingMessage, res: ProxyResponse, start: number, expectContinue = false) {
     this.ctx = ctx;
@@ -161,11 +164,16 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler, Exchan
     }
     this.route = route;
     if (route.guarded && this.refuse(route, url, requestId)) return;
+    if (route.redirect !== undefined) {
+      this.redirect(route.redirect, url, requestId);
+      return;
+    }
     const state = route.state;
     state.inflight += 1;
     this.state = state;
     if (route.retryCount > 0) state.budget.deposit(this.start);
-    const endpoint = route.pick();
+    const sticky = route.sticky;
+    const endpoint = sticky === undefined ? route.pick() : (this.stickyTo = sticky.find(this.headers)) ?? route.pick();
     if (endpoint === undefined) {
       this.answer('SY_NO_ENDPOINT', route.noEndpointBody);
       return;
@@ -173,11 +181,14 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler, Exchan
     this.endpoint = endpoint;
 
     const headers = this.connection === undefined ? this.headers : removeConnectionNominated(this.headers, this.connection);
-    if (ctx.preserveHost && this.host !== undefined) headers.push('host', this.host);
+    if (route.requestEdits !== undefined) editRequestHeaders(headers, route.requestEdits);
+    const upstreamHost = route.upstreamHost ?? (ctx.preserveHost ? this.host : undefined);
+    if (upstreamHost !== undefined) headers.push('host', upstreamHost);
     // The proxy relays trailers for a client that accepts them, so it accepts them itself.
     if (this.trailers) headers.push('te', 'trailers');
-    const path = stripPath(url, route.strip);
-    appendForwarded(headers, this, req.socket, ctx.proto, path !== url ? route.strip : undefined, requestId, this.upstreamTraceparent);
+    const rewrite = route.pathRewrite;
+    const path = rewrite === undefined ? url : rewrite.apply(url);
+    appendForwarded(headers, this, req.socket, ctx.proto, path !== url ? rewrite!.forwardedPrefix : undefined, requestId, this.upstreamTraceparent);
 
     // The client waits for our go before sending its body: nothing refused it, so it may come.
     if (this.expectContinue) res.writeContinue();
@@ -252,7 +263,7 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler, Exchan
    * stops here. Only called for routes that have at least one of them (`route.guarded`).
    */
   private refuse(route: RuntimeRoute, url: string, requestId: string): boolean {
-    const { req, res } = this;
+    const req = this.req;
     const length = this.hasBody ? contentLengthOf(req.rawHeaders) : -1;
     const verdict = admission(route, req.socket, this.forwardedFor, this.ctx.httpsPort, this.start, length);
     if (verdict === REDIRECT) {
@@ -261,11 +272,7 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler, Exchan
         this.answer('SY_BAD_REQUEST', ERROR_BODIES.SY_BAD_REQUEST);
         return true;
       }
-      this.settled = true;
-      if (this.closeAfterAnswer()) res.shouldKeepAlive = false;
-      res.writeHead(308, ['location', location, 'content-length', '0', 'cache-control', 'no-store', 'x-request-id', requestId]);
-      res.end();
-      this.status = 308;
+      this.sendRedirect(308, ['location', location, 'content-length', '0', 'cache-control', 'no-store', 'x-request-id', requestId]);
       return true;
     }
     if (verdict !== 0) {
@@ -276,6 +283,23 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler, Exchan
     // No Content-Length: a chunked body, counted as it streams.
     if (route.maxBody >= 0 && this.hasBody && length < 0) this.bodyLimit = route.maxBody;
     return false;
+  }
+
+  /** Answer with a redirect whose head is `headers` (no body): the HTTPS redirect and redirect routes. */
+  private sendRedirect(status: number, headers: string[]): void {
+    const res = this.res;
+    this.settled = true;
+    if (this.closeAfterAnswer()) res.shouldKeepAlive = false;
+    res.writeHead(status, headers);
+    res.end();
+    this.status = status;
+  }
+
+  /** A redirect route (redirect.ts): answered here, no upstream; 400 when no Location can be made. */
+  private redirect(redirect: RedirectTemplate, url: string, requestId: string): void {
+    const location = redirect.location(url, this.host);
+    if (location === undefined) this.answer('SY_BAD_REQUEST', ERROR_BODIES.SY_BAD_REQUEST);
+    else this.sendRedirect(redirect.status, ['location', location, 'content-length', '0', 'x-request-id', requestId]);
   }
 
   /** The retry decision (retry-decision.ts) for the attempt that just failed with `condition`. */
@@ -381,8 +405,9 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler, Exchan
     this.tap?.forgetCopy();
     const res = this.res;
     this.resumeUpstream = resume;
-    const headers = responseHeaders(rawHeaders, this.requestId!, this.trailers && willChunk(res, statusCode, this.req.method));
+    const headers = responseHeaders(rawHeaders, this.requestId!, this.trailers && willChunk(res, statusCode, this.req.method), route?.responseEdits);
     if (route?.debugRoute !== undefined && endpoint !== undefined) appendDebugHeaders(headers, route.debugRoute, endpoint, upstreamMs);
+    if (route?.sticky !== undefined && endpoint !== undefined && endpoint !== this.stickyTo) this.setStickyCookie(headers, route, endpoint);
     // Draining, or an answer before the request body has fully arrived: close the client
     // connection after this response (lingering, so the client reads it).
     if (this.closeAfterAnswer()) res.shouldKeepAlive = false;
@@ -396,6 +421,17 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler, Exchan
     }
     this.status = statusCode;
     return true;
+  }
+
+  /**
+   * A sticky route's answer from an endpoint the request's cookie did not name (a new session, a
+   * cookie naming an endpoint that cannot take it, or a retry that moved it): the cookie names the
+   * endpoint that answered, appended to the upstream's own Set-Cookie fields. Secure on TLS.
+   */
+  private setStickyCookie(headers: string[], route: RuntimeRoute, endpoint: RuntimeEndpoint): void {
+    const socket = this.req.socket as { encrypted?: boolean } | null;
+    const cookie = route.sticky!.setCookie(endpoint, socket?.encrypted === true || this.ctx.proto === 'https');
+    if (cookie !== undefined) headers.push('set-cookie', cookie);
   }
 
   onData(chunk: Buffer): boolean {

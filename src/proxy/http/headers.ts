@@ -134,7 +134,7 @@ function listsTrailers(value: string): boolean {
  * the response is not chunked and node refuses a head with both (ERR_HTTP_TRAILER_INVALID; a
  * message without chunked framing cannot carry trailers, RFC 9112 §7.1.2). nginx drops it too.
  */
-export function responseHeaders(raw: readonly Buffer[], requestId: string, trailers: boolean): string[] {
+export function responseHeaders(raw: readonly Buffer[], requestId: string, trailers: boolean, edits?: HeaderEditPlan): string[] {
   const out: string[] = [];
   let connection: string | undefined;
   let trailer: string | undefined;
@@ -163,14 +163,95 @@ export function responseHeaders(raw: readonly Buffer[], requestId: string, trail
       case 'x-request-id':
         continue;
       default:
+        if (edits !== undefined && edits.drop.has(name)) continue;
         break;
     }
     out.push(rawName.toString('latin1'), raw[i + 1]!.toString('latin1'));
   }
   if (trailer !== undefined && !contentLength) out.push('Trailer', trailer);
   const result = connection === undefined ? out : removeConnectionNominated(out, connection, true);
+  if (edits !== undefined) appendSet(result, edits);
   result.push('x-request-id', requestId);
   return result;
+}
+
+/**
+ * A route's header edits of one direction (`headers.request` / `headers.response`), made once when
+ * the runtime is built: `drop` holds the removed names and the names `set` replaces (every field of
+ * a set name goes, then one field with the configured value is added), `set` is a flat
+ * `[name, value, ...]` list. Names are lower-case. Applied after the proxy's own header rules.
+ */
+export interface HeaderEditPlan {
+  readonly drop: ReadonlySet<string>;
+  readonly set: readonly string[];
+}
+
+/**
+ * Names an edit never touches, whatever the configuration says (validation refuses them with a
+ * clear error; this is the run-time guard): framing and hop-by-hop headers, Host (`rewrite.host`
+ * sets it), the proxy's X-Forwarded-* and X-Request-Id, and the trace context.
+ */
+const PROTECTED = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade',
+  'http2-settings', 'content-length', 'host', 'expect', 'x-request-id', 'traceparent', 'tracestate',
+]);
+
+/** Whether header edits may touch `name` (lower-case): a token, not protected, not X-Forwarded-*. */
+export function editableHeader(name: string): boolean {
+  if (name === '' || PROTECTED.has(name) || name.startsWith('x-forwarded-')) return false;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    // RFC 9110 token characters, lower-case letters only (names arrive lower-cased).
+    const ok = (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || '!#$%&\'*+-.^_`|~'.includes(name[i]!);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+/** A field value node would send: no CR, LF, NUL or other control character except tab. */
+export function validHeaderValue(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if ((c < 32 && c !== 9) || c === 127 || c > 255) return false;
+  }
+  return true;
+}
+
+/** The plan for `edits`, without anything that must not be touched; undefined when nothing is left. */
+export function headerEditPlan(edits: { readonly set: readonly (readonly [string, string])[]; readonly remove: readonly string[] } | undefined): HeaderEditPlan | undefined {
+  if (edits === undefined) return undefined;
+  const drop = new Set<string>();
+  const set: string[] = [];
+  for (const name of edits.remove) {
+    const lower = name.toLowerCase();
+    if (editableHeader(lower)) drop.add(lower);
+  }
+  for (const [name, value] of edits.set) {
+    const lower = name.toLowerCase();
+    if (!editableHeader(lower) || !validHeaderValue(value)) continue;
+    drop.add(lower);
+    set.push(lower, value);
+  }
+  return drop.size === 0 ? undefined : { drop, set };
+}
+
+/** Apply a request edit plan to a forwarded list (lower-case names) in place: remove, then set. */
+export function editRequestHeaders(headers: string[], plan: HeaderEditPlan): void {
+  const { drop } = plan;
+  let at = 0;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (drop.has(name)) continue;
+    headers[at++] = name;
+    headers[at++] = headers[i + 1]!;
+  }
+  headers.length = at;
+  appendSet(headers, plan);
+}
+
+function appendSet(headers: string[], plan: HeaderEditPlan): void {
+  const set = plan.set;
+  for (let i = 0; i < set.length; i += 2) headers.push(set[i]!, set[i + 1]!);
 }
 
 /** undici's raw trailer list (`[name, value, ...]` as Buffers) as pairs for `res.addTrailers`. */

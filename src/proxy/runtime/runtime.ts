@@ -6,6 +6,10 @@ import type { Destination, Endpoint, RequestFacts, Route, RoutingTable } from '.
 import type { Metrics } from '../../observability/metrics.js';
 import { headerValue } from '../http/debug-headers.js';
 import { errorBody } from '../http/error-response.js';
+import { headerEditPlan, type HeaderEditPlan } from '../http/headers.js';
+import { RedirectTemplate } from '../http/redirect.js';
+import { pathRewriteOf, replacePrefix, type PathRewrite } from '../http/rewrite.js';
+import { stickyOf, type StickySessions } from '../http/sticky.js';
 import type { RateLimiter } from '../policy/rate-limiter.js';
 import { EndpointWindow, type EndpointSample, type StatsSample } from './endpoint-window.js';
 import { buildMirror, type RouteMirror } from './mirror-route.js';
@@ -120,6 +124,20 @@ export class RuntimeRoute {
   /** `x-switchyard-route` when the policy asks for debug headers; undefined = none. */
   readonly debugRoute: string | undefined;
 
+  // Request shaping (gateway options), made once here; each is undefined on a route without it,
+  // so a plain route pays one field check per feature.
+  /** `strip`, `rewrite.path` or `rewrite.regex` (http/rewrite.ts). */
+  readonly pathRewrite: PathRewrite | undefined;
+  /** `rewrite.host`: the Host sent upstream (over `--preserve-host` and the endpoint's). */
+  readonly upstreamHost: string | undefined;
+  /** `headers.request` / `headers.response` edits (http/headers.ts). */
+  readonly requestEdits: HeaderEditPlan | undefined;
+  readonly responseEdits: HeaderEditPlan | undefined;
+  /** `sticky`: cookie → endpoint of this route's balancers (http/sticky.ts). */
+  readonly sticky: StickySessions | undefined;
+  /** `redirect`: the route answers by itself (http/redirect.ts). */
+  readonly redirect: RedirectTemplate | undefined;
+
   // The policy, resolved into fields the hot path reads without indirection.
   /** Per-request undici timeouts (0 = none). */
   /** Connect timeout in ms (undici's is per pool; upgrade tunnels connect with it themselves). */
@@ -197,6 +215,19 @@ export class RuntimeRoute {
     this.queueTimeout = this.maxConnections === null ? 0 : policy.upstream.queueTimeoutMs;
     this.debugRoute = policy.debugHeaders ? headerValue(route.name) : undefined;
     this.guarded = this.redirectToHttps || this.limiter !== undefined || this.maxBody >= 0 || policy.concurrency !== null;
+
+    this.pathRewrite = pathRewriteOf(route);
+    this.upstreamHost = route.rewrite?.host;
+    this.requestEdits = headerEditPlan(route.headers?.request);
+    this.responseEdits = headerEditPlan(route.headers?.response);
+    this.sticky = stickyOf(route.sticky, route.path, destinations);
+    this.redirect = route.redirect === undefined ? undefined : new RedirectTemplate(route.redirect);
+  }
+
+  /** The request target the upstream gets for `url` (strip or rewrite applied). */
+  forwardPath(url: string): string {
+    const rewrite = this.pathRewrite;
+    return rewrite === undefined ? url : rewrite.apply(url);
   }
 
   /**
@@ -293,13 +324,7 @@ function stripOf(strip: string | undefined): string | undefined {
  * `/users` → `/`, `/users/1` → `/1`, `/users?q` → `/?q`, `/usersx` → unchanged.
  */
 export function stripPath(url: string, strip: string | undefined): string {
-  if (strip === undefined || !url.startsWith(strip)) return url;
-  const n = strip.length;
-  if (url.length === n) return '/';
-  const next = url.charCodeAt(n);
-  if (next === 47 /* / */) return url.slice(n);
-  if (next === 63 /* ? */) return `/${url.slice(n)}`;
-  return url;
+  return strip === undefined || strip === '/' ? url : replacePrefix(url, strip, '');
 }
 
 export class Runtime {

@@ -6,13 +6,14 @@ import { CLIENT_CLOSED_STATUS, recordExchange, type ExchangeEnd, type ExchangeOu
 import { bodyWithIds, ERROR_BODIES, errorBodyOf, rawErrorResponse, rawRedirect } from '../http/error-response.js';
 import type { ForwardContext } from '../http/forward-context.js';
 import { appendForwarded } from '../http/forwarded-headers.js';
-import { removeConnectionNominated, scanRequestHeaders, type RequestHead } from '../http/headers.js';
+import { editRequestHeaders, removeConnectionNominated, scanRequestHeaders, type RequestHead } from '../http/headers.js';
+import { rawRedirectAnswer } from '../http/redirect.js';
 import { failedOn, retryEvent } from '../http/trace-span.js';
 import { FAILURE_CODE, failureOf, retryCondition, timeoutKind, type Failure } from '../http/upstream-failure.js';
 import { admission, httpsLocation, REDIRECT, refusalCode } from '../policy/admission.js';
 import { retryTarget, statusCondition } from '../policy/retry-decision.js';
 import type { RouteState } from '../runtime/route-state.js';
-import { stripPath, type RuntimeEndpoint, type RuntimeRoute } from '../runtime/runtime.js';
+import type { RuntimeEndpoint, RuntimeRoute } from '../runtime/runtime.js';
 import { upgradeProtocols } from './h2c-offer.js';
 import { refusalHead, UPSTREAM_HEAD_LIMIT } from './refusal-head.js';
 
@@ -107,14 +108,23 @@ export class Tunnel implements RequestHead, ExchangeOutcome {
     if (route === undefined) return this.refuse('SY_NO_ROUTE', ERROR_BODIES.SY_NO_ROUTE);
     this.route = route;
     if (route.guarded && this.refusedByPolicy(route, url)) return;
+    const redirect = route.redirect;
+    if (redirect !== undefined) {
+      // A redirect route answers an upgrade request with its redirect too.
+      const location = redirect.location(url, this.host);
+      if (location === undefined) return this.refuse('SY_BAD_REQUEST', ERROR_BODIES.SY_BAD_REQUEST);
+      this.status = redirect.status;
+      return this.respond(rawRedirectAnswer(redirect.status, location, this.requestId));
+    }
     const state = route.state;
     state.inflight += 1;
     this.state = state;
     if (route.retryCount > 0) state.budget.deposit(this.start);
-    const endpoint = route.pick();
+    // Sticky routes: the cookie's endpoint when it can take the tunnel (no Set-Cookie on upgrades).
+    const endpoint = (route.sticky === undefined ? undefined : route.sticky.find(this.headers)) ?? route.pick();
     if (endpoint === undefined) return this.refuse('SY_NO_ENDPOINT', route.noEndpointBody);
     this.url = url;
-    this.path = stripPath(url, route.strip);
+    this.path = route.forwardPath(url);
     this.head = head;
     // Read the client until the answer: bytes it sends early are kept for after a 101 (never sent
     // before it), and its FIN is seen, so a client that leaves frees its slot at once.
@@ -190,12 +200,14 @@ export class Tunnel implements RequestHead, ExchangeOutcome {
   /** The upgrade request as the upstream `endpoint` gets it. */
   private requestText(endpoint: RuntimeEndpoint): string {
     const { req, ctx } = this;
+    const route = this.route!;
     const headers = this.connection === undefined ? [...this.headers] : removeConnectionNominated([...this.headers], this.connection);
-    headers.push('host', ctx.preserveHost && this.host !== undefined ? this.host : endpointHost(endpoint));
+    if (route.requestEdits !== undefined) editRequestHeaders(headers, route.requestEdits);
+    headers.push('host', route.upstreamHost ?? (ctx.preserveHost && this.host !== undefined ? this.host : endpointHost(endpoint)));
     headers.push('connection', 'upgrade');
     const upgrade = upgradeProtocols(req);
     if (upgrade !== undefined) headers.push('upgrade', upgrade);
-    appendForwarded(headers, this, req.socket, ctx.proto, this.path !== this.url ? this.route!.strip : undefined, this.requestId!, this.upstreamTraceparent);
+    appendForwarded(headers, this, req.socket, ctx.proto, this.path !== this.url ? route.pathRewrite?.forwardedPrefix : undefined, this.requestId!, this.upstreamTraceparent);
     let text = `${req.method ?? 'GET'} ${this.path} HTTP/1.1\r\n`;
     for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
     return `${text}\r\n`;
