@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { hostKey, hostProblem, normalizeHost } from '../../src/model/host.js';
+import { hostEntryMatch, hostKey, hostProblem, normalizeHost } from '../../src/model/host.js';
 
 describe('hostKey (Host header → lookup key)', () => {
   const cases: [string, string][] = [
@@ -26,7 +26,6 @@ describe('hostProblem (configured hosts)', () => {
     ['', /empty/],
     ['api.example.com:8080', /port/],
     ['[::1]:8080', /IPv6/],
-    ['*.example.com', /wildcard/],
     ['a b.com', /not a valid host/],
     ['a/b', /not a valid host/],
     ['a..b', /not a valid host/],
@@ -34,4 +33,51 @@ describe('hostProblem (configured hosts)', () => {
   ];
   for (const [h, reason] of bad) it(`rejects ${JSON.stringify(h)}`, () => assert.match(hostProblem(h) ?? '', reason));
   it('normalizeHost lower-cases and drops a trailing dot', () => assert.equal(normalizeHost('Example.COM.'), 'example.com'));
+});
+
+describe('wildcard hosts', () => {
+  const ok: [string, string][] = [
+    ['*.example.com', '*.example.com'],
+    ['*.Partners.Example.COM', '*.partners.example.com'],
+    ['*.example.com.', '*.example.com'],
+    ['*.localhost', '*.localhost'],
+    ['*.my_svc.internal', '*.my_svc.internal'],
+  ];
+  for (const [h, key] of ok) {
+    it(`accepts ${h} (key ${key})`, () => {
+      assert.equal(hostProblem(h), undefined);
+      assert.equal(normalizeHost(h), key);
+    });
+  }
+  const bad: [string, RegExp][] = [
+    ['*', /bare "\*" is not a host/],
+    ['*.', /a wildcard is "\*\." followed by a host name/],
+    ['*..', /a wildcard is/],
+    ['a.*.com', /a wildcard is/],
+    ['*foo.com', /a wildcard is/],
+    ['foo*.com', /a wildcard is/],
+    ['*.*.com', /only the first label may be "\*"/],
+    ['**.com', /a wildcard is/],
+    ['*.example.com:8080', /must not carry a port/],
+    ['*.[::1]', /IPv6/],
+    ['*.a..b', /"a\.\.b" is not a valid host name/],
+    ['*.a b', /not a valid host name/],
+  ];
+  for (const [h, reason] of bad) it(`rejects ${JSON.stringify(h)}`, () => assert.match(hostProblem(h) ?? '', reason));
+
+  const matches: [string, string, 'exact' | 'wildcard' | undefined][] = [
+    ['*.partners.example.com', 'a.partners.example.com', 'wildcard'],
+    ['*.partners.example.com', 'a.b.partners.example.com', 'wildcard'],
+    ['*.partners.example.com', 'partners.example.com', undefined],
+    ['*.partners.example.com', 'xpartners.example.com', undefined],
+    ['*.partners.example.com', '.partners.example.com', undefined],
+    ['*.partners.example.com', 'example.com', undefined],
+    ['*.localhost', 'api.localhost', 'wildcard'],
+    ['*.localhost', 'localhost', undefined],
+    ['api.example.com', 'api.example.com', 'exact'],
+    ['api.example.com', 'x.api.example.com', undefined],
+  ];
+  for (const [entry, key, expected] of matches) {
+    it(`${entry} vs ${key} → ${expected ?? 'no match'}`, () => assert.equal(hostEntryMatch(entry, key), expected));
+  }
 });
