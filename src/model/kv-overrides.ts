@@ -4,6 +4,8 @@
  *   routes/<route>/weights      {"<service>" | "<service>:<tag>": weight, ...}
  *   services/<service>/weights  {"<instanceId>": weight, ...}
  *   routes/<route>/policy       a policy layer (policy-parse.ts), merged over the template's policy
+ *   routes/<route>/route        gateway options (route-options.ts, mode 'kv'), merged over the
+ *                               route's own field by field (table-builder.ts)
  *
  * - <route> / <service> is everything between the first `/` and the final `/weights`, written in
  *   the key form `kvKeyName` gives it: Consul 1.21.5+ refuses keys with any character outside
@@ -20,7 +22,10 @@
  *   than none) and reported as a BuildProblem of kind 'kv' naming the key; other keys still apply.
  * - A policy value that is not JSON or not a valid policy layer is skipped whole and reported the
  *   same way (kind 'kv'); so is one that is valid alone but unusable over the template's layer
- *   (build-table.ts), in which case the template's policy applies.
+ *   (build-table.ts), in which case the template's policy applies. A route value likewise: not
+ *   JSON or not valid options here; unusable over the route (a required field missing, a tie with
+ *   another route, a redirect with a rewrite) in table-builder.ts, the route's own options then
+ *   applying.
  * - Any other key under the prefix is ignored silently.
  * - Semantics (applied in build-table.ts): a route override replaces the weight of the destinations
  *   it names, unnamed destinations keep their configured weight; an entry naming a destination the
@@ -28,10 +33,22 @@
  *   kept silently: routes from `each` and instances come and go, and an override set ahead (e.g. to
  *   drain an instance before it re-registers) must not be noise.
  */
+import { ConfigError } from '../errors.js';
 import { compareCodeUnits } from './compare-code-units.js';
 import type { PolicyInput } from './policy.js';
 import { parsePolicyJson } from './policy-parse.js';
+import {
+  describeOptionsProblem, isOptionsProblem, mergeRouteOptions, optionsConflict, parseRouteOptionsJson, type RouteOptionsLayer,
+} from './route-options.js';
+import type { RouteSpec } from './route-spec.js';
 import type { BuildProblem, KvSnapshot } from './types.js';
+import { normalizeSpec } from './validate-routes.js';
+
+/** A `routes/<route>/route` value: its key (for problems) and its parsed layer. */
+export interface RouteOverride {
+  readonly key: string;
+  readonly layer: RouteOptionsLayer;
+}
 
 export interface KvOverrides {
   /** Route name → destination key → weight. */
@@ -40,11 +57,14 @@ export interface KvOverrides {
   readonly instanceWeights: ReadonlyMap<string, ReadonlyMap<string, number>>;
   /** Route name → policy layer over the template's. */
   readonly routePolicies: ReadonlyMap<string, PolicyInput>;
+  /** Route name → gateway options layer over the route's (`routes/<route>/route`), with the key it came from. */
+  readonly routeOptions: ReadonlyMap<string, RouteOverride>;
   readonly problems: readonly BuildProblem[];
 }
 
 const WEIGHTS_SUFFIX = '/weights';
 const POLICY_SUFFIX = '/policy';
+const ROUTE_SUFFIX = '/route';
 
 /** Characters a Consul 1.21.5+ key may hold, `,` aside (it is the escape here). */
 const KEY_SAFE = /^[a-zA-Z0-9\-_./]$/;
@@ -78,10 +98,10 @@ export function nameFromKvKey(keyName: string): string {
   return Buffer.from(bytes).toString('utf8');
 }
 
-/** The KV keys (relative to the KV prefix) of a route's weights and policy, in the key form. */
-export function routeKvKeys(route: string): { weights: string; policy: string } {
+/** The KV keys (relative to the KV prefix) of a route's weights, policy and options, in the key form. */
+export function routeKvKeys(route: string): { weights: string; policy: string; route: string } {
   const name = kvKeyName(route);
-  return { weights: `routes/${name}${WEIGHTS_SUFFIX}`, policy: `routes/${name}${POLICY_SUFFIX}` };
+  return { weights: `routes/${name}${WEIGHTS_SUFFIX}`, policy: `routes/${name}${POLICY_SUFFIX}`, route: `routes/${name}${ROUTE_SUFFIX}` };
 }
 
 /** The KV key (relative to the KV prefix) of a service's instance weights. */
@@ -93,6 +113,7 @@ export function parseKvOverrides(kv: KvSnapshot): KvOverrides {
   const routeWeights = new Map<string, ReadonlyMap<string, number>>();
   const instanceWeights = new Map<string, ReadonlyMap<string, number>>();
   const routePolicies = new Map<string, PolicyInput>();
+  const routeOptions = new Map<string, RouteOverride>();
   const problems: BuildProblem[] = [];
   // Which key set each (map, name): an encoded key beats the raw (pre-1.21.5) form of the same name.
   const setBy = new Map<object, Map<string, string>>();
@@ -111,14 +132,18 @@ export function parseKvOverrides(kv: KvSnapshot): KvOverrides {
   };
   // Sorted so problems come out in a stable order whatever order the provider listed keys in.
   for (const key of Object.keys(kv).sort(compareCodeUnits)) {
-    if (key.startsWith('routes/') && key.endsWith(POLICY_SUFFIX)) {
-      const rawName = key.slice('routes/'.length, key.length - POLICY_SUFFIX.length);
+    const layered = !key.startsWith('routes/') ? undefined
+      : key.endsWith(POLICY_SUFFIX) ? { suffix: POLICY_SUFFIX, target: routePolicies as Map<string, unknown>, parse: parsePolicyJson }
+        : key.endsWith(ROUTE_SUFFIX) ? { suffix: ROUTE_SUFFIX, target: routeOptions as Map<string, unknown>, parse: (raw: string) => routeOverride(key, raw) }
+          : undefined;
+    if (layered !== undefined) {
+      const rawName = key.slice('routes/'.length, key.length - layered.suffix.length);
       if (rawName === '') continue;
-      const policy = parsePolicyJson(kv[key] ?? '');
-      if (typeof policy === 'string') problems.push({ kind: 'kv', source: key, message: `${policy}; key ignored` });
+      const layer = layered.parse(kv[key] ?? '');
+      if (typeof layer === 'string') problems.push({ kind: 'kv', source: key, message: `${layer}; key ignored` });
       else {
         const name = nameFromKvKey(rawName);
-        if (claim(routePolicies, name, key, rawName)) routePolicies.set(name, policy);
+        if (claim(layered.target, name, key, rawName)) layered.target.set(name, layer);
       }
       continue;
     }
@@ -134,7 +159,44 @@ export function parseKvOverrides(kv: KvSnapshot): KvOverrides {
     const name = nameFromKvKey(rawName);
     if (claim(target, name, key, rawName)) target.set(name, parsed);
   }
-  return { routeWeights, instanceWeights, routePolicies, problems };
+  return { routeWeights, instanceWeights, routePolicies, routeOptions, problems };
+}
+
+function routeOverride(key: string, raw: string): RouteOverride | string {
+  const layer = parseRouteOptionsJson(raw);
+  return typeof layer === 'string' ? layer : { key, layer };
+}
+
+/**
+ * A route with its KV `routes/<route>/route` layer applied, normalised (normalizeSpec), or why the
+ * layer cannot apply to it. mergeRouteOptions merges the options; besides:
+ * - a layer that rewrites the path (`rewrite.path` or `rewrite.regex`) replaces the route's
+ *   `strip` too (both rewrite the path; a route has one);
+ * - a layer that turns a route with destinations into a redirect leaves its destinations (and its
+ *   strip) out: the route answers by itself and its services get none of its traffic until the
+ *   redirect is removed (`"redirect": null`); the reverse (a redirect route given
+ *   `"redirect": null`) has nowhere to send requests and is refused;
+ * - the cross-field rules of optionsConflict hold for the result.
+ * Ties with other routes are the caller's (findMatchConflict).
+ */
+export function applyRouteOverride(spec: RouteSpec, layer: RouteOptionsLayer): RouteSpec | string {
+  const merged = mergeRouteOptions({ ...spec.options, hosts: spec.hosts, path: spec.path }, layer);
+  if (isOptionsProblem(merged)) return describeOptionsProblem(merged);
+  const { hosts = spec.hosts, path = spec.path, ...options } = merged;
+  const becomesRedirect = options.redirect !== undefined && spec.options?.redirect === undefined;
+  const strip = becomesRedirect || layer.rewrite?.path !== undefined || layer.rewrite?.regex !== undefined ? undefined : spec.strip;
+  const conflict = optionsConflict(options, strip);
+  if (conflict !== undefined) return describeOptionsProblem(conflict);
+  const to = becomesRedirect ? [] : spec.to;
+  const { options: _before, ...rest } = spec;
+  const candidate: RouteSpec = { ...rest, hosts, path, strip, to, ...(Object.keys(options).length === 0 ? {} : { options }) };
+  try {
+    return normalizeSpec(candidate);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    const prefix = `${err.source}: route "${spec.name}": `;
+    return err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message;
+  }
 }
 
 /** A JSON object of name → finite weight >= 0, or the reason the value is unusable. */

@@ -21,10 +21,11 @@
  *   number; write `x: "1"`.
  * - `rewrite.path` replaces the matched prefix (a prefix per path.ts; `/` strips it). `rewrite.regex`
  *   is RE2 syntax (re2js: linear-time matching; backreferences and lookaround do not exist in it),
- *   at most 512 characters; every match in the path (without the query) is replaced by `to`, in
- *   which `$0` is the whole match, `$1`..`$9` its groups (only groups the pattern has), `$$` a `$`;
- *   `to` starts with `/` or a group and holds no `?`, `#`, space or control character (the query is
- *   kept as sent). `path` and `regex` exclude each other, and either excludes the route's `strip`.
+ *   at most 512 characters; the first match in the path (without the query) is replaced by `to`
+ *   (src/proxy/http/rewrite.ts applies it), in which `$1`..`$9` are its groups (only groups the
+ *   pattern has) and `$$` is a `$`; `to` starts with `/` or a group and holds no `#`, space or
+ *   control character (a `?query` in it is joined with the request's by `&`). `path` and `regex`
+ *   exclude each other, and either excludes the route's `strip`.
  *   `rewrite.host`: the Host sent upstream, a host name or IPv6 literal with an optional port.
  * - Header edits: names HTTP tokens (lower-cased), values without CR, LF, NUL or other control
  *   characters (HTAB allowed); a name at most once per direction. Refused with their reason:
@@ -38,13 +39,12 @@
  *   (default 64 KiB, at most 16 MiB), `timeoutMs` (default 5 s), `maxInFlight` (default 64, at most
  *   10,000).
  * - `redirect.to` is required: an absolute `http(s)://` URL without credentials, or a path starting
- *   with one `/`; the only placeholders are `{path}` (the request's path, after `strip`, without
- *   the query, percent-encoding as received; not inside the host part) and `{host}` (the request's
- *   host, without port). `status` is 301, 302, 303, 307 or 308, default 302 (HAProxy's and
- *   Traefik's default: a mistaken 301 stays cached in browsers); `keepQuery` (default false)
- *   appends the request's query string. A redirect route sends nothing upstream, so `rewrite`,
- *   `sticky`, `mirror` and `headers.request` are refused with it; `headers.response` applies to
- *   the redirect answer.
+ *   with one `/`; the only placeholders are `{path}` (the request's path as received, without the
+ *   query; not inside the host part) and `{host}` (the request's host, without port); the proxy
+ *   fills them (src/proxy/http/redirect.ts). `status` is 301, 302, 303, 307 or 308, default 302
+ *   (HAProxy's and Traefik's default: a mistaken 301 stays cached in browsers); `keepQuery`
+ *   (default false) appends the request's query string. A redirect route sends nothing upstream,
+ *   so `rewrite`, `sticky`, `mirror`, `headers.request` and the route's `strip` are refused with it.
  * - Template placeholders: `{{service}}` is allowed in match.host, match.path, rewrite.path,
  *   rewrite.to, rewrite.host, header set values, mirror.service, mirror.tag and redirect.to (the
  *   value is checked with a sample name, and again once filled: fillRouteOptions); any other `{{`
@@ -286,54 +286,19 @@ function compileRewriteRegex(regex: string, path: P): RE2JS {
   }
 }
 
-/** `$0`..`$9` naming groups the pattern has, `$$`; a path without `?`, `#`, spaces or controls. */
+/** `$1`..`$9` naming groups the pattern has, `$$`; a path without `#`, spaces or controls. */
 function replacementCheck(to: string, path: P, groups: number): void {
-  if (!to.startsWith('/') && !/^\$\d/.test(to)) fail(path, 'must start with "/" or a group ($1)');
-  if (/[\s?#]/.test(to) || controlChar(to, false)) fail(path, 'may not contain "?", "#", whitespace or control characters (the query is kept as sent)');
+  if (!to.startsWith('/') && !/^\$[1-9]/.test(to)) fail(path, 'must start with "/" or a group ($1)');
+  if (/[\s#]/.test(to) || controlChar(to, false)) fail(path, 'may not contain "#", whitespace or control characters');
   for (let i = 0; i < to.length; i++) {
     if (to[i] !== '$') continue;
     const next = to[i + 1];
     if (next === '$') i++;
-    else if (next !== undefined && next >= '0' && next <= '9') {
+    else if (next !== undefined && next >= '1' && next <= '9') {
       if (Number(next) > groups) fail(path, `$${next} names a group the pattern does not have (it has ${groups})`);
       i++;
-    } else fail(path, 'a "$" must be followed by a group number 0-9 or another "$" (a literal "$")');
+    } else fail(path, 'a "$" must be followed by a group number 1-9 or another "$" (a literal "$")');
   }
-}
-
-/**
- * The function that rewrites a path by `regex` and `to` (compile once, at table or runtime build):
- * every match replaced, `$0`..`$9` groups, `$$` a dollar; undefined when the pattern does not match.
- * The result always starts with `/`.
- */
-export function regexRewriter(regex: string, to: string): (path: string) => string | undefined {
-  const pattern = RE2JS.compile(regex);
-  const parts: (string | number)[] = [];
-  let literal = '';
-  for (let i = 0; i < to.length; i++) {
-    const c = to[i]!;
-    const next = to[i + 1];
-    if (c === '$' && next === '$') {
-      literal += '$';
-      i++;
-    } else if (c === '$' && next !== undefined && next >= '0' && next <= '9') {
-      if (literal !== '') parts.push(literal);
-      literal = '';
-      parts.push(Number(next));
-      i++;
-    } else literal += c;
-  }
-  if (literal !== '') parts.push(literal);
-  const replace = (match: string, ...args: unknown[]): string => {
-    let out = '';
-    for (const part of parts) out += typeof part === 'string' ? part : part === 0 ? match : (args[part - 1] as string | undefined) ?? '';
-    return out;
-  };
-  return (path) => {
-    if (!pattern.test(path)) return undefined;
-    const result = pattern.matcher(path).replaceAll(replace);
-    return result.startsWith('/') ? result : `/${result}`;
-  };
 }
 
 function headerEdits(value: unknown, path: P, ctx: Ctx): HeaderEdits {
@@ -438,9 +403,10 @@ function redirectTarget(to: string, path: P): void {
     if (to.startsWith('//')) fail(path, 'a target starting with "//" is another host: write its scheme (https://...)');
     return;
   }
-  const authority = AUTHORITY.exec(to);
+  // `{path}` starts with `/`: filled, it ends the host part where it stands.
+  const authority = AUTHORITY.exec(filled);
   if (authority === null) fail(path, 'expected an absolute http:// or https:// URL or a path starting with "/"');
-  if (authority[1]!.includes('{path}')) fail(path, '{path} may only stand after the host');
+  if (authority[1] === '') fail(path, 'the URL has no host ({path} may only stand after it)');
   let url: URL;
   try {
     url = new URL(filled);
@@ -449,16 +415,6 @@ function redirectTarget(to: string, path: P): void {
   }
   if (url.username !== '' || url.password !== '') fail(path, 'a redirect target may not carry credentials');
   if (url.hostname === '') fail(path, 'the URL has no host');
-}
-
-/**
- * The Location of a redirect for a request: `{path}` → `path` (after strip, no query), `{host}` →
- * `host` (no port); with keepQuery the request's `query` (without `?`) is appended with `?` or `&`.
- */
-export function redirectLocation(redirect: RouteRedirect, host: string, path: string, query: string): string {
-  let location = redirect.to.replaceAll('{host}', host).replaceAll('{path}', path);
-  if (redirect.keepQuery && query !== '') location += `${location.includes('?') ? '&' : '?'}${query}`;
-  return location;
 }
 
 const TOP = ['match', 'rewrite', 'headers', 'sticky', 'mirror', 'redirect'];
@@ -596,13 +552,13 @@ export function mergeRouteOptions(base: RouteOptions | undefined, layer: RouteOp
 
 /**
  * Rules between a route's options and its other fields: a redirect sends nothing upstream (no
- * rewrite, sticky, mirror or request header edits), and `strip` excludes rewrite.path/regex.
+ * rewrite, sticky, mirror, request header edits or strip), and `strip` excludes rewrite.path/regex.
  */
 export function optionsConflict(options: RouteOptions | undefined, strip: string | undefined): RouteOptionsProblem | undefined {
   if (options === undefined) return undefined;
   if (options.redirect !== undefined) {
     const upstream = options.rewrite !== undefined ? ['rewrite'] : options.sticky !== undefined ? ['sticky'] : options.mirror !== undefined ? ['mirror']
-      : options.headers?.request !== undefined ? ['headers', 'request'] : undefined;
+      : options.headers?.request !== undefined ? ['headers', 'request'] : strip !== undefined ? ['strip'] : undefined;
     if (upstream !== undefined) return { path: upstream, message: `a redirect route sends nothing upstream: ${upstream.join('.')} cannot apply` };
   }
   if (strip !== undefined && (options.rewrite?.path !== undefined || options.rewrite?.regex !== undefined)) {

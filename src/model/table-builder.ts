@@ -6,6 +6,13 @@
  * - Route specs (template expansion, validation, tag routes): redone only when the templates are
  *   another array or the catalog differs (identity per service, else its tags compared).
  * - KV overrides: parsed again only when the KV snapshot differs (identity, else key by key).
+ * - KV route options (`routes/<route>/route`, kv-overrides.ts applyRouteOverride): applied after
+ *   the specs are collected, only when the specs or the overrides changed; each route's merge is
+ *   kept while its spec and its layer are unchanged (an override changes its route only). A merged
+ *   route that ties with another (validate-routes.ts findMatchConflict, against the routes as
+ *   they stand with the overrides accepted so far, in table order) or does not apply is a
+ *   problem of kind 'kv' naming the key, and the route stays as collected. The table's
+ *   `services` follow the routes as overridden (a mirror set in KV is watched).
  * - A service's endpoints: rebuilt only when its instances differ (identity of the array, as the
  *   Consul provider keeps it for an unchanged service; else compared field by field), its KV
  *   instance weights differ, or it became known or unknown to discovery. A rebuilt service keeps
@@ -24,13 +31,15 @@
  * updated in place and stamped with the build that used them.
  */
 import { collectRoutes, servicesOf } from './collect-routes.js';
-import { parseKvOverrides, type KvOverrides } from './kv-overrides.js';
+import { applyRouteOverride, parseKvOverrides, type KvOverrides, type RouteOverride } from './kv-overrides.js';
 import type { PolicyInput } from './policy.js';
 import { resolveRoute } from './resolve-route.js';
 import { RouteIndex } from './route-index.js';
+import type { RouteOptionsLayer } from './route-options.js';
 import type { RouteSpec } from './route-spec.js';
 import { serviceEndpoints } from './service-endpoints.js';
 import { sameCatalog, sameInstances, sameKv, sameMap, sameStrings } from './snapshot-equal.js';
+import { findMatchConflict, tieError } from './validate-routes.js';
 import type {
   BuildProblem, DiscoverySnapshot, Endpoint, KvSnapshot, RequestFacts, Route, RouteTemplate, RoutingTable, ServiceInstance,
 } from './types.js';
@@ -61,12 +70,30 @@ interface RouteEntry {
   usedIn: number;
 }
 
-interface Collected {
-  readonly templates: readonly RouteTemplate[];
-  readonly catalog: DiscoverySnapshot['catalog'];
+/** Route specs, the problems found making them, and the services they need. */
+interface Specs {
   readonly routes: readonly RouteSpec[];
   readonly problems: readonly BuildProblem[];
   readonly services: readonly string[];
+}
+
+interface Collected extends Specs {
+  readonly templates: readonly RouteTemplate[];
+  readonly catalog: DiscoverySnapshot['catalog'];
+}
+
+/** The collected specs with KV route options applied, for one (collected, overrides) pair. */
+interface Overridden extends Specs {
+  readonly collected: Collected;
+  readonly overrides: KvOverrides;
+}
+
+/** One route's merge with its KV layer, kept while both are unchanged. */
+interface MergeEntry {
+  readonly spec: RouteSpec;
+  readonly layer: RouteOptionsLayer;
+  /** The merged spec, or why the layer does not apply. */
+  readonly result: RouteSpec | string;
 }
 
 /** What the last build did, for tests and benchmarks: counts, never timings. */
@@ -77,26 +104,32 @@ export interface BuildStats {
   readonly servicesReused: number;
   readonly specsCollected: boolean;
   readonly kvParsed: boolean;
+  /** KV route options merged this build (routes whose spec or layer changed). */
+  readonly overridesMerged: number;
   readonly indexBuilt: boolean;
 }
 
 export class TableBuilder {
   #collected: Collected | undefined;
   #kv: { readonly kv: KvSnapshot; readonly overrides: KvOverrides } | undefined;
+  #overridden: Overridden | undefined;
+  #merges = new Map<string, MergeEntry>();
   #services = new Map<string, ServiceEntry>();
   #routes = new Map<string, RouteEntry>();
   #index: RouteIndex | undefined;
   /** Build counter: entries carry the build that last used them (no per-build maps or sets). */
   #generation = 0;
   /** Counts of the last build. */
-  stats: BuildStats = { routesBuilt: 0, routesReused: 0, servicesBuilt: 0, servicesReused: 0, specsCollected: false, kvParsed: false, indexBuilt: false };
+  stats: BuildStats = { routesBuilt: 0, routesReused: 0, servicesBuilt: 0, servicesReused: 0, specsCollected: false, kvParsed: false, overridesMerged: 0, indexBuilt: false };
 
   build(discovery: DiscoverySnapshot, kv: KvSnapshot, templates: readonly RouteTemplate[]): RoutingTable {
     // The only step that throws on bad input (an invalid template): before anything is changed.
     const collected = this.collect(discovery.catalog, templates);
     const kvState = this.#kv !== undefined && sameKv(this.#kv.kv, kv) ? this.#kv : { kv, overrides: parseKvOverrides(kv) };
     const { overrides } = kvState;
-    const problems: BuildProblem[] = [...collected.problems, ...overrides.problems];
+    const mergesBefore = this.#mergeCount;
+    const overridden = this.override(collected, overrides);
+    const problems: BuildProblem[] = [...collected.problems, ...overrides.problems, ...overridden.problems];
     const generation = ++this.#generation;
     let servicesUsed = 0;
     let servicesBuilt = 0;
@@ -116,7 +149,7 @@ export class TableBuilder {
     };
 
     const routes: Route[] = [];
-    for (const spec of collected.routes) {
+    for (const spec of overridden.routes) {
       const weights = overrides.routeWeights.get(spec.name);
       const policy = overrides.routePolicies.get(spec.name);
       const previous = this.#routes.get(spec.name);
@@ -143,10 +176,14 @@ export class TableBuilder {
       routes.push(entry.route);
       // Problems in buildTable's order: per destination, its unknown service, then (once per
       // build) its service's own problems; then the route's.
-      for (let i = 0; i < spec.to.length; i++) {
+      // The mirror's service (last in entry.services) is reported like a destination's.
+      for (let i = 0; i < entry.services.length; i++) {
         const service = entry.services[i]!;
         if (!service.known) {
-          problems.push({ kind: 'service', source: spec.source, message: `route "${spec.name}": service "${spec.to[i]!.service}" is unknown to discovery; no endpoints` });
+          const message = i < spec.to.length
+            ? `service "${spec.to[i]!.service}" is unknown to discovery; no endpoints`
+            : `mirror service "${spec.options!.mirror!.service}" is unknown to discovery; no copies are sent`;
+          problems.push({ kind: 'service', source: spec.source, message: `route "${spec.name}": ${message}` });
         }
         if (service.reportedIn !== generation) {
           service.reportedIn = generation;
@@ -165,7 +202,7 @@ export class TableBuilder {
     const table: RoutingTable = Object.freeze({
       routes: Object.freeze(routes),
       problems: Object.freeze(problems),
-      services: collected.services,
+      services: overridden.services,
       lookup: (host: string | undefined, path: string, request?: RequestFacts) => index.lookup(host, path, request),
     });
 
@@ -176,10 +213,12 @@ export class TableBuilder {
       servicesReused: servicesUsed - servicesBuilt,
       specsCollected: collected !== this.#collected,
       kvParsed: kvState !== this.#kv,
+      overridesMerged: this.#mergeCount - mergesBefore,
       indexBuilt: !reuseIndex,
     };
     this.#collected = collected;
     this.#kv = kvState;
+    this.#overridden = overridden;
     this.#index = index;
     return table;
   }
@@ -190,6 +229,61 @@ export class TableBuilder {
     if (previous !== undefined && previous.templates === templates && sameCatalog(previous.catalog, catalog)) return previous;
     const { routes, problems } = collectRoutes(catalog, templates);
     return { templates, catalog, routes, problems, services: Object.freeze(servicesOf(routes)) };
+  }
+
+  /** Merges done so far (stats). */
+  #mergeCount = 0;
+
+  /**
+   * The collected specs with the KV route layers applied (the previous result while neither
+   * changed). Layers are applied in table order, each merged spec checked against the routes as
+   * they stand (earlier overrides accepted, later routes as collected), so no two routes of the
+   * result tie. A layer for a route that does not exist is kept silently, as weights are.
+   */
+  private override(collected: Collected, overrides: KvOverrides): Overridden {
+    const previous = this.#overridden;
+    if (previous !== undefined && previous.collected === collected && previous.overrides === overrides) return previous;
+    if (overrides.routeOptions.size === 0) {
+      this.#merges.clear();
+      return { collected, overrides, routes: collected.routes, problems: [], services: collected.services };
+    }
+    const routes = [...collected.routes];
+    const problems: BuildProblem[] = [];
+    const merges = new Map<string, MergeEntry>();
+    let changed = false;
+    for (let i = 0; i < routes.length; i++) {
+      const spec = routes[i]!;
+      const override = overrides.routeOptions.get(spec.name);
+      if (override === undefined) continue;
+      const merge = this.merged(spec, override);
+      merges.set(spec.name, merge);
+      let refusal = typeof merge.result === 'string' ? merge.result : undefined;
+      if (typeof merge.result !== 'string') {
+        const tie = findMatchConflict(merge.result, routes);
+        if (tie !== undefined) {
+          const message = tieError(merge.result, tie).message;
+          refusal = message.slice(message.indexOf(`route "${spec.name}": `) + `route "${spec.name}": `.length);
+        }
+      }
+      if (refusal !== undefined) {
+        problems.push({ kind: 'kv', source: override.key, message: `route "${spec.name}": ${refusal}; key ignored, the route's own options apply` });
+        continue;
+      }
+      routes[i] = merge.result as RouteSpec;
+      changed = true;
+    }
+    this.#merges = merges;
+    return { collected, overrides, routes, problems, services: changed ? Object.freeze(servicesOf(routes)) : collected.services };
+  }
+
+  /** The route's merge with its layer: the previous one while the spec and the layer are unchanged. */
+  private merged(spec: RouteSpec, override: RouteOverride): MergeEntry {
+    const previous = this.#merges.get(spec.name);
+    if (previous !== undefined && previous.spec === spec && (previous.layer === override.layer || JSON.stringify(previous.layer) === JSON.stringify(override.layer))) {
+      return previous;
+    }
+    this.#mergeCount += 1;
+    return { spec, layer: override.layer, result: applyRouteOverride(spec, override.layer) };
   }
 
   /** The previous build's entry while its inputs are unchanged; else a new one. */

@@ -4,11 +4,24 @@
  * Supported subset:
  *   urlprefix-<host>/<path>[ strip=/<prefix>]     route requests for <host> under /<path>
  *   urlprefix-/<path>[ strip=/<prefix>]           the same for any host
- * - Options follow the prefix, separated by whitespace, as `name=value`. Only `strip` is supported;
- *   any other option (Fabio's `proto=`, `tlsskipverify=`, `redirect=`, `host=`, ...) is ignored with
- *   a BuildProblem of kind 'tag' and the route is still created. A repeated `strip` takes the last.
- * - <host> is a DNS name or bracketed IPv6 literal, compared case-insensitively; no port, no
- *   wildcard (`*.example.com`), no TCP routes (`urlprefix-:3000`): such tags are skipped with a
+ *   urlprefix-<host>/<path> redirect=<code>,<url> answer with a redirect (Fabio's `redirect=`)
+ * - Options follow the prefix, separated by whitespace, as `name=value`. `strip` and `redirect`
+ *   are supported; any other option (Fabio's `proto=`, `tlsskipverify=`, `host=`, ...) is ignored
+ *   with a BuildProblem of kind 'tag' and the route is still created. A repeated option takes the last.
+ * - `redirect=<code>,<url>` (fabio route/route.go, registry/consul/routecmd.go, route/target.go
+ *   BuildRedirectURL): the route answers `<code>` with Location `<url>` and has no destination.
+ *   `$path` in the URL is the request's path as received, without query (route-options.ts
+ *   `{path}`); a `/` just before it is dropped, as Fabio does (`https://a.com/$path` and
+ *   `https://a.com$path` both give `https://a.com/x` for `/x`); `$host` is the request's host
+ *   (`{host}`). With `$path` the request's query is kept (appended) unless the URL has a query of
+ *   its own, as in Fabio; without `$path` it is dropped. Differences from Fabio: the code must be
+ *   301, 302, 303, 307 or 308 (Fabio takes any 3xx), the URL is split at the first comma (Fabio
+ *   refuses a URL holding one), `strip=` with `redirect=` is refused (Fabio strips the prefix from
+ *   `$path`; here `{path}` is the path as received), and a redirect to the request's own URL is
+ *   answered (Fabio skips it when X-Forwarded-Proto, host and path are equal; use the policy's
+ *   `redirectToHttps` for HTTP → HTTPS). An invalid `redirect=` makes the tag a problem, skipped.
+ * - <host> is a DNS name, a `*.` wildcard (host.ts) or a bracketed IPv6 literal, compared
+ *   case-insensitively; no port, no TCP routes (`urlprefix-:3000`): such tags are skipped with a
  *   problem. <path> follows the rules of path.ts (normalised: `/a/` is `/a`).
  * - Tags not starting with `urlprefix-` are not route tags and are ignored silently.
  * - The route is named `tag:<service>:<host><path>` (host lower-case, path normalised), weighs 1,
@@ -25,8 +38,9 @@
 import { compareCodeUnits } from './compare-code-units.js';
 import { hostProblem, normalizeHost } from './host.js';
 import { normalizePrefix, prefixProblem } from './path.js';
+import { parseRouteOptions } from './route-options.js';
 import { describeMatch, matchKey, matchKeys, type RouteSpec } from './route-spec.js';
-import type { BuildProblem, DiscoverySnapshot } from './types.js';
+import type { BuildProblem, DiscoverySnapshot, RouteRedirect } from './types.js';
 
 export const TAG_PREFIX = 'urlprefix-';
 
@@ -34,6 +48,8 @@ export interface ParsedTag {
   readonly host: string | undefined;
   readonly path: string;
   readonly strip: string | undefined;
+  /** From `redirect=<code>,<url>`: the route answers by itself. */
+  readonly redirect?: RouteRedirect;
   /** Options that were ignored, as written (`proto=https`). */
   readonly ignored: readonly string[];
 }
@@ -55,6 +71,7 @@ export function parseUrlprefixTag(tag: string): ParsedTag | { readonly error: st
   if (pathError !== undefined) return { error: pathError };
 
   let strip: string | undefined;
+  let redirect: RouteRedirect | undefined;
   const ignored: string[] = [];
   for (const option of options) {
     if (option.startsWith('strip=')) {
@@ -63,16 +80,37 @@ export function parseUrlprefixTag(tag: string): ParsedTag | { readonly error: st
       const stripError = prefixProblem(value);
       if (stripError !== undefined) return { error: `strip: ${stripError}` };
       strip = normalizePrefix(value);
+    } else if (option.startsWith('redirect=')) {
+      const parsed = fabioRedirect(option.slice('redirect='.length));
+      if (typeof parsed === 'string') return { error: `${option}: ${parsed}` };
+      redirect = parsed;
     } else {
       ignored.push(option);
     }
+  }
+  if (redirect !== undefined && strip !== undefined) {
+    return { error: 'strip= does not apply to a redirect= ($path is the request\'s path as received)' };
   }
   return {
     host: rawHost === '' ? undefined : normalizeHost(rawHost),
     path: normalizePrefix(rawPath),
     strip,
+    ...(redirect === undefined ? {} : { redirect }),
     ignored,
   };
+}
+
+/** Fabio's `<code>,<url>` as a RouteRedirect (see the header), or why it cannot be one. */
+function fabioRedirect(value: string): RouteRedirect | string {
+  const comma = value.indexOf(',');
+  if (comma < 0) return 'expected redirect=<code>,<url>';
+  const code = value.slice(0, comma);
+  const url = value.slice(comma + 1);
+  if (!/^\d{3}$/.test(code)) return `status code "${code}" is not a number`;
+  const usesPath = url.includes('$path');
+  const to = url.replace(/\/?\$path/g, '{path}').replaceAll('$host', '{host}');
+  const options = parseRouteOptions({ redirect: { to, status: Number(code), keepQuery: usesPath && !url.includes('?') } }, 'template');
+  return typeof options === 'string' ? options : options.redirect!;
 }
 
 /**
@@ -112,9 +150,10 @@ export function tagRoutes(
         hosts: parsed.host === undefined ? [] : [parsed.host],
         path: parsed.path,
         strip: parsed.strip,
-        to: [{ service, tag, weight: 1 }],
+        to: parsed.redirect === undefined ? [{ service, tag, weight: 1 }] : [],
         origin: 'tag',
         source: tag,
+        ...(parsed.redirect === undefined ? {} : { options: { redirect: parsed.redirect } }),
       };
       names.set(name, route);
       matches.set(key, route);

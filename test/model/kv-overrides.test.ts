@@ -162,7 +162,7 @@ describe('KV overrides applied to the table', () => {
   it('the admin view of a route names its KV keys in the accepted form', () => {
     const colon = [template('tag:users:/api', '/api', [{ service: 'users', tag: 'v1', weight: 1 }])];
     const head = routeHead(routeNamed(buildTable(snap, {}, colon), 'tag:users:/api'));
-    assert.deepEqual(head.kvKeys, { weights: 'routes/tag,3ausers,3a/api/weights', policy: 'routes/tag,3ausers,3a/api/policy' });
+    assert.deepEqual(head.kvKeys, { weights: 'routes/tag,3ausers,3a/api/weights', policy: 'routes/tag,3ausers,3a/api/policy', route: 'routes/tag,3ausers,3a/api/route' });
   });
 
   it('an override for a route that does not exist is silent', () => {
