@@ -127,7 +127,8 @@ export function decodeRoute(text: string): Route {
     strip: wire.s ?? undefined,
     conditions: x?.conditions,
     rewrite: x?.rewrite,
-    headers: x?.headers,
+    // Both directions are keys of RouteHeaderEdits, one of them possibly undefined (dropped by JSON).
+    headers: x?.headers === undefined ? undefined : { request: x.headers.request, response: x.headers.response },
     sticky: x?.sticky,
     mirror: wire.m === undefined ? undefined : { target: wire.m.t, destination: destinationOf(wire.m.d) },
     redirect: x?.redirect,

@@ -8,8 +8,9 @@ import { describe, it } from 'node:test';
 import { serialize, deserialize } from 'node:v8';
 import { buildTable } from '../../src/model/build-table.js';
 import { DEFAULT_POLICY } from '../../src/model/policy.js';
+import { parseRouteOptions } from '../../src/model/route-options.js';
 import { decodeRoute, encodeRoute, TableDecoder, TableEncoder, type TableWire } from '../../src/model/table-wire.js';
-import type { RoutingTable } from '../../src/model/types.js';
+import type { RouteOptions, RouteTemplate, RoutingTable } from '../../src/model/types.js';
 import { discovery, instance, template } from '../model/fixtures.js';
 
 function table(webStatus: 'passing' | 'critical' = 'passing'): RoutingTable {
@@ -25,6 +26,39 @@ function table(webStatus: 'passing' | 'critical' = 'passing'): RoutingTable {
       template('split', '/split', [{ service: 'web', tag: 'v1', weight: 1 }, { service: 'web', tag: 'v2', weight: 1 }], { host: 'Example.COM', strip: '/split' }),
       template('api', '/api', [{ service: 'api', weight: 1 }]),
       template('quote "q" \\ r', '/q', [{ service: 'api', weight: 1 }]),
+    ],
+  );
+}
+
+/** A template route with gateway options given as in YAML (route-options.ts parses them). */
+function withOptions(base: RouteTemplate, input: Record<string, unknown>): RouteTemplate {
+  const options = parseRouteOptions(input, 'template');
+  assert.ok(typeof options !== 'string', String(options));
+  return { ...base, options: options as RouteOptions, ...(options.redirect === undefined ? {} : { to: [] }) };
+}
+
+/** Routes with every gateway option (issue 10), the KV layer over one of them included. */
+function gatewayTable(): RoutingTable {
+  return buildTable(
+    discovery([
+      instance('api', 'api-1', { port: 9001, tags: ['v2'] }),
+      instance('shadow', 'shadow-1', { port: 9101, tags: ['canary'] }),
+      instance('shadow', 'shadow-2', { port: 9102 }),
+    ]),
+    { 'routes/sticky/route': '{"headers": {"response": {"set": {"x-kv": "1"}}}}' },
+    [
+      withOptions(template('full', '/api', [{ service: 'api', tag: 'v2', weight: 1 }], { host: 'api.example.com' }), {
+        match: { methods: ['GET', 'post'], headers: { 'x-canary': '1', 'x-tenant': '*' }, query: { beta: 'true', q: '*' } },
+        rewrite: { regex: '^/api/users/([0-9]+)$', to: '/users/$1?src=gw', host: 'internal.example.com:8443' },
+        headers: { request: { set: { 'x-gateway': 'switchyard', 'x-quote': 'a "b" \\ c' }, remove: ['x-debug'] }, response: { set: { 'strict-transport-security': 'max-age=31536000' }, remove: ['server'] } },
+        mirror: { service: 'shadow', tag: 'canary', percent: 12.5, keepAuth: true, maxBodyBytes: '1kb', timeoutMs: '250ms', maxInFlight: 3 },
+      }),
+      withOptions(template('sticky', '/s', [{ service: 'api', weight: 1 }]), {
+        rewrite: { path: '/v2' }, headers: { request: { remove: ['cookie2'] } }, sticky: { cookie: 'sy_affinity', ttlMs: '1h' }, mirror: { service: 'shadow' },
+      }),
+      withOptions(template('old-home', '/home.php', [], { host: 'www.example.com' }), {
+        redirect: { to: 'https://{host}/home{path}', status: 308, keepQuery: true }, headers: { response: { set: { 'cache-control': 'no-store' } } },
+      }),
     ],
   );
 }
@@ -47,6 +81,30 @@ describe('table wire', () => {
     assert.equal(api.policy.rateLimit?.requestsPerSecond, 5, 'a KV policy crosses');
     const split = decodeRoute(encodeRoute(built.routes.find((r) => r.name === 'split')!));
     assert.equal(split.policy, DEFAULT_POLICY, 'the default policy is the shared object');
+  });
+
+  it('a round trip keeps every gateway option: conditions, regex rewrite and host, header edits (one direction or both), sticky, mirror pool, redirect', () => {
+    const built = gatewayTable();
+    assert.deepEqual(built.problems, []);
+    const full = built.routes.find((r) => r.name === 'full')!;
+    assert.equal(full.mirror?.destination.endpoints.length, 1, 'the mirror pool narrowed to its tag');
+    assert.equal(built.routes.find((r) => r.name === 'sticky')!.headers?.response?.set[0]?.[0], 'x-kv', 'the KV layer is in the table');
+    assert.equal(built.routes.find((r) => r.name === 'sticky')!.headers?.request?.remove[0], 'cookie2', 'and kept the template\'s request edits');
+    for (const route of built.routes) {
+      const decoded = decodeRoute(encodeRoute(route));
+      assert.deepEqual(decoded, route, route.name);
+      assert.ok(Object.isFrozen(decoded.conditions ?? decoded.redirect) && Object.isFrozen(decoded.headers?.response?.set ?? []), 'options are frozen');
+    }
+    const decoded = new TableDecoder().decode(overTheWire(new TableEncoder().encode(built)));
+    const request = { method: 'POST', rawHeaders: ['X-Canary', '1', 'x-tenant', 't'] };
+    for (const [host, path, facts] of [
+      ['api.example.com', '/api/users/1?beta=true&q', request], ['api.example.com', '/api/users/1?beta=true', request],
+      ['api.example.com', '/api/users/1?beta=true&q', { ...request, method: 'PUT' }], [undefined, '/s/x', undefined], ['www.example.com', '/home.php', undefined],
+    ] as const) {
+      assert.equal(decoded.lookup(host, path, facts)?.name, built.lookup(host, path, facts)?.name, `${host} ${path}`);
+    }
+    assert.equal(decoded.lookup('api.example.com', '/api/users/1?beta=true&q', request)?.name, 'full', 'conditions hold after decoding');
+    assert.deepEqual(decoded.services, ['api', 'shadow']);
   });
 
   it('the decoded table looks up as the built one', () => {
