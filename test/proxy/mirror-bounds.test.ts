@@ -17,6 +17,7 @@ describe('mirror: a slow mirror (never answers)', () => {
     // timeoutMs far beyond the test: nothing times out, the bound alone sheds.
     { name: 'slow', path: '/slow', to, mirror: mirrorTo([port], { maxInFlight: 4, timeoutMs: 600_000 }) },
     { name: 'expiring', path: '/expiring', to, mirror: mirrorTo([port], { maxInFlight: 2, timeoutMs: 150 }) },
+    { name: 'one-slot', path: '/one-slot', to, mirror: mirrorTo([port], { maxInFlight: 1, maxBodyBytes: 100, timeoutMs: 600_000 }) },
   ], 'hang');
 
   it('every client request completes with its normal status; copies past maxInFlight are shed', async () => {
@@ -31,6 +32,16 @@ describe('mirror: a slow mirror (never answers)', () => {
     assert.deepEqual(more, Array.from({ length: 10 }, () => 200));
     assert.deepEqual(await mirrorCounts(rig.proxy.metrics, 'slow'), { shed: 46 });
     assert.equal(rig.mirror.requests.filter((r) => r.url === '/slow').length, 4);
+  });
+
+  it('a Content-Length over maxBodyBytes is decided before anything else: body_too_large, no slot taken', async () => {
+    assert.deepEqual(await traffic(rig, '/one-slot/hanging', 1), [200]);
+    await waitFor('the copy hanging at the mirror', () => rig.mirror.requests.some((r) => r.url === '/one-slot/hanging'));
+    const big = await send(rig.proxy.port, { method: 'POST', path: '/one-slot/big', body: Buffer.alloc(2000, 0x61), agent: rig.agent });
+    assert.equal(big.status, 200);
+    assert.equal(await mirrorCount(rig.proxy.metrics, 'one-slot', 'body_too_large'), 1, 'counted when decided, before the main request went');
+    assert.deepEqual(await traffic(rig, '/one-slot/small', 1), [200]);
+    assert.deepEqual(await mirrorCounts(rig.proxy.metrics, 'one-slot'), { body_too_large: 1, shed: 1 });
   });
 
   it('copies that time out (timeoutMs) are counted and free their slots for later copies', async () => {

@@ -130,19 +130,36 @@ export interface StreamedReply {
   body: Buffer;
 }
 
+export interface ChunkedOptions {
+  headers?: Record<string, string>;
+  /** Runs after part `index` was written, before the next one (and before the end). */
+  between?: (index: number) => Promise<void>;
+  /** Each response chunk as it arrives. */
+  onData?: (chunk: Buffer) => void;
+}
+
 /** A POST whose body goes chunked (no Content-Length), one write per part. */
-export function sendChunked(port: number, path: string, parts: readonly Buffer[]): Promise<StreamedReply> {
+export function sendChunked(port: number, path: string, parts: readonly (string | Buffer)[], options: ChunkedOptions = {}): Promise<StreamedReply> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, method: 'POST', path, agent: false, timeout: 10_000, headers: { 'transfer-encoding': 'chunked' } }, (res) => {
+    const headers = { ...options.headers, 'transfer-encoding': 'chunked' };
+    const req = httpRequest({ host: '127.0.0.1', port, method: 'POST', path, agent: false, timeout: 10_000, headers }, (res) => {
       const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('data', (chunk: Buffer) => {
+        chunks.push(chunk);
+        options.onData?.(chunk);
+      });
       res.on('error', reject);
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
     });
     req.on('timeout', () => req.destroy(new Error('request timed out')));
     req.on('error', reject);
-    for (const part of parts) req.write(part);
-    req.end();
+    void (async () => {
+      for (let i = 0; i < parts.length; i++) {
+        req.write(parts[i]);
+        await options.between?.(i);
+      }
+      req.end();
+    })().catch((err: unknown) => req.destroy(err as Error));
   });
 }
 

@@ -166,10 +166,18 @@ describe('mirror: bodies', () => {
     const copiesBefore = rig.mirror.requests.length;
     // stream-echo answers with each chunk as it arrives: part i+1 is written only once part i came
     // back through the proxy, so the main upstream had it before the body was complete.
-    const reply = await sendChunkedEcho(rig.proxy.port, parts, () => {
-      assert.equal(rig.mirror.requests.length, copiesBefore, 'no copy before the body is complete');
+    let echoed = '';
+    let expected = '';
+    const reply = await sendChunked(rig.proxy.port, '/streamed', parts, {
+      headers: { 'x-test-action': 'stream-echo' },
+      onData: (chunk) => { echoed += chunk.toString(); },
+      between: async (i) => {
+        expected += parts[i];
+        await waitFor(`the main upstream echoed ${JSON.stringify(expected)}`, () => echoed === expected);
+        assert.equal(rig.mirror.requests.length, copiesBefore, 'no copy before the body is complete');
+      },
     });
-    assert.equal(reply, 'one|two|three|');
+    assert.equal(reply.body.toString(), 'one|two|three|');
     const copy = await waitFor('the copy', () => rig.mirror.requests.find((r) => r.url === '/streamed' && r.complete));
     assert.equal(copy.body.toString(), 'one|two|three|');
   });
@@ -204,6 +212,25 @@ describe('mirror: bodies', () => {
   });
 });
 
+describe('mirror: the deadline covers the wait for the body', () => {
+  const rig = withRig((to, port) => [{ name: 'short', path: '/', to, mirror: mirrorTo([port], { timeoutMs: 100, maxInFlight: 1 }) }]);
+
+  it('a body still arriving when timeoutMs is up: the copy is dropped (timeout) and its slot freed; the main request completes', async () => {
+    // The client holds its body open until the copy has timed out, then finishes it.
+    const reply = await sendChunked(rig.proxy.port, '/slow-upload', ['first part|', 'last part'], {
+      between: async (i) => {
+        if (i === 0) await waitFor('the copy timed out', async () => (await mirrorCount(rig.proxy.metrics, 'short', 'timeout')) === 1);
+      },
+    });
+    assert.equal(reply.status, 200);
+    assert.equal((JSON.parse(reply.body.toString()) as EchoReply).body, 'first part|last part');
+    // The slot is free: the next request is copied and answered (ok).
+    assert.equal((await send(rig.proxy.port, { path: '/next' })).status, 200);
+    await waitFor('the next copy ok', async () => (await mirrorCount(rig.proxy.metrics, 'short', 'ok')) === 1);
+    assert.deepEqual(rig.mirror.requests.map((r) => r.url), ['/next'], 'the timed-out copy was never sent');
+  });
+});
+
 describe('mirror: upgrades', () => {
   it('a WebSocket upgrade on a mirrored route is not mirrored', async () => {
     const rig = await startRig((to, port) => [{ name: 'ws', path: '/', to, mirror: mirrorTo([port]) }]);
@@ -227,33 +254,6 @@ describe('mirror: upgrades', () => {
     }
   });
 });
-
-/**
- * POST `parts` chunked to `/streamed` with `x-test-action: stream-echo`; each part is written once
- * the previous one came back through the proxy, and `check` runs before the next one.
- */
-function sendChunkedEcho(port: number, parts: readonly string[], check: () => void): Promise<string> {
-  let echoed = '';
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/streamed', agent: false, headers: { 'transfer-encoding': 'chunked', 'x-test-action': 'stream-echo' } }, (res) => {
-      res.setEncoding('utf8');
-      res.on('data', (text: string) => { echoed += text; });
-      res.on('end', () => resolve(echoed));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    void (async () => {
-      let expected = '';
-      for (const part of parts) {
-        req.write(part);
-        expected += part;
-        await waitFor(`the main upstream echoed ${JSON.stringify(expected)}`, () => echoed === expected);
-        check();
-      }
-      req.end();
-    })().catch((err: unknown) => req.destroy(err as Error));
-  });
-}
 
 /** Send part of a chunked body, wait until the main upstream has the request, then destroy the connection. */
 async function abortMidBody(port: number, path: string, main: TestUpstream): Promise<void> {
