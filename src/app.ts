@@ -197,7 +197,7 @@ export async function startSwitchyard(config: Config, options: StartOptions = {}
   const admin = new AdminServer({
     ...controlAdminSources(config, store, metrics, logger, () => lifecycle, watcher),
     ejections: proxy.runtimes,
-    matcher: { explain: (host, target) => explainRequest(proxy.runtimes.current, host, target) },
+    matcher: { explain: (host, target, request) => explainRequest(proxy.runtimes.current, host, target, request) },
     stats: proxy.runtimes,
     config: () => configView(config, { store, watcher, sources: { discovery, templates, demo }, certificates, lifecycle }),
   });

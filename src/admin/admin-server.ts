@@ -6,6 +6,7 @@ import type { TableStore } from '../control/table-store.js';
 import type { ErrorCode } from '../errors.js';
 import type { Duplex } from 'node:stream';
 import { errorBody, rawErrorResponse, sendError } from '../proxy/http/error-response.js';
+import type { MatchRequest } from '../proxy/runtime/explain.js';
 import { AdminAuth } from './admin-auth.js';
 import { routesView, type EjectionSource } from './routes-view.js';
 import { statusView, type StatsSource } from './status-view.js';
@@ -49,7 +50,7 @@ export interface AdminSources {
  * in a single process; a worker over IPC with --workers > 1 (hence the promise).
  */
 export interface MatchSource {
-  explain(host: string | undefined, target: string): unknown;
+  explain(host: string | undefined, target: string, request: MatchRequest): unknown;
 }
 
 /**
@@ -160,11 +161,11 @@ export class AdminServer {
       }
       case '/api/match': {
         const query = matchQuery((req.url ?? '').slice(path.length + 1));
-        if (query === undefined || this.sources.matcher === undefined) {
-          sendAdminError(res, 'SY_BAD_REQUEST', MATCH_USAGE);
+        if (query === undefined || typeof query === 'string' || this.sources.matcher === undefined) {
+          sendAdminError(res, 'SY_BAD_REQUEST', typeof query === 'string' ? `${query}; ${MATCH_USAGE}` : MATCH_USAGE);
           return;
         }
-        send(res, 200, await this.sources.matcher.explain(query.host, query.target));
+        send(res, 200, await this.sources.matcher.explain(query.host, query.target, query.request));
         return;
       }
       default:
@@ -173,20 +174,41 @@ export class AdminServer {
   }
 }
 
-const MATCH_USAGE = 'usage: /api/match?[host=example.com&]path=/some/path?q=1 (path last, exactly as a client sends it: '
-  + 'not decoded, its own query included; an absolute http(s) URL sets the host)';
+const MATCH_USAGE = 'usage: /api/match?[host=example.com&][method=POST&][header=NAME:VALUE&]...path=/some/path?q=1 '
+  + '(path last, exactly as a client sends it: not decoded, its own query included; an absolute http(s) URL sets the host; '
+  + 'method defaults to GET; header repeatable)';
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+// eslint-disable-next-line no-control-regex -- what a header value cannot carry (HTAB allowed)
+const BAD_VALUE = /[\u0000-\u0008\u000a-\u001f\u007f]/;
 
 /**
- * `[host=H&]path=TARGET`: the target is everything after `path=`, taken raw, so that it is the
- * request target a client would send (percent-encodings and `+` intact, its own `?` and `&` kept).
+ * `[host=H&][method=M&][header=NAME:VALUE&]...path=TARGET`: the target is everything after `path=`,
+ * taken raw, so that it is the request target a client would send (percent-encodings and `+`
+ * intact, its own `?` and `&` kept). `method` as sent (methods are case-sensitive), GET by default;
+ * each `header` is one field, its value trimmed as node trims a received one. A parameter that is
+ * not a usable method or header gives the reason (a string).
  */
-function matchQuery(query: string): { host: string | undefined; target: string } | undefined {
+function matchQuery(query: string): { host: string | undefined; target: string; request: MatchRequest } | string | undefined {
   const at = query.startsWith('path=') ? 0 : query.indexOf('&path=') + 1;
   if (at === 0 && !query.startsWith('path=')) return undefined;
   const target = query.slice(at + 'path='.length);
   if (target === '') return undefined;
-  const host = new URLSearchParams(query.slice(0, at)).get('host') ?? undefined;
-  return { host: host === '' ? undefined : host, target };
+  const params = new URLSearchParams(query.slice(0, at));
+  const host = params.get('host') ?? undefined;
+  const method = params.get('method') ?? 'GET';
+  if (!TOKEN.test(method)) return `method=${JSON.stringify(method)} is not an HTTP method`;
+  const headers: [string, string][] = [];
+  for (const field of params.getAll('header')) {
+    const colon = field.indexOf(':');
+    const name = colon < 0 ? '' : field.slice(0, colon).trim();
+    const value = field.slice(colon + 1).trim();
+    if (!TOKEN.test(name)) return `header=${JSON.stringify(field)}: expected NAME:VALUE with NAME an HTTP token`;
+    if (BAD_VALUE.test(value)) return `header=${JSON.stringify(field)}: the value has a control character`;
+    if (name.toLowerCase() === 'host') return 'header=host:...: give the Host as host=';
+    headers.push([name, value]);
+  }
+  return { host: host === '' ? undefined : host, target, request: { method, headers } };
 }
 
 /**

@@ -10,6 +10,7 @@
 import type { AddressInfo } from 'node:net';
 import type { TableWire } from '../model/table-wire.js';
 import type { StatsSample } from '../proxy/runtime/endpoint-window.js';
+import type { MatchRequest } from '../proxy/runtime/explain.js';
 import type { SharedEjection } from '../proxy/runtime/route-state.js';
 
 /** Primary → worker. */
@@ -25,7 +26,7 @@ export type ToWorker =
   /** SIGTERM reached the primary: drain (Connection: close, --shutdown-delay, --drain-timeout), then exit 0. */
   | { type: 'sy:drain' }
   /** /api/match: explain this request with the worker's runtime. */
-  | { type: 'sy:explain'; id: number; host: string | undefined; target: string }
+  | { type: 'sy:explain'; id: number; host: string | undefined; target: string; request: MatchRequest }
   /** /api/status: the worker's last minute per endpoint (its runtime's traffic windows). */
   | { type: 'sy:stats'; id: number };
 

@@ -86,7 +86,7 @@ export async function startPrimary(config: Config, logger: Logger, signal: Abort
   const admin = new AdminServer({
     ...controlAdminSources(config, store, metrics, logger, () => lifecycle, watcher),
     ejections: board,
-    matcher: { explain: (host, target) => pool.explain(host, target) },
+    matcher: { explain: (host, target, request) => pool.explain(host, target, request) },
     stats: { stats: () => pool.stats() },
     exposition: () => clusterMetrics.exposition(pool.connected()),
     workers: () => ({ tableVersion: store.version, everyWorkerAt: pool.everyWorkerAt(), workers: pool.views() }),

@@ -5,6 +5,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { ClusterStats } from '../admin/status-view.js';
 import { mergeSamples, type StatsSample } from '../proxy/runtime/endpoint-window.js';
+import type { MatchRequest } from '../proxy/runtime/explain.js';
 import type { SharedEjection } from '../proxy/runtime/route-state.js';
 import { isFromWorker, WORKER_SLOT_ENV, type FromWorker, type ToWorker } from './messages.js';
 
@@ -144,10 +145,10 @@ export class WorkerPool {
   }
 
   /** /api/match: the first serving worker explains with its runtime (ejections are shared, so its view is the machine's). */
-  explain(host: string | undefined, target: string): Promise<unknown> {
+  explain(host: string | undefined, target: string, request: MatchRequest): Promise<unknown> {
     const slot = this.slots.find((s) => s.listening && s.worker?.isConnected() === true) ?? this.slots.find((s) => s.hello && s.worker?.isConnected() === true);
     if (slot === undefined) return Promise.reject(new Error('no worker is running to explain the request'));
-    return this.ask(slot, (id) => ({ type: 'sy:explain', id, host, target }), EXPLAIN_TIMEOUT_MS);
+    return this.ask(slot, (id) => ({ type: 'sy:explain', id, host, target, request }), EXPLAIN_TIMEOUT_MS);
   }
 
   /**

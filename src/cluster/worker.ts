@@ -149,7 +149,7 @@ export async function runWorker(config: Config, logger: Logger): Promise<void> {
         drain('the primary is stopping');
         return;
       case 'sy:explain':
-        send({ type: 'sy:explained', id: m.id, result: explainRequest(proxy.runtimes.current, m.host, m.target) });
+        send({ type: 'sy:explained', id: m.id, result: explainRequest(proxy.runtimes.current, m.host, m.target, m.request) });
         return;
       case 'sy:stats':
         send({ type: 'sy:stats-sample', id: m.id, sample: proxy.runtimes.stats() });

@@ -16,8 +16,9 @@ export const help = [
   '',
   '  --method M            the request method (default GET)',
   '  --header NAME:VALUE   a request header (repeatable). Host: sets the host for a /path URL.',
-  '                        Method and headers are sent to /api/match; a Switchyard that routes on host',
-  '                        and path only says so, and the answer is the same for every method and header.',
+  '                        Method, headers and the URL\'s query decide between routes with match',
+  '                        conditions (methods, headers, query); each condition is shown as held or failed.',
+  '                        (A Switchyard older than match conditions says it routes on host and path only.)',
   '  --all                 list every candidate route, also those whose prefix the path does not fall under',
   ADMIN_HELP,
   '',
@@ -42,17 +43,45 @@ interface MatchDestination extends Omit<DestinationJson, 'endpoints'> {
   readonly endpoints: readonly MatchEndpoint[];
 }
 
+/** One condition's verdict (model/explain.ts ConditionVerdict). */
+interface VerdictJson {
+  readonly kind: 'method' | 'header' | 'query';
+  readonly name: string | null;
+  readonly expected: string | readonly string[];
+  readonly held: boolean;
+  readonly seen: readonly string[];
+}
+
+/** A candidate route; the fields after `chosen` are absent from a Switchyard older than match conditions. */
+interface CandidateJson {
+  readonly route: string;
+  readonly host: string | null;
+  readonly path: string;
+  readonly prefixMatches: boolean;
+  readonly chosen: boolean;
+  readonly hostMatch?: 'exact' | 'wildcard' | 'any';
+  readonly conditionCount?: number;
+  readonly conditions?: readonly VerdictJson[];
+  readonly conditionsHold?: boolean;
+}
+
 interface MatchJson {
   readonly outcome: 'routed' | 'no-route' | 'no-endpoint' | 'refused';
   readonly status: number | null;
   readonly reason: string;
-  readonly request: { readonly host: string | null; readonly target: string; readonly normalizedTarget: string | null; readonly method?: string };
+  readonly request: {
+    readonly host: string | null;
+    readonly target: string;
+    readonly normalizedTarget: string | null;
+    readonly method?: string;
+    readonly headers?: readonly (readonly [string, string])[];
+  };
   readonly route?: Omit<RouteJson, 'destinations'> & {
     readonly upstreamTarget: string;
     readonly destinations: readonly MatchDestination[];
     readonly admission?: readonly string[];
   };
-  readonly candidates?: readonly { readonly route: string; readonly host: string | null; readonly path: string; readonly prefixMatches: boolean; readonly chosen: boolean }[];
+  readonly candidates?: readonly CandidateJson[];
 }
 
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
@@ -120,6 +149,7 @@ export function explainReport(m: MatchJson, method: string, options: { all: bool
   const req = m.request;
   lines.push(`Request   ${method} ${req.target}${req.host === null ? ' (no Host)' : ` Host: ${req.host}`}`);
   if (req.normalizedTarget !== null && req.normalizedTarget !== req.target) lines.push(`          matched as ${req.normalizedTarget} (dot segments resolved)`);
+  for (const [name, value] of req.headers ?? []) lines.push(`          ${name}: ${value}`);
   const route = m.route;
   const answer = m.outcome === 'routed' && route !== undefined
     ? `forwarded by route "${route.name}" to ${route.upstreamTarget}`
@@ -131,17 +161,25 @@ export function explainReport(m: MatchJson, method: string, options: { all: bool
   if (route !== undefined) {
     lines.push(`Route     ${route.name}: ${matchText(route)}${route.host === null ? ' (any host)' : ''}${route.strip === null ? '' : `, strip ${route.strip}`}; from ${route.origin} ${route.source}`);
   }
+  const chosen = m.candidates?.find((c) => c.chosen);
+  if (chosen !== undefined && (chosen.conditions ?? []).length > 0) {
+    lines.push(`Matched   ${(chosen.conditions ?? []).map(verdictText).join('; ')}`);
+  }
   if (options.methodAndHeadersAsked && req.method === undefined) {
     lines.push('Note      this Switchyard routes on host and path only: --method and --header were sent along but do not change the answer');
   }
   const candidates = m.candidates ?? [];
   if (candidates.length > 0) {
-    const winner = candidates.find((c) => c.chosen);
+    const winner = chosen;
     const shown = options.all ? candidates : candidates.filter((c) => c.prefixMatches || c.chosen);
-    lines.push('', `Candidates (routes for the Host first, then for any host; longest prefix first)${options.all ? '' : ': those whose prefix the path falls under'}`);
+    const withConditions = shown.some((c) => (c.conditions ?? []).length > 0);
+    lines.push('', `Candidates (exact host, then wildcards longest first, then any host; longest prefix first; most conditions first)${options.all ? '' : ': those whose prefix the path falls under'}`);
     if (shown.length > 0) {
-      lines.push(renderTable([{ title: '' }, { title: 'ROUTE' }, { title: 'HOST' }, { title: 'PREFIX' }, { title: 'RESULT' }], shown.map((c) => [
-        c.chosen ? '*' : '', c.route, c.host ?? '(any)', c.path, c.chosen ? 'chosen' : lostBecause(c, winner),
+      const columns = [{ title: '' }, { title: 'ROUTE' }, { title: 'HOST' }, { title: 'PREFIX' }, ...(withConditions ? [{ title: 'CONDITIONS' }] : []), { title: 'RESULT' }];
+      lines.push(renderTable(columns, shown.map((c) => [
+        c.chosen ? '*' : '', c.route, c.host ?? '(any)', c.path,
+        ...(withConditions ? [(c.conditions ?? []).map(verdictText).join('; ')] : []),
+        c.chosen ? 'chosen' : lostBecause(c, winner),
       ]), '  '));
     } else {
       lines.push('  (none)');
@@ -170,9 +208,28 @@ export function explainReport(m: MatchJson, method: string, options: { all: bool
   return lines.join('\n');
 }
 
-function lostBecause(c: { host: string | null; path: string; prefixMatches: boolean }, winner: { host: string | null; path: string } | undefined): string {
+/** `header x-canary = "1": held` or `method GET or POST: failed (sent HEAD)`. */
+function verdictText(v: VerdictJson): string {
+  const wanted = v.kind === 'method'
+    ? `method ${(Array.isArray(v.expected) ? v.expected : [v.expected]).join(' or ')}`
+    : `${v.kind} ${v.name ?? ''} ${v.expected === '*' ? 'present' : `= ${JSON.stringify(v.expected)}`}`;
+  if (v.held) return `${wanted}: held`;
+  const seen = v.seen.length === 0 ? (v.kind === 'method' ? 'no method' : 'absent') : `sent ${v.seen.map((s) => (v.kind === 'method' ? s : JSON.stringify(s))).join(', ')}`;
+  return `${wanted}: failed (${seen})`;
+}
+
+const TIER: Record<string, number> = { exact: 2, wildcard: 1, any: 0 };
+
+function lostBecause(c: CandidateJson, winner: CandidateJson | undefined): string {
   if (!c.prefixMatches) return 'lost: the path is not under its prefix';
+  if (c.conditionsHold === false) return 'lost: a condition failed';
   if (winner === undefined) return 'lost';
   if (winner.host !== null && c.host === null) return 'lost: routes for the Host come before routes for any host';
-  return `lost: a longer prefix matched (${winner.path})`;
+  const winnerTier = TIER[winner.hostMatch ?? ''];
+  const tier = TIER[c.hostMatch ?? ''];
+  if (winnerTier !== undefined && tier !== undefined && winnerTier > tier) return 'lost: an exact host comes before a wildcard';
+  if (winner.hostMatch === 'wildcard' && c.hostMatch === 'wildcard' && winner.host !== c.host) return `lost: a longer wildcard matched (${winner.host ?? ''})`;
+  if (winner.path !== c.path) return `lost: a longer prefix matched (${winner.path})`;
+  if ((winner.conditionCount ?? 0) > (c.conditionCount ?? 0)) return `lost: the chosen route has more conditions (${winner.conditionCount ?? 0} to ${c.conditionCount ?? 0})`;
+  return 'lost: an earlier route in the table';
 }

@@ -195,6 +195,6 @@ describe('admin: /api/match', () => {
   it('without a path: 400 with the usage', async () => {
     const res = await request(`${base}/api/match?host=x`);
     assert.equal(res.statusCode, 400);
-    assert.match(((await res.body.json()) as { message: string }).message, /usage: \/api\/match\?\[host=example\.com&\]path=/);
+    assert.match(((await res.body.json()) as { message: string }).message, /usage: \/api\/match\?\[host=example\.com&\]\[method=POST&\]\[header=NAME:VALUE&\]\.\.\.path=/);
   });
 });

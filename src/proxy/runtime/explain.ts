@@ -2,8 +2,10 @@
  * What the proxy would do with a request, and why: the admin API's /api/match. The same steps as a
  * real request (absolute-form split, path normalisation, the table's lookup, strip) on the live
  * runtime, plus the state behind the balancer's choice: each destination's share, each endpoint's
- * weight and why it does or does not take traffic (health, drain, outlier ejection). Admin-time
- * code: it allocates freely and is never on the request path.
+ * weight and why it does or does not take traffic (health, drain, outlier ejection). The request's
+ * method and headers reach the lookup as a real request's do (conditioned routes), and every
+ * candidate carries the verdict of each of its conditions. Admin-time code: it allocates freely
+ * and is never on the request path.
  */
 import { explainLookup } from '../../model/explain.js';
 import type { Destination, Endpoint } from '../../model/types.js';
@@ -15,20 +17,37 @@ import { stripPath, type Runtime, type RuntimeRoute } from './runtime.js';
 /** `routed`: forwarded; `no-route`: 404; `no-endpoint`: 503; `refused`: 400 before routing. */
 export type MatchOutcome = 'routed' | 'no-route' | 'no-endpoint' | 'refused';
 
+/** The request line and headers /api/match asks about besides host and target. */
+export interface MatchRequest {
+  /** As sent (methods are case-sensitive); GET when /api/match was not given one. */
+  readonly method: string;
+  /** `[name, value]` in order, names as given. */
+  readonly headers: readonly (readonly [string, string])[];
+}
+
+/** What /api/match asks about when it is given only a host and a target. */
+export const DEFAULT_MATCH_REQUEST: MatchRequest = { method: 'GET', headers: [] };
+
 export interface MatchExplanation {
   readonly outcome: MatchOutcome;
   /** The status the client would get when the proxy answers itself; null when forwarded. */
   readonly status: number | null;
   readonly reason: string;
-  readonly request: { readonly host: string | null; readonly target: string; readonly normalizedTarget: string | null };
+  readonly request: {
+    readonly host: string | null;
+    readonly target: string;
+    readonly normalizedTarget: string | null;
+    readonly method: string;
+    readonly headers: readonly (readonly [string, string])[];
+  };
   readonly route?: unknown;
   readonly candidates?: unknown;
 }
 
-export function explainRequest(runtime: Runtime | undefined, hostHeader: string | undefined, rawTarget: string): MatchExplanation {
+export function explainRequest(runtime: Runtime | undefined, hostHeader: string | undefined, rawTarget: string, asked: MatchRequest = DEFAULT_MATCH_REQUEST): MatchExplanation {
   let host = hostHeader === '' ? undefined : hostHeader;
   let target = rawTarget;
-  const request = (normalizedTarget: string | null) => ({ host: host ?? null, target: rawTarget, normalizedTarget });
+  const request = (normalizedTarget: string | null) => ({ host: host ?? null, target: rawTarget, normalizedTarget, method: asked.method, headers: asked.headers });
   if (target.charCodeAt(0) !== 47 /* / */) {
     const absolute = splitAbsoluteForm(target);
     if (absolute === undefined) {
@@ -45,7 +64,8 @@ export function explainRequest(runtime: Runtime | undefined, hostHeader: string 
   if (runtime === undefined) {
     return { outcome: 'no-route', status: 404, reason: 'no routing table is live yet', request: request(normalized) };
   }
-  const lookup = explainLookup(runtime.table, host, normalized);
+  const facts = { method: asked.method, rawHeaders: asked.headers.flat() };
+  const lookup = explainLookup(runtime.table, host, normalized, facts);
   // HTTP/1.1 requires Host: without one, the answer holds for an HTTP/1.0 request.
   const noHost = host === undefined ? '. Without a Host only an HTTP/1.0 request is routed so; an HTTP/1.1 one gets 400' : '';
   const route = lookup.route === undefined ? undefined : runtime.routes.get(lookup.route);
