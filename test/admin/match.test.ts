@@ -5,10 +5,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
-import { AdminServer } from '../../src/admin/admin-server.js';
-import { createLogger } from '../../src/observability/logger.js';
-import { explainRequest } from '../../src/proxy/runtime/explain.js';
+import type { AdminServer } from '../../src/admin/admin-server.js';
 import { makeTable, send, startProxy, type TestProxy } from '../proxy/harness.js';
+import { startMatchAdmin } from './match-admin.js';
 import { waitFor } from '../support/wait.js';
 import { refusedPort, startUpstream, type TestUpstream } from '../support/upstream.js';
 
@@ -72,15 +71,7 @@ describe('admin: /api/match', () => {
       { name: 'admin', path: '/admin', to: [{ service: 'admin', endpoints: [{ id: 'ad1', port: a.port }] }] },
       { name: 'root', path: '/', to: [{ service: 'web', endpoints: [{ id: 'w1', port: b.port }] }] },
     ]));
-    admin = new AdminServer({
-      store: p.store,
-      metrics: p.metrics,
-      logger: createLogger({ level: 'silent' }),
-      ready: () => true,
-      config: () => ({}),
-      matcher: { explain: (host, target) => explainRequest(p.proxy.runtimes.current, host, target) },
-    });
-    base = `http://127.0.0.1:${(await admin.listen('127.0.0.1', 0)).port}`;
+    ({ admin, base } = await startMatchAdmin(p));
   });
 
   after(async () => {

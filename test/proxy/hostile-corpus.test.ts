@@ -10,6 +10,11 @@ import { after, before, describe, it } from 'node:test';
 import { metricValue, makeTable, startProxy, type TestProxy } from './harness.js';
 import { plainGet, rawExchange } from '../support/raw-http.js';
 import { startRecordingUpstream, type RecordingUpstream } from '../support/recording-upstream.js';
+import { startUpstream, type EchoReply, type TestUpstream } from '../support/upstream.js';
+import { buildTable } from '../../src/model/build-table.js';
+import type { RequestFacts } from '../../src/model/types.js';
+import { discovery, instance } from '../model/fixtures.js';
+import { request, route, snap } from '../model/precedence-support.js';
 
 interface HostileCase {
   name: string;
@@ -254,5 +259,111 @@ describe('proxy: hostile-input corpus', () => {
     for (const reason of ['parse', 'framing', 'path', 'host', 'version', 'method', 'headers_too_large', 'timeout', 'target']) {
       assert.ok(await metricValue(p.metrics, 'switchyard_requests_refused_total', { reason }) > 0, reason);
     }
+  });
+});
+
+/**
+ * The matchers (route-index.ts, match-conditions.ts) against hostile requests: conditioned routes
+ * and wildcards in a real table (buildTable); lookup never throws and gives the answer the rules
+ * give. First the lookup itself with inputs node's parser would never deliver (it must cope all
+ * the same), then raw requests through a proxy serving that table.
+ */
+describe('proxy: hostile input against the matchers', () => {
+  const routes = [
+    route('canary', [], '/api', { headers: { 'x-canary': '1' } }),
+    route('plain', [], '/api'),
+    route('beta', [], '/q', { query: { beta: 'true' } }),
+    route('q-plain', [], '/q'),
+    route('partner', ['*.partners.example.com'], '/'),
+    route('posts', [], '/m', { methods: ['POST'] }),
+  ];
+  const table = buildTable(snap, {}, routes);
+  const name = (host: string | undefined, path: string, facts?: RequestFacts): string | undefined => table.lookup(host, path, facts)?.name;
+
+  it('header values with odd bytes match only when equal exactly', () => {
+    const cases: [string, string | undefined][] = [
+      ['1', 'canary'], ['1\r\n', 'plain'], ['1\r\nx-canary: 1', 'plain'], ['\u0000', 'plain'], ['1\u0000', 'plain'], ['1 ', 'plain'],
+      ['\u00ff', 'plain'], ['\ud800', 'plain'], ['', 'plain'], ['１', 'plain'],
+    ];
+    for (const [value, expected] of cases) assert.equal(name('h', '/api', request('GET', [['X-Canary', value]])), expected, JSON.stringify(value));
+    assert.equal(name('h', '/api', request('GET', [['x-canary\r\n', '1'], ['x\u0000canary', '1']])), 'plain', 'odd bytes in names');
+    assert.equal(name('h', '/api', { method: 'GET', rawHeaders: ['x-canary'] }), 'plain', 'a name without a value (odd-length rawHeaders)');
+  });
+
+  it('10,000 header fields: the one that matches is found, anywhere', () => {
+    const many = Array.from({ length: 10_000 }, (_, i): [string, string] => [i % 2 === 0 ? 'X-Canary' : `x-h${i}`, String(i + 2)]);
+    assert.equal(name('h', '/api', request('GET', many)), 'plain');
+    assert.equal(name('h', '/api', request('GET', [...many, ['x-canary', '1']])), 'canary');
+  });
+
+  it('a query with 10,000 parameters, and percent garbage: no throw, the rules\' answer', () => {
+    const garbage = ['%', '%z', '%zz', '%f', '%ff', '%c3%28', '%e2%82', '%%%', 'beta=%', 'beta=tru%', 'beta=%74rue%', '=', '&', '+', '%00', '%u0074'];
+    const filler = Array.from({ length: 10_000 }, (_, i) => garbage[i % garbage.length]!).join('&');
+    assert.equal(name('h', `/q?${filler}`), 'q-plain');
+    assert.equal(name('h', `/q?${filler}&beta=true`), 'beta');
+    assert.equal(name('h', `/q?beta=true&${filler}`), 'beta');
+    assert.equal(name('h', `/q?${'%ff'.repeat(5_000)}=true&b%65ta=tr%75e`), 'beta', 'an encoded name and value');
+    assert.equal(name('h', `/q?beta=%74%72%75%65%ff`), 'q-plain', 'not UTF-8');
+    assert.equal(name('h', `/q?beta=true#`), 'beta');
+    assert.equal(name('h', `/q#?beta=true`), 'q-plain', 'after a fragment mark is no query');
+    assert.equal(name('h', `/q?${'beta=false&'.repeat(10_000)}`), 'q-plain');
+  });
+
+  it('hosts with many labels, empty labels and odd bytes; methods that are not quite POST', () => {
+    assert.equal(name(`${'a.'.repeat(2_000)}partners.example.com`, '/x'), 'partner');
+    assert.equal(name(`${'.'.repeat(2_000)}partners.example.com`, '/x'), undefined);
+    assert.equal(name('.partners.example.com', '/x'), undefined);
+    assert.equal(name('partners.example.com', '/x'), undefined);
+    assert.equal(name('a.partners.example.com\u0000', '/x'), undefined);
+    assert.equal(name('A.PARTNERS.EXAMPLE.COM.:99999', '/x'), 'partner');
+    for (const method of ['post', 'POST ', 'P\u0000OST', '', undefined]) assert.equal(name('h', '/m', request(method)), undefined, JSON.stringify(method));
+    assert.equal(name('h', '/m', request('POST')), 'posts');
+    assert.equal(name('h', `/api${'/x'.repeat(50_000)}`, request('GET', [['x-canary', '1']])), 'canary', 'a 100k path');
+  });
+
+  describe('through the proxy', () => {
+    let upstream: TestUpstream;
+    let canaryUpstream: TestUpstream;
+    let p: TestProxy;
+    before(async () => {
+      [upstream, canaryUpstream] = await Promise.all([startUpstream({ name: 'main' }), startUpstream({ name: 'canary' })]);
+      const instances = discovery([instance('svc', 'svc-1', { port: upstream.port }), instance('canary', 'canary-1', { port: canaryUpstream.port })]);
+      // The conditioned routes `canary` and `beta` go to the second upstream, so the answer names the route.
+      const templates = routes.map((r) => (r.name === 'canary' || r.name === 'beta' ? { ...r, to: [{ service: 'canary', weight: 1 }] } : r));
+      p = await startProxy(buildTable(instances, {}, templates), { options: { accessLog: false } });
+    });
+    after(async () => {
+      await p.close();
+      await Promise.all([upstream.close(), canaryUpstream.close()]);
+    });
+    /** Status, and for a 200 the upstream that answered and the target it got. */
+    const exchange = async (bytes: string): Promise<{ status: number; upstream?: string; url?: string }> => {
+      const result = await rawExchange(p.port, bytes, { responses: 1, deadlineMs: 10_000 });
+      const reply = result.responses[0];
+      assert.ok(reply !== undefined, result.data.toString('latin1').slice(0, 200));
+      if (reply.status !== 200) return { status: reply.status };
+      const echo = JSON.parse(reply.body.toString('utf8')) as EchoReply;
+      return { status: 200, upstream: echo.upstream, url: echo.url };
+    };
+    const head = (line: string, headers = ''): string => `${line} HTTP/1.1\r\nHost: h\r\n${headers}Connection: close\r\n\r\n`;
+
+    it('header values with obs-text bytes or repeated fields: the canary only for the exact value', async () => {
+      assert.equal((await exchange(head('GET /api/odd', 'X-Canary: 1\xff\r\n'))).upstream, 'main');
+      assert.equal((await exchange(head('GET /api/odd', 'X-Canary: \x801\r\n'))).upstream, 'main');
+      assert.equal((await exchange(head('GET /api/odd', 'X-Canary:  1 \t\r\n'))).upstream, 'canary', 'surrounding whitespace is not part of the value');
+      const many = Array.from({ length: 80 }, (_, i) => `x-canary: ${i + 2}\r\n`).join('');
+      assert.equal((await exchange(head('GET /api/odd', many))).upstream, 'main');
+      assert.equal((await exchange(head('GET /api/odd', `${many}X-CANARY: 1\r\n`))).upstream, 'canary');
+    });
+
+    it('1,000 query parameters of percent garbage, then the condition; methods; wildcard hosts', async () => {
+      const filler = Array.from({ length: 1_000 }, (_, i) => ['%zz', '%ff', '%', 'a=%c3%28'][i % 4]).join('&');
+      assert.deepEqual(await exchange(head(`GET /q/x?${filler}&beta=true`)), { status: 200, upstream: 'canary', url: `/q/x?${filler}&beta=true` });
+      assert.deepEqual(await exchange(head(`GET /q/x?${filler}`)), { status: 200, upstream: 'main', url: `/q/x?${filler}` });
+      assert.deepEqual(await exchange(head('GET /m')), { status: 404 });
+      assert.deepEqual(await exchange(head('POST /m', 'Content-Length: 0\r\n')), { status: 200, upstream: 'main', url: '/m' });
+      assert.deepEqual(await exchange('GET /x HTTP/1.1\r\nHost: a.b.c.partners.example.com\r\nConnection: close\r\n\r\n'), { status: 200, upstream: 'main', url: '/x' });
+      assert.deepEqual(await exchange('GET /x HTTP/1.1\r\nHost: partners.example.com\r\nConnection: close\r\n\r\n'), { status: 404 });
+    });
   });
 });

@@ -1,0 +1,142 @@
+/**
+ * /api/match with match conditions and wildcard hosts, over real HTTP: `method=` and repeatable
+ * `header=NAME:VALUE` (and the query in the target) reach the lookup, are echoed back, and each
+ * candidate carries its conditions' verdicts. Every answer is checked against what the running
+ * proxy does with the same request (which upstream answered).
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { request } from 'undici';
+import type { AdminServer } from '../../src/admin/admin-server.js';
+import { buildTable } from '../../src/model/build-table.js';
+import { discovery, instance } from '../model/fixtures.js';
+import { conditions } from '../model/precedence-support.js';
+import { send, startProxy, type TestProxy } from '../proxy/harness.js';
+import { startMatchAdmin } from './match-admin.js';
+import { startUpstream, type EchoReply, type TestUpstream } from '../support/upstream.js';
+
+interface Verdict { kind: string; name: string | null; expected: string | string[]; held: boolean; seen: string[] }
+interface Candidate { route: string; host: string | null; hostMatch: string; path: string; prefixMatches: boolean; conditionCount: number; conditions: Verdict[]; conditionsHold: boolean; chosen: boolean }
+interface MatchJson {
+  outcome: string;
+  reason: string;
+  request: { host: string | null; target: string; method: string; headers: [string, string][] };
+  route?: { name: string; hosts: string[]; conditions: { methods: string[]; headers: Record<string, string>; query: Record<string, string> } | null };
+  candidates?: Candidate[];
+}
+
+describe('admin: /api/match with match conditions', () => {
+  let v1: TestUpstream;
+  let v2: TestUpstream;
+  let p: TestProxy;
+  let admin: AdminServer;
+  let base = '';
+
+  before(async () => {
+    [v1, v2] = await Promise.all([startUpstream({ name: 'v1' }), startUpstream({ name: 'v2' })]);
+    const snap = discovery([instance('api', 'api-1', { port: v1.port, tags: ['v1'] }), instance('api', 'api-2', { port: v2.port, tags: ['v2'] })]);
+    const to = (tag: string) => [{ service: 'api', tag, weight: 1 }];
+    const t = (name: string, hosts: string[], path: string, tag: string, when?: Parameters<typeof conditions>[0]) => ({
+      name, match: { hosts, path }, to: to(tag), source: `templates/${name}.yaml`, ...(when === undefined ? {} : { options: { conditions: conditions(when) } }),
+    });
+    p = await startProxy(buildTable(snap, {}, [
+      t('api', ['api.example.com'], '/api', 'v1'),
+      t('api-canary', ['api.example.com'], '/api', 'v2', { headers: { 'x-canary': '1' } }),
+      t('partner-post', ['*.partners.example.com'], '/api', 'v2', { methods: ['POST'] }),
+      t('beta', [], '/beta', 'v2', { query: { beta: 'true' } }),
+      t('beta-plain', [], '/beta', 'v1'),
+    ]));
+    ({ admin, base } = await startMatchAdmin(p));
+  });
+
+  after(async () => {
+    await admin.close();
+    await p.close();
+    await Promise.all([v1.close(), v2.close()]);
+  });
+
+  async function match(query: string): Promise<MatchJson> {
+    const res = await request(`${base}/api/match?${query}`);
+    assert.equal(res.statusCode, 200);
+    return (await res.body.json()) as MatchJson;
+  }
+
+  /** The upstream that answers the same request through the proxy (404 → null). */
+  async function served(host: string, path: string, method: string, headers: Record<string, string> = {}): Promise<string | null> {
+    const reply = await send(p.port, { method, path, headers: { host, ...headers } });
+    if (reply.status === 404) return null;
+    assert.equal(reply.status, 200, reply.text());
+    return reply.json<EchoReply>().upstream;
+  }
+
+  it('a header condition: the canary route with header=, the plain one without; the proxy agrees', async () => {
+    const canary = await match('host=api.example.com&method=GET&header=X-Canary:%201&path=/api/x');
+    assert.equal(canary.route?.name, 'api-canary');
+    assert.deepEqual(canary.request.headers, [['X-Canary', '1']], 'echoed, value trimmed');
+    assert.equal(canary.request.method, 'GET');
+    assert.deepEqual(canary.route?.conditions, { methods: [], headers: { 'x-canary': '1' }, query: {} });
+    const chosen = canary.candidates?.find((c) => c.chosen);
+    assert.deepEqual(chosen?.conditions, [{ kind: 'header', name: 'x-canary', expected: '1', held: true, seen: ['1'] }]);
+    assert.match(canary.reason, /route "api-canary" is for host "api\.example\.com" .*its conditions hold \(header x-canary = "1"\)/);
+    assert.equal(await served('api.example.com', '/api/x', 'GET', { 'x-canary': '1' }), 'v2');
+
+    const plain = await match('host=api.example.com&header=x-canary:2&path=/api/x');
+    assert.equal(plain.route?.name, 'api');
+    assert.equal(plain.request.method, 'GET', 'GET by default');
+    const lost = plain.candidates?.find((c) => c.route === 'api-canary');
+    assert.deepEqual([lost?.conditionsHold, lost?.conditions[0]?.seen], [false, ['2']]);
+    assert.match(plain.reason, /passed over because a condition failed: "api-canary" \(header x-canary = "1"\)/);
+    assert.equal(await served('api.example.com', '/api/x', 'GET', { 'x-canary': '2' }), 'v1');
+  });
+
+  it('a wildcard host with a method condition; GET does not match a POST-only route; the suffix itself is not covered', async () => {
+    const post = await match('host=eu.partners.example.com&method=POST&path=/api');
+    assert.equal(post.route?.name, 'partner-post');
+    assert.deepEqual(post.candidates?.map((c) => [c.route, c.host, c.hostMatch]), [['partner-post', '*.partners.example.com', 'wildcard'], ['beta', null, 'any'], ['beta-plain', null, 'any']]);
+    assert.match(post.reason, /covers host "eu\.partners\.example\.com" with the wildcard "\*\.partners\.example\.com"/);
+    assert.equal(await served('eu.partners.example.com', '/api', 'POST'), 'v2');
+
+    const head = await match('host=x.partners.example.com&method=HEAD&path=/api');
+    assert.equal(head.outcome, 'no-route', 'methods compare exactly');
+    const get = await match('host=a.b.partners.example.com&method=GET&path=/api');
+    assert.equal(get.outcome, 'no-route');
+    assert.deepEqual(get.candidates?.[0]?.conditions, [{ kind: 'method', name: null, expected: ['POST'], held: false, seen: ['GET'] }]);
+    assert.match(get.reason, /^no route matches: 1 route\(s\) for host "a\.b\.partners\.example\.com" \(1 by wildcard\) and 2 for any host; the path falls under the prefix of 1, but a condition of each fails/);
+    assert.equal(await served('a.b.partners.example.com', '/api', 'GET'), null);
+
+    assert.equal((await match('host=partners.example.com&method=POST&path=/api')).outcome, 'no-route');
+    assert.equal(await served('partners.example.com', '/api', 'POST'), null);
+  });
+
+  it('a query condition reads the target\'s query (decoded); the proxy agrees', async () => {
+    const beta = await match('path=/beta/x?beta=tru%65');
+    assert.equal(beta.route?.name, 'beta');
+    assert.deepEqual(beta.candidates?.find((c) => c.chosen)?.conditions, [{ kind: 'query', name: 'beta', expected: 'true', held: true, seen: ['true'] }]);
+    assert.equal(await served('any.example', '/beta/x?beta=tru%65', 'GET'), 'v2');
+    const plain = await match('path=/beta/x?beta=false');
+    assert.equal(plain.route?.name, 'beta-plain');
+    assert.equal(await served('any.example', '/beta/x?beta=false', 'GET'), 'v1');
+  });
+
+  it('bad method= or header= parameters: 400 with the reason and the usage', async () => {
+    const cases: [string, RegExp][] = [
+      ['method=G%20T&path=/', /method="G T" is not an HTTP method/],
+      ['header=novalue&path=/', /header="novalue": expected NAME:VALUE/],
+      ['header=x%0Ay:1&path=/', /expected NAME:VALUE with NAME an HTTP token/],
+      ['header=x:a%0Db&path=/', /the value has a control character/],
+      ['header=Host:a.com&path=/', /give the Host as host=/],
+    ];
+    for (const [query, message] of cases) {
+      const res = await request(`${base}/api/match?${query}`);
+      assert.equal(res.statusCode, 400, query);
+      const body = (await res.body.json()) as { message: string };
+      assert.match(body.message, message, query);
+      assert.match(body.message, /usage: \/api\/match/, query);
+    }
+  });
+
+  it('/api/match answers without method= and header= as before (GET, no headers)', async () => {
+    const m = await match('host=api.example.com&path=/api');
+    assert.deepEqual([m.route?.name, m.request.method, m.request.headers], ['api', 'GET', []]);
+  });
+});
