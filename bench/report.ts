@@ -28,6 +28,8 @@ export const fmtRps = (n: number): string => Math.round(n).toLocaleString('en-US
 export const fmtMs = (ms: number): string => (ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : `${ms.toFixed(2)} ms`);
 export const fmtMiB = (b: number): string => `${(b / 1024 / 1024).toFixed(1)} MiB`;
 export const fmtUs = (us: number | undefined): string => (us === undefined || !Number.isFinite(us) ? '—' : `${us.toFixed(us < 100 ? 1 : 0)} µs`);
+/** Nanoseconds: `850 ns`, `1.25 µs`. */
+export const fmtNs = (ns: number): string => (ns < 1000 ? `${ns.toFixed(0)} ns` : `${(ns / 1000).toFixed(2)} µs`);
 export const fmtPct = (pct: number | undefined): string => (pct === undefined || !Number.isFinite(pct) ? '—' : `${pct.toFixed(0)}%`);
 export const verdict = (c: Pick<Check, 'pass' | 'info'>): string => (c.info === true ? 'info' : c.pass === undefined ? 'n/a' : c.pass ? 'PASS' : 'FAIL');
 

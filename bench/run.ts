@@ -6,6 +6,7 @@
  *   npm run bench -- --only haproxy,switchyard --out /tmp/b.md
  *   npm run bench -- --quick --only swap-cost        (a phase by name: every target of it)
  *   npm run bench -- --only tracing --out /tmp/t.md  (tracing off vs OTLP export at ratio 0.1 and 1.0)
+ *   npm run bench -- --only route-match --out /tmp/r.md  (ns per route lookup, 1,000 routes with conditions)
  *
  * Environment: BENCH_DURATION (s per run), BENCH_ROUNDS, BENCH_WARMUP (s), BENCH_CONNECTIONS,
  * BENCH_PROXY_CPU / BENCH_LOAD_CPU (taskset lists, default 0 / 1), BENCH_NO_PIN=1,
@@ -34,11 +35,12 @@ import { consulScalePhase } from './consul-scale.js';
 import { costCurvePhase } from './cost-curve.js';
 import { fileWatchPhase } from './file-watch.js';
 import { propagationPhase } from './propagation.js';
+import { routeMatchPhase } from './route-match.js';
 import { swapCostPhase } from './swap-cost.js';
 import { throughputPhase, tracingPhase, twoCorePhase } from './throughput.js';
 import { startUpstreams } from './upstream.js';
 
-const PHASES: readonly Phase[] = [throughputPhase, twoCorePhase, tracingPhase, swapCostPhase, fileWatchPhase, propagationPhase, consulScalePhase, costCurvePhase];
+const PHASES: readonly Phase[] = [throughputPhase, twoCorePhase, tracingPhase, swapCostPhase, fileWatchPhase, propagationPhase, consulScalePhase, costCurvePhase, routeMatchPhase];
 
 /** Whether `--only` selects the phase: unset, its name, or one of its targets. */
 function phaseSelected(phase: Phase, only: readonly string[] | undefined): boolean {
@@ -125,7 +127,8 @@ function documentHeader(o: BenchOptions): string {
     '`--workers 2`, unpinned); tracing cost (tracing off against OTLP export at ratio 0.1 and 1.0); swap cost under load (10 swaps/s);',
     'file-watch cost (a log written beside the services file);',
     'Consul propagation (one process and the slowest of two workers); Consul scale (connections to the agent, time to ready and',
-    'propagation at 1,000 services); the cost curve (build ms and RSS against the number of endpoints, churn RSS).', '',
+    'propagation at 1,000 services); the cost curve (build ms and RSS against the number of endpoints, churn RSS); the routing cost',
+    '(ns per route lookup over 1,000 routes, 200 of them with header conditions).', '',
   ].join('\n');
 }
 

@@ -14,18 +14,7 @@ import { hostKey } from '../../src/model/host.js';
 import { matchesPrefix, pathEnd } from '../../src/model/path.js';
 import type { RequestFacts, Route, RouteTemplate, RoutingTable } from '../../src/model/types.js';
 import { route, snap, type Conditions } from './precedence-support.js';
-
-/** mulberry32: a small seeded PRNG, so a failure reproduces. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../support/churn.js';
 
 const HOSTS = ['a.com', 'x.a.com', 'y.x.a.com', 'b.org', '*.a.com', '*.x.a.com', '*.org', '*.y.x.a.com'];
 const PATHS = ['/', '/p', '/p/q', '/p/q/r', '/s', '/p/qq'];
@@ -131,7 +120,7 @@ describe('RouteIndex agrees with a naive reference on generated tables', () => {
     let matched = 0;
     let wildcardWins = 0;
     for (let seed = 1; seed <= TABLES; seed++) {
-      const rand = random(seed);
+      const rand = mulberry32(seed);
       const table = generateTable(rand, 40);
       conditioned += table.routes.filter((r) => r.conditions !== undefined).length;
       for (let n = 0; n < REQUESTS; n++) {
