@@ -189,13 +189,15 @@ function headerValue(sample: string, path: P): void {
 }
 
 /** An exact-or-present condition map `{name: value | "*"}` as pairs sorted by name. */
-function conditionEntries(map: Fields, path: P, name: (key: string, path: P) => string): Pairs {
+function conditionEntries(map: Fields, path: P, ctx: Ctx, name: (key: string, path: P) => string): Pairs {
   const out = new Map<string, string>();
   for (const [key, v] of Object.entries(map)) {
     const at = [...path, key];
     const n = name(key, at);
     if (typeof v !== 'string') fail(at, `expected a string (exact value) or "*" (present), got ${show(v)}; quote numbers and booleans in YAML`);
-    if (controlChar(v, true)) fail(at, 'contains a control character');
+    text(v, at, ctx, false, (sample) => {
+      if (controlChar(sample, true)) fail(at, 'contains a control character');
+    });
     if (out.has(n)) fail(at, `"${n}" is given twice`);
     out.set(n, v);
   }
@@ -207,17 +209,18 @@ function anyKeys(value: unknown, path: P): Fields {
   return value as Fields;
 }
 
-function headerConditions(value: unknown, path: P): Pairs {
-  return conditionEntries(anyKeys(value, path), path, (key, at) => {
+function headerConditions(value: unknown, path: P, ctx: Ctx): Pairs {
+  return conditionEntries(anyKeys(value, path), path, ctx, (key, at) => {
     const n = headerName(key, at);
     if (n === 'host') fail(at, 'the host is matched by match.host');
     return n;
   });
 }
 
-function queryConditions(value: unknown, path: P): Pairs {
-  return conditionEntries(anyKeys(value, path), path, (key, at) => {
+function queryConditions(value: unknown, path: P, ctx: Ctx): Pairs {
+  return conditionEntries(anyKeys(value, path), path, ctx, (key, at) => {
     if (key === '' || controlChar(key, false)) fail(at, 'a query parameter name must be non-empty without control characters');
+    if (ctx.mode === 'template' && key.includes('{{')) fail(at, 'placeholders are not allowed in a query parameter name');
     return key;
   });
 }
@@ -439,8 +442,8 @@ function parseLayer(value: unknown, ctx: Ctx): RouteOptionsLayer {
     out.hosts = each(m['host'], at('host'), (v, p) => hosts(v, p, ctx));
     out.path = each(m['path'], at('path'), (v, p) => normalizePrefix(text(v, p, ctx, true, prefix)));
     out.methods = each(m['methods'], at('methods'), methods);
-    out.headerConditions = each(m['headers'], at('headers'), headerConditions);
-    out.query = each(m['query'], at('query'), queryConditions);
+    out.headerConditions = each(m['headers'], at('headers'), (v, p) => headerConditions(v, p, ctx));
+    out.query = each(m['query'], at('query'), (v, p) => queryConditions(v, p, ctx));
   }
   out.rewrite = each(f['rewrite'], ['rewrite'], (v, p) => rewrite(v, p, ctx));
   const headers = each(f['headers'], ['headers'], (v, p) => fields(v, p, ['request', 'response']));
