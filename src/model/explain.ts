@@ -150,7 +150,9 @@ function reasonFor(route: Route | undefined, key: string | undefined, ranked: re
   const forHost = ranked.filter((r) => r.hostMatch !== 'any');
   const wildcards = forHost.filter((r) => r.hostMatch === 'wildcard').length;
   const anyHost = ranked.length - forHost.length;
-  const failed = candidates.filter((c) => c.prefixMatches && !c.conditionsHold);
+  // Routes ranked before the answer (all of them without one) that the path fell under but a condition ruled out.
+  const chosenAt = candidates.findIndex((c) => c.chosen);
+  const failed = candidates.filter((c, at) => (chosenAt < 0 || at < chosenAt) && c.prefixMatches && !c.conditionsHold);
   const failedText = failed.length === 0 ? '' : `; passed over because a condition failed: ${failed.map((c) => `"${c.route}" (${c.conditions.filter((v) => !v.held).map(conditionText).join(', ')})`).join(', ')}`;
   if (route === undefined) {
     const byWildcard = wildcards === 0 ? '' : ` (${wildcards} by wildcard)`;
@@ -160,7 +162,7 @@ function reasonFor(route: Route | undefined, key: string | undefined, ranked: re
     if (failed.length > 0) return `no route matches: ${scope}; the path falls under the prefix of ${failed.length}, but a condition of each fails${failedText}`;
     return `no route matches: ${scope}, and none has a prefix the path falls under (prefixes match whole segments: /api matches /api and /api/x, not /apix)`;
   }
-  const chosen = candidates.find((c) => c.chosen)!;
+  const chosen = candidates[chosenAt]!;
   const held = chosen.conditions.length === 0 ? '' : `; its conditions hold (${chosen.conditions.map(conditionText).join(', ')})`;
   const prefix = failed.length === 0
     ? `has the longest prefix the path falls under ("${route.path}")`

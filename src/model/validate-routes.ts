@@ -99,9 +99,13 @@ export function normalizeSpec(spec: RouteSpec): RouteSpec {
     throw new ConfigError(spec.source, `route "${spec.name}": ${message}`);
   };
   if (spec.name.trim() === '') fail('route name is empty');
+  const hosts = new Set<string>();
   for (const host of spec.hosts) {
     const problem = hostProblem(host);
     if (problem !== undefined) fail(problem);
+    const key = normalizeHost(host);
+    if (hosts.has(key)) fail(`host "${host}" is listed twice`);
+    hosts.add(key);
   }
   const pathProblem = prefixProblem(spec.path);
   if (pathProblem !== undefined) fail(`match.path: ${pathProblem}`);
@@ -128,7 +132,7 @@ export function normalizeSpec(spec: RouteSpec): RouteSpec {
   }
   return {
     ...spec,
-    hosts: spec.hosts.map(normalizeHost),
+    hosts: [...hosts],
     path: normalizePrefix(spec.path),
     strip: spec.strip === undefined ? undefined : normalizePrefix(spec.strip),
   };
