@@ -20,6 +20,7 @@ describe('parseUrlprefixTag: supported forms', () => {
     ['urlprefix-/api proto=https', { host: undefined, path: '/api', strip: undefined, ignored: ['proto=https'] }],
     ['urlprefix-/api strip=/a opts x=1', { host: undefined, path: '/api', strip: '/a', ignored: ['opts', 'x=1'] }],
     ['urlprefix-/api strip=/a strip=/api', { host: undefined, path: '/api', strip: '/api', ignored: [] }],
+    ['urlprefix-*.Example.com/api', { host: '*.example.com', path: '/api', strip: undefined, ignored: [] }],
   ];
   for (const [tag, expected] of cases) {
     it(tag, () => assert.deepEqual(parseUrlprefixTag(tag), expected));
@@ -32,7 +33,7 @@ describe('parseUrlprefixTag: rejected forms', () => {
     ['urlprefix-:3000', /has no path/],
     ['urlprefix-', /has no path/],
     ['urlprefix-a.com:8080/api', /must not carry a port/],
-    ['urlprefix-*.a.com/api', /wildcard/],
+    ['urlprefix-a.*.com/api', /wildcard/],
     ['urlprefix-/a//b', /empty segment/],
     ['urlprefix-/a/../b', /"\.\." segment/],
     ['urlprefix-/api strip=api', /must start with "\/"/],
@@ -130,5 +131,57 @@ describe('tag route conflicts are problems, never fatal', () => {
   it('skipped tags do not count as needed services', () => {
     assert.deepEqual(table.services, ['a-svc', 'c-svc', 'other']);
     assert.deepEqual(neededServices(snap.catalog, [template('taken', '/taken', [{ service: 'other', weight: 1 }])]), table.services);
+  });
+});
+
+describe('Fabio redirect= tag option (fabio route/target.go BuildRedirectURL)', () => {
+  // [tag, to, status, keepQuery]: $path → {path} (a / just before it dropped), $host → {host},
+  // the query kept with $path unless the URL has its own, dropped without $path.
+  const cases: [string, string, number, boolean][] = [
+    ['urlprefix-/foo redirect=301,https://www.example.com$path', 'https://www.example.com{path}', 301, true],
+    ['urlprefix-/foo redirect=302,https://www.example.com/$path', 'https://www.example.com{path}', 302, true],
+    ['urlprefix-/foo redirect=303,https://www.example.com/bbb/$path', 'https://www.example.com/bbb{path}', 303, true],
+    ['urlprefix-/ redirect=308,https://$host$path', 'https://{host}{path}', 308, true],
+    ['urlprefix-/foo redirect=307,https://www.google.com/', 'https://www.google.com/', 307, false],
+    ['urlprefix-/foo redirect=301,https://x.example/a?src=old$path', 'https://x.example/a?src=old{path}', 301, false],
+    ['urlprefix-/foo redirect=301,/bar$path', '/bar{path}', 301, true],
+    ['urlprefix-/foo redirect=301,https://x.example/a,b', 'https://x.example/a,b', 301, false],
+  ];
+  for (const [tag, to, status, keepQuery] of cases) {
+    it(tag, () => {
+      const parsed = parseUrlprefixTag(tag);
+      assert.ok(!('error' in parsed), JSON.stringify(parsed));
+      assert.deepEqual(parsed.redirect, { to, status, keepQuery });
+    });
+  }
+
+  const refused: [string, RegExp][] = [
+    ['urlprefix-/foo redirect=300,https://x.example/', /redirect=300,https:\/\/x\.example\/: redirect\.status: expected one of 301, 302, 303, 307, 308/],
+    ['urlprefix-/foo redirect=399,https://x.example/', /redirect\.status/],
+    ['urlprefix-/foo redirect=abc,https://x.example/', /status code "abc" is not a number/],
+    ['urlprefix-/foo redirect=301', /expected redirect=<code>,<url>/],
+    ['urlprefix-/foo redirect=301,ftp://x.example/', /redirect\.to: expected an absolute http/],
+    ['urlprefix-/foo redirect=301,x.example$path', /redirect\.to: expected an absolute http/],
+    ['urlprefix-/foo redirect=301,https://x.example$path strip=/foo', /strip= does not apply to a redirect=/],
+  ];
+  for (const [tag, reason] of refused) {
+    it(`refuses ${tag}`, () => {
+      const parsed = parseUrlprefixTag(tag);
+      assert.ok('error' in parsed, 'refused');
+      assert.match(parsed.error, reason);
+    });
+  }
+
+  it('a redirect tag is a route that answers by itself: no destination, not a needed service; a bad one is a tag problem', () => {
+    const snap = discovery([
+      instance('legacy', 'legacy-1', { tags: ['urlprefix-old.example.com/ redirect=301,https://new.example.com$path', 'urlprefix-/bad redirect=300,https://x.example/'] }),
+    ]);
+    const table = buildTable(snap, {}, []);
+    const route = routeNamed(table, 'tag:legacy:old.example.com/');
+    assert.deepEqual([route.origin, route.destinations.length, route.redirect], ['tag', 0, { to: 'https://new.example.com{path}', status: 301, keepQuery: true }]);
+    assert.equal(table.lookup('old.example.com', '/any/path')?.name, 'tag:legacy:old.example.com/');
+    assert.deepEqual(table.services, []);
+    assert.deepEqual(table.problems.map((p) => [p.kind, p.source]), [['tag', 'urlprefix-/bad redirect=300,https://x.example/']]);
+    assert.match(table.problems[0]!.message, /service "legacy": redirect=300,.*; tag ignored/);
   });
 });

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError } from '../../src/errors.js';
+import { parseRouteOptions } from '../../src/model/route-options.js';
 import { expandTemplates } from '../../src/model/template-expand.js';
-import type { RouteTemplate } from '../../src/model/types.js';
+import type { RouteOptions, RouteTemplate } from '../../src/model/types.js';
 import { SOURCE, template } from './fixtures.js';
 
 // Deliberately not in sorted order: expansion must sort.
@@ -87,6 +88,53 @@ describe('expandTemplates: placeholder errors', () => {
         assert.equal(err.code, 'SY_CONFIG_INVALID');
         assert.equal(err.source, SOURCE);
         assert.match(err.message, new RegExp(`^${SOURCE}: `));
+        assert.match(err.message, message);
+        return true;
+      });
+    });
+  }
+});
+
+describe('expandTemplates: gateway options', () => {
+  const withOptions = (t: RouteTemplate, input: Record<string, unknown>): RouteTemplate => {
+    const options = parseRouteOptions(input, 'template');
+    assert.ok(typeof options !== 'string', String(options));
+    return { ...t, options: options as RouteOptions };
+  };
+  const perService = withOptions(template('{{service}}', '/{{service}}', [{ service: '{{service}}', weight: 1 }], { each: { tag: 'public' } }), {
+    rewrite: { regex: '^/[^/]+(/.*)?$', to: '/{{service}}$1', host: '{{service}}.internal' },
+    headers: { request: { set: { 'x-service': '{{service}}', 'x-fixed': 'a' } } },
+    mirror: { service: '{{service}}-shadow', tag: 'shadow-{{service}}' },
+  });
+
+  it('fills {{service}} in the option fields that take it', () => {
+    const [alpha] = expandTemplates([perService], catalog);
+    assert.deepEqual(alpha!.options?.rewrite, { regex: '^/[^/]+(/.*)?$', to: '/alpha$1', host: 'alpha.internal' });
+    assert.deepEqual(alpha!.options?.headers?.request?.set, [['x-service', 'alpha'], ['x-fixed', 'a']]);
+    assert.deepEqual([alpha!.options?.mirror?.service, alpha!.options?.mirror?.tag], ['alpha-shadow', 'shadow-alpha']);
+  });
+
+  it('options without placeholders are shared by every expansion (the same object)', () => {
+    const shared = withOptions(template('{{service}}', '/{{service}}', [{ service: '{{service}}', weight: 1 }], { each: { tag: 'public' } }), { sticky: { cookie: 'sid' } });
+    const out = expandTemplates([shared], catalog);
+    assert.equal(out[0]!.options, out[1]!.options);
+  });
+
+  const errors: [string, RouteTemplate, Record<string, typeof catalog[keyof typeof catalog]>, RegExp][] = [
+    ['a placeholder in options without each', withOptions(template('r', '/', [{ service: 's', weight: 1 }]), { mirror: { service: '{{service}}' } }), catalog,
+      /route "r": mirror\.service contains "\{\{" but the template has no "each"/],
+    ['an unknown placeholder in options', { ...perService, options: { ...perService.options, redirect: undefined, rewrite: { host: '{{svc}}.internal' } } }, catalog,
+      /rewrite\.host has an unknown placeholder/],
+    ['a filled value that is invalid', perService, { 'bad name': ['public'] },
+      /route "bad name": rewrite\.to: may not contain "#", whitespace or control characters/],
+    ['cross-field rules for templates not read from YAML', withOptions(template('r', '/', [], { strip: '/x' }), { redirect: { to: '/y' } }), catalog,
+      /route "r": strip: a redirect route sends nothing upstream/],
+  ];
+  for (const [title, t, cat, message] of errors) {
+    it(`${title} → ConfigError`, () => {
+      assert.throws(() => expandTemplates([t], cat), (err: unknown) => {
+        assert.ok(err instanceof ConfigError, 'a ConfigError');
+        assert.equal(err.source, SOURCE);
         assert.match(err.message, message);
         return true;
       });
