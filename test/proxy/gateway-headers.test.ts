@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import type { RouteOptions } from '../../src/model/types.js';
+import { editableHeader, validHeaderValue } from '../../src/proxy/http/headers.js';
 import { refusedPort, startUpstream, type EchoReply, type TestUpstream } from '../support/upstream.js';
 import { makeTable, send, startProxy, type Reply, type TestProxy } from './harness.js';
 
@@ -17,6 +18,17 @@ function values(raw: readonly string[], name: string): string[] {
   for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === name) out.push(raw[i + 1]!);
   return out;
 }
+
+describe('header edits: the run-time guard', () => {
+  it('never edits what the model reserves, nor expect; only tokens', () => {
+    for (const name of ['connection', 'transfer-encoding', 'content-length', 'host', 'forwarded', 'x-forwarded-for', 'x-forwarded-anything', 'x-request-id', 'traceparent', 'tracestate', 'proxy-authorization', 'expect', '', 'a b', 'a:b']) {
+      assert.equal(editableHeader(name), false, name);
+    }
+    for (const name of ['x-gateway', 'server', 'set-cookie', 'cookie', 'strict-transport-security', 'x_y', 'a!#$%&\'*+-.^_`|~9']) assert.equal(editableHeader(name), true, name);
+    assert.equal(validHeaderValue('a\tb c'), true);
+    for (const value of ['a\r\nb', 'a\nb', 'a\u0000', 'a\u007f', 'a\u0100']) assert.equal(validHeaderValue(value), false, JSON.stringify(value));
+  });
+});
 
 describe('proxy: header edits', () => {
   let up: TestUpstream;
@@ -33,7 +45,7 @@ describe('proxy: header edits', () => {
   const protectedEdits: RouteOptions = {
     headers: {
       request: {
-        set: [['x-forwarded-for', '6.6.6.6'], ['x-request-id', 'forged'], ['host', 'evil.example'], ['content-length', '0'], ['traceparent', 'x'], ['x-ok', 'yes'], ['x-bad', 'a\r\nx-injected: 1']],
+        set: [['x-forwarded-for', '6.6.6.6'], ['x-request-id', 'forged'], ['host', 'evil.example'], ['content-length', '0'], ['traceparent', 'x'], ['forwarded', 'for=6.6.6.6'], ['expect', '100-continue'], ['x-ok', 'yes'], ['x-bad', 'a\r\nx-injected: 1']],
         remove: ['x-forwarded-proto', 'connection', 'transfer-encoding', 'te', 'upgrade', 'tracestate'],
       },
       response: { set: [['content-length', '1'], ['x-request-id', 'forged'], ['x-ok', 'yes']], remove: ['transfer-encoding', 'connection'] },
@@ -128,6 +140,8 @@ describe('proxy: header edits', () => {
     assert.equal(got.headers['content-length'], '5');
     assert.match(String(got.headers.traceparent), /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
     assert.equal(got.headers['x-ok'], 'yes');
+    assert.equal(got.headers.forwarded, undefined);
+    assert.equal(got.headers.expect, undefined);
     assert.equal(got.headers['x-bad'], undefined);
     assert.equal(got.headers['x-injected'], undefined);
     assert.equal(reply.headers['x-request-id'], 'client-id');

@@ -1,4 +1,5 @@
 import { util } from 'undici';
+import { reservedHeaderReason } from '../../model/route-options.js';
 
 /**
  * Header rewriting for both directions. Names are lower-cased through undici's table of well-known
@@ -187,18 +188,14 @@ export interface HeaderEditPlan {
 }
 
 /**
- * Names an edit never touches, whatever the configuration says (validation refuses them with a
- * clear error; this is the run-time guard): framing and hop-by-hop headers, Host (`rewrite.host`
- * sets it), the proxy's X-Forwarded-* and X-Request-Id, and the trace context.
+ * Whether header edits may touch `name` (lower-case): an HTTP token the model does not reserve
+ * (model/route-options.ts `reservedHeaderReason`: hop-by-hop and framing fields, Host, Forwarded and
+ * X-Forwarded-*, X-Request-Id, the trace context; validation refuses those with that reason, and
+ * this is the run-time guard for a table that carries one anyway), nor `expect` (undici refuses
+ * to send it; node answered the client's `100-continue` already).
  */
-const PROTECTED = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade',
-  'http2-settings', 'content-length', 'host', 'expect', 'x-request-id', 'traceparent', 'tracestate',
-]);
-
-/** Whether header edits may touch `name` (lower-case): a token, not protected, not X-Forwarded-*. */
 export function editableHeader(name: string): boolean {
-  if (name === '' || PROTECTED.has(name) || name.startsWith('x-forwarded-')) return false;
+  if (name === '' || name === 'expect' || reservedHeaderReason(name) !== undefined) return false;
   for (let i = 0; i < name.length; i++) {
     const c = name.charCodeAt(i);
     // RFC 9110 token characters, lower-case letters only (names arrive lower-cased).
