@@ -77,6 +77,8 @@ interface MatchJson {
     readonly headers?: readonly (readonly [string, string])[];
   };
   readonly route?: Omit<RouteJson, 'destinations'> & {
+    /** Every host entry (absent from a Switchyard older than host lists). */
+    readonly hosts?: readonly string[];
     readonly upstreamTarget: string;
     readonly destinations: readonly MatchDestination[];
     readonly admission?: readonly string[];
@@ -159,7 +161,9 @@ export function explainReport(m: MatchJson, method: string, options: { all: bool
   lines.push(`Answer    ${answer}`);
   lines.push(`Why       ${m.reason}`);
   if (route !== undefined) {
-    lines.push(`Route     ${route.name}: ${matchText(route)}${route.host === null ? ' (any host)' : ''}${route.strip === null ? '' : `, strip ${route.strip}`}; from ${route.origin} ${route.source}`);
+    const hosts = route.hosts ?? [];
+    const allHosts = hosts.length > 1 ? ` (hosts ${hosts.join(', ')})` : '';
+    lines.push(`Route     ${route.name}: ${matchText(route)}${route.host === null ? ' (any host)' : allHosts}${route.strip === null ? '' : `, strip ${route.strip}`}; from ${route.origin} ${route.source}`);
   }
   const chosen = m.candidates?.find((c) => c.chosen);
   if (chosen !== undefined && (chosen.conditions ?? []).length > 0) {
