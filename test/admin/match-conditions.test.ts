@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import type { AdminServer } from '../../src/admin/admin-server.js';
+import { explainReport } from '../../src/commands/explain.js';
 import { buildTable } from '../../src/model/build-table.js';
 import { discovery, instance } from '../model/fixtures.js';
 import { conditions } from '../model/precedence-support.js';
@@ -133,6 +134,20 @@ describe('admin: /api/match with match conditions', () => {
       assert.match(body.message, message, query);
       assert.match(body.message, /usage: \/api\/match/, query);
     }
+  });
+
+  it('switchyard explain prints each condition\'s verdict and why each candidate lost (its report over this answer)', async () => {
+    const m = await match('host=api.example.com&method=POST&header=x-canary:2&path=/api/x');
+    const text = explainReport(m as unknown as Parameters<typeof explainReport>[0], 'POST', { all: true, methodAndHeadersAsked: true });
+    assert.match(text, /^\s+x-canary: 2$/m);
+    assert.match(text, /^\s+api-canary\s+api\.example\.com\s+\/api\s+header x-canary = "1": failed \(sent "2"\)\s+lost: a condition failed$/m);
+    assert.match(text, /^\s+\*\s+api\s+api\.example\.com\s+\/api\s+chosen$/m);
+    assert.doesNotMatch(text, /^Note/m, 'the server echoes the method');
+    const held = explainReport(await match('host=api.example.com&header=x-canary:1&path=/api') as unknown as Parameters<typeof explainReport>[0], 'GET', { all: false, methodAndHeadersAsked: true });
+    assert.match(held, /^Matched\s+header x-canary = "1": held$/m);
+    assert.match(held, /^\s+api\s+api\.example\.com\s+\/api\s+lost: the chosen route has more conditions \(1 to 0\)$/m);
+    const wildcard = explainReport(await match('host=x.partners.example.com&method=POST&path=/api') as unknown as Parameters<typeof explainReport>[0], 'POST', { all: true, methodAndHeadersAsked: true });
+    assert.match(wildcard, /^\s+\*\s+partner-post\s+\*\.partners\.example\.com\s+\/api\s+method POST: held\s+chosen$/m);
   });
 
   it('/api/match answers without method= and header= as before (GET, no headers)', async () => {
