@@ -6,7 +6,7 @@ import { consulConnection, type ConsulSettings } from '../config/consul-settings
 import { FLAGS, flagGetter, parseDuration } from '../config/flags.js';
 import { mergeDiscovery, mergeKv } from '../control/merge.js';
 import { ConfigError, UsageError } from '../errors.js';
-import { buildTable, neededServices } from '../model/build-table.js';
+import { buildTable } from '../model/build-table.js';
 import type { BuildProblem, DiscoverySnapshot, KvSnapshot, RouteTemplate, RoutingTable, ServiceInstance } from '../model/types.js';
 import { servicesFileSchema } from '../providers/file/services-schema.js';
 import { kvUnderPrefix, servicesToDiscovery } from '../providers/file/to-snapshot.js';
@@ -28,7 +28,8 @@ export const help = [
   '',
   'Build the routing table from the sources once, as Switchyard would at start, and print its routes,',
   'destinations and endpoints; or print every problem with its file and line (YAML syntax and schema',
-  'errors in the templates and the services file, route conflicts) and exit 1. Serves nothing.',
+  'errors in the templates and the services file, gateway option errors, route conflicts) and exit 1.',
+  'KV values (weights, policy, route options) that the proxy would ignore are warnings. Serves nothing.',
   '',
   `  --templates DIR       route templates: every *.yaml in DIR (default ${FLAGS.templates.default}) [${FLAGS.templates.env}]`,
   `  --services FILE       services file (services and KV) [${FLAGS.services.env}]`,
@@ -249,7 +250,8 @@ async function readServices(path: string, kvPrefix: string, errors: CheckProblem
 
 /**
  * Where a build problem about a route stands in its template file (a service no source knows):
- * `file:line:column` of the route's `to` entry naming the service, or of its name; the file alone
+ * `file:line:column` of the route's `to` entry naming the service (or its `mirror.service`), or of
+ * its name; the file alone
  * when the route is not found as written (an `each` template's routes have other names). Undefined
  * when the problem's source is no template file.
  */
@@ -260,7 +262,8 @@ function templateFileLine(files: readonly TemplateFile[], problem: BuildProblem)
   if (index < 0) return file.path;
   const service = /: service "([^"]*)"/.exec(problem.message)?.[1];
   const to = service === undefined ? -1 : file.templates[index]!.to.findIndex((d) => d.service === service);
-  const pos = file.locate(to < 0 ? ['routes', index, 'name'] : ['routes', index, 'to', to, 'service']);
+  const mirror = /: mirror service "/.test(problem.message) && file.templates[index]!.options?.mirror !== undefined;
+  const pos = file.locate(to >= 0 ? ['routes', index, 'to', to, 'service'] : mirror ? ['routes', index, 'mirror', 'service'] : ['routes', index, 'name']);
   return pos === undefined ? file.path : `${file.path}:${pos.line}:${pos.column}`;
 }
 
@@ -394,9 +397,11 @@ async function readConsul(settings: ConsulSettings, kvPrefix: string, templates:
     const [catalogAnswer, kvAnswer] = await Promise.all([client.catalogServices(request), client.kvList(kvPrefix, request)]);
     const catalog = catalogFromServices(catalogAnswer.body);
     const kv = kvFromEntries(kvAnswer.body, kvPrefix);
-    let needed: string[];
+    // The services the table needs, KV included (a mirror set in routes/<route>/route), as the
+    // running proxy's table.services says.
+    let needed: readonly string[];
     try {
-      needed = neededServices(catalog, templates);
+      needed = buildTable({ catalog, instances: {} }, kv, templates).services;
     } catch {
       needed = Object.keys(catalog); // the build reports the templates' problem
     }

@@ -114,6 +114,64 @@ describe('switchyard check', () => {
     assert.doesNotMatch(result.stdout, /^ROUTE/m, 'no table for invalid sources');
   });
 
+  it('gateway options: errors at their file:line, KV route values the proxy would ignore as warnings at their line', async () => {
+    const ws3 = await Workspace.create();
+    try {
+      await ws3.writeTemplate('gw.yaml', [
+        'routes:',
+        '  - name: gw',
+        '    match: { path: /gw, methods: [GET] }',
+        '    headers:',
+        '      request: { set: { x-forwarded-for: 1.2.3.4 } }',
+        '    to: [ { service: users } ]',
+        '  - name: re',
+        '    match: { path: /re }',
+        '    rewrite: { regex: "^/re/(?=x)", to: /x }',
+        '    to: [ { service: users } ]',
+        '',
+      ].join('\n'));
+      await ws3.writeServices(SERVICES);
+      const bad = await run(['check', '--templates', ws3.templatesDir, '--services', ws3.servicesFile]);
+      assert.equal(bad.code, 1, bad.stdout);
+      const file = join(ws3.templatesDir, 'gw.yaml');
+      assert.deepEqual(bad.stderr.trim().split('\n'), [
+        `${file}:5:42: routes.0.headers.request.set.x-forwarded-for: header "x-forwarded-for" cannot be edited: the proxy writes the forwarding headers from the connection (--trusted-proxies)`,
+        `${file}:9:23: routes.1.rewrite.regex: not a valid RE2 pattern (no backreferences or lookaround): error parsing regexp: invalid or unsupported Perl syntax: \`(?=\``,
+      ]);
+
+      await ws3.writeTemplate('gw.yaml', [
+        'routes:',
+        '  - name: gw',
+        '    match: { path: /gw }',
+        '    to: [ { service: users } ]',
+        '  - name: other',
+        '    match: { path: /other }',
+        '    mirror: { service: shadow-nowhere }',
+        '    to: [ { service: users } ]',
+        '',
+      ].join('\n'));
+      await ws3.writeServices([
+        ...SERVICES.split('\n').filter((l) => l !== ''),
+        '  switchyard/routes/gw/route: \'{"mirror": {"percent": 5}}\'',
+        '  switchyard/routes/other/route: \'{"match": {"path": "/gw"}}\'',
+        '  switchyard/routes/api/route: \'{"headers": {"request": {"set": {"x-ok": "1"}}}}\'',
+        '',
+      ].join('\n'));
+      const warned = await run(['check', '--templates', ws3.templatesDir, '--services', ws3.servicesFile]);
+      assert.equal(warned.code, 0, warned.stderr);
+      const services = ws3.servicesFile;
+      const warnings = warned.stderr.trim().split('\n');
+      assert.deepEqual(warnings, [
+        `warning: ${services}:7:31: KV key switchyard/routes/gw/route: route "gw": mirror.service: required; key ignored, the route's own options apply`,
+        `warning: ${services}:8:34: KV key switchyard/routes/other/route: route "other": matches /gw like route "gw" (${file}); key ignored, the route's own options apply`,
+        `warning: ${file}:7:24: route "other": mirror service "shadow-nowhere" is unknown to discovery; no copies are sent`,
+      ]);
+      assert.match(warned.stdout, /OK: 2 routes, 2 endpoints, 3 warnings/);
+    } finally {
+      await ws3.remove();
+    }
+  });
+
   it('without --services or --consul: checks against the demo services and says so', async () => {
     const ws2 = await Workspace.create();
     try {
