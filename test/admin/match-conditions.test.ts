@@ -15,6 +15,8 @@ import { conditions } from '../model/precedence-support.js';
 import { send, startProxy, type TestProxy } from '../proxy/harness.js';
 import { startMatchAdmin } from './match-admin.js';
 import { startUpstream, type EchoReply, type TestUpstream } from '../support/upstream.js';
+import { Workspace } from '../support/switchyard.js';
+import { startCluster, type RunningCluster } from '../cluster/cluster-process.js';
 
 interface Verdict { kind: string; name: string | null; expected: string | string[]; held: boolean; seen: string[] }
 interface Candidate { route: string; host: string | null; hostMatch: string; path: string; prefixMatches: boolean; conditionCount: number; conditions: Verdict[]; conditionsHold: boolean; chosen: boolean }
@@ -153,5 +155,48 @@ describe('admin: /api/match with match conditions', () => {
   it('/api/match answers without method= and header= as before (GET, no headers)', async () => {
     const m = await match('host=api.example.com&path=/api');
     assert.deepEqual([m.route?.name, m.request.method, m.request.headers], ['api', 'GET', []]);
+  });
+});
+
+describe('admin: /api/match with --workers 2 (the primary asks a worker: sy:explain carries method and headers)', () => {
+  let up: TestUpstream;
+  let workspace: Workspace;
+  let cluster: RunningCluster;
+
+  before(async () => {
+    up = await startUpstream({ name: 'up' });
+    workspace = await Workspace.create();
+    await workspace.writeTemplate('routes.yaml', `routes:
+  - name: api
+    match: { host: ["api.example.com", "*.partners.example.com"], path: /api }
+    to: [ { service: app } ]
+  - name: api-canary
+    match: { host: ["api.example.com", "*.partners.example.com"], path: /api, methods: [GET], headers: { x-canary: "1" } }
+    to: [ { service: app } ]
+`);
+    await workspace.writeServices(`services:\n  app:\n    - { id: app-1, address: 127.0.0.1, port: ${up.port} }\n`);
+    cluster = await startCluster(workspace);
+    await cluster.everyWorkerPast(0);
+  });
+
+  after(async () => {
+    await cluster?.kill();
+    await up?.close();
+    await workspace?.remove();
+  });
+
+  it('the worker explains with the method and headers it was given, and echoes them', async () => {
+    const ask = async (query: string): Promise<MatchJson> => {
+      const res = await cluster.adminGet(`/api/match?${query}`);
+      assert.equal(res.status, 200, res.text);
+      return JSON.parse(res.text) as MatchJson;
+    };
+    const canary = await ask('host=a.b.partners.example.com&method=GET&header=X-Canary:1&path=/api/x');
+    assert.deepEqual([canary.route?.name, canary.request.method, canary.request.headers], ['api-canary', 'GET', [['X-Canary', '1']]]);
+    assert.deepEqual(canary.route?.hosts, ['api.example.com', '*.partners.example.com']);
+    assert.deepEqual(canary.route?.conditions, { methods: ['GET'], headers: { 'x-canary': '1' }, query: {} });
+    const post = await ask('host=api.example.com&method=POST&header=x-canary:1&path=/api/x');
+    assert.equal(post.route?.name, 'api');
+    assert.deepEqual(post.candidates?.find((c) => c.route === 'api-canary')?.conditions.map((v) => [v.kind, v.held]), [['method', false], ['header', true]]);
   });
 });
