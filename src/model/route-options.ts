@@ -43,8 +43,9 @@
  *   query; not inside the host part) and `{host}` (the request's host, without port); the proxy
  *   fills them (src/proxy/http/redirect.ts). `status` is 301, 302, 303, 307 or 308, default 302
  *   (HAProxy's and Traefik's default: a mistaken 301 stays cached in browsers); `keepQuery`
- *   (default false) appends the request's query string. A redirect route sends nothing upstream,
- *   so `rewrite`, `sticky`, `mirror`, `headers.request` and the route's `strip` are refused with it.
+ *   (default false) appends the request's query string. A redirect route sends nothing upstream
+ *   and answers by itself (Location, Content-Length, X-Request-Id only), so `rewrite`, `headers`,
+ *   `sticky`, `mirror` and the route's `strip` are refused with it.
  * - Template placeholders: `{{service}}` is allowed in match.host, match.path, rewrite.path,
  *   rewrite.to, rewrite.host, header set values, mirror.service, mirror.tag and redirect.to (the
  *   value is checked with a sample name, and again once filled: fillRouteOptions); any other `{{`
@@ -555,13 +556,13 @@ export function mergeRouteOptions(base: RouteOptions | undefined, layer: RouteOp
 
 /**
  * Rules between a route's options and its other fields: a redirect sends nothing upstream (no
- * rewrite, sticky, mirror, request header edits or strip), and `strip` excludes rewrite.path/regex.
+ * rewrite, header edits, sticky, mirror or strip), and `strip` excludes rewrite.path/regex.
  */
 export function optionsConflict(options: RouteOptions | undefined, strip: string | undefined): RouteOptionsProblem | undefined {
   if (options === undefined) return undefined;
   if (options.redirect !== undefined) {
     const upstream = options.rewrite !== undefined ? ['rewrite'] : options.sticky !== undefined ? ['sticky'] : options.mirror !== undefined ? ['mirror']
-      : options.headers?.request !== undefined ? ['headers', 'request'] : strip !== undefined ? ['strip'] : undefined;
+      : options.headers !== undefined ? ['headers'] : strip !== undefined ? ['strip'] : undefined;
     if (upstream !== undefined) return { path: upstream, message: `a redirect route sends nothing upstream: ${upstream.join('.')} cannot apply` };
   }
   if (strip !== undefined && (options.rewrite?.path !== undefined || options.rewrite?.regex !== undefined)) {

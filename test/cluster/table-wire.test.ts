@@ -57,7 +57,7 @@ function gatewayTable(): RoutingTable {
         rewrite: { path: '/v2' }, headers: { request: { remove: ['cookie2'] } }, sticky: { cookie: 'sy_affinity', ttlMs: '1h' }, mirror: { service: 'shadow' },
       }),
       withOptions(template('old-home', '/home.php', [], { host: 'www.example.com' }), {
-        redirect: { to: 'https://{host}/home{path}', status: 308, keepQuery: true }, headers: { response: { set: { 'cache-control': 'no-store' } } },
+        redirect: { to: 'https://{host}/home{path}', status: 308, keepQuery: true }, match: { methods: ['GET', 'HEAD'] },
       }),
     ],
   );
@@ -93,13 +93,15 @@ describe('table wire', () => {
     for (const route of built.routes) {
       const decoded = decodeRoute(encodeRoute(route));
       assert.deepEqual(decoded, route, route.name);
-      assert.ok(Object.isFrozen(decoded.conditions ?? decoded.redirect) && Object.isFrozen(decoded.headers?.response?.set ?? []), 'options are frozen');
+      for (const part of [decoded.conditions, decoded.rewrite, decoded.headers?.response?.set, decoded.sticky, decoded.mirror?.target, decoded.redirect]) {
+        assert.ok(part === undefined || Object.isFrozen(part), `${route.name}: options are frozen`);
+      }
     }
     const decoded = new TableDecoder().decode(overTheWire(new TableEncoder().encode(built)));
     const request = { method: 'POST', rawHeaders: ['X-Canary', '1', 'x-tenant', 't'] };
     for (const [host, path, facts] of [
       ['api.example.com', '/api/users/1?beta=true&q', request], ['api.example.com', '/api/users/1?beta=true', request],
-      ['api.example.com', '/api/users/1?beta=true&q', { ...request, method: 'PUT' }], [undefined, '/s/x', undefined], ['www.example.com', '/home.php', undefined],
+      ['api.example.com', '/api/users/1?beta=true&q', { ...request, method: 'PUT' }], [undefined, '/s/x', undefined], ['www.example.com', '/home.php', { method: 'HEAD', rawHeaders: [] }],
     ] as const) {
       assert.equal(decoded.lookup(host, path, facts)?.name, built.lookup(host, path, facts)?.name, `${host} ${path}`);
     }

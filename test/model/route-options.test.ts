@@ -54,8 +54,6 @@ describe('route options: accepted values and their normal form', () => {
     ['redirect placeholders', { redirect: { to: 'https://{host}:8443/new{path}', status: 308, keepQuery: true } },
       { redirect: { to: 'https://{host}:8443/new{path}', status: 308, keepQuery: true } }],
     ['redirect to a local path', { redirect: { to: '/home', status: 301 } }, { redirect: { to: '/home', status: 301, keepQuery: false } }],
-    ['redirect with response headers', { redirect: { to: '/x' }, headers: { response: { set: { 'cache-control': 'no-store' } } } },
-      { redirect: { to: '/x', status: 302, keepQuery: false }, headers: { request: undefined, response: { set: [['cache-control', 'no-store']], remove: [] } } }],
     ['{{service}} where it is allowed', {
       match: { host: '{{service}}.example.com', path: '/{{service}}' }, rewrite: { host: '{{service}}.internal' },
       headers: { request: { set: { 'x-service': '{{service}}' } } }, mirror: { service: '{{service}}-shadow', tag: '{{service}}' }, redirect: undefined,
@@ -195,12 +193,12 @@ describe('route options: cross-field rules (optionsConflict)', () => {
     [{ redirect: { to: '/x' }, rewrite: { path: '/' } }, undefined, 'rewrite'],
     [{ redirect: { to: '/x' }, sticky: { cookie: 'a' } }, undefined, 'sticky'],
     [{ redirect: { to: '/x' }, mirror: { service: 's' } }, undefined, 'mirror'],
-    [{ redirect: { to: '/x' }, headers: { request: { remove: ['x-a'] } } }, undefined, 'headers.request'],
+    [{ redirect: { to: '/x' }, headers: { request: { remove: ['x-a'] } } }, undefined, 'headers'],
+    [{ redirect: { to: '/x' }, headers: { response: { remove: ['server'] } } }, undefined, 'headers'],
     [{ redirect: { to: '/x' } }, '/api', 'strip'],
     [{ rewrite: { path: '/v2' } }, '/api', 'rewrite'],
     [{ rewrite: { regex: '^/a', to: '/b' } }, '/api', 'rewrite'],
     [{ rewrite: { host: 'a.com' } }, '/api', undefined],
-    [{ redirect: { to: '/x' }, headers: { response: { remove: ['server'] } } }, undefined, undefined],
   ];
   for (const [input, strip, field] of cases) {
     it(`${JSON.stringify(input)} strip ${strip ?? '-'} → ${field ?? 'fine'}`, () => {
