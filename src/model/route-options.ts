@@ -31,7 +31,7 @@
  *   characters (HTAB allowed); a name at most once per direction. Refused with their reason:
  *   hop-by-hop fields (connection, keep-alive, proxy-connection, te, trailer, transfer-encoding,
  *   upgrade, http2-settings, proxy-authenticate, proxy-authorization), host (`rewrite.host`),
- *   content-length, forwarded and x-forwarded-*, x-request-id, traceparent, tracestate.
+ *   content-length, expect, forwarded and x-forwarded-*, x-request-id, traceparent, tracestate.
  * - `sticky.cookie` is required (a cookie-name token, RFC 6265), `ttlMs` a duration, 0 (default) =
  *   a session cookie; at most 24 h (the duration parser's bound).
  * - `mirror.service` is required; `percent` 0..100 (default 100: a configured mirror gets every
@@ -112,6 +112,7 @@ export function reservedHeaderReason(name: string): string | undefined {
   if (HOP_BY_HOP.includes(name)) return 'a hop-by-hop header belongs to one connection; the proxy manages it';
   if (name === 'host') return 'the Host sent upstream is rewrite.host';
   if (name === 'content-length') return 'the proxy frames the message itself';
+  if (name === 'expect') return 'the proxy answers Expect: 100-continue itself; the field is never sent upstream';
   if (name === 'forwarded' || name.startsWith('x-forwarded-')) return 'the proxy writes the forwarding headers from the connection (--trusted-proxies)';
   if (name === 'x-request-id') return 'the proxy\'s request id';
   if (name === 'traceparent' || name === 'tracestate') return 'the trace context is the proxy\'s (tracing)';

@@ -125,6 +125,7 @@ describe('route options: refusals name the field', () => {
       .map((h): [unknown, string, RegExp] => [{ headers: { request: { remove: [h] } } }, 'headers.request.remove.0', new RegExp(`"${h.toLowerCase()}" cannot be edited: a hop-by-hop header`)]),
     [{ headers: { request: { set: { host: 'a' } } } }, 'headers.request.set.host', /"host" cannot be edited: .*rewrite\.host/],
     [{ headers: { response: { set: { 'Content-Length': '1' } } } }, 'headers.response.set.Content-Length', /"content-length" cannot be edited: the proxy frames/],
+    [{ headers: { request: { remove: ['Expect'] } } }, 'headers.request.remove.0', /"expect" cannot be edited: the proxy answers Expect: 100-continue itself/],
     [{ headers: { request: { set: { 'x-forwarded-for': '1.2.3.4' } } } }, 'headers.request.set.x-forwarded-for', /forwarding headers/],
     [{ headers: { request: { remove: ['X-Forwarded-Proto'] } } }, 'headers.request.remove.0', /forwarding headers/],
     [{ headers: { request: { remove: ['forwarded'] } } }, 'headers.request.remove.0', /forwarding headers/],
