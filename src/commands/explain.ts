@@ -66,7 +66,8 @@ interface CandidateJson {
 }
 
 interface MatchJson {
-  readonly outcome: 'routed' | 'no-route' | 'no-endpoint' | 'refused';
+  readonly outcome: 'routed' | 'redirected' | 'no-route' | 'no-endpoint' | 'refused';
+  readonly location?: string | null;
   readonly status: number | null;
   readonly reason: string;
   readonly request: {
@@ -79,7 +80,7 @@ interface MatchJson {
   readonly route?: Omit<RouteJson, 'destinations'> & {
     /** Every host entry (absent from a Switchyard older than host lists). */
     readonly hosts?: readonly string[];
-    readonly upstreamTarget: string;
+    readonly upstreamTarget: string | null;
     readonly destinations: readonly MatchDestination[];
     readonly admission?: readonly string[];
   };
@@ -155,6 +156,7 @@ export function explainReport(m: MatchJson, method: string, options: { all: bool
   const route = m.route;
   const answer = m.outcome === 'routed' && route !== undefined
     ? `forwarded by route "${route.name}" to ${route.upstreamTarget}`
+    : m.outcome === 'redirected' ? `Switchyard answers ${m.status ?? 302} itself (route "${route?.name ?? '?'}" is a redirect route)${m.location === null || m.location === undefined ? '' : `: Location ${m.location}`}`
     : m.outcome === 'no-route' ? `Switchyard answers ${m.status ?? 404} itself: no route`
     : m.outcome === 'no-endpoint' ? `Switchyard answers ${m.status ?? 503} itself: route "${route?.name ?? '?'}" has no endpoint that can take it`
     : `Switchyard answers ${m.status ?? 400} itself: the request is refused before routing`;

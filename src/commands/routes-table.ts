@@ -43,8 +43,9 @@ export interface ProblemJson {
 }
 
 /** `api.example.com/users` or `/users` (any host). */
-export function matchText(route: { host: string | null; path: string }): string {
-  return `${route.host ?? ''}${route.path}`;
+export function matchText(route: { host: string | null; hosts?: readonly string[]; path: string }): string {
+  const hosts = route.hosts ?? (route.host === null ? [] : [route.host]);
+  return hosts.length <= 1 ? `${hosts[0] ?? ''}${route.path}` : `{${hosts.join(',')}}${route.path}`;
 }
 
 /** `90`, or `50 (configured 90)` when KV overrides the template's weight. */

@@ -12,10 +12,13 @@ import type { Destination, Endpoint } from '../../model/types.js';
 import { destinationHead, endpointHead, routeHead } from '../../model/views.js';
 import { normalizeRequestTarget } from '../edge/path-normalize.js';
 import { isValidAuthority, splitAbsoluteForm } from '../edge/request-guard.js';
-import { stripPath, type Runtime, type RuntimeRoute } from './runtime.js';
+import type { Runtime, RuntimeRoute } from './runtime.js';
 
-/** `routed`: forwarded; `no-route`: 404; `no-endpoint`: 503; `refused`: 400 before routing. */
-export type MatchOutcome = 'routed' | 'no-route' | 'no-endpoint' | 'refused';
+/**
+ * `routed`: forwarded; `redirected`: a redirect route answers itself (its status, `location`);
+ * `no-route`: 404; `no-endpoint`: 503; `refused`: 400 before routing.
+ */
+export type MatchOutcome = 'routed' | 'redirected' | 'no-route' | 'no-endpoint' | 'refused';
 
 /** The request line and headers /api/match asks about besides host and target. */
 export interface MatchRequest {
@@ -42,6 +45,8 @@ export interface MatchExplanation {
   };
   readonly route?: unknown;
   readonly candidates?: unknown;
+  /** The Location a redirect route answers with (outcome `redirected`); null when none can be made. */
+  readonly location?: string | null;
 }
 
 export function explainRequest(runtime: Runtime | undefined, hostHeader: string | undefined, rawTarget: string, asked: MatchRequest = DEFAULT_MATCH_REQUEST): MatchExplanation {
@@ -73,6 +78,19 @@ export function explainRequest(runtime: Runtime | undefined, hostHeader: string 
     return { outcome: 'no-route', status: 404, reason: lookup.reason + noHost, request: request(normalized), candidates: lookup.candidates };
   }
   const view = routeView(route, normalized);
+  const redirect = route.redirect;
+  if (redirect !== undefined) {
+    const location = redirect.location(normalized, host) ?? null;
+    return {
+      outcome: 'redirected',
+      status: location === null ? 400 : redirect.status,
+      reason: `${lookup.reason}; the route is a redirect route: ${location === null ? 'no Location can be made for this request (its target uses {host} and the request has none), so the answer is 400' : `the answer is ${redirect.status} to ${location}`}${noHost}`,
+      request: request(normalized),
+      route: view.route,
+      candidates: lookup.candidates,
+      location,
+    };
+  }
   const routed = view.takesTraffic;
   return {
     outcome: routed ? 'routed' : 'no-endpoint',
@@ -109,7 +127,7 @@ function routeView(route: RuntimeRoute, target: string): { takesTraffic: boolean
     takesTraffic,
     route: {
       ...routeHead(model),
-      upstreamTarget: stripPath(target, route.strip),
+      upstreamTarget: route.redirect === undefined ? route.forwardPath(target) : null,
       destinations,
       policy: model.policy,
       admission: admissionNotes(route),
