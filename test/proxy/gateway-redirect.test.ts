@@ -28,6 +28,15 @@ describe('redirect: Location', () => {
     ['https://{host}/x', false, '/p', undefined, undefined],
     ['https://{host}/x', false, '/p', '', undefined],
     ['/plain{path}', false, '/a\r\nx', 'x', undefined],
+    // Open-redirect guard: never a protocol-relative Location (`//host`, `/\\host`).
+    ['/{path}', false, '/evil.com/phish', 'x', '/evil.com/phish'],
+    ['/{path}', false, '//evil.com', 'x', '/evil.com'],
+    ['/{path}', true, '/?a=1', 'x', '/?a=1'],
+    ['{path}', false, '//evil.com/x', 'x', '/evil.com/x'],
+    ['{path}', false, '/\\/\\evil.com', 'x', '/evil.com'],
+    ['//{host}{path}', false, '/p', 'h.example', '/h.example/p'],
+    ['/old{path}', false, '//evil.com', 'x', '/old//evil.com'],
+    ['https://example.com{path}', false, '//evil.com', 'x', 'https://example.com//evil.com'],
   ];
   for (const [to, keepQuery, url, host, expected] of cases) {
     it(`${to} keepQuery=${String(keepQuery)}: ${JSON.stringify(url)} Host ${String(host)} → ${String(expected)}`, () => {
@@ -125,5 +134,56 @@ describe('proxy: redirect routes', () => {
   it('the statuses a redirect may have are the model\'s', () => {
     const statuses: RedirectStatus[] = [301, 302, 303, 307, 308];
     for (const status of statuses) assert.equal(new RedirectTemplate({ to: '/x', status, keepQuery: false }).status, status);
+  });
+});
+
+/**
+ * The open-redirect guard through the real proxy: a root redirect route `to: "/{path}"` (and
+ * `{path}`, what tag-routes makes of Fabio's `redirect=302,/$path`) never answers with a
+ * protocol-relative Location that a browser would follow to another site.
+ */
+describe('proxy: redirect routes never send a protocol-relative Location', () => {
+  let root: TestProxy;
+  let fabio: TestProxy;
+  const rootRedirect = (to: string): RouteSpec => ({ name: 'root', path: '/', options: { redirect: { to, status: 302, keepQuery: true } }, to: [] });
+
+  /** The status line and Location of a raw request (backslashes and `//` sent as written). */
+  async function rawLocation(port: number, target: string): Promise<[string, string | undefined]> {
+    const socket = connect(port, '127.0.0.1');
+    socket.write(`GET ${target} HTTP/1.1\r\nHost: www.example.com\r\nConnection: close\r\n\r\n`);
+    let text = '';
+    socket.on('data', (chunk: Buffer) => { text += chunk.toString('latin1'); });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('close', () => resolve());
+      socket.once('error', reject);
+    });
+    return [text.slice(0, text.indexOf('\r\n')), /\r\nlocation: ([^\r]*)\r\n/i.exec(text)?.[1]];
+  }
+
+  before(async () => {
+    root = await startProxy(makeTable([rootRedirect('/{path}')]));
+    fabio = await startProxy(makeTable([rootRedirect('{path}')]));
+  });
+
+  after(async () => {
+    await root.close();
+    await fabio.close();
+  });
+
+  it('/{path}: GET /evil.com/phish → Location /evil.com/phish; GET //evil.com → /evil.com', async () => {
+    const phish = await send(root.port, { path: '/evil.com/phish?x=1', headers: { host: 'www.example.com' } });
+    assert.equal(phish.status, 302);
+    assert.equal(phish.headers.location, '/evil.com/phish?x=1');
+    const double = await send(root.port, { path: '//evil.com', headers: { host: 'www.example.com' } });
+    assert.equal(double.status, 302);
+    assert.equal(double.headers.location, '/evil.com');
+  });
+
+  it('{path} (Fabio\'s /$path): //evil.com and ///evil.com stay on the site; /\\evil.com is refused', async () => {
+    assert.deepEqual(await rawLocation(fabio.port, '//evil.com/phish'), ['HTTP/1.1 302 Found', '/evil.com/phish']);
+    // A raw backslash in the target never reaches the route (the edge refuses it); the guard's
+    // handling of `/\\` is the unit cases' above.
+    assert.deepEqual(await rawLocation(fabio.port, '/\\evil.com'), ['HTTP/1.1 400 Bad Request', undefined]);
+    assert.deepEqual(await rawLocation(root.port, '///evil.com'), ['HTTP/1.1 302 Found', '/evil.com']);
   });
 });

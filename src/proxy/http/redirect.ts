@@ -14,8 +14,19 @@ import type { RouteRedirect } from '../../model/types.js';
  * before a `#fragment` of `to`. The answer: the configured status, `Location`, `Content-Length: 0`
  * and `X-Request-Id` (no Cache-Control, so a 301/308 may be cached as browsers do for nginx's
  * `return 301`). A Location with a control character (CR, LF, ...) is never sent: 400 instead.
+ *
+ * Open-redirect guard: a Location that would start with `/` followed by more slashes or
+ * backslashes (`//evil.com`, `/\evil.com`, `///evil.com`) is a protocol-relative reference that
+ * browsers follow to another site (WHATWG URL treats `\` as `/`). With `to: "/{path}"` (or
+ * `{path}` alone, what Fabio's `redirect=...,/$path` becomes) a request for `/evil.com/x` or
+ * `//evil.com` would produce one, the trap nginx's `return 302 /$uri` is known for. The run of
+ * slashes and backslashes after the first character is collapsed to that single `/`, so the
+ * redirect stays on the same site (`/evil.com/x`). Absolute `to` (`https://example.com{path}`,
+ * `https://{host}{path}`) is untouched: after an authority `//` in the path is only a path.
  */
 const PATH = 0;
+const SLASH = 47;
+const BACKSLASH = 92;
 const HOST = 1;
 
 export class RedirectTemplate {
@@ -63,12 +74,20 @@ export class RedirectTemplate {
       const hash = out.indexOf('#');
       out = hash === -1 ? out + query : out.slice(0, hash) + query + out.slice(hash);
     }
+    if (out.charCodeAt(0) === SLASH) out = sameSite(out);
     for (let i = 0; i < out.length; i++) {
       const c = out.charCodeAt(i);
       if (c <= 32 || c === 127 || c > 255) return undefined;
     }
     return out;
   }
+}
+
+/** `location` (starting with `/`) with the slashes and backslashes after its first `/` collapsed into it (file header). */
+function sameSite(location: string): string {
+  let i = 1;
+  for (let c = location.charCodeAt(i); c === SLASH || c === BACKSLASH; c = location.charCodeAt(++i));
+  return i === 1 ? location : `/${location.slice(i)}`;
 }
 
 /** A complete raw redirect answer, for upgrade requests (the tunnel answers on the socket). */
