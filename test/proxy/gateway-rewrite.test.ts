@@ -1,13 +1,14 @@
 /**
  * Path and Host rewriting (route `rewrite:` and `strip`): the rules in src/proxy/http/rewrite.ts,
  * table-driven on the functions, then through the proxy to a real upstream that echoes what it got
- * (path, Host, X-Forwarded-Prefix), plain requests and WebSocket upgrades, and a huge path against
+ * (path, Host, X-Forwarded-Prefix or X-Replaced-Path), plain requests and WebSocket upgrades, and a huge path against
  * a regex rewrite.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import type { RouteOptions } from '../../src/model/types.js';
+import { REPLACED_PATH_MAX } from '../../src/proxy/http/forwarded-headers.js';
 import { PrefixRewrite, RegexRewrite, replacementParts } from '../../src/proxy/http/rewrite.js';
 import { startUpstream, type EchoReply, type TestUpstream } from '../support/upstream.js';
 import { makeTable, send, startProxy, type RouteSpec, type TestProxy } from './harness.js';
@@ -33,8 +34,10 @@ describe('rewrite: prefix replacement', () => {
   for (const [prefix, to, url, expected] of cases) {
     it(`${prefix} → ${to}: ${url} → ${expected}`, () => assert.equal(new PrefixRewrite(prefix, to).apply(url), expected));
   }
-  it('X-Forwarded-Prefix is the replaced prefix, none for the root route', () => {
-    assert.equal(new PrefixRewrite('/api', '/v2').forwardedPrefix, '/api');
+  it('X-Forwarded-Prefix only for a prefix removed outright (strip, rewrite.path /); none for a replacement or the root route', () => {
+    assert.equal(new PrefixRewrite('/api', '/').forwardedPrefix, '/api');
+    assert.equal(new PrefixRewrite('/api/', '').forwardedPrefix, '/api');
+    assert.equal(new PrefixRewrite('/api', '/v2').forwardedPrefix, undefined);
     assert.equal(new PrefixRewrite('/', '/v2').forwardedPrefix, undefined);
   });
 });
@@ -103,24 +106,28 @@ describe('proxy: rewrite', () => {
     return reply.json<EchoReply>();
   };
 
-  const cases: [string, string, string | undefined][] = [
-    // request, path upstream, X-Forwarded-Prefix
-    ['/api/x?q=1', '/v2/x?q=1', '/api'],
-    ['/api', '/v2', '/api'],
-    ['/api//a%2Fb?x=%20', '/v2//a%2Fb?x=%20', '/api'],
-    ['/strip/a/b', '/a/b', '/strip'],
-    ['/strip', '/', '/strip'],
-    ['/users/42/profile?full=1', '/profiles/42?full=1', undefined],
-    ['/users/42/settings', '/users/42/settings', undefined],
-    ['/both/x', '/inner/x', '/both'],
-    ['/plain/x?y', '/x?y', '/plain'],
-    ['/none/x', '/none/x', undefined],
+  // X-Forwarded-Prefix only when a prefix is removed outright (prefix + the upstream's path = the
+  // public path); X-Replaced-Path (the target as received) when a prefix or regex rewrite replaced it.
+  const cases: [string, string, string | undefined, string | undefined][] = [
+    // request, path upstream, X-Forwarded-Prefix, X-Replaced-Path
+    ['/api/users/7', '/v2/users/7', undefined, '/api/users/7'],
+    ['/api/x?q=1', '/v2/x?q=1', undefined, '/api/x?q=1'],
+    ['/api', '/v2', undefined, '/api'],
+    ['/api//a%2Fb?x=%20', '/v2//a%2Fb?x=%20', undefined, '/api//a%2Fb?x=%20'],
+    ['/strip/a/b', '/a/b', '/strip', undefined],
+    ['/strip', '/', '/strip', undefined],
+    ['/users/42/profile?full=1', '/profiles/42?full=1', undefined, '/users/42/profile?full=1'],
+    ['/users/42/settings', '/users/42/settings', undefined, undefined],
+    ['/both/x', '/inner/x', undefined, '/both/x'],
+    ['/plain/x?y', '/x?y', '/plain', undefined],
+    ['/none/x', '/none/x', undefined, undefined],
   ];
-  for (const [request, upstream, prefix] of cases) {
-    it(`${request} reaches the upstream as ${upstream}`, async () => {
+  for (const [request, upstream, prefix, replaced] of cases) {
+    it(`${request} reaches the upstream as ${upstream} (X-Forwarded-Prefix ${String(prefix)}, X-Replaced-Path ${String(replaced)})`, async () => {
       const got = await echo(request);
       assert.equal(got.url, upstream);
       assert.equal(got.headers['x-forwarded-prefix'], prefix);
+      assert.equal(got.headers['x-replaced-path'], replaced);
     });
   }
 
@@ -134,16 +141,27 @@ describe('proxy: rewrite', () => {
     assert.equal((await echo('/none/x')).headers.host, 'public.example.com');
   });
 
-  it('a client X-Forwarded-Prefix never passes; a route without a rewrite sends none', async () => {
-    const got = await echo('/none/x', { 'x-forwarded-prefix': '/evil' });
-    assert.equal(got.headers['x-forwarded-prefix'], undefined);
-    assert.equal((await echo('/api/x', { 'x-forwarded-prefix': '/evil' })).headers['x-forwarded-prefix'], '/api');
+  it('a client X-Forwarded-Prefix or X-Replaced-Path never passes, on any route; a route without a rewrite sends neither', async () => {
+    const spoof = { 'x-forwarded-prefix': '/evil', 'x-replaced-path': '/evil' };
+    const none = await echo('/none/x', spoof);
+    assert.deepEqual([none.headers['x-forwarded-prefix'], none.headers['x-replaced-path']], [undefined, undefined]);
+    const strip = await echo('/plain/x', spoof);
+    assert.deepEqual([strip.headers['x-forwarded-prefix'], strip.headers['x-replaced-path']], ['/plain', undefined]);
+    const replaced = await echo('/api/x', spoof);
+    assert.deepEqual([replaced.headers['x-forwarded-prefix'], replaced.headers['x-replaced-path']], [undefined, '/api/x']);
+    const unchanged = await echo('/users/1/other', spoof);
+    assert.deepEqual([unchanged.headers['x-forwarded-prefix'], unchanged.headers['x-replaced-path']], [undefined, undefined]);
   });
 
   it('a huge path against the regex rewrite is answered correctly', async () => {
     // The listener's header limit (16 KiB) bounds the request line.
     const digits = '9'.repeat(12_000);
-    assert.equal((await echo(`/users/${digits}/profile`)).url, `/profiles/${digits}`);
+    const huge = await echo(`/users/${digits}/profile`);
+    assert.equal(huge.url, `/profiles/${digits}`);
+    // A second 12 KB copy would push the head past the upstream's 16 KiB limit (a 431): not sent.
+    assert.equal(huge.headers['x-replaced-path'], undefined);
+    const limit = `/users/${'9'.repeat(REPLACED_PATH_MAX - '/users//profile'.length)}/profile`;
+    assert.equal((await echo(limit)).headers['x-replaced-path'], limit);
     const junk = `/users/${'1'.repeat(12_000)}x/profile`;
     assert.equal((await echo(junk)).url, junk);
   });
@@ -159,7 +177,8 @@ describe('proxy: rewrite', () => {
       ws.close();
       assert.equal(first.url, expected);
       assert.equal(first.headers.host, host);
-      assert.equal(first.headers['x-forwarded-prefix'], path.startsWith('/api') ? '/api' : undefined);
+      assert.equal(first.headers['x-forwarded-prefix'], undefined);
+      assert.equal(first.headers['x-replaced-path'], path.startsWith('/host') ? undefined : path);
     }
   });
 });

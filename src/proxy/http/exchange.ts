@@ -188,7 +188,7 @@ export class Exchange implements RequestHead, Dispatcher.DispatchHandler, Exchan
     if (this.trailers) headers.push('te', 'trailers');
     const rewrite = route.pathRewrite;
     const path = rewrite === undefined ? url : rewrite.apply(url);
-    appendForwarded(headers, this, req.socket, ctx.proto, path !== url ? rewrite!.forwardedPrefix : undefined, requestId, this.upstreamTraceparent);
+    appendForwarded(headers, this, req.socket, ctx.proto, path !== url ? rewrite : undefined, url, requestId, this.upstreamTraceparent);
 
     // The client waits for our go before sending its body: nothing refused it, so it may come.
     if (this.expectContinue) res.writeContinue();

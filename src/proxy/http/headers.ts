@@ -31,9 +31,10 @@ export interface RequestHead {
  * Fill `head` from the client's raw headers. Dropped: hop-by-hop headers (Connection, Keep-Alive,
  * Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade, and HTTP2-Settings, which only goes
  * with an `Upgrade: h2c` offer: RFC 9113 §3.2.1 / RFC 7540 §3.2.1, a connection-specific field),
- * Host (re-added by the caller), X-Forwarded-Proto/-Host/-Port/-Prefix and X-Request-Id (set by
- * the proxy from the listener, whoever the client is, as Traefik does for untrusted peers;
- * X-Forwarded-For is kept in `forwardedFor` to be appended to), and Expect (node answered
+ * Host (re-added by the caller), X-Forwarded-Proto/-Host/-Port/-Prefix, X-Replaced-Path and
+ * X-Request-Id (set by the proxy, whoever the client is, as Traefik does for untrusted peers;
+ * X-Forwarded-For is kept in `forwardedFor` to be appended to; X-Forwarded-Prefix and
+ * X-Replaced-Path go only from a rewriting route, rewrite.ts, so nobody can spoof them), and Expect (node answered
  * `100-continue`). `TE: trailers` is remembered in `trailers` (the exchange sends its own).
  * `traceparent` and `tracestate` are kept aside: the proxy sends its own (observability/tracing.ts).
  */
@@ -81,6 +82,7 @@ export function scanRequestHeaders(raw: readonly string[], head: RequestHead): v
       case 'x-forwarded-host':
       case 'x-forwarded-port':
       case 'x-forwarded-prefix':
+      case 'x-replaced-path':
         continue;
       default:
         break;

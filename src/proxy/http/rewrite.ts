@@ -16,8 +16,7 @@ import type { Route } from '../../model/types.js';
  * prefix is replaced on a segment boundary: with `/api` → `/v2`, `/api/x?q` → `/v2/x?q`, `/api` →
  * `/v2`, `/api?q` → `/v2?q`, `/apix` unchanged (it cannot match the route anyway); `rewrite.path:
  * /` is `strip` of the route's prefix (`/api/x` → `/x`, `/api` → `/`). On the root route `/` the
- * replacement is put in front (`/x` → `/v2/x`, `/` → `/v2/`). X-Forwarded-Prefix is set to the
- * replaced prefix (what Traefik's StripPrefix sends), so an upstream can build public links.
+ * replacement is put in front (`/x` → `/v2/x`, `/` → `/v2/`).
  *
  * Regex (`rewrite.regex` + `to`): RE2 syntax (re2js: linear time in the path's length, no
  * backtracking), searched in the path without its query. The first (leftmost) match is replaced
@@ -25,14 +24,28 @@ import type { Route } from '../../model/types.js';
  * the rest of the path is kept, so anchor with `^...$` to replace the whole path. No match: the
  * path goes unchanged. A result that does not start with `/` (a `to` that begins with a group)
  * gets one in front. When `to` itself carries a `?query`, the request's query is appended to it
- * with `&`. No X-Forwarded-Prefix (what was replaced is not a prefix).
+ * with `&`.
+ *
+ * What the upstream is told, only when the path actually changed (Traefik's middlewares do the same):
+ * - the prefix was removed outright (`strip`, `rewrite.path: /`): `X-Forwarded-Prefix: <prefix>`
+ *   (StripPrefix), so that prefix + the upstream's own path is the public path again (Spring's
+ *   ForwardedHeaderFilter, ASP.NET's UsePathBase);
+ * - anything else (a prefix replaced by another, a prefix put in front on the root route, a regex
+ *   rewrite): `X-Replaced-Path: <the request target as received, query included>` (ReplacePath,
+ *   ReplacePathRegex; left out for a target longer than 4 KiB, forwarded-headers.ts), and no X-Forwarded-Prefix: prefix + the rewritten path (`/api` + `/v2/users`)
+ *   is a URL that exists nowhere.
+ * The client's own X-Forwarded-Prefix and X-Replaced-Path are always dropped (headers.ts), so
+ * neither can be spoofed, on any route. Routes without a rewrite pay nothing for this.
  *
  * With both `strip` and `rewrite.path`/`regex` on a route (validation refuses it), the rewrite wins.
  */
 export interface PathRewrite {
   /** The request target the upstream gets for `url` (origin-form, query included). */
   apply(url: string): string;
-  /** X-Forwarded-Prefix to send when `apply` changed the path; undefined = none. */
+  /**
+   * When `apply` changed the path: the X-Forwarded-Prefix to send (the prefix was removed outright),
+   * or undefined: send X-Replaced-Path with the target as received instead (file header).
+   */
   readonly forwardedPrefix: string | undefined;
 }
 
@@ -66,7 +79,8 @@ export class PrefixRewrite implements PathRewrite {
   constructor(prefix: string, replacement: string) {
     this.prefix = prefixForm(prefix);
     this.replacement = prefixForm(replacement);
-    this.forwardedPrefix = this.prefix === '' ? undefined : this.prefix;
+    // Only a strip: with a replacement, prefix + the upstream's path is no public URL.
+    this.forwardedPrefix = this.prefix !== '' && this.replacement === '' ? this.prefix : undefined;
   }
 
   apply(url: string): string {

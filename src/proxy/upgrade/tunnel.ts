@@ -207,7 +207,7 @@ export class Tunnel implements RequestHead, ExchangeOutcome {
     headers.push('connection', 'upgrade');
     const upgrade = upgradeProtocols(req);
     if (upgrade !== undefined) headers.push('upgrade', upgrade);
-    appendForwarded(headers, this, req.socket, ctx.proto, this.path !== this.url ? route.pathRewrite?.forwardedPrefix : undefined, this.requestId!, this.upstreamTraceparent);
+    appendForwarded(headers, this, req.socket, ctx.proto, this.path !== this.url ? route.pathRewrite : undefined, this.url, this.requestId!, this.upstreamTraceparent);
     let text = `${req.method ?? 'GET'} ${this.path} HTTP/1.1\r\n`;
     for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
     return `${text}\r\n`;
