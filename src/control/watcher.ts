@@ -1,4 +1,4 @@
-import { SwitchyardError } from '../errors.js';
+import { ConfigError, SwitchyardError } from '../errors.js';
 import { sameDiscovery, sameKv } from '../model/snapshot-equal.js';
 import { TableBuilder } from '../model/table-builder.js';
 import type { BuildProblem, DiscoverySnapshot, KvSnapshot, RouteTemplate, RoutingTable } from '../model/types.js';
@@ -69,6 +69,16 @@ export interface BuildFailure {
  * identical to the last, and builds, validates and swaps a new table, coalescing bursts. A failed
  * build or swap is logged, counted and kept as `lastFailure`, and the live table stays; the next
  * change builds again from the newest snapshots, so one failure never blocks later changes.
+ *
+ * Templates that only fail at build time (a tie between two routes, a `{{service}}` expansion
+ * that clashes once a service registers) must not hold back everything else: when the current
+ * templates throw a ConfigError, the table is built again from the templates of the last
+ * successful build with the newest discovery and KV, and swapped. The broken template change
+ * stays out, everything else (a KV weight change, a health change) applies. The error is counted
+ * and logged once per distinct message and kept as `lastFailure`; every build tries the current
+ * templates first, so a fix (or the clash going away with the catalog) applies at once and clears
+ * it. Without last good templates (the first build) or when they fail too, the build is rejected
+ * as above. Alternating is safe for the builder's reuse: a build that throws changes nothing.
  */
 export class ConfigWatcher {
   private readonly providers: ProviderState[];
@@ -92,8 +102,15 @@ export class ConfigWatcher {
    * changes (start-up waits for every source; its time is not a change's delay).
    */
   private readonly pendingSince = new Map<string, number>();
-  /** The last rejected build, cleared by the next successful one. */
+  /**
+   * The last rejected build, or the current templates' error while the last good templates are in
+   * force (holdBack); cleared by the next successful build from the current templates.
+   */
   lastFailure: BuildFailure | undefined;
+  /** The templates of the last table built from the current templates and swapped. */
+  private lastGoodTemplates: readonly RouteTemplate[] | undefined;
+  /** The current templates' error while the last good ones are in force (counted once per message). */
+  private heldBack: BuildFailure | undefined;
   /** Reuses the previous table's routes for what did not change (model/table-builder.ts). */
   readonly builder = new TableBuilder();
   /** Keeps unchanged services' merged arrays when several providers feed the table. */
@@ -206,16 +223,33 @@ export class ConfigWatcher {
     const started = this.lastBuildAt = this.clock.now();
     const discovery = this.merger.merge(this.providers.flatMap((s) => (s.discovery === undefined ? [] : [s.discovery])));
     const kv = mergeKv(this.providers.flatMap((s) => (s.kv === undefined ? [] : [s.kv])));
+    const templates = this.templates;
     let table: RoutingTable;
+    /** Set when the current templates failed and the last good ones were built instead. */
+    let heldBack: ConfigError | undefined;
     try {
       // Timed from `started`: merging the providers' snapshots is part of the build.
-      table = this.builder.build(discovery, kv, this.templates);
+      try {
+        table = this.builder.build(discovery, kv, templates);
+      } catch (err) {
+        const fallback = this.lastGoodTemplates;
+        // A bug (not a ConfigError) or nothing to fall back to: rejected as it stands.
+        if (!(err instanceof ConfigError) || fallback === undefined || fallback === templates) throw err;
+        if (!this.otherChangePending()) {
+          // Only the broken template change is new: the live table is what the fallback would build.
+          this.holdBack(err);
+          return;
+        }
+        table = this.buildLastGood(discovery, kv, fallback, err);
+        heldBack = err;
+      }
     } catch (err) {
       this.reject('build', err, 'configuration rejected, the live table keeps serving');
       return;
     } finally {
       this.metrics.buildDuration.observe((this.clock.now() - started) / 1000);
     }
+    if (heldBack !== undefined) this.holdBack(heldBack);
     this.followNeededServices(table.services);
     const live = this.store.version;
     try {
@@ -229,22 +263,71 @@ export class ConfigWatcher {
       this.metrics.configErrors.inc({ kind: 'swap' });
       this.logger.error({ err, version: this.store.version }, 'table swapped, but releasing the previous one failed');
     }
-    this.lastFailure = undefined;
-    this.observeSwapped();
+    if (heldBack === undefined) {
+      this.lastGoodTemplates = templates;
+      this.heldBack = undefined;
+      this.lastFailure = undefined;
+      this.observeSwapped();
+    } else {
+      // The template change is not in this table: its delay keeps counting until it is.
+      this.observeSwapped(this.templatesProvider.name);
+    }
     this.reportProblems(table.problems);
     this.metrics.tableSwaps.inc();
     this.metrics.tableVersion.set(this.store.version);
     this.metrics.tableRoutes.set(table.routes.length);
     this.metrics.tableBuiltAt.set(this.store.swappedAt / 1000);
-    this.logger.info({ version: this.store.version, routes: table.routes.length, problems: table.problems.length }, 'routing table swapped');
+    this.logger.info({ version: this.store.version, routes: table.routes.length, problems: table.problems.length, ...(heldBack === undefined ? {} : { lastGoodTemplates: true }) }, 'routing table swapped');
   }
 
-  /** The table holding every pending change is live: each source's delay, from its earliest pending change. */
-  private observeSwapped(): void {
+  /** Whether a source other than the templates has a change not yet in the live table. */
+  private otherChangePending(): boolean {
+    for (const provider of this.pendingSince.keys()) if (provider !== this.templatesProvider.name) return true;
+    return false;
+  }
+
+  /**
+   * The table from the last good templates with the newest discovery and KV. If they fail too
+   * (a service that registered makes them clash as well), the current templates' error is the one
+   * rejected; the other is logged beside it.
+   */
+  private buildLastGood(discovery: DiscoverySnapshot, kv: KvSnapshot, templates: readonly RouteTemplate[], current: ConfigError): RoutingTable {
+    try {
+      return this.builder.build(discovery, kv, templates);
+    } catch (err) {
+      if ((err as Error).message !== current.message) {
+        this.logger.error({ code: current.code, live: this.store.version }, `the last good templates fail too: ${(err as Error).message}`);
+      }
+      throw current;
+    }
+  }
+
+  /**
+   * The current templates' error while the last good ones serve: kept as lastFailure (for
+   * /api/status and `switchyard routes`), counted and logged only when the message is new.
+   */
+  private holdBack(err: ConfigError): void {
+    if (this.heldBack?.code !== err.code || this.heldBack.message !== err.message) {
+      this.heldBack = { at: Date.now(), code: err.code, message: err.message };
+      this.metrics.configErrors.inc({ kind: 'build' });
+      this.logger.error({ code: err.code, live: this.store.version },
+        `template change rejected, the last good templates stay in force (discovery and KV changes keep applying): ${err.message}`);
+    }
+    this.lastFailure = this.heldBack;
+  }
+
+  /**
+   * The table holding the pending changes is live: each source's delay, from its earliest pending
+   * change. `except` (the templates, when the last good ones were built) stays pending.
+   */
+  private observeSwapped(except?: string): void {
     if (this.pendingSince.size === 0) return;
     const now = this.clock.now();
-    for (const [provider, since] of this.pendingSince) this.metrics.changeToSwapDelay.observe({ provider }, (now - since) / 1000);
-    this.pendingSince.clear();
+    for (const [provider, since] of this.pendingSince) {
+      if (provider === except) continue;
+      this.metrics.changeToSwapDelay.observe({ provider }, (now - since) / 1000);
+      this.pendingSince.delete(provider);
+    }
   }
 
   /** A build or swap that did not happen: counted, logged, kept as lastFailure. */

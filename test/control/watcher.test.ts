@@ -110,7 +110,7 @@ describe('ConfigWatcher', () => {
     assert.deepEqual(ports(), [9301, 9302]);
   });
 
-  it('a rejected build keeps the live table, is counted and kept as lastFailure; the next good change heals', async () => {
+  it('a rejected template change keeps the live table, is counted and kept as lastFailure; other changes apply; the next good change heals', async () => {
     const { clock, store, templates, provider, metrics, watcher, ports } = await setup();
     clock.advance(COALESCE);
     const live = store.current;
@@ -122,15 +122,20 @@ describe('ConfigWatcher', () => {
     assert.match(watcher.lastFailure?.message ?? '', /"r"/);
     assert.equal(await configErrors(metrics, 'build'), 1);
 
-    // Discovery changes keep arriving while the templates are broken: still rejected, still the old table.
+    // Discovery changes keep arriving while the templates are broken: they apply with the last
+    // good templates (watcher-template-fallback.test.ts); the error stays, counted once.
     provider.emit({ discovery: snapshot(instance('s', 's-1', { port: 9400 })) });
     clock.advance(MIN_INTERVAL);
-    assert.equal(store.version, 1);
-
-    templates.emit(ROUTES);
-    clock.advance(MIN_INTERVAL);
     assert.equal(store.version, 2);
-    assert.deepEqual(ports(), [9400], 'the heal applies the newest discovery snapshot');
+    assert.deepEqual(ports(), [9400]);
+    assert.equal(watcher.lastFailure?.code, 'SY_CONFIG_INVALID');
+    assert.equal(await configErrors(metrics, 'build'), 1);
+
+    templates.emit([...ROUTES, template('r2', '/other', [{ service: 's', weight: 1 }])]);
+    clock.advance(MIN_INTERVAL);
+    assert.equal(store.version, 3);
+    assert.equal(store.current?.routes.length, 2, 'the heal applies the new templates');
+    assert.deepEqual(ports(), [9400], 'with the newest discovery snapshot');
     assert.equal(watcher.lastFailure, undefined);
   });
 
