@@ -131,9 +131,16 @@ function verdicts(r: Route, path: string, end: number, request: RequestFacts | u
   return out;
 }
 
-/** `method GET or POST`, `header x-canary = "1"`, `query beta present`. */
+/**
+ * `method GET or POST (GET includes HEAD)`, `header x-canary = "1"`, `query beta present`. The
+ * methods as configured; the note when the list has GET without HEAD (match-conditions.ts).
+ */
 export function conditionText(v: ConditionVerdict): string {
-  if (v.kind === 'method') return `method ${(v.expected as readonly string[]).join(' or ')}`;
+  if (v.kind === 'method') {
+    const methods = v.expected as readonly string[];
+    const note = methods.includes('GET') && !methods.includes('HEAD') ? ' (GET includes HEAD)' : '';
+    return `method ${methods.join(' or ')}${note}`;
+  }
   const wanted = v.expected === PRESENT ? 'present' : `= ${JSON.stringify(v.expected)}`;
   return `${v.kind} ${v.name ?? ''} ${wanted}`;
 }

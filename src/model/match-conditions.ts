@@ -4,9 +4,12 @@
  * (explain.ts). One implementation, so what `/api/match` says is what the proxy does.
  *
  * Rules (every listed condition must hold):
- * - Method: exact, case-sensitive comparison with the request method, as HTTP defines methods
- *   (and as Envoy's `:method` header matcher and Traefik's `Method` do). `HEAD` does not match a
- *   route listing only `GET`: list both. No request facts (a lookup without `request`) = no method.
+ * - Method: exact, case-sensitive comparison with the request method, as HTTP defines methods,
+ *   except that a list with `GET` also takes `HEAD` (HAProxy's `METH_GET` and nginx's
+ *   `limit_except GET` do the same: HEAD is GET without the body, RFC 9110 §9.3.2, and a route
+ *   that serves GET but 404s HEAD breaks link checkers and health probes). The configured list is
+ *   kept as written (what /api/match shows); HEAD is decided here, at comparison time, with no
+ *   allocation. No request facts (a lookup without `request`) = no method.
  * - Header: the name compared case-insensitively over every field of `rawHeaders`; the value exactly
  *   (case-sensitive, as node received it: surrounding whitespace already trimmed). `*` = the header
  *   is present with any value (so a condition cannot ask for the literal value `*`). A request with
@@ -55,7 +58,11 @@ export function conditionsHold(c: MatchConditions, path: string, end: number, re
 export function methodHolds(methods: readonly string[], method: string | undefined): boolean {
   if (methods.length === 0) return true;
   if (method === undefined) return false;
-  for (let i = 0; i < methods.length; i++) if (methods[i] === method) return true;
+  const head = method === 'HEAD';
+  for (let i = 0; i < methods.length; i++) {
+    const m = methods[i];
+    if (m === method || (head && m === 'GET')) return true;
+  }
   return false;
 }
 

@@ -1,3 +1,4 @@
+import { methodHolds } from './match-conditions.js';
 import type { PolicyInput } from './policy.js';
 import type { MatchConditions, RouteOptions, RouteOrigin, TemplateDestination } from './types.js';
 
@@ -54,15 +55,21 @@ export function conditionCount(c: MatchConditions | undefined): number {
 
 /**
  * Whether one request can satisfy both condition sets (exactly, not approximately): false only
- * when the method lists are both non-empty and disjoint, or some header (or query parameter) name
+ * when no method is taken by both method lists (both non-empty; a list with GET takes HEAD too,
+ * match-conditions.ts, so [GET] and [HEAD] overlap on a HEAD request), or some header (or query parameter) name
  * is required by both with two different exact values (`*` = present is compatible with any
  * value). Everything else can hold together: a header one route requires and the other does not
  * mention, for instance, is sent by some request.
  */
 export function conditionsOverlap(a: MatchConditions | undefined, b: MatchConditions | undefined): boolean {
   if (a === undefined || b === undefined) return true;
-  if (a.methods.length > 0 && b.methods.length > 0 && !a.methods.some((m) => b.methods.includes(m))) return false;
+  if (a.methods.length > 0 && b.methods.length > 0 && !methodsOverlap(a.methods, b.methods)) return false;
   return pairsOverlap(a.headers, b.headers) && pairsOverlap(a.query, b.query);
+}
+
+/** Whether some request method is taken by both (non-empty) lists: a shared method, or HEAD. */
+function methodsOverlap(a: readonly string[], b: readonly string[]): boolean {
+  return a.some((m) => b.includes(m)) || (methodHolds(a, 'HEAD') && methodHolds(b, 'HEAD'));
 }
 
 /** False when some name has two different exact values (neither `*`) in `a` and `b`. */

@@ -48,6 +48,7 @@ describe('admin: /api/match with match conditions', () => {
       t('partner-post', ['*.partners.example.com'], '/api', 'v2', { methods: ['POST'] }),
       t('beta', [], '/beta', 'v2', { query: { beta: 'true' } }),
       t('beta-plain', [], '/beta', 'v1'),
+      t('docs-get', ['docs.example.com'], '/docs', 'v2', { methods: ['GET'] }),
     ]));
     ({ admin, base } = await startMatchAdmin(p));
   });
@@ -100,7 +101,8 @@ describe('admin: /api/match with match conditions', () => {
     assert.equal(await served('eu.partners.example.com', '/api', 'POST'), 'v2');
 
     const head = await match('host=x.partners.example.com&method=HEAD&path=/api');
-    assert.equal(head.outcome, 'no-route', 'methods compare exactly');
+    assert.equal(head.outcome, 'no-route', 'HEAD is not POST');
+    assert.equal((await send(p.port, { method: 'HEAD', path: '/api', headers: { host: 'x.partners.example.com' } })).status, 404);
     const get = await match('host=a.b.partners.example.com&method=GET&path=/api');
     assert.equal(get.outcome, 'no-route');
     assert.deepEqual(get.candidates?.[0]?.conditions, [{ kind: 'method', name: null, expected: ['POST'], held: false, seen: ['GET'] }]);
@@ -109,6 +111,20 @@ describe('admin: /api/match with match conditions', () => {
 
     assert.equal((await match('host=partners.example.com&method=POST&path=/api')).outcome, 'no-route');
     assert.equal(await served('partners.example.com', '/api', 'POST'), null);
+  });
+
+  it('HEAD on a GET route: chosen, the configured list shown as written, the verdict text says GET includes HEAD; the proxy serves it', async () => {
+    const head = await match('host=docs.example.com&method=HEAD&path=/docs/x');
+    assert.equal(head.route?.name, 'docs-get');
+    assert.deepEqual(head.route?.conditions?.methods, ['GET'], 'the configured list, not a normalised one');
+    assert.deepEqual(head.candidates?.find((c) => c.chosen)?.conditions, [{ kind: 'method', name: null, expected: ['GET'], held: true, seen: ['HEAD'] }]);
+    assert.match(head.reason, /its conditions hold \(method GET \(GET includes HEAD\)\)/);
+    const reply = await send(p.port, { method: 'HEAD', path: '/docs/x', headers: { host: 'docs.example.com' } });
+    assert.deepEqual([reply.status, reply.body.length], [200, 0]);
+    const post = await match('host=docs.example.com&method=POST&path=/docs/x');
+    assert.equal(post.outcome, 'no-route');
+    assert.match(post.reason, /"docs-get" \(method GET \(GET includes HEAD\)\)/);
+    assert.equal(await served('docs.example.com', '/docs/x', 'POST'), null);
   });
 
   it('a query condition reads the target\'s query (decoded); the proxy agrees', async () => {

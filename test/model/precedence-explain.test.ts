@@ -57,6 +57,17 @@ describe('explainLookup with conditions and wildcards', () => {
     assert.match(e.reason, /^no route matches: 1 route\(s\) for host "b\.a\.com" \(1 by wildcard\) and 0 for any host; the path falls under the prefix of 1, but a condition of each fails; passed over because a condition failed: "only" \(method DELETE\)$/);
   });
 
+  it('HEAD on a GET route: the verdict shows the configured list, holds, and the text says GET includes HEAD', () => {
+    const small = buildTable(snap, {}, [route('get', [], '/g', { methods: ['GET'] }), route('post', [], '/p', { methods: ['POST', 'GET'] }), route('both', [], '/b', { methods: ['GET', 'HEAD'] })]);
+    const e = explainLookup(small, 'h', '/g', request('HEAD'));
+    assert.equal(e.route?.name, 'get');
+    assert.deepEqual(e.candidates.find((c) => c.chosen)?.conditions, [{ kind: 'method', name: null, expected: ['GET'], held: true, seen: ['HEAD'] }]);
+    assert.match(e.reason, /its conditions hold \(method GET \(GET includes HEAD\)\);/);
+    assert.match(explainLookup(small, 'h', '/p', request('HEAD')).reason, /\(method GET or POST \(GET includes HEAD\)\);/);
+    assert.match(explainLookup(small, 'h', '/b', request('HEAD')).reason, /\(method GET or HEAD\);/);
+    assert.match(explainLookup(small, 'h', '/g', request('PUT')).reason, /"get" \(method GET \(GET includes HEAD\)\)/);
+  });
+
   it('the route the explanation names is always lookup\'s', () => {
     const hosts = [undefined, 'x.eu.example.com', 'y.eu.example.com', 'eu.example.com', 'z.example.com', 'other.org'];
     const paths = ['/api', '/api/x?v=1', '/', '/other?v'];

@@ -26,6 +26,7 @@ describe('precedence: readable cases', () => {
     route('any-api-users-tenant', [], '/api/users', { headers: { 'x-tenant': '*' } }),
     route('any-root-delete', [], '/', { methods: ['DELETE'] }),
     route('list', ['a.example.com', '*.b.example.com'], '/list'),
+    route('head-only', ['api.example.com'], '/head-only', { methods: ['HEAD'] }),
   ]);
   const cases: [string, string | undefined, string, RequestFacts | undefined, string | undefined][] = [
     ['exact host, no condition', 'api.example.com', '/api/x', GET, 'exact'],
@@ -41,7 +42,10 @@ describe('precedence: readable cases', () => {
     ['wildcard, two conditions beat none', 'x.partners.example.com', '/api?beta=true', GET, 'partner-beta'],
     ['query value decoded (+ is a space, %74 is t)', 'x.partners.example.com', '/api?beta=%74rue&x=a+b', GET, 'partner-beta'],
     ['query condition fails: plain wildcard route', 'x.partners.example.com', '/api?beta=false', GET, 'partner'],
-    ['method HEAD does not match GET', 'x.partners.example.com', '/api?beta=true', request('HEAD'), 'partner'],
+    ['HEAD matches a GET route (as HAProxy\'s METH_GET and nginx\'s limit_except GET)', 'x.partners.example.com', '/api?beta=true', request('HEAD'), 'partner-beta'],
+    ['HEAD does not match a POST route', 'x.partners.example.com', '/api', request('HEAD'), 'partner'],
+    ['GET does not match a HEAD-only route', 'api.example.com', '/head-only', GET, undefined],
+    ['HEAD matches a HEAD-only route', 'api.example.com', '/head-only', request('HEAD'), 'head-only'],
     ['methods are case-sensitive', 'x.partners.example.com', '/api', request('post'), 'partner'],
     ['the wildcard suffix itself is not covered', 'partners.example.com', '/api/users', GET, 'any-api-users'],
     ['wildcard tier falls through to any host on another path', 'x.partners.example.com', '/api2', GET, undefined],
@@ -157,6 +161,8 @@ describe('ties are build errors; exclusive conditions are not ties', () => {
     ['a shared entry of two host lists', route('r1', ['x.com', '*.y.com'], '/a', undefined, A), route('r2', ['*.y.com'], '/a', undefined, B), /route "r2": matches \*\.y\.com\/a like route "r1"/],
     ['methods vs header', route('r1', [], '/a', { methods: ['GET'] }, A), route('r2', [], '/a', { headers: { 'x-a': '1' } }, B), /route "r2": matches \/a like route "r1" \(templates\/a\.yaml\) with as many conditions \(1\)/],
     ['overlapping method lists', route('r1', [], '/a', { methods: ['GET', 'POST'] }, A), route('r2', [], '/a', { methods: ['POST', 'PUT'] }, B), /like route "r1"/],
+    ['GET vs HEAD (GET takes HEAD: a HEAD request satisfies both)', route('r1', [], '/a', { methods: ['GET'] }, A), route('r2', [], '/a', { methods: ['HEAD'] }, B), /like route "r1"/],
+    ['HEAD, POST vs GET', route('r1', [], '/a', { methods: ['HEAD', 'POST'] }, A), route('r2', [], '/a', { methods: ['GET'] }, B), /like route "r1"/],
     ['header value vs present', route('r1', [], '/a', { headers: { 'x-a': '1' } }, A), route('r2', [], '/a', { headers: { 'x-a': '*' } }, B), /like route "r1"/],
     ['different header names', route('r1', [], '/a', { headers: { 'x-a': '1' } }, A), route('r2', [], '/a', { headers: { 'x-b': '1' } }, B), /like route "r1"/],
     ['query vs query, other names', route('r1', [], '/a', { query: { a: '1' } }, A), route('r2', [], '/a', { query: { b: '1' } }, B), /like route "r1"/],
@@ -173,6 +179,7 @@ describe('ties are build errors; exclusive conditions are not ties', () => {
     ['one query parameter, two values', [route('one', [], '/a', { query: { v: '1' } }), route('two', [], '/a', { query: { v: '2' } })]],
     ['different counts', [route('one', [], '/a', { query: { v: '1' } }), route('plain', [], '/a')]],
     ['same path, different hosts', [route('x', ['x.com'], '/a'), route('wx', ['*.x.com'], '/a'), route('any', [], '/a')]],
+    ['HEAD vs POST', [route('head', [], '/a', { methods: ['HEAD'] }), route('post', [], '/a', { methods: ['POST'] })]],
   ];
   for (const [what, templates] of accepted) {
     it(`accepted: ${what}`, () => {
@@ -184,6 +191,7 @@ describe('ties are build errors; exclusive conditions are not ties', () => {
     const table = build(accepted[0]![1]);
     assert.equal(table.lookup('h', '/a', request('GET'))?.name, 'get');
     assert.equal(table.lookup('h', '/a', request('POST'))?.name, 'post');
+    assert.equal(table.lookup('h', '/a', request('HEAD'))?.name, 'get');
     assert.equal(table.lookup('h', '/a', request('PUT'))?.name, undefined);
   });
   it('a request carrying both exclusive header values gets the earlier route (table order)', () => {
