@@ -77,7 +77,9 @@ function hostRank(route: Route, key: string | undefined): number {
 function holds(route: Route, path: string, request: RequestFacts): boolean {
   const c = route.conditions;
   if (c === undefined) return true;
-  if (c.methods.length > 0 && (request.method === undefined || !c.methods.includes(request.method))) return false;
+  // A list with GET takes HEAD too (match-conditions.ts).
+  const method = request.method;
+  if (c.methods.length > 0 && (method === undefined || !(c.methods.includes(method) || (method === 'HEAD' && c.methods.includes('GET'))))) return false;
   const headers: [string, string][] = [];
   for (let i = 0; i < request.rawHeaders.length; i += 2) headers.push([request.rawHeaders[i]!.toLowerCase(), request.rawHeaders[i + 1]!]);
   for (const [name, value] of c.headers) {

@@ -58,7 +58,9 @@ describe('gateway options from a template file', () => {
     const got = first.json<EchoReply>();
     assert.equal(got.url, '/v2/orders?x=1');
     assert.equal(got.headers.host, 'internal.example.com');
-    assert.equal(got.headers['x-forwarded-prefix'], '/api');
+    // A prefix replaced (not stripped): X-Replaced-Path, no X-Forwarded-Prefix (rewrite.ts).
+    assert.equal(got.headers['x-forwarded-prefix'], undefined);
+    assert.equal(got.headers['x-replaced-path'], '/api/orders?x=1');
     assert.equal(got.headers['x-gateway'], 'switchyard');
     assert.equal(got.headers['x-debug'], undefined);
     assert.equal(first.headers['strict-transport-security'], 'max-age=31536000');
