@@ -8,7 +8,7 @@
  *   rewrite:  { path: /v2 } | { regex: "^/a/(.*)$", to: "/b/$1" }, each with an optional `host`
  *   headers:  { request: { set: {name: value}, remove: [name] }, response: { ... } }
  *   sticky:   { cookie: name, ttlMs: 1h }
- *   mirror:   { service, tag, percent, keepAuth, maxBodyBytes, timeoutMs, maxInFlight }
+ *   mirror:   { service, tag, percent, keepAuth, maxBodyBytes, timeoutMs, maxInFlight, removeHeaders: [name] }
  *   redirect: { to, status, keepQuery }
  *
  * Rules (each refusal names its field):
@@ -37,7 +37,11 @@
  * - `mirror.service` is required; `percent` 0..100 (default 100: a configured mirror gets every
  *   request, as Envoy's request_mirror_policies), `keepAuth` (default false), `maxBodyBytes`
  *   (default 64 KiB, at most 16 MiB), `timeoutMs` (default 5 s), `maxInFlight` (default 64, at most
- *   10,000).
+ *   10,000). `removeHeaders`: names (HTTP tokens, lower-cased, each once, at most 32) left out of the
+ *   copy only, besides the credentials rule (`keepAuth` does not bring them back; authorization and
+ *   cookie may be listed, to drop one of them while keepAuth keeps the other); the names a route's
+ *   header edits may not touch are refused with the same reasons (the proxy sets them, or they
+ *   belong to one connection); `[]` = none (the normal form leaves the field out).
  * - `redirect.to` is required: an absolute `http(s)://` URL without credentials, or a path starting
  *   with one `/`; the only placeholders are `{path}` (the request's path as received, without the
  *   query; not inside the host part) and `{host}` (the request's host, without port); the proxy
@@ -53,7 +57,8 @@
  *
  * KV layers (`mode: 'kv'`): any field may be `null` (removed; `match.host: null` = any host,
  * `match.path: null` = `/`); `sticky`, `mirror` and `redirect` may give only some fields, merged
- * over the template's (the required ones must then come from it). mergeRouteOptions applies a layer.
+ * over the template's (the required ones must then come from it); inside them, `mirror.tag` and
+ * `mirror.removeHeaders` may be `null` (removed; a list replaces the template's whole). mergeRouteOptions applies a layer.
  */
 import { RE2JS } from 're2js';
 import { compareCodeUnits } from './compare-code-units.js';
@@ -86,7 +91,7 @@ export interface RouteOptionsLayer {
   readonly requestHeaders?: HeaderEdits | null;
   readonly responseHeaders?: HeaderEdits | null;
   readonly sticky?: Draft<StickySession> | null;
-  readonly mirror?: Draft<Omit<MirrorTarget, 'tag'>> & { tag?: string | null } | null;
+  readonly mirror?: Draft<Omit<MirrorTarget, 'tag' | 'removeHeaders'>> & { tag?: string | null; removeHeaders?: readonly string[] | null } | null;
   readonly redirect?: Draft<RouteRedirect> | null;
 }
 
@@ -94,6 +99,7 @@ export interface RouteOptionsLayer {
 export const MAX_REWRITE_REGEX_LENGTH = 512;
 export const MAX_MIRROR_BODY_BYTES = 16 * 1024 * 1024;
 export const MAX_MIRROR_IN_FLIGHT = 10_000;
+export const MAX_MIRROR_REMOVE_HEADERS = 32;
 export const MIRROR_DEFAULTS = { percent: 100, keepAuth: false, maxBodyBytes: 64 * 1024, timeoutMs: 5_000, maxInFlight: 64 } as const;
 export const REDIRECT_DEFAULTS = { status: 302, keepQuery: false } as const;
 export const STICKY_DEFAULTS = { ttlMs: 0 } as const;
@@ -366,7 +372,7 @@ function sticky(value: unknown, path: P): Draft<StickySession> {
 }
 
 function mirror(value: unknown, path: P, ctx: Ctx): NonNullable<RouteOptionsLayer['mirror']> {
-  const f = fields(value, path, ['service', 'tag', 'percent', 'keepAuth', 'maxBodyBytes', 'timeoutMs', 'maxInFlight']);
+  const f = fields(value, path, ['service', 'tag', 'percent', 'keepAuth', 'maxBodyBytes', 'timeoutMs', 'maxInFlight', 'removeHeaders']);
   const out: NonNullable<RouteOptionsLayer['mirror']> = {};
   const at = (k: string): P => [...path, k];
   if (f['service'] !== undefined) out.service = text(f['service'], at('service'), ctx, true, nonEmpty);
@@ -381,6 +387,23 @@ function mirror(value: unknown, path: P, ctx: Ctx): NonNullable<RouteOptionsLaye
   }
   if (f['timeoutMs'] !== undefined) out.timeoutMs = duration(f['timeoutMs'], at('timeoutMs'), 1);
   if (f['maxInFlight'] !== undefined) out.maxInFlight = numberIn(f['maxInFlight'], at('maxInFlight'), 1, MAX_MIRROR_IN_FLIGHT, true);
+  if (f['removeHeaders'] === null && ctx.mode === 'kv') out.removeHeaders = null;
+  else if (f['removeHeaders'] !== undefined) out.removeHeaders = mirrorRemoveHeaders(f['removeHeaders'], at('removeHeaders'));
+  return out;
+}
+
+/** `mirror.removeHeaders`: lower-cased names, in the order given. */
+function mirrorRemoveHeaders(value: unknown, path: P): string[] {
+  if (!Array.isArray(value)) fail(path, `expected a list of header names, got ${show(value)}`);
+  if (value.length > MAX_MIRROR_REMOVE_HEADERS) fail(path, `at most ${MAX_MIRROR_REMOVE_HEADERS} names, got ${value.length}`);
+  const out: string[] = [];
+  (value as unknown[]).forEach((raw, i) => {
+    const name = headerName(raw, [...path, i]);
+    const reason = reservedHeaderReason(name);
+    if (reason !== undefined) fail([...path, i], `header "${name}" cannot be removed from the copy: ${reason}`);
+    if (out.includes(name)) fail([...path, i], `header "${name}" is listed twice`);
+    out.push(name);
+  });
   return out;
 }
 
@@ -541,6 +564,7 @@ export function mergeRouteOptions(base: RouteOptions | undefined, layer: RouteOp
         service: m.service,
         ...(m.tag === null || m.tag === undefined ? {} : { tag: m.tag }),
         percent: m.percent, keepAuth: m.keepAuth, maxBodyBytes: m.maxBodyBytes, timeoutMs: m.timeoutMs, maxInFlight: m.maxInFlight,
+        ...(m.removeHeaders === null || m.removeHeaders === undefined || m.removeHeaders.length === 0 ? {} : { removeHeaders: m.removeHeaders }),
       };
     }
     if (layer.redirect !== null && (layer.redirect !== undefined || base?.redirect !== undefined)) {

@@ -126,6 +126,11 @@ export interface MirrorTarget {
   readonly timeoutMs: number;
   /** Copies in flight for this route above which new copies are shed. */
   readonly maxInFlight: number;
+  /**
+   * Header names (lower-case, as written, at least one) left out of the copy only, besides the
+   * credentials rule; absent = none.
+   */
+  readonly removeHeaders?: readonly string[];
 }
 
 export type RedirectStatus = 301 | 302 | 303 | 307 | 308;

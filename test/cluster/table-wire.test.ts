@@ -51,7 +51,7 @@ function gatewayTable(): RoutingTable {
         match: { methods: ['GET', 'post'], headers: { 'x-canary': '1', 'x-tenant': '*' }, query: { beta: 'true', q: '*' } },
         rewrite: { regex: '^/api/users/([0-9]+)$', to: '/users/$1?src=gw', host: 'internal.example.com:8443' },
         headers: { request: { set: { 'x-gateway': 'switchyard', 'x-quote': 'a "b" \\ c' }, remove: ['x-debug'] }, response: { set: { 'strict-transport-security': 'max-age=31536000' }, remove: ['server'] } },
-        mirror: { service: 'shadow', tag: 'canary', percent: 12.5, keepAuth: true, maxBodyBytes: '1kb', timeoutMs: '250ms', maxInFlight: 3 },
+        mirror: { service: 'shadow', tag: 'canary', percent: 12.5, keepAuth: true, maxBodyBytes: '1kb', timeoutMs: '250ms', maxInFlight: 3, removeHeaders: ['x-api-key'] },
       }),
       withOptions(template('sticky', '/s', [{ service: 'api', weight: 1 }]), {
         rewrite: { path: '/v2' }, headers: { request: { remove: ['cookie2'] } }, sticky: { cookie: 'sy_affinity', ttlMs: '1h' }, mirror: { service: 'shadow' },

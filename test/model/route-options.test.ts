@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
-  fillRouteOptions, isOptionsProblem, mergeRouteOptions, optionsConflict, optionsPlaceholderField, parseRouteOptions, readRouteOptions,
-  MIRROR_DEFAULTS, type RouteOptionsLayer,
+  fillRouteOptions, isOptionsProblem, mergeRouteOptions, optionsConflict, optionsPlaceholderField, parseRouteOptions, parseRouteOptionsJson, readRouteOptions,
+  MAX_MIRROR_REMOVE_HEADERS, MIRROR_DEFAULTS, type RouteOptionsLayer,
 } from '../../src/model/route-options.js';
 import type { RouteOptions } from '../../src/model/types.js';
 
@@ -50,6 +50,10 @@ describe('route options: accepted values and their normal form', () => {
     ['mirror defaults', { mirror: { service: 'shadow' } }, { mirror: { service: 'shadow', ...MIRROR_DEFAULTS } }],
     ['mirror every field', { mirror: { service: 'shadow', tag: 'v2', percent: 0.5, keepAuth: true, maxBodyBytes: '1mb', timeoutMs: '250ms', maxInFlight: 3 } },
       { mirror: { service: 'shadow', tag: 'v2', percent: 0.5, keepAuth: true, maxBodyBytes: 1_048_576, timeoutMs: 250, maxInFlight: 3 } }],
+    ['mirror removeHeaders lower-cased, in order; authorization and cookie may be listed',
+      { mirror: { service: 'shadow', keepAuth: true, removeHeaders: ['X-Api-Key', 'cookie', 'authorization'] } },
+      { mirror: { service: 'shadow', ...MIRROR_DEFAULTS, keepAuth: true, removeHeaders: ['x-api-key', 'cookie', 'authorization'] } }],
+    ['mirror removeHeaders [] is none', { mirror: { service: 'shadow', removeHeaders: [] } }, { mirror: { service: 'shadow', ...MIRROR_DEFAULTS } }],
     ['redirect defaults: 302, query dropped', { redirect: { to: 'https://www.example.com/home' } }, { redirect: { to: 'https://www.example.com/home', status: 302, keepQuery: false } }],
     ['redirect placeholders', { redirect: { to: 'https://{host}:8443/new{path}', status: 308, keepQuery: true } },
       { redirect: { to: 'https://{host}:8443/new{path}', status: 308, keepQuery: true } }],
@@ -149,6 +153,19 @@ describe('route options: refusals name the field', () => {
     [{ mirror: { service: 's', timeoutMs: 0 } }, 'mirror.timeoutMs', /at least 1 ms/],
     [{ mirror: { service: 's', maxInFlight: 0 } }, 'mirror.maxInFlight', /integer from 1 to 10000/],
     [{ mirror: { service: 's', maxInFlight: 1.5 } }, 'mirror.maxInFlight', /integer/],
+    [{ mirror: { service: 's', removeHeaders: 'x-api-key' } }, 'mirror.removeHeaders', /expected a list of header names/],
+    [{ mirror: { service: 's', removeHeaders: ['x-a', 'x api key'] } }, 'mirror.removeHeaders.1', /"x api key" is not an HTTP token/],
+    [{ mirror: { service: 's', removeHeaders: [7] } }, 'mirror.removeHeaders.0', /not an HTTP token/],
+    [{ mirror: { service: 's', removeHeaders: ['{{service}}-key'] } }, 'mirror.removeHeaders.0', /not an HTTP token/],
+    [{ mirror: { service: 's', removeHeaders: ['x-a', 'X-A'] } }, 'mirror.removeHeaders.1', /"x-a" is listed twice/],
+    [{ mirror: { service: 's', removeHeaders: Array.from({ length: MAX_MIRROR_REMOVE_HEADERS + 1 }, (_, i) => `x-h${i}`) } }, 'mirror.removeHeaders', /at most 32 names, got 33/],
+    [{ mirror: { service: 's', removeHeaders: ['X-Request-Id'] } }, 'mirror.removeHeaders.0', /"x-request-id" cannot be removed from the copy: the proxy's request id/],
+    [{ mirror: { service: 's', removeHeaders: ['traceparent'] } }, 'mirror.removeHeaders.0', /"traceparent" cannot be removed from the copy: the trace context/],
+    [{ mirror: { service: 's', removeHeaders: ['x-forwarded-for'] } }, 'mirror.removeHeaders.0', /cannot be removed from the copy: the proxy writes the forwarding headers/],
+    [{ mirror: { service: 's', removeHeaders: ['Host'] } }, 'mirror.removeHeaders.0', /"host" cannot be removed from the copy/],
+    [{ mirror: { service: 's', removeHeaders: ['x-a', 'connection'] } }, 'mirror.removeHeaders.1', /"connection" cannot be removed from the copy: a hop-by-hop header/],
+    [{ mirror: { service: 's', removeHeaders: ['content-length'] } }, 'mirror.removeHeaders.0', /the proxy frames the message itself/],
+    [{ mirror: { service: 's', removeHeaders: null } }, 'mirror.removeHeaders', /expected a list of header names, got null/],
     [{ redirect: {} }, 'redirect.to', /required/],
     [{ redirect: { to: 'ftp://x.com/' } }, 'redirect.to', /absolute http:\/\/ or https:\/\/ URL or a path/],
     [{ redirect: { to: 'www.example.com/home' } }, 'redirect.to', /absolute http/],
@@ -253,6 +270,18 @@ describe('route options: KV layers and merging', () => {
     assert.deepEqual(merge({ sticky: { ttlMs: '5m' } }).sticky, { cookie: 'sid', ttlMs: 300_000 });
     assert.equal(merge({ sticky: null }).sticky, undefined);
     assert.deepEqual(merge({ redirect: { to: '/new' } }).redirect, { to: '/new', status: 302, keepQuery: false });
+  });
+
+  it('mirror.removeHeaders: a KV list replaces the template\'s, other mirror fields stay; [] or null removes it', () => {
+    const keyed = mergeRouteOptions(base, layer({ mirror: { removeHeaders: ['X-Api-Key'] } }));
+    assert.ok(!isOptionsProblem(keyed), JSON.stringify(keyed));
+    assert.deepEqual(keyed.mirror, { ...base.mirror!, removeHeaders: ['x-api-key'] });
+    assert.deepEqual(mergeRouteOptions(keyed, layer({ mirror: { percent: 50 } })), { ...keyed, mirror: { ...keyed.mirror!, percent: 50 } }, 'kept under another field\'s change');
+    assert.deepEqual(mergeRouteOptions(keyed, layer({ mirror: { removeHeaders: ['x-b'] } })), { ...keyed, mirror: { ...keyed.mirror!, removeHeaders: ['x-b'] } }, 'replaced whole');
+    assert.deepEqual(mergeRouteOptions(keyed, layer({ mirror: { removeHeaders: null } })), base);
+    assert.deepEqual(mergeRouteOptions(keyed, layer({ mirror: { removeHeaders: [] } })), base);
+    assert.equal(parseRouteOptionsJson('{"mirror": {"removeHeaders": ["traceparent"]}}'), 'mirror.removeHeaders.0: header "traceparent" cannot be removed from the copy: the trace context is the proxy\'s (tracing)');
+    assert.deepEqual(parseRouteOptionsJson('{"mirror": {"removeHeaders": ["x-api-key"]}}'), { mirror: { removeHeaders: ['x-api-key'] } });
   });
 
   it('a partial object needs the template to hold the required fields', () => {

@@ -39,7 +39,7 @@ describe('mirror: from a template, live', () => {
       '  - name: api',
       '    match: { host: api.example.com, path: /api }',
       '    rewrite: { path: /v2 }',
-      '    mirror: { service: api-shadow, maxBodyBytes: 1kb }',
+      '    mirror: { service: api-shadow, maxBodyBytes: 1kb, removeHeaders: [X-Api-Key] }',
       '    to: [ { service: api } ]',
       '',
     ].join('\n'));
@@ -55,16 +55,18 @@ describe('mirror: from a template, live', () => {
     await second.close();
   });
 
-  it('copies go to the mirror service with the rewritten path and without credentials, and follow it when it moves', async () => {
-    const res = await request(`${proxy}/api/items?q=1`, { method: 'POST', body: 'payload', headers: { host: 'api.example.com', authorization: 'Bearer x' } });
+  it('copies go to the mirror service with the rewritten path, without credentials and removeHeaders, and follow it when it moves', async () => {
+    const res = await request(`${proxy}/api/items?q=1`, { method: 'POST', body: 'payload', headers: { host: 'api.example.com', authorization: 'Bearer x', 'x-api-key': 'k123' } });
     assert.equal(res.statusCode, 200);
-    await res.body.dump();
+    const echo = await res.body.json() as { headers: Record<string, string> };
+    assert.equal(echo.headers['x-api-key'], 'k123', 'the main upstream gets the key');
     const copy = await waitFor('the copy at the mirror', () => first.requests.find((r) => r.complete));
     assert.equal(copy.url, '/v2/items?q=1');
     assert.equal(copy.method, 'POST');
     assert.equal(copy.body.toString(), 'payload');
     assert.equal(copy.headers.host, 'api.example.com-shadow');
     assert.equal(copy.headers.authorization, undefined);
+    assert.equal(copy.headers['x-api-key'], undefined, 'removeHeaders from the template');
 
     // The mirror service moves to another instance: the next copy goes there.
     const version = app.store.version;

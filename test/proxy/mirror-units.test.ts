@@ -8,6 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { describe, it } from 'node:test';
 import { BodyTap, type BodySink } from '../../src/proxy/http/body-tap.js';
 import { mirrorHeaders, shadowHost } from '../../src/proxy/http/mirror.js';
+import { mirrorDropSet } from '../../src/proxy/runtime/mirror-route.js';
 
 describe('mirror: the copy\'s Host and headers', () => {
   it('-shadow goes after the host name, before any port', () => {
@@ -23,8 +24,16 @@ describe('mirror: the copy\'s Host and headers', () => {
 
   it('credentials are left out unless kept; everything else is copied in order', () => {
     const headers = ['host', 'a.example', 'authorization', 'Bearer t', 'x-one', '1', 'cookie', 'c=1', 'proxy-authorization', 'Basic x', 'cookie', 'd=2', 'x-request-id', 'id-1'];
-    assert.deepEqual(mirrorHeaders(headers, false), ['host', 'a.example-shadow', 'x-one', '1', 'x-request-id', 'id-1']);
-    assert.deepEqual(mirrorHeaders(headers, true), ['host', 'a.example-shadow', 'authorization', 'Bearer t', 'x-one', '1', 'cookie', 'c=1', 'proxy-authorization', 'Basic x', 'cookie', 'd=2', 'x-request-id', 'id-1']);
+    assert.deepEqual(mirrorHeaders(headers, mirrorDropSet({ keepAuth: false })), ['host', 'a.example-shadow', 'x-one', '1', 'x-request-id', 'id-1']);
+    assert.deepEqual(mirrorHeaders(headers, mirrorDropSet({ keepAuth: true })), ['host', 'a.example-shadow', 'authorization', 'Bearer t', 'x-one', '1', 'cookie', 'c=1', 'proxy-authorization', 'Basic x', 'cookie', 'd=2', 'x-request-id', 'id-1']);
+  });
+
+  it('removeHeaders are left out too, every field of the name, with or without keepAuth', () => {
+    const headers = ['host', 'a.example', 'x-api-key', 'k123', 'authorization', 'Bearer t', 'x-one', '1', 'x-api-key', 'k456', 'cookie', 'c=1'];
+    assert.deepEqual(mirrorHeaders(headers, mirrorDropSet({ keepAuth: false, removeHeaders: ['x-api-key'] })), ['host', 'a.example-shadow', 'x-one', '1']);
+    assert.deepEqual(mirrorHeaders(headers, mirrorDropSet({ keepAuth: true, removeHeaders: ['x-api-key', 'cookie'] })),
+      ['host', 'a.example-shadow', 'authorization', 'Bearer t', 'x-one', '1'], 'keepAuth keeps authorization; cookie is removed by name');
+    assert.deepEqual([...mirrorDropSet({ keepAuth: true })], [], 'keepAuth and no list: nothing dropped');
   });
 });
 

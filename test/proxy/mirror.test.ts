@@ -1,6 +1,7 @@
 /**
  * Request mirroring (src/proxy/http/mirror.ts): what a copy carries (method, rewritten path,
- * body, forwarded headers, Host with `-shadow`, no credentials unless keepAuth), sampling, the
+ * body, forwarded headers, Host with `-shadow`, no credentials unless keepAuth, no removeHeaders
+ * whatever keepAuth says, while the main request keeps them), sampling, the
  * body bound (Content-Length and chunked), chunked bodies streaming to the main upstream while the
  * copy is kept, and upgrades never mirrored. Bounds under a slow or dead mirror and table swaps:
  * mirror-bounds.test.ts.
@@ -19,6 +20,8 @@ describe('mirror: what a copy carries', () => {
     { name: 'shadowed', path: '/api', strip: '/api', to, mirror: mirrorTo([port]) },
     { name: 'keep-auth', path: '/auth', to, mirror: mirrorTo([port], { keepAuth: true }) },
     { name: 'plain', path: '/plain', to },
+    { name: 'keyed', path: '/keyed', to, mirror: mirrorTo([port], { removeHeaders: ['x-api-key', 'x-tenant-secret'] }) },
+    { name: 'keyed-auth', path: '/keyed-auth', to, mirror: mirrorTo([port], { keepAuth: true, removeHeaders: ['x-api-key', 'cookie'] }) },
   ]);
 
   it('copies method, rewritten path, body and forwarded headers; drops credentials; Host gets -shadow', async () => {
@@ -71,6 +74,32 @@ describe('mirror: what a copy carries', () => {
     assert.equal(copy.headers.authorization, 'Bearer t');
     assert.equal(copy.headers.cookie, 'a=1');
     assert.equal(copy.headers['proxy-authorization'], 'Basic eA==');
+  });
+
+  it('removeHeaders: the copy lacks them while the main upstream gets them; credentials still follow keepAuth', async () => {
+    const headers: Record<string, string> = { host: 'shop.example.com', 'x-api-key': 'k123', 'x-tenant-secret': 's1', authorization: 'Bearer t', cookie: 'a=1', 'x-custom': 'kept' };
+    for (const [path, keepAuth] of [['/keyed/one', false], ['/keyed-auth/two', true]] as const) {
+      const before = rig.mirror.requests.length;
+      const reply = await send(rig.proxy.port, { path, headers });
+      assert.equal(reply.status, 200);
+      const echo = reply.json<EchoReply>();
+      for (const name of ['x-api-key', 'authorization', 'cookie']) assert.equal(echo.headers[name], headers[name], `${path}: the main upstream gets ${name}`);
+      const copy = await waitFor(`the copy of ${path}`, () => rig.mirror.requests[before]?.complete === true && rig.mirror.requests[before]);
+      assert.equal(copy.url, path);
+      assert.equal(copy.headers['x-api-key'], undefined, `${path}: x-api-key is not copied`);
+      assert.equal(copy.headers['x-custom'], 'kept');
+      assert.equal(copy.headers['x-request-id'], echo.headers['x-request-id']);
+      if (keepAuth) {
+        assert.equal(copy.headers.authorization, 'Bearer t', 'keepAuth keeps Authorization');
+        assert.equal(copy.headers.cookie, undefined, 'Cookie is listed in removeHeaders');
+        assert.equal(copy.headers['x-tenant-secret'], 's1', 'not listed on this route');
+      } else {
+        assert.equal(copy.headers['x-tenant-secret'], undefined);
+        assert.equal(copy.headers.authorization, undefined, 'credentials dropped without keepAuth');
+        assert.equal(copy.headers.cookie, undefined);
+      }
+    }
+    await waitFor('both copies counted ok', async () => (await mirrorCount(rig.proxy.metrics, 'keyed', 'ok')) === 1 && (await mirrorCount(rig.proxy.metrics, 'keyed-auth', 'ok')) === 1);
   });
 
   it('a route without a mirror sends no copy and counts nothing', async () => {

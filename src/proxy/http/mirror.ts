@@ -22,7 +22,8 @@ import { failureOf, ProxyAbort, timeoutKind } from './upstream-failure.js';
  * - The copy carries the main request's method, path and headers as the exchange built them
  *   (rewrites, header edits, X-Forwarded-*, X-Request-Id, traceparent), except the client's
  *   credentials (Authorization, Cookie, Proxy-Authorization), which are dropped unless the
- *   target says `keepAuth`, and its Host, which gets the suffix `-shadow` on the host name (before
+ *   target says `keepAuth`, the target's `removeHeaders` (dropped from the copy only, whatever
+ *   keepAuth says; one set made at build time: runtime/mirror-route.ts mirrorDropSet), and its Host, which gets the suffix `-shadow` on the host name (before
  *   any port: `api.example.com:8080` → `api.example.com-shadow:8080`), as Envoy and Google Cloud
  *   load balancers mark shadow traffic, so the mirror can tell it from real traffic. No Host in
  *   the main request's headers (preserveHost off): undici sends the mirror endpoint's host:port.
@@ -35,22 +36,18 @@ function onMirrorTimeout(copy: MirrorCopy): void {
   copy.expire();
 }
 
-/** Header names whose fields a copy leaves out unless the target keeps credentials. */
-function isCredential(name: string): boolean {
-  return name === 'authorization' || name === 'cookie' || name === 'proxy-authorization';
-}
-
 /**
  * The copy's headers: `headers` (a flat `[name, value, ...]` list with lower-case names, as the
- * exchange sends them) without credentials unless `keepAuth`, and with `-shadow` added to Host.
+ * exchange sends them) without the fields named in `drop` (RouteMirror.dropHeaders), and with
+ * `-shadow` added to Host.
  */
-export function mirrorHeaders(headers: readonly string[], keepAuth: boolean): string[] {
+export function mirrorHeaders(headers: readonly string[], drop: ReadonlySet<string>): string[] {
   const out: string[] = [];
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
     const value = headers[i + 1]!;
     if (name === 'host') out.push(name, shadowHost(value));
-    else if (keepAuth || !isCredential(name)) out.push(name, value);
+    else if (!drop.has(name)) out.push(name, value);
   }
   return out;
 }
@@ -86,7 +83,7 @@ export function startMirror(mirror: RouteMirror, method: string | undefined, pat
     state.count('shed');
     return undefined;
   }
-  return new MirrorCopy(mirror, endpoint, method, path, mirrorHeaders(headers, mirror.keepAuth));
+  return new MirrorCopy(mirror, endpoint, method, path, mirrorHeaders(headers, mirror.dropHeaders));
 }
 
 /**

@@ -9,7 +9,8 @@ import type { UpstreamPool } from './upstreams.js';
  * The runtime side of a route's mirror (`mirror:` in a template, `Route.mirror` in the table): its
  * own balancer over the mirror service's active endpoints, the pools Upstreams holds for them
  * (`mirrorPoolsOf`: shared with any route using the same origin with default pool settings, so
- * keep-alive connections are reused), the target's bounds as plain fields, and a MirrorState that
+ * keep-alive connections are reused), the target's bounds as plain fields and the set of header
+ * names a copy leaves out (credentials unless keepAuth, plus removeHeaders), and a MirrorState that
  * outlives table swaps by route name. Built at swap time (buildRuntime); a route without a mirror
  * has none, and a request on it pays one field check. The per-request copy is http/mirror.ts.
  *
@@ -70,6 +71,19 @@ export class MirrorState {
   }
 }
 
+/** The client's credentials, left out of a copy unless the target says `keepAuth`. */
+export const MIRROR_CREDENTIALS: readonly string[] = ['authorization', 'cookie', 'proxy-authorization'];
+
+/**
+ * The header names a copy leaves out (http/mirror.ts mirrorHeaders): the credentials unless
+ * `keepAuth`, and the target's `removeHeaders` in any case. Made once per table build.
+ */
+export function mirrorDropSet(target: Pick<MirrorTarget, 'keepAuth' | 'removeHeaders'>): ReadonlySet<string> {
+  const drop = new Set<string>(target.keepAuth ? [] : MIRROR_CREDENTIALS);
+  for (const name of target.removeHeaders ?? []) drop.add(name);
+  return drop;
+}
+
 export class RouteMirror {
   readonly target: MirrorTarget;
   readonly balancer: SmoothWeightedRoundRobin<MirrorEndpoint>;
@@ -77,6 +91,8 @@ export class RouteMirror {
   /** Share of requests copied, 0..100 (Math.random per request between 0 and 100 exclusive). */
   readonly percent: number;
   readonly keepAuth: boolean;
+  /** Header names left out of the copy (mirrorDropSet: credentials unless keepAuth, and removeHeaders). */
+  readonly dropHeaders: ReadonlySet<string>;
   readonly maxBodyBytes: number;
   readonly timeoutMs: number;
   /** This process's share of `maxInFlight` (1/N with N workers, at least 1: route-state.ts shareOf). */
@@ -88,6 +104,7 @@ export class RouteMirror {
     this.state = state;
     this.percent = target.percent;
     this.keepAuth = target.keepAuth;
+    this.dropHeaders = mirrorDropSet(target);
     this.maxBodyBytes = target.maxBodyBytes;
     this.timeoutMs = target.timeoutMs;
     this.maxInFlight = shareOf(target.maxInFlight);
