@@ -26,9 +26,10 @@ import { printableLines } from './text-table.js';
 export const help = [
   'Usage: switchyard check [--templates DIR] [--services FILE] [--consul ADDR] [--kv-prefix PREFIX] [--strict]',
   '',
-  'Build the routing table from the sources once, as Switchyard would at start, and print its routes,',
-  'destinations and endpoints; or print every problem with its file and line (YAML syntax and schema',
-  'errors in the templates and the services file, gateway option errors, route conflicts) and exit 1.',
+  'Build the routing table from the sources once, as Switchyard would at start, and print its routes',
+  '(as `switchyard routes` does: conditions, redirects and gateway options included), destinations and',
+  'endpoints; or print every problem with its file and line (YAML syntax and schema errors in the',
+  'templates and the services file, gateway option errors, route conflicts) and exit 1.',
   'KV values (weights, policy, route options) that the proxy would ignore are warnings. Serves nothing.',
   '',
   `  --templates DIR       route templates: every *.yaml in DIR (default ${FLAGS.templates.default}) [${FLAGS.templates.env}]`,

@@ -12,7 +12,8 @@
  *   BuildRedirectURL): the route answers `<code>` with Location `<url>` and has no destination.
  *   `$path` in the URL is the request's path as received, without query (route-options.ts
  *   `{path}`); a `/` just before it is dropped, as Fabio does (`https://a.com/$path` and
- *   `https://a.com$path` both give `https://a.com/x` for `/x`); `$host` is the request's host
+ *   `https://a.com$path` both give `https://a.com/x` for `/x`; a relative `/$path` is `/{path}`,
+ *   whose `//` the proxy collapses); `$host` is the request's host
  *   (`{host}`). With `$path` the request's query is kept (appended) unless the URL has a query of
  *   its own, as in Fabio; without `$path` it is dropped. Differences from Fabio: the code must be
  *   301, 302, 303, 307 or 308 (Fabio takes any 3xx), the URL is split at the first comma (Fabio
@@ -108,7 +109,10 @@ function fabioRedirect(value: string): RouteRedirect | string {
   const url = value.slice(comma + 1);
   if (!/^\d{3}$/.test(code)) return `status code "${code}" is not a number`;
   const usesPath = url.includes('$path');
-  const to = url.replace(/\/?\$path/g, '{path}').replaceAll('$host', '{host}');
+  // A leading `/$path` keeps its `/`: `{path}` alone is no target (route-options.ts), and the proxy
+  // collapses the `//` of `/{path}` into one (redirect.ts), which gives Fabio's Location.
+  const lead = url.startsWith('/$path') ? '/' : '';
+  const to = lead + url.slice(lead.length).replace(/\/?\$path/g, '{path}').replaceAll('$host', '{host}');
   const options = parseRouteOptions({ redirect: { to, status: Number(code), keepQuery: usesPath && !url.includes('?') } }, 'template');
   return typeof options === 'string' ? options : options.redirect!;
 }
