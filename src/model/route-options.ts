@@ -121,6 +121,7 @@ export function reservedHeaderReason(name: string): string | undefined {
   if (name === 'expect') return 'the proxy answers Expect: 100-continue itself; the field is never sent upstream';
   if (name === 'forwarded' || name.startsWith('x-forwarded-')) return 'the proxy writes the forwarding headers from the connection (--trusted-proxies)';
   if (name === 'x-request-id') return 'the proxy\'s request id';
+  if (name === 'x-replaced-path') return 'the proxy writes it when a rewrite changes the path (a client\'s is dropped)';
   if (name === 'traceparent' || name === 'tracestate') return 'the trace context is the proxy\'s (tracing)';
   return undefined;
 }

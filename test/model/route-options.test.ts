@@ -134,6 +134,7 @@ describe('route options: refusals name the field', () => {
     [{ headers: { request: { remove: ['X-Forwarded-Proto'] } } }, 'headers.request.remove.0', /forwarding headers/],
     [{ headers: { request: { remove: ['forwarded'] } } }, 'headers.request.remove.0', /forwarding headers/],
     [{ headers: { response: { remove: ['x-request-id'] } } }, 'headers.response.remove.0', /request id/],
+    [{ headers: { request: { set: { 'X-Replaced-Path': '/x' } } } }, 'headers.request.set.X-Replaced-Path', /rewrite changes the path/],
     [{ headers: { request: { set: { traceparent: '00-x' } } } }, 'headers.request.set.traceparent', /trace context/],
     [{ headers: { request: { remove: ['tracestate'] } } }, 'headers.request.remove.0', /trace context/],
     [{ sticky: {} }, 'sticky.cookie', /required/],
