@@ -64,6 +64,36 @@ export interface BuildFailure {
   readonly message: string;
 }
 
+/** The last good inputs: templates, and a catalog they built a table with. */
+interface LastGood {
+  readonly templates: readonly RouteTemplate[];
+  readonly catalog: DiscoverySnapshot['catalog'];
+}
+
+/**
+ * What a build from the current inputs could not take: the templates (the last good ones with the
+ * newest discovery), the catalog (the last good templates and catalog with the newest instances),
+ * or both. `alsoLastGood`: the last good templates' own error with the current catalog (added to
+ * the reported message).
+ */
+interface HeldBack {
+  readonly err: ConfigError;
+  readonly scope: 'templates' | 'catalog' | 'both';
+  readonly alsoLastGood?: string;
+}
+
+/** A table to swap and the inputs it was built from; `heldBack` when they are not the current ones. */
+interface Built extends LastGood {
+  readonly table: RoutingTable;
+  readonly heldBack?: HeldBack;
+}
+
+const HELD_BACK: Record<HeldBack['scope'], string> = {
+  templates: 'template change rejected, the last good templates stay in force (discovery and KV changes keep applying)',
+  catalog: 'catalog change rejected for routes, the routes of the last good catalog stay in force (instance, health and KV changes keep applying; services registered since get no routes from templates)',
+  both: 'template and catalog change rejected, the last good templates and catalog stay in force (instance, health and KV changes keep applying; services registered since get no routes from templates)',
+};
+
 /**
  * Control: keeps the newest snapshot of each provider (no queue of stale states), drops snapshots
  * identical to the last, and builds, validates and swaps a new table, coalescing bursts. A failed
@@ -77,8 +107,22 @@ export interface BuildFailure {
  * stays out, everything else (a KV weight change, a health change) applies. The error is counted
  * and logged once per distinct message and kept as `lastFailure`; every build tries the current
  * templates first, so a fix (or the clash going away with the catalog) applies at once and clears
- * it. Without last good templates (the first build) or when they fail too, the build is rejected
- * as above. Alternating is safe for the builder's reuse: a build that throws changes nothing.
+ * it. Without last good templates (the first build) the build is rejected as above.
+ *
+ * The catalog can make unchanged templates clash too (a service registers with the tag an
+ * `each: {tag: ...}` template expands, and its `{{service}}` route ties with another route or
+ * takes its name). Then the last good templates are the current ones, or fail as well with the
+ * new catalog, and rejecting the build would stop every later KV and health change until the
+ * registration goes away. So the last fallback is the last good templates over the LAST GOOD
+ * CATALOG (the catalog of the last table built without it), with the newest instances and KV: the
+ * routes stay as they were, their endpoints, health and weights follow discovery and KV. A
+ * service the new catalog adds gets no routes from `each` templates (nor from `urlprefix-` tags),
+ * and tag changes of known services do not reach the routes, until the clash is resolved; a
+ * literal route to a new service still gets its instances (a service in `instances` is known).
+ * Reported exactly as a template error (once per message, lastFailure); the current inputs are
+ * tried first on every build, so the deregistration (or a template fix) applies at once and
+ * clears it. A fallback that builds is the new last good pair (templates, catalog). Alternating
+ * is safe for the builder's reuse: a build that throws changes nothing.
  */
 export class ConfigWatcher {
   private readonly providers: ProviderState[];
@@ -103,13 +147,16 @@ export class ConfigWatcher {
    */
   private readonly pendingSince = new Map<string, number>();
   /**
-   * The last rejected build, or the current templates' error while the last good templates are in
-   * force (holdBack); cleared by the next successful build from the current templates.
+   * The last rejected build, or the current inputs' error while the last good templates (and
+   * catalog) are in force (holdBack); cleared by the next successful build from the current inputs.
    */
   lastFailure: BuildFailure | undefined;
-  /** The templates of the last table built from the current templates and swapped. */
-  private lastGoodTemplates: readonly RouteTemplate[] | undefined;
-  /** The current templates' error while the last good ones are in force (counted once per message). */
+  /**
+   * The templates and catalog the live table's routes were built from (its instances and KV are
+   * the newest): the last good templates, and a catalog they build with.
+   */
+  private lastGood: LastGood | undefined;
+  /** The current inputs' error while the last good ones are in force (counted once per message). */
   private heldBack: BuildFailure | undefined;
   /** Reuses the previous table's routes for what did not change (model/table-builder.ts). */
   readonly builder = new TableBuilder();
@@ -224,24 +271,15 @@ export class ConfigWatcher {
     const discovery = this.merger.merge(this.providers.flatMap((s) => (s.discovery === undefined ? [] : [s.discovery])));
     const kv = mergeKv(this.providers.flatMap((s) => (s.kv === undefined ? [] : [s.kv])));
     const templates = this.templates;
-    let table: RoutingTable;
-    /** Set when the current templates failed and the last good ones were built instead. */
-    let heldBack: ConfigError | undefined;
+    let built: Built;
     try {
       // Timed from `started`: merging the providers' snapshots is part of the build.
       try {
-        table = this.builder.build(discovery, kv, templates);
+        built = { table: this.builder.build(discovery, kv, templates), templates, catalog: discovery.catalog };
       } catch (err) {
-        const fallback = this.lastGoodTemplates;
-        // A bug (not a ConfigError) or nothing to fall back to: rejected as it stands.
-        if (!(err instanceof ConfigError) || fallback === undefined || fallback === templates) throw err;
-        if (!this.otherChangePending()) {
-          // Only the broken template change is new: the live table is what the fallback would build.
-          this.holdBack(err);
-          return;
-        }
-        table = this.buildLastGood(discovery, kv, fallback, err);
-        heldBack = err;
+        const fallback = this.buildFallback(err, discovery, kv, templates);
+        if (fallback === undefined) return;
+        built = fallback;
       }
     } catch (err) {
       this.reject('build', err, 'configuration rejected, the live table keeps serving');
@@ -249,6 +287,7 @@ export class ConfigWatcher {
     } finally {
       this.metrics.buildDuration.observe((this.clock.now() - started) / 1000);
     }
+    const { table, heldBack } = built;
     if (heldBack !== undefined) this.holdBack(heldBack);
     this.followNeededServices(table.services);
     const live = this.store.version;
@@ -263,8 +302,8 @@ export class ConfigWatcher {
       this.metrics.configErrors.inc({ kind: 'swap' });
       this.logger.error({ err, version: this.store.version }, 'table swapped, but releasing the previous one failed');
     }
+    this.lastGood = { templates: built.templates, catalog: built.catalog };
     if (heldBack === undefined) {
-      this.lastGoodTemplates = templates;
       this.heldBack = undefined;
       this.lastFailure = undefined;
       this.observeSwapped();
@@ -277,7 +316,7 @@ export class ConfigWatcher {
     this.metrics.tableVersion.set(this.store.version);
     this.metrics.tableRoutes.set(table.routes.length);
     this.metrics.tableBuiltAt.set(this.store.swappedAt / 1000);
-    this.logger.info({ version: this.store.version, routes: table.routes.length, problems: table.problems.length, ...(heldBack === undefined ? {} : { lastGoodTemplates: true }) }, 'routing table swapped');
+    this.logger.info({ version: this.store.version, routes: table.routes.length, problems: table.problems.length, ...fallbackFields(heldBack) }, 'routing table swapped');
   }
 
   /** Whether a source other than the templates has a change not yet in the live table. */
@@ -287,31 +326,61 @@ export class ConfigWatcher {
   }
 
   /**
-   * The table from the last good templates with the newest discovery and KV. If they fail too
-   * (a service that registered makes them clash as well), the current templates' error is the one
-   * rejected; the other is logged beside it.
+   * After the build from the current inputs threw `err`: the last good templates with the newest
+   * discovery and KV (when the templates changed), else (or when they clash with the new catalog
+   * too) the last good templates over the last good catalog with the newest instances and KV.
+   * Undefined when only the templates changed (held back, the live table is that build); throws
+   * `err` when there is nothing to fall back to or it is not a ConfigError (a bug).
    */
-  private buildLastGood(discovery: DiscoverySnapshot, kv: KvSnapshot, templates: readonly RouteTemplate[], current: ConfigError): RoutingTable {
-    try {
-      return this.builder.build(discovery, kv, templates);
-    } catch (err) {
-      if ((err as Error).message !== current.message) {
-        this.logger.error({ code: current.code, live: this.store.version }, `the last good templates fail too: ${(err as Error).message}`);
+  private buildFallback(err: unknown, discovery: DiscoverySnapshot, kv: KvSnapshot, templates: readonly RouteTemplate[]): Built | undefined {
+    const good = this.lastGood;
+    if (!(err instanceof ConfigError) || good === undefined) throw err;
+    const templatesChanged = good.templates !== templates;
+    if (!this.otherChangePending()) {
+      // Nothing but the templates is new: the live table is what the fallback would build. With
+      // nothing new at all (a reload), its error stands as reported (no recount).
+      if (templatesChanged || this.heldBack === undefined) this.holdBack({ err, scope: templatesChanged ? 'templates' : 'catalog' });
+      else this.lastFailure = this.heldBack;
+      return undefined;
+    }
+    let alsoLastGood: string | undefined;
+    if (templatesChanged) {
+      try {
+        const table = this.builder.build(discovery, kv, good.templates);
+        return { table, templates: good.templates, catalog: discovery.catalog, heldBack: { err, scope: 'templates' } };
+      } catch (second) {
+        if (!(second instanceof ConfigError)) throw second;
+        if (second.message !== err.message) alsoLastGood = second.message;
       }
-      throw current;
+    }
+    // The instances stay the newest: health and endpoints apply; a service the old catalog lacks
+    // is still known to the builder through them (table-builder.ts serviceEntry).
+    const held: DiscoverySnapshot = { catalog: good.catalog, instances: discovery.instances };
+    const scope = templatesChanged ? 'both' : 'catalog';
+    try {
+      const table = this.builder.build(held, kv, good.templates);
+      return { table, templates: good.templates, catalog: good.catalog, heldBack: { err, scope, ...(alsoLastGood === undefined ? {} : { alsoLastGood }) } };
+    } catch (third) {
+      // Not expected (this pair built before and expansion reads only the catalog): rejected with the current error.
+      if ((third as Error).message !== err.message) {
+        this.logger.error({ code: err.code, live: this.store.version }, `the last good templates and catalog fail too: ${(third as Error).message}`);
+      }
+      throw err;
     }
   }
 
   /**
-   * The current templates' error while the last good ones serve: kept as lastFailure (for
+   * The current inputs' error while the last good ones serve: kept as lastFailure (for
    * /api/status and `switchyard routes`), counted and logged only when the message is new.
    */
-  private holdBack(err: ConfigError): void {
-    if (this.heldBack?.code !== err.code || this.heldBack.message !== err.message) {
-      this.heldBack = { at: Date.now(), code: err.code, message: err.message };
+  private holdBack({ err, scope, alsoLastGood }: HeldBack): void {
+    // The last good templates' own clash is part of the message: it is why the catalog is held
+    // back too, and stays visible in /api/status while the template error hides it.
+    const message = alsoLastGood === undefined ? err.message : `${err.message}; the last good templates clash with the current catalog too: ${alsoLastGood}`;
+    if (this.heldBack?.code !== err.code || this.heldBack.message !== message) {
+      this.heldBack = { at: Date.now(), code: err.code, message };
       this.metrics.configErrors.inc({ kind: 'build' });
-      this.logger.error({ code: err.code, live: this.store.version },
-        `template change rejected, the last good templates stay in force (discovery and KV changes keep applying): ${err.message}`);
+      this.logger.error({ code: err.code, live: this.store.version }, `${HELD_BACK[scope]}: ${message}`);
     }
     this.lastFailure = this.heldBack;
   }
@@ -361,6 +430,12 @@ export class ConfigWatcher {
     }
     this.problemKeys = keys;
   }
+}
+
+/** The swap log line's marks of a fallback build: built from the last good templates, and catalog. */
+function fallbackFields(heldBack: HeldBack | undefined): { lastGoodTemplates?: true; lastGoodCatalog?: true } {
+  if (heldBack === undefined) return {};
+  return heldBack.scope === 'templates' ? { lastGoodTemplates: true } : { lastGoodTemplates: true, lastGoodCatalog: true };
 }
 
 /** Both undefined, or both defined and `same`. */

@@ -2,7 +2,9 @@
  * A template error that only shows when the table is built (a tie between two routes of one file)
  * must not hold back every later change: the watcher builds from the last good templates with the
  * newest discovery and KV, counts and logs the error once per message, keeps it as lastFailure,
- * and applies the fixed templates at once. Hand-driven providers and the manual clock: each
+ * and applies the fixed templates at once. The same when the catalog makes unchanged templates
+ * clash (a service registers with the tag an `each` template expands): the last good templates
+ * and catalog stay, the newest instances and KV apply. Hand-driven providers and the manual clock: each
  * `clock.advance` runs the due build synchronously, so the assertions after it are deterministic.
  */
 import assert from 'node:assert/strict';
@@ -36,14 +38,14 @@ const weights = (v1: number, v2: number): KvSnapshot => ({ 'routes/users/weights
 
 interface LogLine { level: number; msg: string; code?: string; lastGoodTemplates?: boolean }
 
-async function setup() {
+async function setup(first: readonly RouteTemplate[] = GOOD, catalog: DiscoverySnapshot = CATALOG) {
   const clock = new ManualClock();
   const store = new TableStore();
   const metrics = new Metrics({ defaultMetrics: false });
   const logs: LogLine[] = [];
   const sink = { write: (line: string) => logs.push(JSON.parse(line) as LogLine) } as unknown as NodeJS.WritableStream;
-  const templates = templatesProvider(GOOD);
-  const consul = discoveryProvider('consul', { discovery: CATALOG, kv: weights(50, 50) });
+  const templates = templatesProvider(first);
+  const consul = discoveryProvider('consul', { discovery: catalog, kv: weights(50, 50) });
   const watcher = new ConfigWatcher([consul], templates, store, createLogger({ level: 'info', destination: sink }), metrics,
     { coalesceMs: COALESCE, minIntervalMs: MIN_INTERVAL, clock });
   await watcher.start();
@@ -169,5 +171,124 @@ describe('ConfigWatcher: a template error at build time keeps the last good temp
     assert.equal(store.version, 1);
     assert.equal(watcher.lastFailure, undefined);
     assert.equal(watcher.ready, true);
+  });
+});
+
+/** The users/docs catalog plus `shop`, tagged public: `pub-shop` expands from the `each` template. */
+const SHOP = instance('shop', 'shop-1', { port: 9201, tags: ['public'] });
+const BASE = [...Object.values(CATALOG.instances).flat(), SHOP];
+const PUBLIC_CATALOG = discovery(BASE);
+/** A literal route at api.example.com/blog, and a route per service tagged public at api.example.com/<service>. */
+const BLOG = template('blog', '/blog', [{ service: 'docs', weight: 1 }], { host: 'api.example.com' });
+const EACH_PUBLIC = template('pub-{{service}}', '/{{service}}', [{ service: '{{service}}', weight: 1 }], { host: 'api.example.com', each: { tag: 'public' } });
+const WITH_EACH: RouteTemplate[] = [...GOOD, BLOG, EACH_PUBLIC];
+/** A service `blog` registering with the tag public: `pub-blog` ties with the literal route `blog`. */
+const withServices = (...extra: ReturnType<typeof instance>[]): DiscoverySnapshot => discovery([...BASE, ...extra]);
+const BLOG_1 = instance('blog', 'blog-1', { port: 9301, tags: ['public'] });
+const NEWS_1 = instance('news', 'news-1', { port: 9401, tags: ['public'] });
+/** Read through a call: after `assert.equal(watcher.lastFailure, undefined)` TypeScript narrows the field for good. */
+const failureMessage = (watcher: ConfigWatcher): string => watcher.lastFailure?.message ?? '';
+const CLASH = /route "pub-blog": matches api\.example\.com\/blog like route "blog"/;
+
+describe('ConfigWatcher: a catalog change that makes unchanged templates clash keeps the last good catalog for the routes', () => {
+  it('a registration whose {{service}} route ties is counted once; KV and instance changes still apply; deregistering it clears the failure', async () => {
+    const { store, consul, watcher, buildErrors, errorLogs, userWeights, routeNames, settle } = await setup(WITH_EACH, PUBLIC_CATALOG);
+    const ROUTES = ['users', 'docs', 'blog', 'pub-shop'];
+    assert.deepEqual(routeNames(), ROUTES);
+
+    // blog clashes; news (also public) registers in the same change.
+    consul.emit({ discovery: withServices(BLOG_1, NEWS_1) });
+    settle();
+    assert.equal(watcher.lastFailure?.code, 'SY_CONFIG_INVALID');
+    assert.match(watcher.lastFailure?.message ?? '', CLASH);
+    assert.equal(await buildErrors(), 1);
+    assert.equal(errorLogs().length, 1);
+    assert.match(errorLogs()[0]!.msg, /catalog change rejected for routes, the routes of the last good catalog stay in force.*pub-blog/);
+    assert.deepEqual(routeNames(), ROUTES, 'the routes of the last good catalog: no pub-blog, and no pub-news yet');
+    assert.equal(watcher.builder.stats.specsCollected, false, 'the last good specs reused, not expanded again');
+    const failure = watcher.lastFailure;
+
+    // The canary rollback while the registration clashes.
+    let version = store.version;
+    consul.emit({ kv: weights(100, 0) });
+    settle();
+    assert.equal(store.version, version + 1, 'the KV change produced a new table');
+    assert.deepEqual(userWeights(), [100, 0], 'with the new weights');
+    assert.deepEqual(routeNames(), ROUTES);
+
+    // An instance change (users-2 moves, shop-1 fails its check) still applies.
+    version = store.version;
+    const moved = instance('users', 'users-2', { port: 9003, tags: ['v2'] });
+    const failing = instance('shop', 'shop-1', { port: 9201, tags: ['public'], status: 'critical' });
+    consul.emit({ discovery: discovery([instance('users', 'users-1', { port: 9001, tags: ['v1'] }), moved, instance('docs', 'docs-1', { port: 9101 }), failing, BLOG_1, NEWS_1]) });
+    settle();
+    assert.equal(store.version, version + 1);
+    assert.deepEqual(routeNamed(store.current!, 'users').destinations[1]!.endpoints.map((e) => e.port), [9003]);
+    assert.deepEqual(routeNamed(store.current!, 'pub-shop').destinations[0]!.endpoints.map((e) => e.status), ['critical']);
+    assert.equal(await buildErrors(), 1, 'the same clash is counted once');
+    assert.equal(errorLogs().length, 1, 'and logged once');
+    assert.equal(watcher.lastFailure, failure, 'lastFailure keeps its first time');
+
+    // A reload with nothing new: no swap, nothing counted.
+    version = store.version;
+    await watcher.reload();
+    settle();
+    assert.equal(store.version, version);
+    assert.equal(await buildErrors(), 1);
+
+    // blog deregisters: the current inputs build again, news gets its route, the failure clears.
+    consul.emit({ discovery: withServices(NEWS_1) });
+    settle();
+    assert.equal(watcher.lastFailure, undefined);
+    assert.deepEqual(routeNames(), ['users', 'docs', 'blog', 'pub-news', 'pub-shop']);
+    assert.deepEqual(userWeights(), [100, 0], 'the KV change applied meanwhile stays');
+    assert.equal(await buildErrors(), 1);
+
+    // Registering it again is a new failure: counted again.
+    consul.emit({ discovery: withServices(NEWS_1, BLOG_1) });
+    settle();
+    assert.match(failureMessage(watcher), CLASH);
+    assert.equal(await buildErrors(), 2);
+    assert.deepEqual(routeNames(), ['users', 'docs', 'blog', 'pub-news', 'pub-shop'], 'the last good catalog is now the one with news');
+  });
+
+  it('broken templates and a clashing registration together: the last good templates over the last good catalog; each resolved in turn', async () => {
+    const { store, templates, consul, watcher, buildErrors, errorLogs, userWeights, routeNames, settle } = await setup(WITH_EACH, PUBLIC_CATALOG);
+    const ROUTES = ['users', 'docs', 'blog', 'pub-shop'];
+    // The tie comes before the `each` template: the current templates fail on it first.
+    templates.emit([...GOOD, BLOG, TIED[2]!, TIED[3]!, EACH_PUBLIC]);
+    settle();
+    assert.equal(await buildErrors(), 1);
+    assert.match(watcher.lastFailure?.message ?? '', /beta-query/);
+
+    consul.emit({ discovery: withServices(BLOG_1) });
+    settle();
+    assert.equal(await buildErrors(), 2, 'the last good templates clash too: a new message');
+    assert.match(watcher.lastFailure?.message ?? '', /beta-query.*; the last good templates clash with the current catalog too: \S+: route "pub-blog"/);
+    assert.match(errorLogs()[1]!.msg, /^template and catalog change rejected, the last good templates and catalog stay in force/);
+    assert.deepEqual(routeNames(), ROUTES);
+
+    let version = store.version;
+    consul.emit({ kv: weights(0, 100) });
+    settle();
+    assert.equal(store.version, version + 1);
+    assert.deepEqual(userWeights(), [0, 100]);
+    assert.equal(await buildErrors(), 2);
+
+    // blog leaves: back to the template error alone (the last good templates build with the current catalog).
+    consul.emit({ discovery: withServices() });
+    settle();
+    assert.equal(await buildErrors(), 3);
+    assert.match(errorLogs()[2]!.msg, /^template change rejected, the last good templates stay in force/);
+    assert.doesNotMatch(watcher.lastFailure?.message ?? '', /pub-blog/);
+
+    // The fixed templates apply and clear it.
+    version = store.version;
+    templates.emit(WITH_EACH.concat(TIED[3]!));
+    settle();
+    assert.equal(store.version, version + 1);
+    assert.equal(watcher.lastFailure, undefined);
+    assert.deepEqual(routeNames(), [...ROUTES.slice(0, 3), 'pub-shop', 'beta-query']);
+    assert.deepEqual(userWeights(), [0, 100]);
   });
 });
