@@ -1,3 +1,4 @@
+import { conditionText } from '../model/explain.js';
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
 import { ADMIN_HELP, ADMIN_OPTIONS, adminGet, adminTarget } from './admin-client.js';
@@ -214,11 +215,9 @@ export function explainReport(m: MatchJson, method: string, options: { all: bool
   return lines.join('\n');
 }
 
-/** `header x-canary = "1": held` or `method GET or POST: failed (sent HEAD)`. */
+/** `header x-canary = "1": held` or `method POST: failed (sent GET)`; the condition as /api/match's reason words it. */
 function verdictText(v: VerdictJson): string {
-  const wanted = v.kind === 'method'
-    ? `method ${(Array.isArray(v.expected) ? v.expected : [v.expected]).join(' or ')}`
-    : `${v.kind} ${v.name ?? ''} ${v.expected === '*' ? 'present' : `= ${JSON.stringify(v.expected)}`}`;
+  const wanted = conditionText({ ...v, expected: v.kind === 'method' && !Array.isArray(v.expected) ? [v.expected as string] : v.expected });
   if (v.held) return `${wanted}: held`;
   const seen = v.seen.length === 0 ? (v.kind === 'method' ? 'no method' : 'absent') : `sent ${v.seen.map((s) => (v.kind === 'method' ? s : JSON.stringify(s))).join(', ')}`;
   return `${wanted}: failed (${seen})`;

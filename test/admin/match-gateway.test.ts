@@ -8,8 +8,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import type { AdminServer } from '../../src/admin/admin-server.js';
+import { explainReport } from '../../src/commands/explain.js';
 import { buildTable } from '../../src/model/build-table.js';
 import { discovery, instance } from '../model/fixtures.js';
+import { conditions } from '../model/precedence-support.js';
 import { send, startProxy, type TestProxy } from '../proxy/harness.js';
 import { startMatchAdmin } from './match-admin.js';
 import { startUpstream, type EchoReply, type TestUpstream } from '../support/upstream.js';
@@ -36,6 +38,8 @@ describe('admin: /api/match on redirect and rewrite routes', () => {
         options: { redirect: { to: 'https://{host}/home{path}', status: 301, keepQuery: true } } },
       { name: 'v2', match: { hosts: [], path: '/api' }, to: [{ service: 'api', weight: 1 }], source: 't.yaml',
         options: { rewrite: { path: '/v2' } } },
+      { name: 'reads', match: { hosts: ['r.example.com'], path: '/' }, to: [{ service: 'api', weight: 1 }], source: 't.yaml',
+        options: { conditions: conditions({ methods: ['GET'] }) } },
     ]));
     ({ admin, base } = await startMatchAdmin(p));
   });
@@ -62,6 +66,15 @@ describe('admin: /api/match on redirect and rewrite routes', () => {
     const reply = await send(p.port, { method: 'GET', path: '/home.php?a=1', headers: { host: 'WWW.example.com:8080' } });
     assert.equal(reply.status, 301);
     assert.equal(reply.headers.location, m.location);
+  });
+
+  it('switchyard explain: a HEAD request held by a GET route says GET includes HEAD', async () => {
+    const m = await match('host=r.example.com&method=HEAD&path=/x');
+    assert.equal(m.outcome, 'routed', m.reason);
+    const text = explainReport(m as unknown as Parameters<typeof explainReport>[0], 'HEAD', { all: false, methodAndHeadersAsked: true });
+    assert.match(text, /^Matched\s+method GET \(GET includes HEAD\): held$/m);
+    const reply = await send(p.port, { method: 'HEAD', path: '/x', headers: { host: 'r.example.com' } });
+    assert.equal(reply.status, 200);
   });
 
   it('a rewrite route: upstreamTarget is the rewritten path the upstream receives', async () => {
