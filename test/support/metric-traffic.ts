@@ -36,6 +36,10 @@ const TEMPLATES = `routes:
       retries: { count: 1, on: [503], budgetPercent: 0, minPerSecond: 0 }
       concurrency: { max: 1 }
       timeouts: { headersMs: 300ms }
+  - name: mirrored
+    match: { path: /mirrored }
+    to: [ { service: ok } ]
+    mirror: { service: ok }
 `;
 
 export interface MetricTraffic {
@@ -101,6 +105,9 @@ export async function startWithMetricTraffic(): Promise<MetricTraffic> {
     await send('/limited/1');
     await send('/limited/2');
     await send('/nowhere');
+    // A mirrored request: its copy is counted in switchyard_mirror_total once the mirror answered.
+    await send('/mirrored/1');
+    await waitFor('a mirrored copy', async () => hasSample(await scrape(running), 'switchyard_mirror_total'), 5_000, 50);
     // Concurrency 1: a second request while one hangs is refused (503 overloaded); no retry budget.
     const before = upstreams[0]!.requests;
     const hanging = send('/tight/hang', { headers: { 'x-test-action': 'hang' } });
