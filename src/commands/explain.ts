@@ -194,7 +194,8 @@ export function explainReport(m: MatchJson, method: string, options: { all: bool
     const hidden = candidates.length - shown.length;
     if (hidden > 0) lines.push(`  and ${hidden} other route(s) whose prefix the path does not fall under (--all lists them)`);
   }
-  if (route !== undefined) {
+  // A redirect route has no destinations: its answer line says it all.
+  if (route !== undefined && (m.outcome !== 'redirected' || route.destinations.length > 0)) {
     lines.push('', 'Destinations and endpoints (SHARE: of this route\'s new requests)');
     const rows: string[][] = [];
     for (const d of route.destinations) {

@@ -63,6 +63,9 @@ describe('admin: /api/match on redirect and rewrite routes', () => {
     assert.equal(m.location, 'https://www.example.com/home/home.php?a=1');
     assert.equal(m.route?.upstreamTarget, null);
     assert.match(m.reason, /redirect route: the answer is 301 to https:\/\/www\.example\.com\/home\/home\.php\?a=1/);
+    const text = explainReport(m as unknown as Parameters<typeof explainReport>[0], 'GET', { all: false, methodAndHeadersAsked: true });
+    assert.match(text, /^Answer\s+Switchyard answers 301 itself \(route "old" is a redirect route\): Location https:\/\/www\.example\.com\/home\/home\.php\?a=1$/m);
+    assert.doesNotMatch(text, /Destinations and endpoints/, 'no empty destination table for a redirect route');
     const reply = await send(p.port, { method: 'GET', path: '/home.php?a=1', headers: { host: 'WWW.example.com:8080' } });
     assert.equal(reply.status, 301);
     assert.equal(reply.headers.location, m.location);
