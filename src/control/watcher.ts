@@ -71,15 +71,25 @@ interface LastGood {
 }
 
 /**
- * What a build from the current inputs could not take: the templates (the last good ones with the
- * newest discovery), the catalog (the last good templates and catalog with the newest instances),
- * or both. `alsoLastGood`: the last good templates' own error with the current catalog (added to
- * the reported message).
+ * What a build from the current inputs could not take: some template files (their last good
+ * versions with the other files' current ones and the newest discovery), the templates (the last
+ * good ones with the newest discovery), the catalog (the last good templates and catalog with the
+ * newest instances), or both. `others`: the errors of further failing files (per-file step),
+ * reported after `err`'s. `alsoLastGood`: the last good templates' own error with the current
+ * catalog (added to the reported message). `files` (scope 'files'): each failing file, and whether
+ * a last good version of it stays in force (else it adds no routes).
  */
 interface HeldBack {
   readonly err: ConfigError;
-  readonly scope: 'templates' | 'catalog' | 'both';
+  readonly scope: 'files' | 'templates' | 'catalog' | 'both';
+  readonly others?: readonly string[];
   readonly alsoLastGood?: string;
+  readonly files?: readonly HeldFile[];
+}
+
+interface HeldFile {
+  readonly source: string;
+  readonly kept: boolean;
 }
 
 /** A table to swap and the inputs it was built from; `heldBack` when they are not the current ones. */
@@ -88,11 +98,18 @@ interface Built extends LastGood {
   readonly heldBack?: HeldBack;
 }
 
-const HELD_BACK: Record<HeldBack['scope'], string> = {
+const HELD_BACK: Record<Exclude<HeldBack['scope'], 'files'>, string> = {
   templates: 'template change rejected, the last good templates stay in force (discovery and KV changes keep applying)',
   catalog: 'catalog change rejected for routes, the routes of the last good catalog stay in force (instance, health and KV changes keep applying; services registered since get no routes from templates)',
   both: 'template and catalog change rejected, the last good templates and catalog stay in force (instance, health and KV changes keep applying; services registered since get no routes from templates)',
 };
+
+/** The log line's opening for a held-back error: which files' last good versions stay in force (scope 'files'). */
+function heldBackText({ scope, files }: HeldBack): string {
+  if (scope !== 'files') return HELD_BACK[scope];
+  const parts = (files ?? []).map((f) => (f.kept ? `the last good version of ${f.source} stays in force` : `${f.source} adds no routes (no earlier good version)`));
+  return `template file rejected at build time, ${parts.join(', ')} (the other files' changes, discovery and KV keep applying)`;
+}
 
 /**
  * Control: keeps the newest snapshot of each provider (no queue of stale states), drops snapshots
@@ -101,13 +118,24 @@ const HELD_BACK: Record<HeldBack['scope'], string> = {
  * change builds again from the newest snapshots, so one failure never blocks later changes.
  *
  * Templates that only fail at build time (a tie between two routes, a `{{service}}` expansion
- * that clashes once a service registers) must not hold back everything else: when the current
- * templates throw a ConfigError, the table is built again from the templates of the last
+ * that clashes once a service registers) must not hold back everything else. First, per FILE:
+ * the ConfigError names its `source` (the template file; of a tie, the later route's); the table
+ * is built again with the current templates, except that that file's are replaced, in place, by
+ * its templates of the last good build (none when it has not built yet, e.g. at start-up: the
+ * file adds no routes, as a file the provider rejects). A ConfigError from another file adds that
+ * one, and so on (at most once per file). So one broken file neither blocks the other files'
+ * changes nor, at start-up, the whole first table: every other file serves and readiness follows.
+ * The step gives up, and the fallbacks below run, when a file fails again although substituted or
+ * has nothing to substitute (its last good version is its current one: a tie where the OTHER file
+ * changed, a catalog clash of an unchanged `each` template), when every file fails, or when the
+ * result is the last good templates anyway (then it is the next fallback's build; with nothing
+ * else changed, nothing is swapped). Then the table is built again from the templates of the last
  * successful build with the newest discovery and KV, and swapped. The broken template change
  * stays out, everything else (a KV weight change, a health change) applies. The error is counted
  * and logged once per distinct message and kept as `lastFailure`; every build tries the current
  * templates first, so a fix (or the clash going away with the catalog) applies at once and clears
- * it. Without last good templates (the first build) the build is rejected as above.
+ * it. Without last good templates (the first build) and no per-file table, the build is rejected
+ * as above.
  *
  * The catalog can make unchanged templates clash too (a service registers with the tag an
  * `each: {tag: ...}` template expands, and its `{{service}}` route ties with another route or
@@ -277,9 +305,14 @@ export class ConfigWatcher {
       try {
         built = { table: this.builder.build(discovery, kv, templates), templates, catalog: discovery.catalog };
       } catch (err) {
-        const fallback = this.buildFallback(err, discovery, kv, templates);
-        if (fallback === undefined) return;
-        built = fallback;
+        if (!(err instanceof ConfigError)) throw err;
+        const perFile = this.buildPerFile(err, discovery, kv, templates);
+        if ('table' in perFile) built = perFile;
+        else {
+          const fallback = this.buildFallback(err, discovery, kv, templates, perFile.others);
+          if (fallback === undefined) return;
+          built = fallback;
+        }
       }
     } catch (err) {
       this.reject('build', err, 'configuration rejected, the live table keeps serving');
@@ -326,20 +359,63 @@ export class ConfigWatcher {
   }
 
   /**
+   * After the build from the current inputs threw `err`: the current templates with each failing
+   * file's replaced by its templates of the last good build (none before it built), in place,
+   * adding each file another such build fails on. A table, or the other files' errors found
+   * (`others`, reported with `err`) when the step gives up (see the class comment).
+   */
+  private buildPerFile(err: ConfigError, discovery: DiscoverySnapshot, kv: KvSnapshot, templates: readonly RouteTemplate[]): Built | { others: string[] } {
+    const lastGood = bySource(this.lastGood?.templates ?? []);
+    const current = bySource(templates);
+    const failing: ConfigError[] = [];
+    const sources = new Set<string>();
+    const others = (): string[] => failing.slice(1).map((e) => e.message);
+    let error = err;
+    // Each round adds a file or gives up: at most one round per file.
+    for (let round = 0; round < current.size; round += 1) {
+      const own = current.get(error.source);
+      // Failing again although substituted, not a file of the templates, or unchanged since the last good build.
+      if (sources.has(error.source) || own === undefined || JSON.stringify(own) === JSON.stringify(lastGood.get(error.source) ?? [])) return { others: others() };
+      failing.push(error);
+      sources.add(error.source);
+      if (sources.size === current.size) return { others: others() };
+      // Each failing file's last good templates where its first current one was.
+      const placed = new Set<string>();
+      const substituted = templates.flatMap((t) => {
+        if (!sources.has(t.source)) return [t];
+        if (placed.has(t.source)) return [];
+        placed.add(t.source);
+        return lastGood.get(t.source) ?? [];
+      });
+      if (this.lastGood !== undefined && JSON.stringify(substituted) === JSON.stringify(this.lastGood.templates)) return { others: others() };
+      try {
+        const table = this.builder.build(discovery, kv, substituted);
+        const files = failing.map((e) => ({ source: e.source, kept: lastGood.has(e.source) }));
+        return { table, templates: substituted, catalog: discovery.catalog, heldBack: { err, scope: 'files', others: others(), files } };
+      } catch (next) {
+        if (!(next instanceof ConfigError)) throw next;
+        error = next;
+      }
+    }
+    return { others: others() };
+  }
+
+  /**
    * After the build from the current inputs threw `err`: the last good templates with the newest
    * discovery and KV (when the templates changed), else (or when they clash with the new catalog
    * too) the last good templates over the last good catalog with the newest instances and KV.
    * Undefined when only the templates changed (held back, the live table is that build); throws
    * `err` when there is nothing to fall back to or it is not a ConfigError (a bug).
    */
-  private buildFallback(err: unknown, discovery: DiscoverySnapshot, kv: KvSnapshot, templates: readonly RouteTemplate[]): Built | undefined {
+  private buildFallback(err: ConfigError, discovery: DiscoverySnapshot, kv: KvSnapshot, templates: readonly RouteTemplate[], others: readonly string[]): Built | undefined {
     const good = this.lastGood;
-    if (!(err instanceof ConfigError) || good === undefined) throw err;
+    if (good === undefined) throw err;
+    const also = others.length === 0 ? {} : { others };
     const templatesChanged = good.templates !== templates;
     if (!this.otherChangePending()) {
       // Nothing but the templates is new: the live table is what the fallback would build. With
       // nothing new at all (a reload), its error stands as reported (no recount).
-      if (templatesChanged || this.heldBack === undefined) this.holdBack({ err, scope: templatesChanged ? 'templates' : 'catalog' });
+      if (templatesChanged || this.heldBack === undefined) this.holdBack({ err, scope: templatesChanged ? 'templates' : 'catalog', ...also });
       else this.lastFailure = this.heldBack;
       return undefined;
     }
@@ -347,7 +423,7 @@ export class ConfigWatcher {
     if (templatesChanged) {
       try {
         const table = this.builder.build(discovery, kv, good.templates);
-        return { table, templates: good.templates, catalog: discovery.catalog, heldBack: { err, scope: 'templates' } };
+        return { table, templates: good.templates, catalog: discovery.catalog, heldBack: { err, scope: 'templates', ...also } };
       } catch (second) {
         if (!(second instanceof ConfigError)) throw second;
         if (second.message !== err.message) alsoLastGood = second.message;
@@ -359,7 +435,7 @@ export class ConfigWatcher {
     const scope = templatesChanged ? 'both' : 'catalog';
     try {
       const table = this.builder.build(held, kv, good.templates);
-      return { table, templates: good.templates, catalog: good.catalog, heldBack: { err, scope, ...(alsoLastGood === undefined ? {} : { alsoLastGood }) } };
+      return { table, templates: good.templates, catalog: good.catalog, heldBack: { err, scope, ...also, ...(alsoLastGood === undefined ? {} : { alsoLastGood }) } };
     } catch (third) {
       // Not expected (this pair built before and expansion reads only the catalog): rejected with the current error.
       if ((third as Error).message !== err.message) {
@@ -373,14 +449,17 @@ export class ConfigWatcher {
    * The current inputs' error while the last good ones serve: kept as lastFailure (for
    * /api/status and `switchyard routes`), counted and logged only when the message is new.
    */
-  private holdBack({ err, scope, alsoLastGood }: HeldBack): void {
-    // The last good templates' own clash is part of the message: it is why the catalog is held
-    // back too, and stays visible in /api/status while the template error hides it.
-    const message = alsoLastGood === undefined ? err.message : `${err.message}; the last good templates clash with the current catalog too: ${alsoLastGood}`;
+  private holdBack(held: HeldBack): void {
+    const { err, others, alsoLastGood } = held;
+    // Every failing file's error (the per-file step found them) is part of the message; so is the
+    // last good templates' own clash: it is why the catalog is held back too, and stays visible in
+    // /api/status while the template error hides it.
+    const errors = [err.message, ...(others ?? [])].join('; ');
+    const message = alsoLastGood === undefined ? errors : `${errors}; the last good templates clash with the current catalog too: ${alsoLastGood}`;
     if (this.heldBack?.code !== err.code || this.heldBack.message !== message) {
       this.heldBack = { at: Date.now(), code: err.code, message };
       this.metrics.configErrors.inc({ kind: 'build' });
-      this.logger.error({ code: err.code, live: this.store.version }, `${HELD_BACK[scope]}: ${message}`);
+      this.logger.error({ code: err.code, live: this.store.version }, `${heldBackText(held)}: ${message}`);
     }
     this.lastFailure = this.heldBack;
   }
@@ -432,10 +511,22 @@ export class ConfigWatcher {
   }
 }
 
-/** The swap log line's marks of a fallback build: built from the last good templates, and catalog. */
-function fallbackFields(heldBack: HeldBack | undefined): { lastGoodTemplates?: true; lastGoodCatalog?: true } {
+/** The swap log line's marks of a fallback build: built from some files' last good templates, from the last good templates, and catalog. */
+function fallbackFields(heldBack: HeldBack | undefined): { lastGoodFiles?: string[]; lastGoodTemplates?: true; lastGoodCatalog?: true } {
   if (heldBack === undefined) return {};
+  if (heldBack.scope === 'files') return { lastGoodFiles: (heldBack.files ?? []).map((f) => f.source) };
   return heldBack.scope === 'templates' ? { lastGoodTemplates: true } : { lastGoodTemplates: true, lastGoodCatalog: true };
+}
+
+/** Templates grouped by file, in order. */
+function bySource(templates: readonly RouteTemplate[]): Map<string, RouteTemplate[]> {
+  const groups = new Map<string, RouteTemplate[]>();
+  for (const t of templates) {
+    const group = groups.get(t.source);
+    if (group === undefined) groups.set(t.source, [t]);
+    else group.push(t);
+  }
+  return groups;
 }
 
 /** Both undefined, or both defined and `same`. */

@@ -4,7 +4,9 @@
  * newest discovery and KV, counts and logs the error once per message, keeps it as lastFailure,
  * and applies the fixed templates at once. The same when the catalog makes unchanged templates
  * clash (a service registers with the tag an `each` template expands): the last good templates
- * and catalog stay, the newest instances and KV apply. Hand-driven providers and the manual clock: each
+ * and catalog stay, the newest instances and KV apply. Per file first: a tie in one file keeps that
+ * file's last good version (none at start-up: it adds no routes, the other files serve) while the
+ * other files' changes apply. Hand-driven providers and the manual clock: each
  * `clock.advance` runs the due build synchronously, so the assertions after it are deterministic.
  */
 import assert from 'node:assert/strict';
@@ -290,5 +292,96 @@ describe('ConfigWatcher: a catalog change that makes unchanged templates clash k
     assert.equal(watcher.lastFailure, undefined);
     assert.deepEqual(routeNames(), [...ROUTES.slice(0, 3), 'pub-shop', 'beta-query']);
     assert.deepEqual(userWeights(), [0, 100]);
+  });
+});
+
+/**
+ * Per file: `a.yaml` and `b.yaml` (provider order: by name). A tie in one file replaces only that
+ * file's templates with its last good ones (none at start-up: it adds no routes), in place.
+ */
+const A = '/etc/switchyard/templates/a.yaml';
+const B = '/etc/switchyard/templates/b.yaml';
+const inFile = (source: string, t: RouteTemplate): RouteTemplate => ({ ...t, source });
+const conditioned = (name: string, conditions: { headers?: [string, string][]; query?: [string, string][] }, source: string): RouteTemplate =>
+  ({ ...template(name, '/t', [{ service: 'docs', weight: 1 }], { host: 'tie.example.com', source }), options: { conditions: { methods: [], headers: conditions.headers ?? [], query: conditions.query ?? [] } } });
+const A_GOOD: RouteTemplate[] = [inFile(A, template('a-docs', '/a', [{ service: 'docs', weight: 1 }], { host: 'api.example.com' }))];
+/** a.yaml with two routes on tie.example.com/t, one on a header, one on a query parameter: a tie. */
+const A_TIED: RouteTemplate[] = [...A_GOOD, conditioned('t-header', { headers: [['x-a', '1']] }, A), conditioned('t-query', { query: [['a', '1']] }, A)];
+const A_FIXED: RouteTemplate[] = [...A_GOOD, conditioned('t-header', { headers: [['x-a', '1']] }, A)];
+const B_GOOD: RouteTemplate[] = [inFile(B, USERS), inFile(B, template('docs', '/docs', [{ service: 'docs', weight: 1 }], { host: 'api.example.com' }))];
+const B_MORE: RouteTemplate[] = [...B_GOOD, inFile(B, template('b-new', '/b-new', [{ service: 'docs', weight: 1 }], { host: 'api.example.com' }))];
+const TIE = /a\.yaml: route "t-query": matches tie\.example\.com\/t like route "t-header"/;
+
+describe('ConfigWatcher: a template error at build time keeps only the failing file\'s last good version', () => {
+  it('start-up with a tying file next to a good one: the good file serves, ready, counted and logged once; the fix applies', async () => {
+    const { store, templates, consul, watcher, buildErrors, errorLogs, userWeights, routeNames, settle } = await setup([...A_TIED, ...B_GOOD]);
+    assert.deepEqual(routeNames(), ['users', 'docs'], 'a.yaml adds no routes, b.yaml serves');
+    assert.equal(watcher.ready, true);
+    assert.match(failureMessage(watcher), TIE);
+    assert.equal(await buildErrors(), 1);
+    assert.equal(errorLogs().length, 1);
+    assert.match(errorLogs()[0]!.msg, /^template file rejected at build time, \/etc\/switchyard\/templates\/a\.yaml adds no routes \(no earlier good version\).*t-query/);
+
+    consul.emit({ kv: weights(100, 0) });
+    settle();
+    assert.equal(store.version, 2);
+    assert.deepEqual(userWeights(), [100, 0]);
+    assert.deepEqual(routeNames(), ['users', 'docs']);
+    assert.equal(await buildErrors(), 1, 'the same error is counted once');
+    assert.equal(errorLogs().length, 1);
+
+    templates.emit([...A_FIXED, ...B_GOOD]);
+    settle();
+    assert.equal(store.version, 3);
+    assert.deepEqual(routeNames(), ['a-docs', 't-header', 'users', 'docs']);
+    assert.equal(watcher.lastFailure, undefined);
+    assert.equal(await buildErrors(), 1);
+  });
+
+  it('a.yaml made to tie while b.yaml changes: b.yaml\'s change applies, a.yaml\'s last good routes stay in place; the fix applies and clears', async () => {
+    const { store, templates, watcher, buildErrors, errorLogs, routeNames, settle } = await setup([...A_GOOD, ...B_GOOD]);
+    assert.deepEqual(routeNames(), ['a-docs', 'users', 'docs']);
+
+    templates.emit([...A_TIED, ...B_MORE]);
+    settle();
+    assert.equal(store.version, 2, 'the change of b.yaml made a new table');
+    assert.deepEqual(routeNames(), ['a-docs', 'users', 'docs', 'b-new']);
+    assert.match(failureMessage(watcher), TIE);
+    assert.equal(await buildErrors(), 1);
+    assert.equal(errorLogs().length, 1);
+    assert.match(errorLogs()[0]!.msg, /^template file rejected at build time, the last good version of \/etc\/switchyard\/templates\/a\.yaml stays in force/);
+
+    // Nothing but a.yaml changes again (still tying): the result is the live table's templates, no swap.
+    templates.emit([...A_TIED.slice(1), ...B_MORE]);
+    settle();
+    assert.equal(store.version, 2, 'nothing to swap');
+    assert.equal(await buildErrors(), 1, 'the same message: not counted again');
+
+    // b.yaml changes once more while a.yaml is broken: it applies too.
+    templates.emit([...A_TIED, ...B_GOOD]);
+    settle();
+    assert.equal(store.version, 3);
+    assert.deepEqual(routeNames(), ['a-docs', 'users', 'docs']);
+    assert.equal(await buildErrors(), 1);
+
+    templates.emit([...A_FIXED, ...B_MORE]);
+    settle();
+    assert.equal(store.version, 4);
+    assert.deepEqual(routeNames(), ['a-docs', 't-header', 'users', 'docs', 'b-new']);
+    assert.equal(watcher.lastFailure, undefined);
+    assert.equal(await buildErrors(), 1);
+  });
+
+  it('a tie blamed on an unchanged file (the other file changed): the last good templates of every file stay, as before', async () => {
+    // b.yaml, unchanged, holds the later route of the tie: substituting it changes nothing.
+    const B_TIE = [...B_GOOD, conditioned('t-query', { query: [['a', '1']] }, B)];
+    const { store, templates, watcher, buildErrors, errorLogs, routeNames, settle } = await setup([...A_GOOD, ...B_TIE]);
+    templates.emit([...A_FIXED, ...B_TIE]);
+    settle();
+    assert.equal(store.version, 1, 'nothing but the templates changed: no swap');
+    assert.deepEqual(routeNames(), ['a-docs', 'users', 'docs', 't-query']);
+    assert.match(failureMessage(watcher), /b\.yaml: route "t-query": matches tie\.example\.com\/t like route "t-header"/);
+    assert.equal(await buildErrors(), 1);
+    assert.match(errorLogs()[0]!.msg, /^template change rejected, the last good templates stay in force/);
   });
 });
