@@ -43,8 +43,9 @@ export interface ConfigJson {
 /**
  * The table with a heading line, then the problems the build skipped, the configuration sources
  * that fail or have rejected files (their last error), and the last rejected build: the table
- * shown is then not what the files (or the catalog, for `each` templates) say: it was built from
- * the last good templates and catalog with the newest instances and KV (control/watcher.ts).
+ * shown is then not what the files (or the catalog, for `each` templates) say: the rejected part
+ * (a template file, or the catalog's expansion) is at its last good version, everything else,
+ * instances and KV included, is current (control/watcher.ts).
  */
 export function routesReport(view: RoutesJson, where: string, config: ConfigJson = {}): string {
   const lines = [`Switchyard at ${where}: table version ${view.version}${view.swappedAt === null ? ', no table yet' : `, swapped ${view.swappedAt}`}, ${view.routes.length} route(s)`];
@@ -56,7 +57,7 @@ export function routesReport(view: RoutesJson, where: string, config: ConfigJson
   }
   const rejected = config.lastRejectedBuild;
   if (rejected != null) {
-    lines.push('', printableLines(`Last rejected build (${new Date(rejected.at).toISOString()}; the table above was built from the last good templates and catalog):\n  ${rejected.code}: ${rejected.message}`));
+    lines.push('', printableLines(`Last rejected build (${new Date(rejected.at).toISOString()}; in the table above the rejected part is at its last good version, the rest is current):\n  ${rejected.code}: ${rejected.message}`));
   }
   return lines.join('\n');
 }
