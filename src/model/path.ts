@@ -1,6 +1,6 @@
 /**
  * Path prefixes: normalisation, validation and segment-boundary matching. (Stripping runs in the
- * proxy: runtime.ts `stripPath`, on the prefix normalised here.)
+ * proxy: http/rewrite.ts `PrefixRewrite`, on the prefix normalised here.)
  *
  * Invariants of a normalised prefix: it starts with `/`; it does not end with `/` unless it is the
  * root `/` itself; it has no empty segment (`//`), no `.`/`..` segment, no `?`, `#`, whitespace or

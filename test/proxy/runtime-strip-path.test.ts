@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { stripPath } from '../../src/proxy/runtime/runtime.js';
+import { PrefixRewrite } from '../../src/proxy/http/rewrite.js';
 
-/** The one implementation of `strip` (the model's copy, used by tests only, was removed). */
-describe('stripPath', () => {
+/** `strip` is a prefix replaced by nothing (rewrite.ts, the one implementation; no strip: the path as is). */
+const stripPath = (path: string, strip: string | undefined): string => (strip === undefined ? path : new PrefixRewrite(strip, '/').apply(path));
+
+describe('strip (PrefixRewrite to /)', () => {
   const cases: [string, string | undefined, string][] = [
     ['/users/1?a=b', '/users', '/1?a=b'],
     ['/users', '/users', '/'],

@@ -8,7 +8,7 @@ import { headerValue } from '../http/debug-headers.js';
 import { errorBody } from '../http/error-response.js';
 import { headerEditPlan, type HeaderEditPlan } from '../http/headers.js';
 import { RedirectTemplate } from '../http/redirect.js';
-import { pathRewriteOf, replacePrefix, type PathRewrite } from '../http/rewrite.js';
+import { pathRewriteOf, type PathRewrite } from '../http/rewrite.js';
 import { stickyOf, type StickySessions } from '../http/sticky.js';
 import type { RateLimiter } from '../policy/rate-limiter.js';
 import { EndpointWindow, type EndpointSample, type StatsSample } from './endpoint-window.js';
@@ -111,8 +111,6 @@ export class RuntimeRoute {
   readonly nameJson: string;
   readonly route: Route;
   readonly policy: RoutePolicy;
-  /** Normalised prefix to strip (no trailing `/`), or undefined when nothing is stripped. */
-  readonly strip: string | undefined;
   readonly balancer: SmoothWeightedRoundRobin<RuntimeDestination>;
   readonly destinations: ReadonlyMap<string, RuntimeDestination>;
   readonly state: RouteState;
@@ -184,7 +182,6 @@ export class RuntimeRoute {
     this.name = route.name;
     this.nameJson = jsonString(route.name);
     this.route = route;
-    this.strip = stripOf(route.strip);
     this.balancer = new SmoothWeightedRoundRobin(destinations, previous?.balancer);
     this.destinations = new Map(destinations.map((d) => [d.id, d]));
     this.state = state;
@@ -309,22 +306,6 @@ export class RuntimeRoute {
 function wasTried(tried: readonly RuntimeEndpoint[], endpoint: RuntimeEndpoint): boolean {
   for (const t of tried) if (t.origin === endpoint.origin) return true;
   return false;
-}
-
-/**
- * The prefix to strip, or undefined when nothing is: `Route.strip` is already a normalised prefix
- * (model/path.ts: leading `/`, no trailing `/`), and stripping the root `/` is a no-op.
- */
-function stripOf(strip: string | undefined): string | undefined {
-  return strip === '/' ? undefined : strip;
-}
-
-/**
- * The path to forward: `url` without the `strip` prefix when it is a prefix on a segment boundary.
- * `/users` → `/`, `/users/1` → `/1`, `/users?q` → `/?q`, `/usersx` → unchanged.
- */
-export function stripPath(url: string, strip: string | undefined): string {
-  return strip === undefined || strip === '/' ? url : replacePrefix(url, strip, '');
 }
 
 export class Runtime {
